@@ -1,0 +1,229 @@
+//! Keep / drop / test decisions: pure functions of numbers, no DataFusion.
+//!
+//! The flow of one run: [`prior::CategoryPriors::estimate`] fits empirical-Bayes priors
+//! per category from recent launches, [`style::decide_style`] turns one style's
+//! observation into a [`Decision`], and [`wrong_calls::control_wrong_calls`] bounds the
+//! share of expected wrong keeps and drops across the run.
+
+pub mod numerics;
+pub mod policy;
+pub mod prior;
+pub mod projection;
+pub mod style;
+pub mod wrong_calls;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use policy::{Policy, PolicyError, PriorSettings, Rules};
+pub use prior::{BetaPrior, CategoryPriors, GammaPrior, Priors};
+pub use wrong_calls::WrongCalls;
+
+/// Version of the decision method; changes whenever the math changes meaning.
+pub const MODEL_VERSION: &str = "assay-model-1";
+
+/// The market value of a style's pooled, all-market row.
+pub const ALL_MARKETS: &str = "ALL";
+
+/// What one style (in one market, or pooled) showed up to `as_of`: the decision's input.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StyleObservation {
+    pub style_id: String,
+    /// A market code, or [`ALL_MARKETS`] for the pooled row.
+    pub market: String,
+    pub category: String,
+    /// Days from launch to `as_of`.
+    pub days_live: f64,
+    /// In-stock days inside the style's window (sales are only possible then).
+    pub exposure_days: f64,
+    /// Units sold and in-stock days within the first `launch_window_days` (for priors).
+    pub early_units: f64,
+    pub early_exposure_days: f64,
+    pub sold_out: bool,
+    pub views: i64,
+    /// Views while the style was in stock: the denominator of conversion.
+    pub views_in_stock: i64,
+    pub carts: i64,
+    pub purchases: i64,
+    pub units_sold: i64,
+    pub units_returned: i64,
+    /// Units bought at least `return_maturity_days` before `as_of`...
+    pub matured_units: i64,
+    /// ...and those of them returned for reasons other than size.
+    pub matured_non_size_returns: i64,
+    /// All units received (test batch and reorders).
+    pub units_received: i64,
+    /// Units of the test batch (batch 0): the bar does not move with reorders.
+    pub test_batch_units: i64,
+    pub on_hand: i64,
+    pub list_price: f64,
+    pub unit_cost: f64,
+    pub lead_time_days: f64,
+    pub moq: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Keep,
+    Drop,
+    Test,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Keep => "keep",
+            Verdict::Drop => "drop",
+            Verdict::Test => "test",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "keep" => Some(Verdict::Keep),
+            "drop" => Some(Verdict::Drop),
+            "test" => Some(Verdict::Test),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a verdict was reached; several can apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// P(rate ≥ keep level) cleared the keep probability.
+    HighRate,
+    /// P(rate ≤ drop level) cleared the drop probability.
+    LowRate,
+    /// Too many non-size returns on enough matured units.
+    HighReturns,
+    /// No keep by the last day of the test window.
+    MaxWindow,
+    /// The style has no stock left in this market.
+    SoldOut,
+    /// Not enough days live or in stock for any verdict.
+    TooEarly,
+    /// The call cleared its own bar but was among the weakest of a run whose expected
+    /// share of wrong calls exceeded the policy's bound.
+    WrongCallControl,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::HighRate => "high_rate",
+            Reason::LowRate => "low_rate",
+            Reason::HighReturns => "high_returns",
+            Reason::MaxWindow => "max_window",
+            Reason::SoldOut => "sold_out",
+            Reason::TooEarly => "too_early",
+            Reason::WrongCallControl => "wrong_call_control",
+        }
+    }
+}
+
+/// One decision row: everything needed to recompute the verdict from its numbers.
+/// Field order and names are the `decisions` table's columns (DESIGN.md §3), less
+/// `run_id` and `as_of`, which the run adds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub style_id: String,
+    pub market: String,
+    pub category: String,
+    pub days_live: f64,
+    pub exposure_days: f64,
+    pub sold_out: bool,
+    pub views: i64,
+    pub carts: i64,
+    pub purchases: i64,
+    pub units_sold: i64,
+    pub units_returned: i64,
+    pub units_received: i64,
+    pub on_hand: i64,
+    pub sell_through: f64,
+    pub prior_shape: f64,
+    pub prior_rate: f64,
+    pub rate_shape: f64,
+    pub rate_rate: f64,
+    pub keep_rate: f64,
+    pub drop_rate: f64,
+    pub p_keep: f64,
+    pub p_drop: f64,
+    pub conv_alpha: f64,
+    pub conv_beta: f64,
+    pub return_alpha: f64,
+    pub return_beta: f64,
+    pub projected_st_p10: f64,
+    pub projected_st_p50: f64,
+    pub projected_st_p90: f64,
+    pub days_of_cover: f64,
+    pub reorder_units: i64,
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+    /// Probability that this verdict is wrong (not stored; drives wrong-call control).
+    #[serde(skip)]
+    pub p_wrong: f64,
+}
+
+/// Decides every observation of a run.
+///
+/// Pooled rows (`market = ALL`) use their category's empirical-Bayes prior; a market
+/// row's prior is its style's pooled posterior, scaled to the market's share of the test
+/// batch and capped in strength, so small markets borrow from the style's overall signal
+/// without double-counting it.
+pub fn decide_run(observations: &[StyleObservation], policy: &Policy) -> (Vec<Decision>, WrongCalls) {
+    let pooled: Vec<&StyleObservation> =
+        observations.iter().filter(|o| o.market == ALL_MARKETS).collect();
+    let priors = CategoryPriors::estimate(&pooled, &policy.priors);
+    let mut decisions = Vec::with_capacity(observations.len());
+    let mut pooled_posteriors: HashMap<&str, (GammaPrior, i64, Priors)> = HashMap::new();
+    for obs in &pooled {
+        let p = priors.for_category(&obs.category);
+        let d = style::decide_style(obs, &p, policy.rules_for(&obs.category));
+        pooled_posteriors.insert(
+            obs.style_id.as_str(),
+            (
+                GammaPrior {
+                    shape: d.rate_shape,
+                    rate: d.rate_rate,
+                },
+                obs.test_batch_units,
+                p,
+            ),
+        );
+        decisions.push(d);
+    }
+    for obs in observations.iter().filter(|o| o.market != ALL_MARKETS) {
+        let category_priors = priors.for_category(&obs.category);
+        let p = match pooled_posteriors.get(obs.style_id.as_str()) {
+            Some((posterior, pooled_batch, _)) => {
+                let share = if *pooled_batch > 0 {
+                    obs.test_batch_units as f64 / *pooled_batch as f64
+                } else {
+                    1.0
+                };
+                Priors {
+                    rate: posterior.shrinkage_prior(share, policy.priors.max_rate_strength),
+                    ..category_priors
+                }
+            }
+            None => category_priors,
+        };
+        decisions.push(style::decide_style(obs, &p, policy.rules_for(&obs.category)));
+    }
+    let wrong = wrong_calls::control_wrong_calls(&mut decisions, policy.max_wrong_share);
+    (decisions, wrong)
+}
+
+#[cfg(test)]
+mod tests;

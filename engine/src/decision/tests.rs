@@ -1,0 +1,211 @@
+//! Invariants of the decision rule, checked over grids of inputs.
+
+use super::style::{decide_style, expected_days_to_verdict};
+use super::*;
+
+fn priors() -> Priors {
+    Priors {
+        rate: GammaPrior {
+            shape: 6.0,
+            rate: 2.0,
+        },
+        conversion: BetaPrior {
+            alpha: 3.0,
+            beta: 97.0,
+        },
+        returns: BetaPrior {
+            alpha: 2.0,
+            beta: 8.0,
+        },
+    }
+}
+
+fn style(units_sold: i64, exposure_days: f64, days_live: f64) -> StyleObservation {
+    StyleObservation {
+        style_id: "S1".into(),
+        market: ALL_MARKETS.into(),
+        category: "tops".into(),
+        days_live,
+        exposure_days,
+        units_sold,
+        purchases: units_sold,
+        views: units_sold * 30,
+        views_in_stock: units_sold * 30,
+        units_received: 300,
+        test_batch_units: 300,
+        on_hand: 300 - units_sold,
+        list_price: 30.0,
+        unit_cost: 12.0,
+        lead_time_days: 21.0,
+        moq: 50,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn thresholds_follow_the_test_batch() {
+    let d = decide_style(&style(0, 10.0, 10.0), &priors(), &Rules::default());
+    assert!((d.keep_rate - 0.8 * 300.0 / 42.0).abs() < 1e-12);
+    assert!((d.drop_rate - 0.4 * 300.0 / 42.0).abs() < 1e-12);
+    assert_eq!(d.rate_shape, 6.0);
+    assert_eq!(d.rate_rate, 12.0);
+}
+
+#[test]
+fn more_sales_never_lower_p_keep() {
+    let rules = Rules::default();
+    for exposure in [5.0, 10.0, 20.0] {
+        let mut last = -1.0;
+        for sold in (0..=300).step_by(5) {
+            let d = decide_style(&style(sold, exposure, 14.0), &priors(), &rules);
+            assert!(d.p_keep >= last, "sold {sold} at {exposure} days: {} < {last}", d.p_keep);
+            last = d.p_keep;
+        }
+    }
+}
+
+#[test]
+fn more_exposure_never_raises_p_keep() {
+    let rules = Rules::default();
+    for sold in [10, 60, 150] {
+        let mut last = 2.0;
+        for exposure in 1..=40 {
+            let d = decide_style(&style(sold, exposure as f64, 20.0), &priors(), &rules);
+            assert!(d.p_keep <= last, "sold {sold}, {exposure} days: {} > {last}", d.p_keep);
+            last = d.p_keep;
+        }
+    }
+}
+
+#[test]
+fn a_sold_out_style_is_never_dropped_for_low_rate() {
+    let rules = Rules::default();
+    for days_live in [3.0, 10.0, 20.0, 30.0] {
+        for exposure in [1.0, 5.0, 15.0] {
+            for sold in [10, 50, 120] {
+                let mut s = style(sold, exposure, days_live);
+                s.sold_out = true;
+                s.on_hand = 0;
+                let d = decide_style(&s, &priors(), &rules);
+                assert!(
+                    !(d.verdict == Verdict::Drop
+                        && (d.reasons.contains(&Reason::LowRate)
+                            || d.reasons.contains(&Reason::MaxWindow))),
+                    "sold-out style dropped for rate: {d:?}"
+                );
+                assert!(d.reasons.contains(&Reason::SoldOut));
+            }
+        }
+    }
+}
+
+#[test]
+fn verdicts_follow_the_rule() {
+    let rules = Rules::default();
+    // Too early: 3 days live.
+    let d = decide_style(&style(100, 3.0, 3.0), &priors(), &rules);
+    assert_eq!((d.verdict, d.reasons.clone()), (Verdict::Test, vec![Reason::TooEarly]));
+    // Strong seller: 150 units in 10 days = 15/day vs keep level 5.7/day.
+    let d = decide_style(&style(150, 10.0, 10.0), &priors(), &rules);
+    assert_eq!(d.verdict, Verdict::Keep);
+    assert!(d.p_keep >= 0.8 && d.reasons == vec![Reason::HighRate]);
+    assert!(d.reorder_units >= 50, "a keep reorders at least the MOQ: {}", d.reorder_units);
+    // Weak seller: 5 units in 10 days vs drop level 2.9/day.
+    let d = decide_style(&style(5, 10.0, 10.0), &priors(), &rules);
+    assert_eq!((d.verdict, d.reasons.clone()), (Verdict::Drop, vec![Reason::LowRate]));
+    assert_eq!(d.reorder_units, 0);
+    // In between at day 22: dropped for having no keep by day 21.
+    let d = decide_style(&style(95, 22.0, 22.0), &priors(), &rules);
+    assert_eq!(d.verdict, Verdict::Drop, "{d:?}");
+    assert_eq!(d.reasons, vec![Reason::MaxWindow]);
+    // The same style at day 12 is still testing, with a finite wait for a verdict.
+    let d = decide_style(&style(52, 12.0, 12.0), &priors(), &rules);
+    assert_eq!(d.verdict, Verdict::Test, "{d:?}");
+    let wait = expected_days_to_verdict(&d, &rules).unwrap();
+    assert!(wait > 0.0 && wait <= 9.0, "{wait}");
+}
+
+#[test]
+fn high_returns_drop_a_fast_seller() {
+    let mut s = style(150, 10.0, 25.0);
+    s.matured_units = 60;
+    s.matured_non_size_returns = 35;
+    let d = decide_style(&s, &priors(), &Rules::default());
+    assert_eq!(d.verdict, Verdict::Drop);
+    assert_eq!(d.reasons, vec![Reason::HighReturns]);
+    // Too few matured units: not enough evidence, the rate decides.
+    s.matured_units = 10;
+    s.matured_non_size_returns = 8;
+    let d = decide_style(&s, &priors(), &Rules::default());
+    assert_eq!(d.verdict, Verdict::Keep);
+}
+
+#[test]
+fn early_sold_out_keep_needs_the_stricter_bar() {
+    let mut s = style(300, 4.0, 4.0);
+    s.sold_out = true;
+    s.on_hand = 0;
+    let d = decide_style(&s, &priors(), &Rules::default());
+    assert_eq!(d.verdict, Verdict::Keep);
+    assert!(d.p_keep >= 0.9);
+    assert_eq!(d.reasons, vec![Reason::SoldOut, Reason::HighRate]);
+}
+
+#[test]
+fn projection_is_ordered_and_bounded() {
+    for sold in [0, 40, 120, 280] {
+        let d = decide_style(&style(sold, 10.0, 10.0), &priors(), &Rules::default());
+        assert!(d.projected_st_p10 <= d.projected_st_p50 && d.projected_st_p50 <= d.projected_st_p90);
+        assert!(d.projected_st_p10 >= d.sell_through - 1e-12 && d.projected_st_p90 <= 1.0);
+    }
+    // No life left: the projection is today's sell-through.
+    let d = decide_style(&style(120, 40.0, 50.0), &priors(), &Rules::default());
+    assert!((d.projected_st_p90 - 0.4).abs() < 1e-12, "{d:?}");
+}
+
+#[test]
+fn wrong_call_control_demotes_the_weakest_keeps() {
+    let rules = Rules::default();
+    // Keeps with P(keep) from just above the bar to certain.
+    let mut decisions: Vec<Decision> = (0..20)
+        .map(|i| {
+            let mut d = decide_style(&style(150, 10.0, 10.0), &priors(), &rules);
+            d.style_id = format!("S{i:02}");
+            d.p_wrong = 0.01 * i as f64; // 0.00 … 0.19, mean 0.095
+            d
+        })
+        .collect();
+    let wrong = wrong_calls::control_wrong_calls(&mut decisions, 0.05);
+    let kept: Vec<&Decision> = decisions.iter().filter(|d| d.verdict == Verdict::Keep).collect();
+    let mean = kept.iter().map(|d| d.p_wrong).sum::<f64>() / kept.len() as f64;
+    assert!(mean <= 0.05, "{mean}");
+    // 0.00…0.10 has mean 0.05: the eleven strongest stay, the nine weakest go.
+    assert_eq!(kept.len(), 11);
+    assert_eq!(wrong.demoted_keeps, 9);
+    assert!((wrong.expected_wrong_keeps - 0.55).abs() < 1e-9);
+    let demoted = decisions.iter().find(|d| d.style_id == "S19").unwrap();
+    assert_eq!(demoted.verdict, Verdict::Test);
+    assert_eq!(demoted.reorder_units, 0);
+    assert!(demoted.reasons.contains(&Reason::WrongCallControl));
+}
+
+#[test]
+fn decide_run_gives_market_rows_a_prior_from_their_style() {
+    let mut pooled = style(150, 10.0, 10.0);
+    pooled.test_batch_units = 300;
+    let mut us = pooled.clone();
+    us.market = "US".into();
+    us.units_sold = 100;
+    us.test_batch_units = 200;
+    let mut de = pooled.clone();
+    de.market = "DE".into();
+    de.units_sold = 50;
+    de.test_batch_units = 100;
+    let (decisions, _) = decide_run(&[pooled, us, de], &Policy::default());
+    assert_eq!(decisions.len(), 3);
+    let us = decisions.iter().find(|d| d.market == "US").unwrap();
+    let de = decisions.iter().find(|d| d.market == "DE").unwrap();
+    // Priors proportional to each market's share of the batch, with capped strength.
+    assert!((us.prior_shape / us.prior_rate * 100.0 - 2.0 * de.prior_shape / de.prior_rate * 100.0).abs() < 1e-6);
+    assert!(us.prior_rate <= 3.0);
+}
