@@ -3,5 +3,19 @@
 //! The data flow is the module layout: [`source`] registers and checks the Parquet
 //! tables, [`sql`] holds the funnel views, [`funnel`] reads them into typed rows,
 //! [`decision`] is the pure decision math, [`store`] keeps decision runs.
+//! [`generate`] makes realistic launch data with known truth.
 
 pub mod decision;
+pub mod error;
+pub mod funnel;
+pub mod generate;
+pub mod parquet_io;
+mod run;
+mod session;
+pub mod source;
+pub mod sql;
+pub mod store;
+
+pub use error::{EngineError, Result};
+pub use session::Engine;
+pub use store::{DecisionRun, DecisionStore, RunSummary};

@@ -1,0 +1,131 @@
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use assay_engine::decision::{ALL_MARKETS, Decision, Policy, Verdict};
+use assay_engine::{DecisionRun, Engine};
+use chrono::{DateTime, Utc};
+
+use super::output::{Format, print_batches};
+
+#[derive(Debug, clap::Args)]
+pub struct DecideArgs {
+    /// Dataset directory [default: the bundled data/sample].
+    #[arg(long, env = "ASSAY_DATA")]
+    pub data: Option<PathBuf>,
+    /// Decide as of this time (RFC 3339, or a date meaning its end) [default: the latest event].
+    #[arg(long, value_parser = parse_as_of)]
+    pub as_of: Option<DateTime<Utc>>,
+    /// Policy file (TOML) [default: the built-in default policy].
+    #[arg(long, env = "ASSAY_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// `table`: a summary; `csv`: every row of the run; `json`: the summary and top lists.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// How many top keeps and clearest drops to list.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+}
+
+/// Accepts `2026-10-05T12:00:00Z` or `2026-10-05` (the end of that day, UTC).
+pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_hms_micro_opt(23, 59, 59, 999_999).expect("valid time").and_utc())
+        .map_err(|_| format!("`{s}` is not a time: expected RFC 3339 (2026-10-05T12:00:00Z) or a date (2026-10-05)"))
+}
+
+pub fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Policy> {
+    Ok(match path {
+        Some(p) => Policy::from_file(p)?,
+        None => Policy::default(),
+    })
+}
+
+pub async fn run(args: DecideArgs) -> anyhow::Result<()> {
+    let policy = load_policy(args.policy.as_ref())?;
+    let data = args.data.unwrap_or_else(super::default_data_dir);
+    let engine = Engine::open(&data).await.with_context(|| format!("opening dataset {}", data.display()))?;
+    let run = engine.decide(args.as_of, &policy).await?;
+    match args.format {
+        Format::Table => print_summary(&run, args.top),
+        Format::Json => {
+            let (keeps, drops) = top_lists(&run, args.top);
+            let json = serde_json::json!({
+                "summary": run.summary,
+                "top_keeps": keeps,
+                "clearest_drops": drops,
+            });
+            println!("{}", serde_json::to_string_pretty(&json)?);
+            Ok(())
+        }
+        Format::Csv => {
+            let sql = format!("SELECT * FROM decisions WHERE run_id = '{}' ORDER BY style_id, market", run.summary.run_id);
+            print_batches(&engine.query(&sql).await?, Format::Csv)
+        }
+    }
+}
+
+fn top_lists(run: &DecisionRun, n: usize) -> (Vec<&Decision>, Vec<&Decision>) {
+    let pooled = run.decisions.iter().filter(|d| d.market == ALL_MARKETS);
+    let mut keeps: Vec<&Decision> = pooled.clone().filter(|d| d.verdict == Verdict::Keep).collect();
+    keeps.sort_by(|a, b| b.reorder_units.cmp(&a.reorder_units).then(b.p_keep.total_cmp(&a.p_keep)));
+    let mut drops: Vec<&Decision> = pooled.filter(|d| d.verdict == Verdict::Drop).collect();
+    drops.sort_by(|a, b| b.p_drop.total_cmp(&a.p_drop).then(a.sell_through.total_cmp(&b.sell_through)));
+    keeps.truncate(n);
+    drops.truncate(n);
+    (keeps, drops)
+}
+
+fn print_summary(run: &DecisionRun, n: usize) -> anyhow::Result<()> {
+    let s = &run.summary;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "run {}  as of {}  policy {}  model {}", s.run_id, s.as_of.format("%Y-%m-%d %H:%M UTC"), s.policy_version, s.model_version)?;
+    writeln!(out, "{} styles: {} keep, {} drop, {} test ({} rows with markets)", s.styles, s.keep, s.drop, s.test, s.rows)?;
+    let w = &s.wrong_calls;
+    writeln!(
+        out,
+        "expected wrong calls: {:.1} of {} keeps, {:.1} of {} drops ({} keeps and {} drops held back to test by the wrong-call bound)",
+        w.expected_wrong_keeps, s.keep, w.expected_wrong_drops, s.drop, w.demoted_keeps, w.demoted_drops
+    )?;
+    for warning in &s.warnings {
+        writeln!(out, "warning: {warning}")?;
+    }
+    let (keeps, drops) = top_lists(run, n);
+    writeln!(out, "\ntop keeps")?;
+    writeln!(out, "{:<12} {:<12} {:>5} {:>13} {:>7} {:>8}  reasons", "style", "category", "days", "sold/received", "P(keep)", "reorder")?;
+    for d in keeps {
+        writeln!(
+            out,
+            "{:<12} {:<12} {:>5.1} {:>13} {:>7.3} {:>8}  {}",
+            d.style_id,
+            d.category,
+            d.days_live,
+            format!("{}/{}", d.units_sold, d.units_received),
+            d.p_keep,
+            d.reorder_units,
+            reasons(d)
+        )?;
+    }
+    writeln!(out, "\nclearest drops")?;
+    writeln!(out, "{:<12} {:<12} {:>5} {:>13} {:>7}  reasons", "style", "category", "days", "sell-through", "P(drop)")?;
+    for d in drops {
+        writeln!(
+            out,
+            "{:<12} {:<12} {:>5.1} {:>12.1}% {:>7.3}  {}",
+            d.style_id,
+            d.category,
+            d.days_live,
+            d.sell_through * 100.0,
+            d.p_drop,
+            reasons(d)
+        )?;
+    }
+    Ok(())
+}
+
+fn reasons(d: &Decision) -> String {
+    d.reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+}

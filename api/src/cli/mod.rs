@@ -1,0 +1,60 @@
+//! Subcommands of `assay`. Each one parses its flags, calls the engine, and prints.
+
+mod decide;
+mod generate;
+mod output;
+mod sql;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// assay: keep, drop or keep testing each newly launched style, from how customers behave.
+#[derive(Debug, Parser)]
+#[command(name = "assay", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a realistic launch dataset with known ground truth (truth.parquet).
+    Generate(generate::GenerateArgs),
+    /// Decide keep / drop / test for every style as of a time, and store the run.
+    Decide(decide::DecideArgs),
+    /// Run one read-only SQL query over every table and view.
+    Sql(sql::SqlArgs),
+}
+
+/// The bundled sample dataset, found relative to the working directory or the binary's
+/// source tree so `cargo run` works from anywhere in the repository.
+pub fn default_data_dir() -> PathBuf {
+    let local = PathBuf::from("data/sample");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/sample")
+}
+
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Generate(args) => generate::run(args),
+        Command::Sql(args) => sql::run(args).await,
+        Command::Decide(args) => decide::run(args).await,
+    }
+}

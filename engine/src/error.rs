@@ -1,0 +1,47 @@
+//! The engine's errors: each names the file, table or setting it concerns.
+
+use datafusion::error::DataFusionError;
+
+use crate::decision::PolicyError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("data directory {path} does not exist")]
+    MissingDataDir { path: String },
+    #[error("{path} is missing: expected the {table} table there")]
+    MissingTable { path: String, table: &'static str },
+    #[error("{path}: not a readable Parquet file: {message}")]
+    CorruptFile { path: String, message: String },
+    #[error("{path}: {problems}")]
+    Schema { path: String, problems: String },
+    #[error("{path}: partition folder `{folder}` is not `event_date=YYYY-MM-DD`")]
+    BadPartition { path: String, folder: String },
+    #[error("no events: {path} holds no event files (events/event_date=YYYY-MM-DD/*.parquet)")]
+    NoEvents { path: String },
+    #[error("no styles: {path} has no rows")]
+    NoStyles { path: String },
+    #[error("nothing to decide as of {as_of}: no style had launched by then")]
+    NothingToDecide { as_of: String },
+    #[error("query failed: {0}")]
+    Query(#[from] DataFusionError),
+    #[error("reading query results: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("SQL not allowed: {0}")]
+    NotAllowed(String),
+    #[error("column `{column}` of {query}: {message}")]
+    Column {
+        query: &'static str,
+        column: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("decision store {path}: {message}")]
+    Store { path: String, message: String },
+    #[error("run `{run_id}` not found")]
+    RunNotFound { run_id: String },
+    #[error("I/O on {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,118 @@
+//! The one DataFusion session assay owns: input tables, views and decision tables.
+
+use arrow::array::{Array, TimestampMicrosecondArray};
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, Utc};
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::error::{EngineError, Result};
+use crate::source::{self, Dataset, SourceSummary};
+use crate::sql::{self, ViewParams};
+use crate::store::DecisionStore;
+
+/// Owns the session every consumer (CLI, HTTP, SQL ports) queries.
+pub struct Engine {
+    ctx: SessionContext,
+    dataset: Dataset,
+    sources: SourceSummary,
+    latest_event: DateTime<Utc>,
+    store: DecisionStore,
+}
+
+impl Engine {
+    /// Opens a dataset: checks and registers its tables, the funnel views as of the
+    /// latest event, and the decision runs stored with it.
+    ///
+    /// # Errors
+    /// Any problem with the input files (see [`source::register_inputs`]), or a dataset
+    /// whose events hold no rows.
+    pub async fn open(root: impl Into<std::path::PathBuf>) -> Result<Self> {
+        let dataset = Dataset::new(root);
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("assay", "public");
+        let ctx = SessionContext::new_with_config(config);
+        let sources = source::register_inputs(&ctx, &dataset).await?;
+        let latest_event = latest_event_time(&ctx).await?.ok_or_else(|| EngineError::NoEvents {
+            path: dataset.events_dir().display().to_string(),
+        })?;
+        let store = DecisionStore::new(dataset.root.join("decisions"));
+        let engine = Self {
+            ctx,
+            dataset,
+            sources,
+            latest_event,
+            store,
+        };
+        engine.register_views(&ViewParams::as_of(latest_event)).await?;
+        engine.store.register(&engine.ctx).await?;
+        Ok(engine)
+    }
+
+    pub fn ctx(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    pub fn sources(&self) -> &SourceSummary {
+        &self.sources
+    }
+
+    pub fn store(&self) -> &DecisionStore {
+        &self.store
+    }
+
+    /// The time of the newest event: the default `as_of`.
+    pub fn latest_event(&self) -> DateTime<Utc> {
+        self.latest_event
+    }
+
+    async fn register_views(&self, params: &ViewParams) -> Result<()> {
+        for (name, text) in sql::views(params) {
+            self.ctx.deregister_table(name)?;
+            let df = self.ctx.sql(&text).await?;
+            self.ctx.register_table(name, df.into_view())?;
+        }
+        Ok(())
+    }
+
+    /// Runs one read-only statement from a user: no DDL, no DML, no `SET`, no `COPY`.
+    ///
+    /// # Errors
+    /// A statement that is not read-only, a syntax or planning error, or an execution
+    /// failure, with DataFusion's message.
+    pub async fn query(&self, text: &str) -> Result<Vec<RecordBatch>> {
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let df = self.ctx.sql_with_options(text, options).await.map_err(|e| {
+            let root = e.find_root().to_string();
+            if root.contains("not supported") || root.contains("DDL") || root.contains("DML") || root.contains("Statement") {
+                EngineError::NotAllowed(root)
+            } else {
+                EngineError::Query(e)
+            }
+        })?;
+        Ok(df.collect().await?)
+    }
+
+    /// Runs engine-owned SQL (trusted text built by assay).
+    pub(crate) async fn run_internal(&self, text: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.ctx.sql(text).await?.collect().await?)
+    }
+}
+
+async fn latest_event_time(ctx: &SessionContext) -> Result<Option<DateTime<Utc>>> {
+    let batches = ctx.sql("SELECT max(event_time) AS t FROM events").await?.collect().await?;
+    let value = batches.first().and_then(|b| {
+        let col = b.column(0).as_any().downcast_ref::<TimestampMicrosecondArray>()?;
+        (!col.is_null(0)).then(|| col.value(0))
+    });
+    Ok(value.and_then(DateTime::<Utc>::from_timestamp_micros))
+}
+

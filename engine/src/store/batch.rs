@@ -1,0 +1,193 @@
+//! Decision rows ⇄ Arrow: the `decisions` table's columns (DESIGN.md §3).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::RunSummary;
+use crate::decision::{Decision, Reason, Verdict};
+use crate::source::schema::timestamp_type;
+
+const F64_COLUMNS: [&str; 17] = [
+    "sell_through", "prior_shape", "prior_rate", "rate_shape", "rate_rate", "keep_rate", "drop_rate",
+    "p_keep", "p_drop", "conv_alpha", "conv_beta", "return_alpha", "return_beta", "projected_st_p10",
+    "projected_st_p50", "projected_st_p90", "days_of_cover",
+];
+
+pub fn decisions_schema() -> SchemaRef {
+    let f64s = |names: &[&str]| names.iter().map(|n| Field::new(*n, DataType::Float64, *n == "days_of_cover")).collect::<Vec<_>>();
+    let i64s = |names: &[&str]| names.iter().map(|n| Field::new(*n, DataType::Int64, false)).collect::<Vec<_>>();
+    let mut fields = vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("as_of", timestamp_type(), false),
+        Field::new("style_id", DataType::Utf8, false),
+        Field::new("market", DataType::Utf8, false),
+        Field::new("category", DataType::Utf8, false),
+        Field::new("days_live", DataType::Float64, false),
+        Field::new("exposure_days", DataType::Float64, false),
+        Field::new("sold_out", DataType::Boolean, false),
+    ];
+    fields.extend(i64s(&["views", "carts", "purchases", "units_sold", "units_returned", "units_received", "on_hand"]));
+    fields.extend(f64s(&F64_COLUMNS));
+    fields.extend(i64s(&["reorder_units"]));
+    fields.extend([
+        Field::new("verdict", DataType::Utf8, false),
+        Field::new("reasons", DataType::Utf8, false),
+        Field::new("policy_version", DataType::Utf8, false),
+        Field::new("model_version", DataType::Utf8, false),
+    ]);
+    Arc::new(Schema::new(fields))
+}
+
+fn f64_of(d: &Decision, name: &str) -> Option<f64> {
+    Some(match name {
+        "sell_through" => d.sell_through,
+        "prior_shape" => d.prior_shape,
+        "prior_rate" => d.prior_rate,
+        "rate_shape" => d.rate_shape,
+        "rate_rate" => d.rate_rate,
+        "keep_rate" => d.keep_rate,
+        "drop_rate" => d.drop_rate,
+        "p_keep" => d.p_keep,
+        "p_drop" => d.p_drop,
+        "conv_alpha" => d.conv_alpha,
+        "conv_beta" => d.conv_beta,
+        "return_alpha" => d.return_alpha,
+        "return_beta" => d.return_beta,
+        "projected_st_p10" => d.projected_st_p10,
+        "projected_st_p50" => d.projected_st_p50,
+        "projected_st_p90" => d.projected_st_p90,
+        // A style selling nothing has unbounded cover: stored as NULL.
+        "days_of_cover" => return d.days_of_cover.is_finite().then_some(d.days_of_cover),
+        other => unreachable!("not a float column: {other}"),
+    })
+}
+
+pub fn decisions_batch(summary: &RunSummary, rows: &[Decision]) -> Result<RecordBatch, ArrowError> {
+    let n = rows.len();
+    let text = |f: &dyn Fn(&Decision) -> String| -> ArrayRef { Arc::new(StringArray::from_iter_values(rows.iter().map(f))) };
+    let int = |f: &dyn Fn(&Decision) -> i64| -> ArrayRef { Arc::new(Int64Array::from_iter_values(rows.iter().map(f))) };
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(summary.run_id.as_str(), n))),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(summary.as_of.timestamp_micros(), n))
+                .with_timezone("UTC"),
+        ),
+        text(&|d| d.style_id.clone()),
+        text(&|d| d.market.clone()),
+        text(&|d| d.category.clone()),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|d| d.days_live))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|d| d.exposure_days))),
+        Arc::new(BooleanArray::from_iter(rows.iter().map(|d| Some(d.sold_out)))),
+        int(&|d| d.views),
+        int(&|d| d.carts),
+        int(&|d| d.purchases),
+        int(&|d| d.units_sold),
+        int(&|d| d.units_returned),
+        int(&|d| d.units_received),
+        int(&|d| d.on_hand),
+    ];
+    for name in &F64_COLUMNS {
+        columns.push(Arc::new(Float64Array::from_iter(rows.iter().map(|d| f64_of(d, name)))));
+    }
+    columns.push(int(&|d| d.reorder_units));
+    columns.push(text(&|d| d.verdict.as_str().to_string()));
+    columns.push(text(&|d| d.reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")));
+    columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(summary.policy_version.as_str(), n))));
+    columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(summary.model_version.as_str(), n))));
+    RecordBatch::try_new(decisions_schema(), columns)
+}
+
+/// Reads decision rows back from a run file.
+pub fn read_decisions(path: &Path) -> Result<Vec<Decision>, Box<dyn std::error::Error + Send + Sync>> {
+    let file = std::fs::File::open(path)?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        let col = |name: &str| batch.column_by_name(name).ok_or_else(|| format!("column {name} missing"));
+        let s = |name: &str| -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(col(name)?.as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_string()).collect())
+        };
+        let f = |name: &str| -> Result<Vec<f64>, Box<dyn std::error::Error + Send + Sync>> {
+            let a = col(name)?.as_primitive::<Float64Type>().clone();
+            Ok((0..a.len()).map(|i| if a.is_null(i) { f64::INFINITY } else { a.value(i) }).collect())
+        };
+        let i = |name: &str| -> Result<Vec<i64>, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(col(name)?.as_primitive::<Int64Type>().values().to_vec())
+        };
+        let (style_id, market, category, verdict, reasons) = (s("style_id")?, s("market")?, s("category")?, s("verdict")?, s("reasons")?);
+        let sold_out = col("sold_out")?.as_boolean().clone();
+        let floats: Vec<Vec<f64>> = F64_COLUMNS.iter().map(|n| f(n)).collect::<Result<_, _>>()?;
+        let (days_live, exposure) = (f("days_live")?, f("exposure_days")?);
+        let ints: Vec<Vec<i64>> = ["views", "carts", "purchases", "units_sold", "units_returned", "units_received", "on_hand", "reorder_units"]
+            .iter()
+            .map(|n| i(n))
+            .collect::<Result<_, _>>()?;
+        for r in 0..batch.num_rows() {
+            let g = |k: usize| floats[k][r];
+            out.push(Decision {
+                style_id: style_id[r].clone(),
+                market: market[r].clone(),
+                category: category[r].clone(),
+                days_live: days_live[r],
+                exposure_days: exposure[r],
+                sold_out: sold_out.value(r),
+                views: ints[0][r],
+                carts: ints[1][r],
+                purchases: ints[2][r],
+                units_sold: ints[3][r],
+                units_returned: ints[4][r],
+                units_received: ints[5][r],
+                on_hand: ints[6][r],
+                sell_through: g(0),
+                prior_shape: g(1),
+                prior_rate: g(2),
+                rate_shape: g(3),
+                rate_rate: g(4),
+                keep_rate: g(5),
+                drop_rate: g(6),
+                p_keep: g(7),
+                p_drop: g(8),
+                conv_alpha: g(9),
+                conv_beta: g(10),
+                return_alpha: g(11),
+                return_beta: g(12),
+                projected_st_p10: g(13),
+                projected_st_p50: g(14),
+                projected_st_p90: g(15),
+                days_of_cover: g(16),
+                reorder_units: ints[7][r],
+                verdict: Verdict::parse(&verdict[r]).ok_or_else(|| format!("unknown verdict {}", verdict[r]))?,
+                reasons: reasons[r]
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| parse_reason(s).ok_or_else(|| format!("unknown reason {s}")))
+                    .collect::<Result<_, _>>()?,
+                p_wrong: 0.0,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn parse_reason(s: &str) -> Option<Reason> {
+    [
+        Reason::HighRate,
+        Reason::LowRate,
+        Reason::HighReturns,
+        Reason::MaxWindow,
+        Reason::SoldOut,
+        Reason::TooEarly,
+        Reason::WrongCallControl,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == s)
+}
