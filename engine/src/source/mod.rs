@@ -80,8 +80,9 @@ pub async fn register_inputs(ctx: &SessionContext, data: &Dataset) -> Result<Sou
 
     let truth = data.truth_file();
     if truth.is_file() {
-        check_file(&truth, &schema::truth_schema())?;
-        let options = ParquetReadOptions::default().schema(&schema::truth_schema());
+        let expected = schema::truth_schema();
+        check_file(&truth, &expected)?;
+        let options = ParquetReadOptions::default().schema(&expected);
         ctx.register_parquet("truth", truth.to_string_lossy().as_ref(), options).await?;
     }
 
