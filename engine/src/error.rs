@@ -41,7 +41,10 @@ pub enum EngineError {
     #[error("run `{run_id}` not found")]
     RunNotFound { run_id: String },
     #[error("I/O on {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -18,7 +18,11 @@ impl Engine {
     ///
     /// # Errors
     /// The query fails, or a column comes back with a type that cannot be read.
-    pub async fn observations(&self, as_of: DateTime<Utc>, policy: &Policy) -> Result<Vec<StyleObservation>> {
+    pub async fn observations(
+        &self,
+        as_of: DateTime<Utc>,
+        policy: &Policy,
+    ) -> Result<Vec<StyleObservation>> {
         let sql = ViewParams::for_policy(as_of, policy).style_funnel();
         let batches = self.run_internal(&sql).await?;
         let mut out = Vec::new();
@@ -32,11 +36,13 @@ impl Engine {
 }
 
 fn column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef> {
-    let col = batch.column_by_name(name).ok_or_else(|| EngineError::Column {
-        query: QUERY,
-        column: name.into(),
-        message: "missing".into(),
-    })?;
+    let col = batch
+        .column_by_name(name)
+        .ok_or_else(|| EngineError::Column {
+            query: QUERY,
+            column: name.into(),
+            message: "missing".into(),
+        })?;
     cast(col, to).map_err(|e| EngineError::Column {
         query: QUERY,
         column: name.into(),
@@ -49,18 +55,26 @@ fn read_batch(batch: &RecordBatch, out: &mut Vec<StyleObservation>) -> Result<()
     let float = |name| column(batch, name, &DataType::Float64);
     let int = |name| column(batch, name, &DataType::Int64);
     let (style_id, market, category) = (text("style_id")?, text("market")?, text("category")?);
-    let (style_id, market, category) = (style_id.as_string::<i32>(), market.as_string::<i32>(), category.as_string::<i32>());
+    let (style_id, market, category) = (
+        style_id.as_string::<i32>(),
+        market.as_string::<i32>(),
+        category.as_string::<i32>(),
+    );
     let sold_out = column(batch, "sold_out", &DataType::Boolean)?;
     let sold_out = sold_out.as_boolean();
     let f = |name| -> Result<Vec<f64>> {
         let a = float(name)?;
         let a = a.as_primitive::<Float64Type>();
-        Ok((0..a.len()).map(|i| if a.is_null(i) { 0.0 } else { a.value(i) }).collect())
+        Ok((0..a.len())
+            .map(|i| if a.is_null(i) { 0.0 } else { a.value(i) })
+            .collect())
     };
     let n = |name| -> Result<Vec<i64>> {
         let a = int(name)?;
         let a = a.as_primitive::<Int64Type>();
-        Ok((0..a.len()).map(|i| if a.is_null(i) { 0 } else { a.value(i) }).collect())
+        Ok((0..a.len())
+            .map(|i| if a.is_null(i) { 0 } else { a.value(i) })
+            .collect())
     };
     let days_live = f("days_live")?;
     let exposure = f("exposure_days")?;
@@ -72,7 +86,7 @@ fn read_batch(batch: &RecordBatch, out: &mut Vec<StyleObservation>) -> Result<()
     let purchases = n("purchases")?;
     let units_sold = n("units_sold")?;
     let units_returned = n("units_returned")?;
-    let matured_units = n("matured_units")?;
+    let matured_units = f("matured_units")?;
     let matured_returns = n("matured_non_size_returns")?;
     let received = n("units_received")?;
     let batch_units = n("test_batch_units")?;

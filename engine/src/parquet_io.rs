@@ -14,7 +14,9 @@ use parquet::file::properties::WriterProperties;
 /// groups small enough to skip by style.
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("valid level"),
+        ))
         .set_max_row_group_row_count(Some(256 * 1024))
         .build()
 }
@@ -46,7 +48,10 @@ impl AtomicParquetFile {
     /// Adds a key-value entry to the file's footer metadata.
     pub fn append_metadata(&mut self, key: &str, value: String) {
         self.writer
-            .append_key_value_metadata(parquet::file::metadata::KeyValue::new(key.to_string(), value));
+            .append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+                key.to_string(),
+                value,
+            ));
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
@@ -62,7 +67,11 @@ impl AtomicParquetFile {
 }
 
 /// Writes one file atomically from whole batches.
-pub fn write_parquet(dest: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<(), ParquetError> {
+pub fn write_parquet(
+    dest: &Path,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(), ParquetError> {
     let mut file = AtomicParquetFile::create(dest, schema)?;
     for b in batches {
         file.write(b)?;

@@ -14,7 +14,11 @@ impl Engine {
     /// # Errors
     /// No style had launched by `as_of`, the funnel query failed, or the run could not be
     /// stored.
-    pub async fn decide(&self, as_of: Option<DateTime<Utc>>, policy: &Policy) -> Result<DecisionRun> {
+    pub async fn decide(
+        &self,
+        as_of: Option<DateTime<Utc>>,
+        policy: &Policy,
+    ) -> Result<DecisionRun> {
         let run = self.compute(as_of, policy).await?;
         self.store().write_run(&run)?;
         self.store().register(self.ctx()).await?;
@@ -25,11 +29,17 @@ impl Engine {
     ///
     /// # Errors
     /// As [`Engine::decide`], less storing.
-    pub async fn compute(&self, as_of: Option<DateTime<Utc>>, policy: &Policy) -> Result<DecisionRun> {
+    pub async fn compute(
+        &self,
+        as_of: Option<DateTime<Utc>>,
+        policy: &Policy,
+    ) -> Result<DecisionRun> {
         let as_of = as_of.unwrap_or_else(|| self.latest_event());
         let observations = self.observations(as_of, policy).await?;
         if observations.is_empty() {
-            return Err(EngineError::NothingToDecide { as_of: as_of.to_rfc3339() });
+            return Err(EngineError::NothingToDecide {
+                as_of: as_of.to_rfc3339(),
+            });
         }
         let warnings = self.data_warnings(as_of).await?;
         for w in &warnings {
@@ -93,11 +103,16 @@ impl Engine {
             let batches = self.run_internal(&sql).await?;
             let Some(b) = batches.first() else { continue };
             let n = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64)?;
-            let n = n.as_any().downcast_ref::<arrow::array::Int64Array>().map_or(0, |a| a.value(0));
+            let n = n
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map_or(0, |a| a.value(0));
             if n > 0 {
                 let example = arrow::util::display::array_value_to_string(b.column(1), 0)?;
                 let day = arrow::util::display::array_value_to_string(b.column(2), 0)?;
-                warnings.push(format!("{n} {what} (e.g. `{example}` in events/event_date={day})"));
+                warnings.push(format!(
+                    "{n} {what} (e.g. `{example}` in events/event_date={day})"
+                ));
             }
         }
         Ok(warnings)

@@ -34,9 +34,11 @@ impl Engine {
             .with_default_catalog_and_schema("assay", "public");
         let ctx = SessionContext::new_with_config(config);
         let sources = source::register_inputs(&ctx, &dataset).await?;
-        let latest_event = latest_event_time(&ctx).await?.ok_or_else(|| EngineError::NoEvents {
-            path: dataset.events_dir().display().to_string(),
-        })?;
+        let latest_event = latest_event_time(&ctx)
+            .await?
+            .ok_or_else(|| EngineError::NoEvents {
+                path: dataset.events_dir().display().to_string(),
+            })?;
         let store = DecisionStore::new(dataset.root.join("decisions"));
         let engine = Self {
             ctx,
@@ -45,7 +47,9 @@ impl Engine {
             latest_event,
             store,
         };
-        engine.register_views(&ViewParams::as_of(latest_event)).await?;
+        engine
+            .register_views(&ViewParams::as_of(latest_event))
+            .await?;
         engine.store.register(&engine.ctx).await?;
         Ok(engine)
     }
@@ -90,14 +94,22 @@ impl Engine {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let df = self.ctx.sql_with_options(text, options).await.map_err(|e| {
-            let root = e.find_root().to_string();
-            if root.contains("not supported") || root.contains("DDL") || root.contains("DML") || root.contains("Statement") {
-                EngineError::NotAllowed(root)
-            } else {
-                EngineError::Query(e)
-            }
-        })?;
+        let df = self
+            .ctx
+            .sql_with_options(text, options)
+            .await
+            .map_err(|e| {
+                let root = e.find_root().to_string();
+                if root.contains("not supported")
+                    || root.contains("DDL")
+                    || root.contains("DML")
+                    || root.contains("Statement")
+                {
+                    EngineError::NotAllowed(root)
+                } else {
+                    EngineError::Query(e)
+                }
+            })?;
         Ok(df.collect().await?)
     }
 
@@ -108,11 +120,17 @@ impl Engine {
 }
 
 async fn latest_event_time(ctx: &SessionContext) -> Result<Option<DateTime<Utc>>> {
-    let batches = ctx.sql("SELECT max(event_time) AS t FROM events").await?.collect().await?;
+    let batches = ctx
+        .sql("SELECT max(event_time) AS t FROM events")
+        .await?
+        .collect()
+        .await?;
     let value = batches.first().and_then(|b| {
-        let col = b.column(0).as_any().downcast_ref::<TimestampMicrosecondArray>()?;
+        let col = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()?;
         (!col.is_null(0)).then(|| col.value(0))
     });
     Ok(value.and_then(DateTime::<Utc>::from_timestamp_micros))
 }
-

@@ -47,7 +47,9 @@ pub fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Policy> {
 pub async fn run(args: DecideArgs) -> anyhow::Result<()> {
     let policy = load_policy(args.policy.as_ref())?;
     let data = args.data.unwrap_or_else(super::default_data_dir);
-    let engine = Engine::open(&data).await.with_context(|| format!("opening dataset {}", data.display()))?;
+    let engine = Engine::open(&data)
+        .await
+        .with_context(|| format!("opening dataset {}", data.display()))?;
     let run = engine.decide(args.as_of, &policy).await?;
     match args.format {
         Format::Table => print_summary(&run, args.top),
@@ -62,7 +64,10 @@ pub async fn run(args: DecideArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Format::Csv => {
-            let sql = format!("SELECT * FROM decisions WHERE run_id = '{}' ORDER BY style_id, market", run.summary.run_id);
+            let sql = format!(
+                "SELECT * FROM decisions WHERE run_id = '{}' ORDER BY style_id, market",
+                run.summary.run_id
+            );
             print_batches(&engine.query(&sql).await?, Format::Csv)
         }
     }
@@ -70,10 +75,21 @@ pub async fn run(args: DecideArgs) -> anyhow::Result<()> {
 
 fn top_lists(run: &DecisionRun, n: usize) -> (Vec<&Decision>, Vec<&Decision>) {
     let pooled = run.decisions.iter().filter(|d| d.market == ALL_MARKETS);
-    let mut keeps: Vec<&Decision> = pooled.clone().filter(|d| d.verdict == Verdict::Keep).collect();
-    keeps.sort_by(|a, b| b.reorder_units.cmp(&a.reorder_units).then(b.p_keep.total_cmp(&a.p_keep)));
+    let mut keeps: Vec<&Decision> = pooled
+        .clone()
+        .filter(|d| d.verdict == Verdict::Keep)
+        .collect();
+    keeps.sort_by(|a, b| {
+        b.reorder_units
+            .cmp(&a.reorder_units)
+            .then(b.p_keep.total_cmp(&a.p_keep))
+    });
     let mut drops: Vec<&Decision> = pooled.filter(|d| d.verdict == Verdict::Drop).collect();
-    drops.sort_by(|a, b| b.p_drop.total_cmp(&a.p_drop).then(a.sell_through.total_cmp(&b.sell_through)));
+    drops.sort_by(|a, b| {
+        b.p_drop
+            .total_cmp(&a.p_drop)
+            .then(a.sell_through.total_cmp(&b.sell_through))
+    });
     keeps.truncate(n);
     drops.truncate(n);
     (keeps, drops)
@@ -82,20 +98,40 @@ fn top_lists(run: &DecisionRun, n: usize) -> (Vec<&Decision>, Vec<&Decision>) {
 fn print_summary(run: &DecisionRun, n: usize) -> anyhow::Result<()> {
     let s = &run.summary;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "run {}  as of {}  policy {}  model {}", s.run_id, s.as_of.format("%Y-%m-%d %H:%M UTC"), s.policy_version, s.model_version)?;
-    writeln!(out, "{} styles: {} keep, {} drop, {} test ({} rows with markets)", s.styles, s.keep, s.drop, s.test, s.rows)?;
+    writeln!(
+        out,
+        "run {}  as of {}  policy {}  model {}",
+        s.run_id,
+        s.as_of.format("%Y-%m-%d %H:%M UTC"),
+        s.policy_version,
+        s.model_version
+    )?;
+    writeln!(
+        out,
+        "{} styles: {} keep, {} drop, {} test ({} rows with markets)",
+        s.styles, s.keep, s.drop, s.test, s.rows
+    )?;
     let w = &s.wrong_calls;
     writeln!(
         out,
         "expected wrong calls: {:.1} of {} keeps, {:.1} of {} drops ({} keeps and {} drops held back to test by the wrong-call bound)",
-        w.expected_wrong_keeps, s.keep, w.expected_wrong_drops, s.drop, w.demoted_keeps, w.demoted_drops
+        w.expected_wrong_keeps,
+        s.keep,
+        w.expected_wrong_drops,
+        s.drop,
+        w.demoted_keeps,
+        w.demoted_drops
     )?;
     for warning in &s.warnings {
         writeln!(out, "warning: {warning}")?;
     }
     let (keeps, drops) = top_lists(run, n);
     writeln!(out, "\ntop keeps")?;
-    writeln!(out, "{:<12} {:<12} {:>5} {:>13} {:>7} {:>8}  reasons", "style", "category", "days", "sold/received", "P(keep)", "reorder")?;
+    writeln!(
+        out,
+        "{:<12} {:<12} {:>5} {:>13} {:>7} {:>8}  reasons",
+        "style", "category", "days", "sold/received", "P(keep)", "reorder"
+    )?;
     for d in keeps {
         writeln!(
             out,
@@ -110,7 +146,11 @@ fn print_summary(run: &DecisionRun, n: usize) -> anyhow::Result<()> {
         )?;
     }
     writeln!(out, "\nclearest drops")?;
-    writeln!(out, "{:<12} {:<12} {:>5} {:>13} {:>7}  reasons", "style", "category", "days", "sell-through", "P(drop)")?;
+    writeln!(
+        out,
+        "{:<12} {:<12} {:>5} {:>13} {:>7}  reasons",
+        "style", "category", "days", "sell-through", "P(drop)"
+    )?;
     for d in drops {
         writeln!(
             out,
@@ -127,5 +167,9 @@ fn print_summary(run: &DecisionRun, n: usize) -> anyhow::Result<()> {
 }
 
 fn reasons(d: &Decision) -> String {
-    d.reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+    d.reasons
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -42,7 +42,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         show_progress: std::io::stderr().is_terminal(),
     };
     let started = std::time::Instant::now();
-    let summary = generate(&config).with_context(|| format!("generating into {}", args.out.display()))?;
+    let summary =
+        generate(&config).with_context(|| format!("generating into {}", args.out.display()))?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "generated {} styles, {} events, {} stock receipts in {:.1}s ({:.0} events/s) into {}",

@@ -15,9 +15,15 @@ pub fn print_batches(batches: &[RecordBatch], format: Format) -> anyhow::Result<
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match format {
-        Format::Table => writeln!(out, "{}", arrow::util::pretty::pretty_format_batches(batches)?)?,
+        Format::Table => writeln!(
+            out,
+            "{}",
+            arrow::util::pretty::pretty_format_batches(batches)?
+        )?,
         Format::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut out);
             for b in batches {
                 writer.write(b)?;
             }

@@ -18,7 +18,9 @@ pub struct SqlArgs {
 
 pub async fn run(args: SqlArgs) -> anyhow::Result<()> {
     let data = args.data.unwrap_or_else(super::default_data_dir);
-    let engine = Engine::open(&data).await.with_context(|| format!("opening dataset {}", data.display()))?;
+    let engine = Engine::open(&data)
+        .await
+        .with_context(|| format!("opening dataset {}", data.display()))?;
     let batches = engine.query(&args.sql).await?;
     print_batches(&batches, args.format)
 }

@@ -49,8 +49,9 @@ pub struct StyleObservation {
     pub purchases: i64,
     pub units_sold: i64,
     pub units_returned: i64,
-    /// Units bought at least `return_maturity_days` before `as_of`...
-    pub matured_units: i64,
+    /// Units bought, each weighted by how much of the return maturity period has passed
+    /// since its purchase: min(1, age / `return_maturity_days`)...
+    pub matured_units: f64,
     /// ...and those of them returned for reasons other than size.
     pub matured_non_size_returns: i64,
     /// All units received (test batch and reorders).
@@ -181,9 +182,14 @@ pub struct Decision {
 /// row's prior is its style's pooled posterior, scaled to the market's share of the test
 /// batch and capped in strength, so small markets borrow from the style's overall signal
 /// without double-counting it.
-pub fn decide_run(observations: &[StyleObservation], policy: &Policy) -> (Vec<Decision>, WrongCalls) {
-    let pooled: Vec<&StyleObservation> =
-        observations.iter().filter(|o| o.market == ALL_MARKETS).collect();
+pub fn decide_run(
+    observations: &[StyleObservation],
+    policy: &Policy,
+) -> (Vec<Decision>, WrongCalls) {
+    let pooled: Vec<&StyleObservation> = observations
+        .iter()
+        .filter(|o| o.market == ALL_MARKETS)
+        .collect();
     let priors = CategoryPriors::estimate(&pooled, &policy.priors);
     let mut decisions = Vec::with_capacity(observations.len());
     let mut pooled_posteriors: HashMap<&str, (GammaPrior, i64, Priors)> = HashMap::new();
@@ -219,7 +225,11 @@ pub fn decide_run(observations: &[StyleObservation], policy: &Policy) -> (Vec<De
             }
             None => category_priors,
         };
-        decisions.push(style::decide_style(obs, &p, policy.rules_for(&obs.category)));
+        decisions.push(style::decide_style(
+            obs,
+            &p,
+            policy.rules_for(&obs.category),
+        ));
     }
     let wrong = wrong_calls::control_wrong_calls(&mut decisions, policy.max_wrong_share);
     (decisions, wrong)

@@ -19,7 +19,10 @@ const TINY: f64 = 1e-300;
 ///
 /// Requires `a > 0`, `b > 0`; `x` is clamped to `[0, 1]`.
 pub fn beta_tails(a: f64, b: f64, x: f64) -> (f64, f64) {
-    debug_assert!(a > 0.0 && b > 0.0, "beta shapes must be positive: a={a}, b={b}");
+    debug_assert!(
+        a > 0.0 && b > 0.0,
+        "beta shapes must be positive: a={a}, b={b}"
+    );
     if x <= 0.0 {
         return (0.0, 1.0);
     }
@@ -52,7 +55,8 @@ fn ln_power_terms(a: f64, b: f64, x: f64) -> f64 {
     let d = x.mul_add(n, -a);
     let t1 = a * (d / a).ln_1p();
     let t2 = b * (-d / b).ln_1p();
-    t1 + t2 + 0.5 * (a * b / n).ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()
+    t1 + t2 + 0.5 * (a * b / n).ln()
+        - 0.5 * (2.0 * std::f64::consts::PI).ln()
         - (stirling_remainder(a) + stirling_remainder(b) - stirling_remainder(n))
 }
 
@@ -200,7 +204,10 @@ mod tests {
 
     fn close(actual: f64, expected: f64, rel: f64) {
         let err = (actual - expected).abs() / expected.abs().max(1e-300);
-        assert!(err <= rel, "expected {expected:e}, got {actual:e} (relative error {err:e})");
+        assert!(
+            err <= rel,
+            "expected {expected:e}, got {actual:e} (relative error {err:e})"
+        );
     }
 
     #[test]
@@ -233,7 +240,11 @@ mod tests {
         // Gamma(1, rate) is exponential: P(λ ≥ x) = e^{-rate·x}.
         close(gamma_sf(1.0, 2.0, 1.5), (-3.0_f64).exp(), 1e-12);
         // Gamma(2, 1): P(λ ≤ x) = 1 - e^{-x}(1 + x).
-        close(gamma_cdf(2.0, 1.0, 3.0), 1.0 - (-3.0_f64).exp() * 4.0, 1e-12);
+        close(
+            gamma_cdf(2.0, 1.0, 3.0),
+            1.0 - (-3.0_f64).exp() * 4.0,
+            1e-12,
+        );
         close(gamma_quantile(1.0, 1.0, 0.5), std::f64::consts::LN_2, 1e-9);
     }
 
@@ -258,6 +269,9 @@ mod tests {
         assert!((median - 1e6).abs() < 5.0, "median {median}");
         let p90 = negbin_quantile(r, p, 0.9) as f64;
         let expected = 1e6 + 1.2815515655 * (2e6_f64).sqrt();
-        assert!((p90 - expected).abs() < 5.0, "p90 {p90}, expected ≈{expected}");
+        assert!(
+            (p90 - expected).abs() < 5.0,
+            "p90 {p90}, expected ≈{expected}"
+        );
     }
 }

@@ -37,9 +37,10 @@ pub struct Rules {
     pub return_rate_limit: f64,
     /// ...when the posterior probability of exceeding it reaches this...
     pub return_probability: f64,
-    /// ...on at least this many matured units.
+    /// ...on at least this many maturity-weighted units.
     pub min_matured_units: f64,
-    /// Units count as matured for the return test this many days after purchase.
+    /// Days after purchase by which a unit's return has (almost surely) arrived; younger
+    /// units count for the share of this period they have lived.
     pub return_maturity_days: f64,
     /// Days of demand a reorder covers beyond the supplier's lead time.
     pub reorder_cover_days: f64,
@@ -242,14 +243,18 @@ impl Policy {
         );
         for (scope, r) in all {
             let prob = |name: &str, v: f64| {
-                range(format!("{scope}.{name}"), v, v > 0.0 && v < 1.0, "a number strictly between 0 and 1")
+                range(
+                    format!("{scope}.{name}"),
+                    v,
+                    v > 0.0 && v < 1.0,
+                    "a number strictly between 0 and 1",
+                )
             };
             let positive = |name: &str, v: f64| {
                 range(format!("{scope}.{name}"), v, v > 0.0, "a positive number")
             };
-            let non_negative = |name: &str, v: f64| {
-                range(format!("{scope}.{name}"), v, v >= 0.0, "zero or more")
-            };
+            let non_negative =
+                |name: &str, v: f64| range(format!("{scope}.{name}"), v, v >= 0.0, "zero or more");
             positive("planned_life_days", r.planned_life_days)?;
             prob("keep_sell_through", r.keep_sell_through)?;
             prob("drop_sell_through", r.drop_sell_through)?;
@@ -272,10 +277,30 @@ impl Policy {
             non_negative("reorder_cover_days", r.reorder_cover_days)?;
         }
         let p = &self.priors;
-        range("priors.lookback_days".into(), p.lookback_days, p.lookback_days > 0.0, "a positive number")?;
-        range("priors.launch_window_days".into(), p.launch_window_days, p.launch_window_days > 0.0, "a positive number")?;
-        range("priors.max_rate_strength".into(), p.max_rate_strength, p.max_rate_strength > 0.0, "a positive number")?;
-        range("priors.max_beta_strength".into(), p.max_beta_strength, p.max_beta_strength > 0.0, "a positive number")?;
+        range(
+            "priors.lookback_days".into(),
+            p.lookback_days,
+            p.lookback_days > 0.0,
+            "a positive number",
+        )?;
+        range(
+            "priors.launch_window_days".into(),
+            p.launch_window_days,
+            p.launch_window_days > 0.0,
+            "a positive number",
+        )?;
+        range(
+            "priors.max_rate_strength".into(),
+            p.max_rate_strength,
+            p.max_rate_strength > 0.0,
+            "a positive number",
+        )?;
+        range(
+            "priors.max_beta_strength".into(),
+            p.max_beta_strength,
+            p.max_beta_strength > 0.0,
+            "a positive number",
+        )?;
         range(
             "max_wrong_share".into(),
             self.max_wrong_share,
@@ -323,10 +348,13 @@ mod tests {
     fn bad_policies_name_the_setting() {
         let err = Policy::from_toml("[defaults]\nkeep_probabilty = 0.9\n", "p.toml").unwrap_err();
         assert!(err.to_string().contains("keep_probabilty"), "{err}");
-        let err = Policy::from_toml("[categories.tops]\nkeep_probability = 1.5\n", "p.toml")
-            .unwrap_err();
+        let err =
+            Policy::from_toml("[categories.tops]\nkeep_probability = 1.5\n", "p.toml").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("categories.tops.keep_probability") && msg.contains("1.5"), "{msg}");
+        assert!(
+            msg.contains("categories.tops.keep_probability") && msg.contains("1.5"),
+            "{msg}"
+        );
         let err = Policy::from_toml("[defaults]\ndrop_sell_through = 0.9\n", "p.toml").unwrap_err();
         assert!(err.to_string().contains("below keep_sell_through"), "{err}");
     }

@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 
-use super::policy::PriorSettings;
 use super::StyleObservation;
+use super::policy::PriorSettings;
 
 /// Gamma prior (or posterior) on a daily rate: shape `a`, rate `b` (worth `b` days).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,7 +108,10 @@ impl CategoryPriors {
     }
 
     pub fn for_category(&self, category: &str) -> Priors {
-        self.by_category.get(category).copied().unwrap_or(self.fallback)
+        self.by_category
+            .get(category)
+            .copied()
+            .unwrap_or(self.fallback)
     }
 }
 
@@ -138,9 +141,9 @@ fn fit(
         beta_moments(&conversions, settings.max_beta_strength).unwrap_or(otherwise.conversion);
     let returns: Vec<(f64, f64)> = launches
         .iter()
-        .filter(|o| o.matured_units > 0)
+        .filter(|o| o.matured_units > 0.0)
         .map(|o| {
-            let n = o.matured_units as f64;
+            let n = o.matured_units;
             ((o.matured_non_size_returns as f64 / n).min(1.0), n)
         })
         .collect();
@@ -190,7 +193,11 @@ fn beta_moments(obs: &[(f64, f64)], max_strength: f64) -> Option<BetaPrior> {
     let mean = (obs.iter().map(|(p, n)| p * n).sum::<f64>() / total).clamp(1e-6, 1.0 - 1e-6);
     let n = obs.len() as f64;
     let spread = obs.iter().map(|(p, _)| (p - mean).powi(2)).sum::<f64>() / n;
-    let noise = obs.iter().map(|(_, t)| mean * (1.0 - mean) / t).sum::<f64>() / n;
+    let noise = obs
+        .iter()
+        .map(|(_, t)| mean * (1.0 - mean) / t)
+        .sum::<f64>()
+        / n;
     let variance = spread - noise;
     let strength = if variance > 0.0 {
         (mean * (1.0 - mean) / variance - 1.0).clamp(2.0, max_strength)

@@ -28,14 +28,24 @@ pub fn projected_sell_through(
 /// Newsvendor reorder for a keep: the demand quantile at the critical ratio
 /// (price − cost)/price over lead time plus the cover period, less what is on hand,
 /// and at least the supplier's minimum order.
-pub fn reorder_units(obs: &StyleObservation, rate_shape: f64, rate_rate: f64, rules: &Rules) -> i64 {
+pub fn reorder_units(
+    obs: &StyleObservation,
+    rate_shape: f64,
+    rate_rate: f64,
+    rules: &Rules,
+) -> i64 {
     if obs.list_price <= 0.0 || obs.unit_cost >= obs.list_price {
         return 0;
     }
-    let critical_ratio = ((obs.list_price - obs.unit_cost.max(0.0)) / obs.list_price).clamp(0.0, 0.999);
+    let critical_ratio =
+        ((obs.list_price - obs.unit_cost.max(0.0)) / obs.list_price).clamp(0.0, 0.999);
     let horizon = obs.lead_time_days.max(0.0) + rules.reorder_cover_days;
     let p = rate_rate / (rate_rate + horizon);
     let demand = negbin_quantile(rate_shape, p, critical_ratio) as i64;
     let need = demand - obs.on_hand.max(0);
-    if need <= 0 { 0 } else { need.max(obs.moq.max(0)) }
+    if need <= 0 {
+        0
+    } else {
+        need.max(obs.moq.max(0))
+    }
 }

@@ -27,7 +27,7 @@ pub fn decide_style(obs: &StyleObservation, priors: &Priors, rules: &Rules) -> D
     let conv_beta =
         priors.conversion.beta + (obs.views_in_stock.max(0) as f64 - purchases).max(0.0);
     let returned = obs.matured_non_size_returns.max(0) as f64;
-    let matured = obs.matured_units.max(0) as f64;
+    let matured = obs.matured_units.max(0.0);
     let return_alpha = priors.returns.alpha + returned;
     let return_beta = priors.returns.beta + (matured - returned).max(0.0);
     let p_high_returns = beta_sf(return_alpha, return_beta, rules.return_rate_limit);
@@ -120,9 +120,8 @@ fn rule(i: &RuleInputs<'_>) -> (Verdict, Vec<Reason>, f64) {
     if obs.sold_out {
         reasons.push(Reason::SoldOut);
     }
-    let too_early = !i.has_batch
-        || obs.days_live < r.min_days_live
-        || obs.exposure_days < r.min_exposure_days;
+    let too_early =
+        !i.has_batch || obs.days_live < r.min_days_live || obs.exposure_days < r.min_exposure_days;
     if too_early {
         if obs.sold_out && i.has_batch && i.p_keep >= r.sold_out_keep_probability {
             reasons.push(Reason::HighRate);

@@ -58,7 +58,11 @@ fn more_sales_never_lower_p_keep() {
         let mut last = -1.0;
         for sold in (0..=300).step_by(5) {
             let d = decide_style(&style(sold, exposure, 14.0), &priors(), &rules);
-            assert!(d.p_keep >= last, "sold {sold} at {exposure} days: {} < {last}", d.p_keep);
+            assert!(
+                d.p_keep >= last,
+                "sold {sold} at {exposure} days: {} < {last}",
+                d.p_keep
+            );
             last = d.p_keep;
         }
     }
@@ -71,7 +75,11 @@ fn more_exposure_never_raises_p_keep() {
         let mut last = 2.0;
         for exposure in 1..=40 {
             let d = decide_style(&style(sold, exposure as f64, 20.0), &priors(), &rules);
-            assert!(d.p_keep <= last, "sold {sold}, {exposure} days: {} > {last}", d.p_keep);
+            assert!(
+                d.p_keep <= last,
+                "sold {sold}, {exposure} days: {} > {last}",
+                d.p_keep
+            );
             last = d.p_keep;
         }
     }
@@ -104,15 +112,25 @@ fn verdicts_follow_the_rule() {
     let rules = Rules::default();
     // Too early: 3 days live.
     let d = decide_style(&style(100, 3.0, 3.0), &priors(), &rules);
-    assert_eq!((d.verdict, d.reasons.clone()), (Verdict::Test, vec![Reason::TooEarly]));
+    assert_eq!(
+        (d.verdict, d.reasons.clone()),
+        (Verdict::Test, vec![Reason::TooEarly])
+    );
     // Strong seller: 150 units in 10 days = 15/day vs keep level 5.7/day.
     let d = decide_style(&style(150, 10.0, 10.0), &priors(), &rules);
     assert_eq!(d.verdict, Verdict::Keep);
     assert!(d.p_keep >= 0.8 && d.reasons == vec![Reason::HighRate]);
-    assert!(d.reorder_units >= 50, "a keep reorders at least the MOQ: {}", d.reorder_units);
+    assert!(
+        d.reorder_units >= 50,
+        "a keep reorders at least the MOQ: {}",
+        d.reorder_units
+    );
     // Weak seller: 5 units in 10 days vs drop level 2.9/day.
     let d = decide_style(&style(5, 10.0, 10.0), &priors(), &rules);
-    assert_eq!((d.verdict, d.reasons.clone()), (Verdict::Drop, vec![Reason::LowRate]));
+    assert_eq!(
+        (d.verdict, d.reasons.clone()),
+        (Verdict::Drop, vec![Reason::LowRate])
+    );
     assert_eq!(d.reorder_units, 0);
     // In between at day 22: dropped for having no keep by day 21.
     let d = decide_style(&style(95, 22.0, 22.0), &priors(), &rules);
@@ -128,13 +146,13 @@ fn verdicts_follow_the_rule() {
 #[test]
 fn high_returns_drop_a_fast_seller() {
     let mut s = style(150, 10.0, 25.0);
-    s.matured_units = 60;
+    s.matured_units = 60.0;
     s.matured_non_size_returns = 35;
     let d = decide_style(&s, &priors(), &Rules::default());
     assert_eq!(d.verdict, Verdict::Drop);
     assert_eq!(d.reasons, vec![Reason::HighReturns]);
     // Too few matured units: not enough evidence, the rate decides.
-    s.matured_units = 10;
+    s.matured_units = 10.0;
     s.matured_non_size_returns = 8;
     let d = decide_style(&s, &priors(), &Rules::default());
     assert_eq!(d.verdict, Verdict::Keep);
@@ -155,7 +173,9 @@ fn early_sold_out_keep_needs_the_stricter_bar() {
 fn projection_is_ordered_and_bounded() {
     for sold in [0, 40, 120, 280] {
         let d = decide_style(&style(sold, 10.0, 10.0), &priors(), &Rules::default());
-        assert!(d.projected_st_p10 <= d.projected_st_p50 && d.projected_st_p50 <= d.projected_st_p90);
+        assert!(
+            d.projected_st_p10 <= d.projected_st_p50 && d.projected_st_p50 <= d.projected_st_p90
+        );
         assert!(d.projected_st_p10 >= d.sell_through - 1e-12 && d.projected_st_p90 <= 1.0);
     }
     // No life left: the projection is today's sell-through.
@@ -176,7 +196,10 @@ fn wrong_call_control_demotes_the_weakest_keeps() {
         })
         .collect();
     let wrong = wrong_calls::control_wrong_calls(&mut decisions, 0.05);
-    let kept: Vec<&Decision> = decisions.iter().filter(|d| d.verdict == Verdict::Keep).collect();
+    let kept: Vec<&Decision> = decisions
+        .iter()
+        .filter(|d| d.verdict == Verdict::Keep)
+        .collect();
     let mean = kept.iter().map(|d| d.p_wrong).sum::<f64>() / kept.len() as f64;
     assert!(mean <= 0.05, "{mean}");
     // 0.00…0.10 has mean 0.05: the eleven strongest stay, the nine weakest go.
@@ -206,6 +229,10 @@ fn decide_run_gives_market_rows_a_prior_from_their_style() {
     let us = decisions.iter().find(|d| d.market == "US").unwrap();
     let de = decisions.iter().find(|d| d.market == "DE").unwrap();
     // Priors proportional to each market's share of the batch, with capped strength.
-    assert!((us.prior_shape / us.prior_rate * 100.0 - 2.0 * de.prior_shape / de.prior_rate * 100.0).abs() < 1e-6);
+    assert!(
+        (us.prior_shape / us.prior_rate * 100.0 - 2.0 * de.prior_shape / de.prior_rate * 100.0)
+            .abs()
+            < 1e-6
+    );
     assert!(us.prior_rate <= 3.0);
 }

@@ -30,7 +30,10 @@ pub fn control_wrong_calls(decisions: &mut [Decision], max_share: f64) -> WrongC
     let mut by_list: BTreeMap<(String, Verdict), Vec<usize>> = BTreeMap::new();
     for (i, d) in decisions.iter().enumerate() {
         if d.verdict != Verdict::Test {
-            by_list.entry((d.market.clone(), d.verdict)).or_default().push(i);
+            by_list
+                .entry((d.market.clone(), d.verdict))
+                .or_default()
+                .push(i);
         }
     }
     let mut totals = WrongCalls::default();

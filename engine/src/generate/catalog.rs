@@ -24,19 +24,72 @@ struct Category {
 }
 
 const CATEGORIES: [Category; 8] = [
-    Category { name: "dresses", price: 39.9, returns: (6.0, 14.0), nouns: &["Dress", "Slip Dress", "Midi Dress", "Shirt Dress"] },
-    Category { name: "tops", price: 19.9, returns: (3.0, 17.0), nouns: &["Top", "Tee", "Blouse", "Cami"] },
-    Category { name: "jeans", price: 49.9, returns: (5.0, 15.0), nouns: &["Jeans", "Mom Jeans", "Flare Jeans"] },
-    Category { name: "skirts", price: 29.9, returns: (4.0, 16.0), nouns: &["Skirt", "Mini Skirt", "Maxi Skirt"] },
-    Category { name: "knitwear", price: 44.9, returns: (3.0, 17.0), nouns: &["Cardigan", "Jumper", "Vest"] },
-    Category { name: "outerwear", price: 89.9, returns: (3.0, 17.0), nouns: &["Jacket", "Trench", "Blazer", "Puffer"] },
-    Category { name: "shoes", price: 59.9, returns: (5.0, 15.0), nouns: &["Loafers", "Boots", "Sneakers", "Mules"] },
-    Category { name: "accessories", price: 14.9, returns: (1.0, 19.0), nouns: &["Bag", "Belt", "Scarf", "Cap"] },
+    Category {
+        name: "dresses",
+        price: 39.9,
+        returns: (6.0, 14.0),
+        nouns: &["Dress", "Slip Dress", "Midi Dress", "Shirt Dress"],
+    },
+    Category {
+        name: "tops",
+        price: 19.9,
+        returns: (3.0, 17.0),
+        nouns: &["Top", "Tee", "Blouse", "Cami"],
+    },
+    Category {
+        name: "jeans",
+        price: 49.9,
+        returns: (5.0, 15.0),
+        nouns: &["Jeans", "Mom Jeans", "Flare Jeans"],
+    },
+    Category {
+        name: "skirts",
+        price: 29.9,
+        returns: (4.0, 16.0),
+        nouns: &["Skirt", "Mini Skirt", "Maxi Skirt"],
+    },
+    Category {
+        name: "knitwear",
+        price: 44.9,
+        returns: (3.0, 17.0),
+        nouns: &["Cardigan", "Jumper", "Vest"],
+    },
+    Category {
+        name: "outerwear",
+        price: 89.9,
+        returns: (3.0, 17.0),
+        nouns: &["Jacket", "Trench", "Blazer", "Puffer"],
+    },
+    Category {
+        name: "shoes",
+        price: 59.9,
+        returns: (5.0, 15.0),
+        nouns: &["Loafers", "Boots", "Sneakers", "Mules"],
+    },
+    Category {
+        name: "accessories",
+        price: 14.9,
+        returns: (1.0, 19.0),
+        nouns: &["Bag", "Belt", "Scarf", "Cap"],
+    },
 ];
 
 const ADJECTIVES: [&str; 15] = [
-    "Satin", "Linen", "Ribbed", "Oversized", "Cropped", "Pleated", "Floral", "Denim", "Wool-blend",
-    "Faux-leather", "Striped", "Tie-front", "Wide-leg", "Puff-sleeve", "Utility",
+    "Satin",
+    "Linen",
+    "Ribbed",
+    "Oversized",
+    "Cropped",
+    "Pleated",
+    "Floral",
+    "Denim",
+    "Wool-blend",
+    "Faux-leather",
+    "Striped",
+    "Tie-front",
+    "Wide-leg",
+    "Puff-sleeve",
+    "Utility",
 ];
 const BRANDS: [&str; 4] = ["Assay Studio", "North Lane", "Petal & Co", "Urban Thread"];
 
@@ -87,15 +140,26 @@ impl Style {
 
     /// Would a buyer who knew the true rates keep it under these rules?
     pub fn truly_keep(&self, rules: &Rules) -> bool {
-        let keep_level = rules.keep_sell_through * f64::from(self.test_batch_units()) / rules.planned_life_days;
-        self.true_daily_rate() >= keep_level && self.non_size_return_rate() <= rules.return_rate_limit
+        let keep_level =
+            rules.keep_sell_through * f64::from(self.test_batch_units()) / rules.planned_life_days;
+        self.true_daily_rate() >= keep_level
+            && self.non_size_return_rate() <= rules.return_rate_limit
     }
 }
 
-pub fn make_styles(rng: &mut StdRng, n: usize, days: u32, markets: usize, start: DateTime<Utc>) -> Vec<Style> {
+pub fn make_styles(
+    rng: &mut StdRng,
+    n: usize,
+    days: u32,
+    markets: usize,
+    start: DateTime<Utc>,
+) -> Vec<Style> {
     let normal = Normal::<f64>::new(0.0, 1.0).expect("valid");
     // Category-level appetite: what the empirical-Bayes priors should pick up.
-    let appetite: Vec<f64> = CATEGORIES.iter().map(|_| (0.25 * normal.sample(rng)).exp()).collect();
+    let appetite: Vec<f64> = CATEGORIES
+        .iter()
+        .map(|_| (0.25 * normal.sample(rng)).exp())
+        .collect();
     let base_conversion = Beta::<f64>::new(3.0, 97.0).expect("valid");
     let launch_span = ((f64::from(days) * 0.85).ceil() as u32).max(1);
     (0..n)
@@ -103,25 +167,38 @@ pub fn make_styles(rng: &mut StdRng, n: usize, days: u32, markets: usize, start:
             let c = rng.random_range(0..CATEGORIES.len());
             let cat = &CATEGORIES[c];
             let launch_day = rng.random_range(0..launch_span);
-            let launch_at = start + Duration::days(i64::from(launch_day)) + Duration::minutes(rng.random_range(6 * 60..12 * 60));
+            let launch_at = start
+                + Duration::days(i64::from(launch_day))
+                + Duration::minutes(rng.random_range(6 * 60..12 * 60));
             let mut plans: Vec<MarketPlan> = Vec::new();
             for m in &MARKETS[..markets] {
                 if rng.random_bool(0.7) {
-                    plans.push(MarketPlan { market: m, batch_units: rng.random_range(10..=50) * 10, daily_units: 0.0 });
+                    plans.push(MarketPlan {
+                        market: m,
+                        batch_units: rng.random_range(10..=50) * 10,
+                        daily_units: 0.0,
+                    });
                 }
             }
             if plans.is_empty() {
                 let m = MARKETS[rng.random_range(0..markets)];
-                plans.push(MarketPlan { market: m, batch_units: rng.random_range(10..=50) * 10, daily_units: 0.0 });
+                plans.push(MarketPlan {
+                    market: m,
+                    batch_units: rng.random_range(10..=50) * 10,
+                    daily_units: 0.0,
+                });
             }
             // Demand is lognormal around the keep level of the style's batch: a third or
             // so are keeps, a third drops, the rest in between.
             let batch: f64 = plans.iter().map(|p| f64::from(p.batch_units)).sum();
             let keep_level = 0.8 * batch / 42.0;
-            let demand = keep_level * appetite[c] * LogNormal::new(-0.3, 0.8).expect("valid").sample(rng);
+            let demand =
+                keep_level * appetite[c] * LogNormal::new(-0.3, 0.8).expect("valid").sample(rng);
             let weights: Vec<f64> = plans
                 .iter()
-                .map(|p| f64::from(p.batch_units) * LogNormal::new(0.0, 0.3).expect("valid").sample(rng))
+                .map(|p| {
+                    f64::from(p.batch_units) * LogNormal::new(0.0, 0.3).expect("valid").sample(rng)
+                })
                 .collect();
             let total_weight: f64 = weights.iter().sum();
             for (p, w) in plans.iter_mut().zip(&weights) {
@@ -131,12 +208,21 @@ pub fn make_styles(rng: &mut StdRng, n: usize, days: u32, markets: usize, start:
             let (return_rate, size_return_share) = if quality_problem {
                 (rng.random_range(0.5..0.65), 0.25)
             } else {
-                (Beta::new(cat.returns.0, cat.returns.1).expect("valid").sample(rng), rng.random_range(0.5..0.8))
+                (
+                    Beta::new(cat.returns.0, cat.returns.1)
+                        .expect("valid")
+                        .sample(rng),
+                    rng.random_range(0.5..0.8),
+                )
             };
             let price = ((cat.price * (0.15 * normal.sample(rng)).exp()).round() - 0.1).max(4.9);
             Style {
                 style_id: format!("ST{:06}", i + 1),
-                name: format!("{} {}", ADJECTIVES[rng.random_range(0..ADJECTIVES.len())], cat.nouns[rng.random_range(0..cat.nouns.len())]),
+                name: format!(
+                    "{} {}",
+                    ADJECTIVES[rng.random_range(0..ADJECTIVES.len())],
+                    cat.nouns[rng.random_range(0..cat.nouns.len())]
+                ),
                 category: cat.name,
                 brand: BRANDS[rng.random_range(0..BRANDS.len())],
                 launch_at,
@@ -158,9 +244,15 @@ pub fn make_styles(rng: &mut StdRng, n: usize, days: u32, markets: usize, start:
 /// Scales conversion so the expected number of events is about `target` (more events
 /// per purchase = lower conversion; demand, and so every verdict, stays the same).
 /// Returns the expected number of events.
-pub fn calibrate_traffic(styles: &mut [Style], days: u32, target: Option<u64>) -> Result<u64, GenerateError> {
-    let orders = |s: &Style| s.true_daily_rate() / UNITS_PER_ORDER * (f64::from(days - s.launch_day) - 0.4);
-    let non_view_events = |s: &Style| orders(s) * (1.0 + s.carts_per_order * (1.0 + REMOVE_SHARE) + s.return_rate);
+pub fn calibrate_traffic(
+    styles: &mut [Style],
+    days: u32,
+    target: Option<u64>,
+) -> Result<u64, GenerateError> {
+    let orders =
+        |s: &Style| s.true_daily_rate() / UNITS_PER_ORDER * (f64::from(days - s.launch_day) - 0.4);
+    let non_view_events =
+        |s: &Style| orders(s) * (1.0 + s.carts_per_order * (1.0 + REMOVE_SHARE) + s.return_rate);
     let views: f64 = styles.iter().map(|s| orders(s) / s.conversion).sum();
     let others: f64 = styles.iter().map(non_view_events).sum();
     if let Some(target) = target {

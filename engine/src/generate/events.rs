@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{
+    ArrayRef, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Datelike, Duration, Utc};
 use indicatif::ProgressBar;
@@ -59,7 +61,8 @@ impl Simulation {
             Arc::new(units.finish()),
             Arc::new(batch.finish()),
         ];
-        RecordBatch::try_new(schema::stock_receipts_schema(), columns).expect("receipt columns match schema")
+        RecordBatch::try_new(schema::stock_receipts_schema(), columns)
+            .expect("receipt columns match schema")
     }
 }
 
@@ -98,13 +101,27 @@ pub fn simulate(
 ) -> Result<Simulation, GenerateError> {
     let mut states: Vec<Vec<MarketState>> = styles
         .iter()
-        .map(|s| s.markets.iter().map(|m| MarketState { on_hand: i64::from(m.batch_units), ..Default::default() }).collect())
+        .map(|s| {
+            s.markets
+                .iter()
+                .map(|m| MarketState {
+                    on_hand: i64::from(m.batch_units),
+                    ..Default::default()
+                })
+                .collect()
+        })
         .collect();
     let mut receipts: Vec<Receipt> = Vec::new();
     for s in styles.iter() {
         for m in &s.markets {
             let at = s.launch_at - Duration::hours(rng.random_range(2..30));
-            receipts.push(Receipt { style_id: s.style_id.clone(), market: m.market, at: at.timestamp_micros(), units: m.batch_units, batch: 0 });
+            receipts.push(Receipt {
+                style_id: s.style_id.clone(),
+                market: m.market,
+                at: at.timestamp_micros(),
+                units: m.batch_units,
+                batch: 0,
+            });
         }
     }
     let user_pool = (progress.length().unwrap_or(0) / 40).clamp(1000, 5_000_000);
@@ -119,7 +136,10 @@ pub fn simulate(
         let dir = config.out.join("events").join(format!("event_date={date}"));
         let path = dir.join("part-0.parquet");
         let mut out = DayWriter::new(&path, date.format("%Y%m%d").to_string());
-        let (begin, end) = (day_begin.timestamp_micros(), day_begin.timestamp_micros() + MICROS_PER_DAY);
+        let (begin, end) = (
+            day_begin.timestamp_micros(),
+            day_begin.timestamp_micros() + MICROS_PER_DAY,
+        );
 
         for (si, style) in styles.iter().enumerate() {
             if style.launch_day > day {
@@ -133,7 +153,13 @@ pub fn simulate(
                 for (at, units, batch) in std::mem::take(&mut state.receipts_due) {
                     if at < end {
                         happenings.push((at, Happening::Receipt(units)));
-                        receipts.push(Receipt { style_id: style.style_id.clone(), market: plan.market, at, units, batch });
+                        receipts.push(Receipt {
+                            style_id: style.style_id.clone(),
+                            market: plan.market,
+                            at,
+                            units,
+                            batch,
+                        });
                     } else {
                         state.receipts_due.push((at, units, batch));
                     }
@@ -145,7 +171,10 @@ pub fn simulate(
                         state.returns_due.push(r);
                     }
                 }
-                let expected_views = plan.daily_units / super::catalog::UNITS_PER_ORDER / style.conversion * season * active_share;
+                let expected_views =
+                    plan.daily_units / super::catalog::UNITS_PER_ORDER / style.conversion
+                        * season
+                        * active_share;
                 let views = poisson(rng, expected_views);
                 for _ in 0..views {
                     happenings.push((rng.random_range(active_from..end), Happening::View));
@@ -178,11 +207,16 @@ pub fn simulate(
                             if !in_stock && !rng.random_bool(SOLD_OUT_VIEW_SHARE) {
                                 continue;
                             }
-                            let user = format!("{}-{:07}", plan.market, rng.random_range(0..user_pool));
+                            let user =
+                                format!("{}-{:07}", plan.market, rng.random_range(0..user_pool));
                             // One session per customer and day: structured ids compress well.
                             let session = format!("{user}:{}", out.day_tag);
                             let channel = if rng.random_bool(0.6) { "app" } else { "web" };
-                            let size = if style.category == "accessories" { "ONE" } else { SIZES[rng.random_range(0..SIZES.len())] };
+                            let size = if style.category == "accessories" {
+                                "ONE"
+                            } else {
+                                SIZES[rng.random_range(0..SIZES.len())]
+                            };
                             let view = |kind, at, quantity| Row {
                                 at,
                                 kind,
@@ -202,11 +236,15 @@ pub fn simulate(
                             if !in_stock || !rng.random_bool(cart_prob) {
                                 continue;
                             }
-                            let cart_at = (at + rng.random_range(5_000_000..300_000_000)).min(end - 2);
+                            let cart_at =
+                                (at + rng.random_range(5_000_000..300_000_000)).min(end - 2);
                             out.push(view("cart", cart_at, 1));
                             if rng.random_bool(1.0 / style.carts_per_order) {
-                                let quantity = if rng.random_bool(0.1) { 2 } else { 1 }.min(state.on_hand) as i32;
-                                let bought_at = (cart_at + rng.random_range(1_000_000..60_000_000)).min(end - 1);
+                                let quantity = if rng.random_bool(0.1) { 2 } else { 1 }
+                                    .min(state.on_hand)
+                                    as i32;
+                                let bought_at = (cart_at + rng.random_range(1_000_000..60_000_000))
+                                    .min(end - 1);
                                 let order_id = format!("O{}-{:08}", out.day_tag, out.rows);
                                 let mut row = view("purchase", bought_at, quantity);
                                 row.order = Some(order_id.clone());
@@ -226,7 +264,11 @@ pub fn simulate(
                                     });
                                 }
                             } else if rng.random_bool(REMOVE_SHARE) {
-                                out.push(view("remove_from_cart", (cart_at + 60_000_000).min(end - 1), 1));
+                                out.push(view(
+                                    "remove_from_cart",
+                                    (cart_at + 60_000_000).min(end - 1),
+                                    1,
+                                ));
                             }
                         }
                     }
@@ -237,7 +279,9 @@ pub fn simulate(
                     && state.sold as f64 >= 0.6 * f64::from(plan.batch_units)
                 {
                     state.reordered = true;
-                    let arrive = end + i64::from(style.lead_time_days) * MICROS_PER_DAY + rng.random_range(0..MICROS_PER_DAY);
+                    let arrive = end
+                        + i64::from(style.lead_time_days) * MICROS_PER_DAY
+                        + rng.random_range(0..MICROS_PER_DAY);
                     state.receipts_due.push((arrive, plan.batch_units, 1));
                 }
             }
@@ -263,12 +307,18 @@ fn poisson(rng: &mut StdRng, mean: f64) -> u64 {
     if mean <= 0.0 {
         return 0;
     }
-    Poisson::new(mean).map(|p| p.sample(rng) as u64).unwrap_or(0)
+    Poisson::new(mean)
+        .map(|p| p.sample(rng) as u64)
+        .unwrap_or(0)
 }
 
 fn return_reason(rng: &mut StdRng, size_share: f64) -> &'static str {
     if rng.random_bool(size_share) {
-        return if rng.random_bool(0.5) { "size_small" } else { "size_large" };
+        return if rng.random_bool(0.5) {
+            "size_small"
+        } else {
+            "size_large"
+        };
     }
     const OTHER: [(&str, f64); 5] = [
         ("quality", 0.3),
@@ -334,16 +384,26 @@ struct Columns {
 
 impl<'p> DayWriter<'p> {
     fn new(path: &'p std::path::Path, day_tag: String) -> Self {
-        Self { path, day_tag, file: None, rows: 0, lo: i64::MAX, hi: i64::MIN, columns: Columns::default() }
+        Self {
+            path,
+            day_tag,
+            file: None,
+            rows: 0,
+            lo: i64::MAX,
+            hi: i64::MIN,
+            columns: Columns::default(),
+        }
     }
 
     fn push(&mut self, row: Row<'_>) {
         let c = &mut self.columns;
-        c.event_id.append_value(format!("E{}-{:09}", self.day_tag, self.rows));
+        c.event_id
+            .append_value(format!("E{}-{:09}", self.day_tag, self.rows));
         c.event_time.append_value(row.at);
         c.event_type.append_value(row.kind);
         c.style_id.append_value(&row.style.style_id);
-        c.sku_id.append_option(row.size.map(|s| format!("{}-{s}", row.style.style_id)));
+        c.sku_id
+            .append_option(row.size.map(|s| format!("{}-{s}", row.style.style_id)));
         c.size.append_option(row.size);
         c.user_id.append_option(row.user);
         c.session_id.append_option(row.session);
@@ -385,11 +445,15 @@ impl<'p> DayWriter<'p> {
             Arc::new(c.return_reason.finish()),
         ];
         c.len = 0;
-        let batch = RecordBatch::try_new(schema::events_file_schema(), columns).expect("event columns match schema");
+        let batch = RecordBatch::try_new(schema::events_file_schema(), columns)
+            .expect("event columns match schema");
         let path = self.path;
         let file = match &mut self.file {
             Some(f) => f,
-            None => self.file.insert(AtomicParquetFile::create(path, schema::events_file_schema()).map_err(write_err(path))?),
+            None => self.file.insert(
+                AtomicParquetFile::create(path, schema::events_file_schema())
+                    .map_err(write_err(path))?,
+            ),
         };
         file.write(&batch).map_err(write_err(path))
     }

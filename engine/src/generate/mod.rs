@@ -13,7 +13,9 @@ mod events;
 
 use std::path::{Path, PathBuf};
 
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, StringArray, TimestampMicrosecondArray};
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int32Array, StringArray, TimestampMicrosecondArray,
+};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -61,10 +63,15 @@ pub enum GenerateError {
         source: parquet::errors::ParquetError,
     },
     #[error("output directory {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
-pub(crate) fn write_err(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> GenerateError + '_ {
+pub(crate) fn write_err(
+    path: &Path,
+) -> impl FnOnce(parquet::errors::ParquetError) -> GenerateError + '_ {
     move |source| GenerateError::Write {
         path: path.display().to_string(),
         source,
@@ -78,7 +85,9 @@ pub(crate) fn write_err(path: &Path) -> impl FnOnce(parquet::errors::ParquetErro
 /// the styles), an output directory that already holds events, or a failed write.
 pub fn generate(config: &GenerateConfig) -> Result<GenerateSummary, GenerateError> {
     if config.styles == 0 || config.days == 0 {
-        return Err(GenerateError::Config("--styles and --days must be at least 1".into()));
+        return Err(GenerateError::Config(
+            "--styles and --days must be at least 1".into(),
+        ));
     }
     if config.markets == 0 || config.markets > catalog::MARKETS.len() {
         return Err(GenerateError::Config(format!(
@@ -94,8 +103,13 @@ pub fn generate(config: &GenerateConfig) -> Result<GenerateSummary, GenerateErro
         )));
     }
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let start: DateTime<Utc> = config.start.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-    let mut styles = catalog::make_styles(&mut rng, config.styles, config.days, config.markets, start);
+    let start: DateTime<Utc> = config
+        .start
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc();
+    let mut styles =
+        catalog::make_styles(&mut rng, config.styles, config.days, config.markets, start);
     let expected = catalog::calibrate_traffic(&mut styles, config.days, config.events)?;
     std::fs::create_dir_all(&events_dir).map_err(|source| GenerateError::Io {
         path: events_dir.display().to_string(),
@@ -152,13 +166,20 @@ fn write_catalog(out: &Path, styles: &[Style]) -> Result<(), GenerateError> {
             TimestampMicrosecondArray::from_iter_values(styles.iter().map(|s| micros(s.launch_at)))
                 .with_timezone("UTC"),
         ),
-        Arc::new(Float64Array::from_iter_values(styles.iter().map(|s| s.list_price))),
-        Arc::new(Float64Array::from_iter_values(styles.iter().map(|s| s.unit_cost))),
-        Arc::new(Int32Array::from_iter_values(styles.iter().map(|s| s.lead_time_days))),
+        Arc::new(Float64Array::from_iter_values(
+            styles.iter().map(|s| s.list_price),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            styles.iter().map(|s| s.unit_cost),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            styles.iter().map(|s| s.lead_time_days),
+        )),
         Arc::new(Int32Array::from_iter_values(styles.iter().map(|s| s.moq))),
     ];
     let path = out.join("styles.parquet");
-    let batch = RecordBatch::try_new(schema::styles_schema(), columns).expect("catalog columns match schema");
+    let batch = RecordBatch::try_new(schema::styles_schema(), columns)
+        .expect("catalog columns match schema");
     write_parquet(&path, schema::styles_schema(), &[batch]).map_err(write_err(&path))
 }
 
@@ -167,17 +188,32 @@ fn write_truth(out: &Path, styles: &[Style]) -> Result<usize, GenerateError> {
     let rules = crate::decision::Rules::default();
     let keep: Vec<bool> = styles.iter().map(|s| s.truly_keep(&rules)).collect();
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(styles.iter().map(|s| s.style_id.clone()))),
-        Arc::new(StringArray::from_iter_values(styles.iter().map(|s| s.category))),
-        Arc::new(Int32Array::from_iter_values(styles.iter().map(|s| s.test_batch_units()))),
-        Arc::new(Float64Array::from_iter_values(styles.iter().map(|s| s.true_daily_rate()))),
-        Arc::new(Float64Array::from_iter_values(styles.iter().map(|s| s.conversion))),
-        Arc::new(Float64Array::from_iter_values(styles.iter().map(|s| s.return_rate))),
-        Arc::new(Float64Array::from_iter_values(styles.iter().map(|s| s.non_size_return_rate()))),
+        Arc::new(StringArray::from_iter_values(
+            styles.iter().map(|s| s.style_id.clone()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            styles.iter().map(|s| s.category),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            styles.iter().map(|s| s.test_batch_units()),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            styles.iter().map(|s| s.true_daily_rate()),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            styles.iter().map(|s| s.conversion),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            styles.iter().map(|s| s.return_rate),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            styles.iter().map(|s| s.non_size_return_rate()),
+        )),
         Arc::new(BooleanArray::from(keep.clone())),
     ];
     let path = out.join("truth.parquet");
-    let batch = RecordBatch::try_new(schema::truth_schema(), columns).expect("truth columns match schema");
+    let batch =
+        RecordBatch::try_new(schema::truth_schema(), columns).expect("truth columns match schema");
     write_parquet(&path, schema::truth_schema(), &[batch]).map_err(write_err(&path))?;
     Ok(keep.iter().filter(|k| **k).count())
 }

@@ -65,7 +65,11 @@ pub async fn register_inputs(ctx: &SessionContext, data: &Dataset) -> Result<Sou
     }
     for (path, table, expected) in [
         (data.styles_file(), "styles", schema::styles_schema()),
-        (data.receipts_file(), "stock_receipts", schema::stock_receipts_schema()),
+        (
+            data.receipts_file(),
+            "stock_receipts",
+            schema::stock_receipts_schema(),
+        ),
     ] {
         if !path.is_file() {
             return Err(EngineError::MissingTable {
@@ -75,7 +79,8 @@ pub async fn register_inputs(ctx: &SessionContext, data: &Dataset) -> Result<Sou
         }
         check_file(&path, &expected)?;
         let options = ParquetReadOptions::default().schema(&expected);
-        ctx.register_parquet(table, path.to_string_lossy().as_ref(), options).await?;
+        ctx.register_parquet(table, path.to_string_lossy().as_ref(), options)
+            .await?;
     }
 
     let truth = data.truth_file();
@@ -83,7 +88,8 @@ pub async fn register_inputs(ctx: &SessionContext, data: &Dataset) -> Result<Sou
         let expected = schema::truth_schema();
         check_file(&truth, &expected)?;
         let options = ParquetReadOptions::default().schema(&expected);
-        ctx.register_parquet("truth", truth.to_string_lossy().as_ref(), options).await?;
+        ctx.register_parquet("truth", truth.to_string_lossy().as_ref(), options)
+            .await?;
     }
 
     let events_dir = data.events_dir();
@@ -105,8 +111,15 @@ pub async fn register_inputs(ctx: &SessionContext, data: &Dataset) -> Result<Sou
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(vec![(EVENT_DATE.to_string(), DataType::Date32)]);
-    let url = format!("{}/", events_dir.canonicalize().map_err(|source| io_err(&events_dir, source))?.display());
-    ctx.register_listing_table("events", url, options, Some(expected), None).await?;
+    let url = format!(
+        "{}/",
+        events_dir
+            .canonicalize()
+            .map_err(|source| io_err(&events_dir, source))?
+            .display()
+    );
+    ctx.register_listing_table("events", url, options, Some(expected), None)
+        .await?;
     Ok(SourceSummary {
         event_files: files.len(),
         event_partitions: partitions,
@@ -149,17 +162,22 @@ pub fn event_files(events_dir: &Path) -> Result<Vec<PathBuf>> {
 /// Reads a file's footer and compares its schema with the expected one.
 fn check_file(path: &Path, expected: &SchemaRef) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| EngineError::CorruptFile {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| EngineError::CorruptFile {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
     let problems = schema::check_schema(builder.schema(), expected);
     if problems.is_empty() {
         return Ok(());
     }
     Err(EngineError::Schema {
         path: path.display().to_string(),
-        problems: problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        problems: problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
     })
 }
 

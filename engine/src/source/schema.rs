@@ -73,8 +73,15 @@ pub fn truth_schema() -> SchemaRef {
 /// Why a file's column cannot be read as the expected one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ColumnProblem {
-    Missing { column: String, expected: String },
-    WrongType { column: String, expected: String, found: String },
+    Missing {
+        column: String,
+        expected: String,
+    },
+    WrongType {
+        column: String,
+        expected: String,
+        found: String,
+    },
 }
 
 /// Compares a file's schema with the expected one. Types are checked by family, so a
@@ -152,7 +159,11 @@ mod tests {
         let found = Schema::new(vec![
             Field::new("style_id", DataType::Utf8View, false),
             Field::new("market", DataType::Int64, false),
-            Field::new("received_at", DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into())), false),
+            Field::new(
+                "received_at",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into())),
+                false,
+            ),
             Field::new("units", DataType::Int64, false),
         ]);
         let problems = check_schema(&found, &stock_receipts_schema());
@@ -170,7 +181,10 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(problems[1].to_string(), "column `batch` is missing (expected an integer (Int32))");
+        assert_eq!(
+            problems[1].to_string(),
+            "column `batch` is missing (expected an integer (Int32))"
+        );
     }
 
     #[test]
@@ -181,6 +195,8 @@ mod tests {
             false,
         )]);
         let problems = check_schema(&found, &stock_receipts_schema());
-        assert!(matches!(&problems[0], ColumnProblem::WrongType { column, .. } if column == "received_at"));
+        assert!(
+            matches!(&problems[0], ColumnProblem::WrongType { column, .. } if column == "received_at")
+        );
     }
 }

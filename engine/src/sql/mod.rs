@@ -47,9 +47,18 @@ impl ViewParams {
         template
             .replace("{stock_levels}", STOCK_LEVELS)
             .replace("{stock_spells}", STOCK_SPELLS)
-            .replace("{as_of}", &format!("arrow_cast('{as_of}', {TIMESTAMP_TYPE})"))
-            .replace("{as_of_date}", &format!("DATE '{}'", self.as_of.date_naive()))
-            .replace("{day_start}", &format!("arrow_cast(c.day, {TIMESTAMP_TYPE})"))
+            .replace(
+                "{as_of}",
+                &format!("arrow_cast('{as_of}', {TIMESTAMP_TYPE})"),
+            )
+            .replace(
+                "{as_of_date}",
+                &format!("DATE '{}'", self.as_of.date_naive()),
+            )
+            .replace(
+                "{day_start}",
+                &format!("arrow_cast(c.day, {TIMESTAMP_TYPE})"),
+            )
             .replace("{window_seconds}", &seconds(self.window_days))
             .replace("{early_seconds}", &seconds(self.early_days))
             .replace("{maturity_seconds}", &seconds(self.maturity_days))
@@ -66,7 +75,12 @@ impl ViewParams {
 pub fn views(params: &ViewParams) -> Vec<(&'static str, String)> {
     vec![
         ("stock_levels", params.render(STOCK_LEVELS)),
-        ("stock_spells", params.render(&format!("WITH stock_levels AS ({STOCK_LEVELS}) {STOCK_SPELLS}"))),
+        (
+            "stock_spells",
+            params.render(&format!(
+                "WITH stock_levels AS ({STOCK_LEVELS}) {STOCK_SPELLS}"
+            )),
+        ),
         ("style_daily", params.render(STYLE_DAILY)),
         ("style_funnel", params.render(STYLE_FUNNEL)),
     ]

@@ -16,14 +16,38 @@ use crate::decision::{Decision, Reason, Verdict};
 use crate::source::schema::timestamp_type;
 
 const F64_COLUMNS: [&str; 17] = [
-    "sell_through", "prior_shape", "prior_rate", "rate_shape", "rate_rate", "keep_rate", "drop_rate",
-    "p_keep", "p_drop", "conv_alpha", "conv_beta", "return_alpha", "return_beta", "projected_st_p10",
-    "projected_st_p50", "projected_st_p90", "days_of_cover",
+    "sell_through",
+    "prior_shape",
+    "prior_rate",
+    "rate_shape",
+    "rate_rate",
+    "keep_rate",
+    "drop_rate",
+    "p_keep",
+    "p_drop",
+    "conv_alpha",
+    "conv_beta",
+    "return_alpha",
+    "return_beta",
+    "projected_st_p10",
+    "projected_st_p50",
+    "projected_st_p90",
+    "days_of_cover",
 ];
 
 pub fn decisions_schema() -> SchemaRef {
-    let f64s = |names: &[&str]| names.iter().map(|n| Field::new(*n, DataType::Float64, *n == "days_of_cover")).collect::<Vec<_>>();
-    let i64s = |names: &[&str]| names.iter().map(|n| Field::new(*n, DataType::Int64, false)).collect::<Vec<_>>();
+    let f64s = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Float64, *n == "days_of_cover"))
+            .collect::<Vec<_>>()
+    };
+    let i64s = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Int64, false))
+            .collect::<Vec<_>>()
+    };
     let mut fields = vec![
         Field::new("run_id", DataType::Utf8, false),
         Field::new("as_of", timestamp_type(), false),
@@ -34,7 +58,15 @@ pub fn decisions_schema() -> SchemaRef {
         Field::new("exposure_days", DataType::Float64, false),
         Field::new("sold_out", DataType::Boolean, false),
     ];
-    fields.extend(i64s(&["views", "carts", "purchases", "units_sold", "units_returned", "units_received", "on_hand"]));
+    fields.extend(i64s(&[
+        "views",
+        "carts",
+        "purchases",
+        "units_sold",
+        "units_returned",
+        "units_received",
+        "on_hand",
+    ]));
     fields.extend(f64s(&F64_COLUMNS));
     fields.extend(i64s(&["reorder_units"]));
     fields.extend([
@@ -72,20 +104,36 @@ fn f64_of(d: &Decision, name: &str) -> Option<f64> {
 
 pub fn decisions_batch(summary: &RunSummary, rows: &[Decision]) -> Result<RecordBatch, ArrowError> {
     let n = rows.len();
-    let text = |f: &dyn Fn(&Decision) -> String| -> ArrayRef { Arc::new(StringArray::from_iter_values(rows.iter().map(f))) };
-    let int = |f: &dyn Fn(&Decision) -> i64| -> ArrayRef { Arc::new(Int64Array::from_iter_values(rows.iter().map(f))) };
+    let text = |f: &dyn Fn(&Decision) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let int = |f: &dyn Fn(&Decision) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
+    };
     let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(summary.run_id.as_str(), n))),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            summary.run_id.as_str(),
+            n,
+        ))),
         Arc::new(
-            TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(summary.as_of.timestamp_micros(), n))
-                .with_timezone("UTC"),
+            TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(
+                summary.as_of.timestamp_micros(),
+                n,
+            ))
+            .with_timezone("UTC"),
         ),
         text(&|d| d.style_id.clone()),
         text(&|d| d.market.clone()),
         text(&|d| d.category.clone()),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|d| d.days_live))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|d| d.exposure_days))),
-        Arc::new(BooleanArray::from_iter(rows.iter().map(|d| Some(d.sold_out)))),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|d| d.days_live),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|d| d.exposure_days),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            rows.iter().map(|d| Some(d.sold_out)),
+        )),
         int(&|d| d.views),
         int(&|d| d.carts),
         int(&|d| d.purchases),
@@ -95,42 +143,87 @@ pub fn decisions_batch(summary: &RunSummary, rows: &[Decision]) -> Result<Record
         int(&|d| d.on_hand),
     ];
     for name in &F64_COLUMNS {
-        columns.push(Arc::new(Float64Array::from_iter(rows.iter().map(|d| f64_of(d, name)))));
+        columns.push(Arc::new(Float64Array::from_iter(
+            rows.iter().map(|d| f64_of(d, name)),
+        )));
     }
     columns.push(int(&|d| d.reorder_units));
     columns.push(text(&|d| d.verdict.as_str().to_string()));
-    columns.push(text(&|d| d.reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")));
-    columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(summary.policy_version.as_str(), n))));
-    columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(summary.model_version.as_str(), n))));
+    columns.push(text(&|d| {
+        d.reasons
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }));
+    columns.push(Arc::new(StringArray::from_iter_values(
+        std::iter::repeat_n(summary.policy_version.as_str(), n),
+    )));
+    columns.push(Arc::new(StringArray::from_iter_values(
+        std::iter::repeat_n(summary.model_version.as_str(), n),
+    )));
     RecordBatch::try_new(decisions_schema(), columns)
 }
 
 /// Reads decision rows back from a run file.
-pub fn read_decisions(path: &Path) -> Result<Vec<Decision>, Box<dyn std::error::Error + Send + Sync>> {
+pub fn read_decisions(
+    path: &Path,
+) -> Result<Vec<Decision>, Box<dyn std::error::Error + Send + Sync>> {
     let file = std::fs::File::open(path)?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch?;
-        let col = |name: &str| batch.column_by_name(name).ok_or_else(|| format!("column {name} missing"));
+        let col = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| format!("column {name} missing"))
+        };
         let s = |name: &str| -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
-            Ok(col(name)?.as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_string()).collect())
+            Ok(col(name)?
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap_or_default().to_string())
+                .collect())
         };
         let f = |name: &str| -> Result<Vec<f64>, Box<dyn std::error::Error + Send + Sync>> {
             let a = col(name)?.as_primitive::<Float64Type>().clone();
-            Ok((0..a.len()).map(|i| if a.is_null(i) { f64::INFINITY } else { a.value(i) }).collect())
+            Ok((0..a.len())
+                .map(|i| {
+                    if a.is_null(i) {
+                        f64::INFINITY
+                    } else {
+                        a.value(i)
+                    }
+                })
+                .collect())
         };
         let i = |name: &str| -> Result<Vec<i64>, Box<dyn std::error::Error + Send + Sync>> {
             Ok(col(name)?.as_primitive::<Int64Type>().values().to_vec())
         };
-        let (style_id, market, category, verdict, reasons) = (s("style_id")?, s("market")?, s("category")?, s("verdict")?, s("reasons")?);
+        let (style_id, market, category, verdict, reasons) = (
+            s("style_id")?,
+            s("market")?,
+            s("category")?,
+            s("verdict")?,
+            s("reasons")?,
+        );
         let sold_out = col("sold_out")?.as_boolean().clone();
         let floats: Vec<Vec<f64>> = F64_COLUMNS.iter().map(|n| f(n)).collect::<Result<_, _>>()?;
         let (days_live, exposure) = (f("days_live")?, f("exposure_days")?);
-        let ints: Vec<Vec<i64>> = ["views", "carts", "purchases", "units_sold", "units_returned", "units_received", "on_hand", "reorder_units"]
-            .iter()
-            .map(|n| i(n))
-            .collect::<Result<_, _>>()?;
+        let ints: Vec<Vec<i64>> = [
+            "views",
+            "carts",
+            "purchases",
+            "units_sold",
+            "units_returned",
+            "units_received",
+            "on_hand",
+            "reorder_units",
+        ]
+        .iter()
+        .map(|n| i(n))
+        .collect::<Result<_, _>>()?;
         for r in 0..batch.num_rows() {
             let g = |k: usize| floats[k][r];
             out.push(Decision {
@@ -165,7 +258,8 @@ pub fn read_decisions(path: &Path) -> Result<Vec<Decision>, Box<dyn std::error::
                 projected_st_p90: g(15),
                 days_of_cover: g(16),
                 reorder_units: ints[7][r],
-                verdict: Verdict::parse(&verdict[r]).ok_or_else(|| format!("unknown verdict {}", verdict[r]))?,
+                verdict: Verdict::parse(&verdict[r])
+                    .ok_or_else(|| format!("unknown verdict {}", verdict[r]))?,
                 reasons: reasons[r]
                     .split(',')
                     .filter(|s| !s.is_empty())

@@ -79,8 +79,10 @@ impl DecisionStore {
         if path.exists() {
             return Err(self.err(format!("run {} already exists", run.summary.run_id)));
         }
-        let batch = batch::decisions_batch(&run.summary, &run.decisions).map_err(|e| self.err(e.to_string()))?;
-        let mut file = AtomicParquetFile::create(&path, decisions_schema()).map_err(|e| self.err(e.to_string()))?;
+        let batch = batch::decisions_batch(&run.summary, &run.decisions)
+            .map_err(|e| self.err(e.to_string()))?;
+        let mut file = AtomicParquetFile::create(&path, decisions_schema())
+            .map_err(|e| self.err(e.to_string()))?;
         let summary = serde_json::to_string(&run.summary).map_err(|e| self.err(e.to_string()))?;
         file.append_metadata(SUMMARY_KEY, summary);
         file.write(&batch).map_err(|e| self.err(e.to_string()))?;
@@ -112,10 +114,13 @@ impl DecisionStore {
     pub fn read_run(&self, run_id: &str) -> Result<DecisionRun> {
         let path = self.run_path(run_id);
         if !path.is_file() {
-            return Err(EngineError::RunNotFound { run_id: run_id.into() });
+            return Err(EngineError::RunNotFound {
+                run_id: run_id.into(),
+            });
         }
         let summary = self.read_summary(&path)?;
-        let decisions = read_decisions(&path).map_err(|e| self.err(format!("{}: {e}", path.display())))?;
+        let decisions =
+            read_decisions(&path).map_err(|e| self.err(format!("{}: {e}", path.display())))?;
         Ok(DecisionRun { summary, decisions })
     }
 
@@ -133,15 +138,22 @@ impl DecisionStore {
     }
 
     fn read_summary(&self, path: &Path) -> Result<RunSummary> {
-        let file = std::fs::File::open(path).map_err(|e| self.err(format!("{}: {e}", path.display())))?;
-        let reader = SerializedFileReader::new(file).map_err(|e| self.err(format!("{}: {e}", path.display())))?;
+        let file =
+            std::fs::File::open(path).map_err(|e| self.err(format!("{}: {e}", path.display())))?;
+        let reader = SerializedFileReader::new(file)
+            .map_err(|e| self.err(format!("{}: {e}", path.display())))?;
         let text = reader
             .metadata()
             .file_metadata()
             .key_value_metadata()
-            .and_then(|kv| kv.iter().find(|e| e.key == SUMMARY_KEY).and_then(|e| e.value.clone()))
+            .and_then(|kv| {
+                kv.iter()
+                    .find(|e| e.key == SUMMARY_KEY)
+                    .and_then(|e| e.value.clone())
+            })
             .ok_or_else(|| self.err(format!("{}: no run summary in its footer", path.display())))?;
-        serde_json::from_str(&text).map_err(|e| self.err(format!("{}: run summary: {e}", path.display())))
+        serde_json::from_str(&text)
+            .map_err(|e| self.err(format!("{}: run summary: {e}", path.display())))
     }
 
     /// Registers the `decisions` table: every run's rows.
@@ -155,10 +167,20 @@ impl DecisionStore {
             ctx.register_table("decisions", Arc::new(empty))?;
             return Ok(());
         }
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let dir = self.root.canonicalize().map_err(|e| self.err(e.to_string()))?;
-        ctx.register_listing_table("decisions", format!("{}/", dir.display()), options, Some(decisions_schema()), None)
-            .await?;
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let dir = self
+            .root
+            .canonicalize()
+            .map_err(|e| self.err(e.to_string()))?;
+        ctx.register_listing_table(
+            "decisions",
+            format!("{}/", dir.display()),
+            options,
+            Some(decisions_schema()),
+            None,
+        )
+        .await?;
         Ok(())
     }
 

@@ -42,8 +42,10 @@ pooled_buyers AS (
     FROM windowed WHERE event_type = 'purchase'
     GROUP BY style_id
 ),
--- Units bought at least the maturity period ago, and those of them returned for
--- reasons other than size (matched to their purchase by order).
+-- Returns lag purchases, so a unit bought d days ago counts as min(1, d / maturity) of
+-- a unit whose return could have arrived ("maturity-weighted units"); returns for
+-- reasons other than size are matched to their purchase by order. The return test can
+-- then act before a style's first orders are a full maturity period old.
 non_size_returns AS (
     SELECT style_id, order_id, SUM(quantity) AS returned
     FROM windowed
@@ -53,12 +55,13 @@ non_size_returns AS (
 ),
 matured AS (
     SELECT p.style_id, p.market,
-           SUM(p.quantity) AS matured_units,
+           SUM(p.quantity * LEAST(1.0,
+               (date_part('epoch', {as_of}) - date_part('epoch', p.event_time))
+               / {maturity_seconds}.0)) AS matured_units,
            SUM(LEAST(COALESCE(r.returned, 0), p.quantity)) AS matured_non_size_returns
     FROM windowed p
     LEFT JOIN non_size_returns r ON p.style_id = r.style_id AND p.order_id = r.order_id
     WHERE p.event_type = 'purchase'
-      AND p.event_time <= {as_of} - INTERVAL '{maturity_seconds} seconds'
     GROUP BY p.style_id, p.market
 ),
 exposure AS (
@@ -110,7 +113,7 @@ market_rows AS (
            COALESCE(a.revenue, 0.0) AS revenue,
            COALESCE(b.buyers, 0) AS buyers,
            COALESCE(a.early_units, 0) AS early_units,
-           COALESCE(m.matured_units, 0) AS matured_units,
+           COALESCE(m.matured_units, 0.0) AS matured_units,
            COALESCE(m.matured_non_size_returns, 0) AS matured_non_size_returns,
            r.units_received, r.test_batch_units,
            COALESCE(s.on_hand, 0) AS on_hand,
