@@ -47,9 +47,7 @@ impl Engine {
             latest_event,
             store,
         };
-        engine
-            .register_views(&ViewParams::as_of(latest_event))
-            .await?;
+        sql::register_views(&engine.ctx, &ViewParams::as_of(latest_event)).await?;
         engine.store.register(&engine.ctx).await?;
         Ok(engine)
     }
@@ -73,15 +71,6 @@ impl Engine {
     /// The time of the newest event: the default `as_of`.
     pub fn latest_event(&self) -> DateTime<Utc> {
         self.latest_event
-    }
-
-    async fn register_views(&self, params: &ViewParams) -> Result<()> {
-        for (name, text) in sql::views(params) {
-            self.ctx.deregister_table(name)?;
-            let df = self.ctx.sql(&text).await?;
-            self.ctx.register_table(name, df.into_view())?;
-        }
-        Ok(())
     }
 
     /// Runs one read-only statement from a user: no DDL, no DML, no `SET`, no `COPY`.

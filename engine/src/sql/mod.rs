@@ -6,6 +6,8 @@
 //! text with its own `as_of`, so no event after it can leak in.
 
 use chrono::{DateTime, Utc};
+use datafusion::error::Result;
+use datafusion::prelude::SessionContext;
 
 const STOCK_LEVELS: &str = include_str!("views/stock_levels.sql");
 const STOCK_SPELLS: &str = include_str!("views/stock_spells.sql");
@@ -84,4 +86,18 @@ pub fn views(params: &ViewParams) -> Vec<(&'static str, String)> {
         ("style_daily", params.render(STYLE_DAILY)),
         ("style_funnel", params.render(STYLE_FUNNEL)),
     ]
+}
+
+/// Registers (or replaces) the views in `ctx`, over its `events`, `styles` and
+/// `stock_receipts` tables.
+///
+/// # Errors
+/// A view does not plan against the tables in `ctx`.
+pub async fn register_views(ctx: &SessionContext, params: &ViewParams) -> Result<()> {
+    for (name, text) in views(params) {
+        ctx.deregister_table(name)?;
+        let view = ctx.sql(&text).await?.into_view();
+        ctx.register_table(name, view)?;
+    }
+    Ok(())
 }
