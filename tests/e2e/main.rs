@@ -1,1 +1,5 @@
+//! End-to-end tests: the real `assay` binary on generated data.
 
+mod bad_input;
+mod decide;
+mod support;

@@ -45,25 +45,34 @@ impl ViewParams {
 
     fn render(&self, template: &str) -> String {
         let as_of = self.as_of.format("%Y-%m-%dT%H:%M:%S%.6fZ");
-        let seconds = |days: f64| format!("{}", (days * 86400.0).round() as i64);
-        template
-            .replace("{stock_levels}", STOCK_LEVELS)
-            .replace("{stock_spells}", STOCK_SPELLS)
-            .replace(
+        let seconds = |days: f64| ((days * 86400.0).round() as i64).to_string();
+        let micros = |days: f64| ((days * 86_400e6).round() as i64).to_string();
+        let params = [
+            ("{stock_levels}", STOCK_LEVELS.to_string()),
+            ("{stock_spells}", STOCK_SPELLS.to_string()),
+            (
                 "{as_of}",
-                &format!("arrow_cast('{as_of}', {TIMESTAMP_TYPE})"),
-            )
-            .replace(
+                format!("arrow_cast('{as_of}', {TIMESTAMP_TYPE})"),
+            ),
+            ("{as_of_us}", self.as_of.timestamp_micros().to_string()),
+            (
                 "{as_of_date}",
-                &format!("DATE '{}'", self.as_of.date_naive()),
-            )
-            .replace(
+                format!("DATE '{}'", self.as_of.date_naive()),
+            ),
+            (
                 "{day_start}",
-                &format!("arrow_cast(c.day, {TIMESTAMP_TYPE})"),
-            )
-            .replace("{window_seconds}", &seconds(self.window_days))
-            .replace("{early_seconds}", &seconds(self.early_days))
-            .replace("{maturity_seconds}", &seconds(self.maturity_days))
+                format!("arrow_cast(c.day, {TIMESTAMP_TYPE})"),
+            ),
+            ("{day_us}", "86400000000.0".to_string()),
+            ("{window_seconds}", seconds(self.window_days)),
+            ("{early_seconds}", seconds(self.early_days)),
+            ("{maturity_us}", micros(self.maturity_days)),
+        ];
+        let mut text = template.to_string();
+        for (name, value) in &params {
+            text = text.replace(name, value);
+        }
+        text
     }
 
     /// The funnel query (per market and pooled) as of these parameters.
@@ -100,4 +109,21 @@ pub async fn register_views(ctx: &SessionContext, params: &ViewParams) -> Result
         ctx.register_table(name, view)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_placeholder_is_rendered() {
+        let params = ViewParams::as_of(Utc::now());
+        for (name, text) in views(&params) {
+            let left: Vec<&str> = text
+                .match_indices('{')
+                .map(|(i, _)| &text[i..(i + 20).min(text.len())])
+                .collect();
+            assert!(left.is_empty(), "{name} keeps placeholders: {left:?}");
+        }
+    }
 }

@@ -7,9 +7,9 @@ calendar AS (
 ),
 exposure AS (
     SELECT sp.style_id, sp.market, c.day,
-           SUM(date_part('epoch', LEAST(sp.in_stock_to, {day_start} + INTERVAL '1 day'))
-               - date_part('epoch', GREATEST(sp.in_stock_from, {day_start}))) / 3600.0
-               AS exposure_hours
+           CAST(SUM(arrow_cast(LEAST(sp.in_stock_to, {day_start} + INTERVAL '1 day'), 'Int64')
+                    - arrow_cast(GREATEST(sp.in_stock_from, {day_start}), 'Int64')) AS DOUBLE)
+               / 3600000000.0 AS exposure_hours
     FROM stock_spells sp
     JOIN calendar c
       ON c.day >= CAST(sp.in_stock_from AS DATE) AND c.day <= CAST(sp.in_stock_to AS DATE)

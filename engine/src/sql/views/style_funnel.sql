@@ -55,23 +55,34 @@ non_size_returns AS (
 ),
 matured AS (
     SELECT p.style_id, p.market,
-           SUM(p.quantity * LEAST(1.0,
-               (date_part('epoch', {as_of}) - date_part('epoch', p.event_time))
-               / {maturity_seconds}.0)) AS matured_units,
+           CAST(SUM(CAST(p.quantity AS BIGINT)
+                    * LEAST({maturity_us}, {as_of_us} - arrow_cast(p.event_time, 'Int64')))
+                AS DOUBLE) / {maturity_us} AS matured_units,
            SUM(LEAST(COALESCE(r.returned, 0), p.quantity)) AS matured_non_size_returns
     FROM windowed p
     LEFT JOIN non_size_returns r ON p.style_id = r.style_id AND p.order_id = r.order_id
     WHERE p.event_type = 'purchase'
     GROUP BY p.style_id, p.market
 ),
+-- In-stock time in integer microseconds: integer sums are exact in any order, so
+-- parallel aggregation gives bit-identical results run after run.
+pooled_matured AS (
+    SELECT p.style_id,
+           CAST(SUM(CAST(p.quantity AS BIGINT)
+                    * LEAST({maturity_us}, {as_of_us} - arrow_cast(p.event_time, 'Int64')))
+                AS DOUBLE) / {maturity_us} AS matured_units
+    FROM windowed p
+    WHERE p.event_type = 'purchase'
+    GROUP BY p.style_id
+),
 exposure AS (
     SELECT sp.style_id, sp.market,
-           SUM(GREATEST(0.0, date_part('epoch', LEAST(sp.in_stock_to, c.window_end))
-                             - date_part('epoch', GREATEST(sp.in_stock_from, c.launch_at))))
-               / 86400.0 AS exposure_days,
-           SUM(GREATEST(0.0, date_part('epoch', LEAST(sp.in_stock_to, c.early_end))
-                             - date_part('epoch', GREATEST(sp.in_stock_from, c.launch_at))))
-               / 86400.0 AS early_exposure_days
+           SUM(GREATEST(0, arrow_cast(LEAST(sp.in_stock_to, c.window_end), 'Int64')
+                           - arrow_cast(GREATEST(sp.in_stock_from, c.launch_at), 'Int64')))
+               AS exposure_us,
+           SUM(GREATEST(0, arrow_cast(LEAST(sp.in_stock_to, c.early_end), 'Int64')
+                           - arrow_cast(GREATEST(sp.in_stock_from, c.launch_at), 'Int64')))
+               AS early_exposure_us
     FROM stock_spells sp
     JOIN catalog c ON sp.style_id = c.style_id
     GROUP BY sp.style_id, sp.market
@@ -100,9 +111,9 @@ stock AS (
 ),
 market_rows AS (
     SELECT c.style_id, r.market, c.category, c.launch_at,
-           (date_part('epoch', {as_of}) - date_part('epoch', c.launch_at)) / 86400.0 AS days_live,
-           COALESCE(x.exposure_days, 0.0) AS exposure_days,
-           COALESCE(x.early_exposure_days, 0.0) AS early_exposure_days,
+           CAST({as_of_us} - arrow_cast(c.launch_at, 'Int64') AS DOUBLE) / {day_us} AS days_live,
+           COALESCE(x.exposure_us, 0) AS exposure_us,
+           COALESCE(x.early_exposure_us, 0) AS early_exposure_us,
            COALESCE(s.on_hand, 0) <= 0 AS sold_out,
            COALESCE(a.views, 0) AS views,
            COALESCE(v.views_in_stock, 0) AS views_in_stock,
@@ -127,19 +138,28 @@ market_rows AS (
     LEFT JOIN in_stock_views v ON v.style_id = r.style_id AND v.market = r.market
     LEFT JOIN stock s ON s.style_id = r.style_id AND s.market = r.market
 )
-SELECT * FROM market_rows
+SELECT style_id, market, category, launch_at, days_live,
+       CAST(exposure_us AS DOUBLE) / {day_us} AS exposure_days,
+       CAST(early_exposure_us AS DOUBLE) / {day_us} AS early_exposure_days,
+       sold_out, views, views_in_stock, carts, purchases, units_sold, units_returned, revenue,
+       buyers, early_units, matured_units, matured_non_size_returns, units_received,
+       test_batch_units, on_hand, list_price, unit_cost, lead_time_days, moq
+FROM market_rows
 UNION ALL
 -- The pooled row: counts add up; exposure is the receipt-weighted mean of the markets'.
 SELECT m.style_id, 'ALL' AS market, MIN(m.category), MIN(m.launch_at), MIN(m.days_live),
-       SUM(m.exposure_days * m.units_received) / NULLIF(SUM(m.units_received), 0),
-       SUM(m.early_exposure_days * m.units_received) / NULLIF(SUM(m.units_received), 0),
+       CAST(SUM(m.exposure_us * m.units_received) AS DOUBLE)
+           / NULLIF(SUM(m.units_received), 0) / {day_us},
+       CAST(SUM(m.early_exposure_us * m.units_received) AS DOUBLE)
+           / NULLIF(SUM(m.units_received), 0) / {day_us},
        SUM(m.on_hand) <= 0,
        SUM(m.views), SUM(m.views_in_stock), SUM(m.carts), SUM(m.purchases),
        SUM(m.units_sold), SUM(m.units_returned), SUM(m.revenue),
        MIN(COALESCE(pb.buyers, 0)),
-       SUM(m.early_units), SUM(m.matured_units), SUM(m.matured_non_size_returns),
+       SUM(m.early_units), MIN(pm.matured_units), SUM(m.matured_non_size_returns),
        SUM(m.units_received), SUM(m.test_batch_units), SUM(m.on_hand),
        MIN(m.list_price), MIN(m.unit_cost), MIN(m.lead_time_days), MIN(m.moq)
 FROM market_rows m
 LEFT JOIN pooled_buyers pb ON pb.style_id = m.style_id
+LEFT JOIN pooled_matured pm ON pm.style_id = m.style_id
 GROUP BY m.style_id

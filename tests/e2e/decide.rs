@@ -1,0 +1,275 @@
+//! generate → decide → read the run back, against the policy and against the truth.
+
+use assay_engine::decision::numerics::{gamma_cdf, gamma_sf};
+use assay_engine::decision::{ALL_MARKETS, Policy, Reason, Verdict};
+use assay_engine::{DecisionStore, Engine};
+
+use crate::support::{assay_ok, copy_inputs, path_str, shared_dataset};
+
+#[test]
+fn every_stored_verdict_follows_from_its_numbers_and_the_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_inputs(shared_dataset(), tmp.path());
+    let data = path_str(tmp.path());
+    let summary = assay_ok(&["decide", "--data", data]);
+    assert!(summary.contains("styles:"), "{summary}");
+
+    let store = DecisionStore::new(tmp.path().join("decisions"));
+    let latest = store.latest_run().unwrap().expect("a stored run");
+    let run = store.read_run(&latest.run_id).unwrap();
+    let rules = Policy::default().defaults;
+    assert_eq!(run.decisions.len(), latest.rows);
+    assert_eq!(latest.keep + latest.drop + latest.test, latest.styles);
+    assert!(
+        latest.keep > 0 && latest.drop > 0 && latest.test > 0,
+        "{latest:?}"
+    );
+
+    for d in &run.decisions {
+        let ctx = format!("{} {}: {d:?}", d.style_id, d.market);
+        // The probabilities are recomputable from the stored posterior and thresholds.
+        assert!(
+            (d.rate_shape - (d.prior_shape + d.units_sold as f64)).abs() < 1e-9,
+            "{ctx}"
+        );
+        assert!(
+            (d.rate_rate - (d.prior_rate + d.exposure_days)).abs() < 1e-9,
+            "{ctx}"
+        );
+        assert!(
+            (gamma_sf(d.rate_shape, d.rate_rate, d.keep_rate) - d.p_keep).abs() < 1e-12,
+            "{ctx}"
+        );
+        assert!(
+            (gamma_cdf(d.rate_shape, d.rate_rate, d.drop_rate) - d.p_drop).abs() < 1e-12,
+            "{ctx}"
+        );
+        assert!(
+            d.projected_st_p10 <= d.projected_st_p50 && d.projected_st_p50 <= d.projected_st_p90,
+            "{ctx}"
+        );
+        let early = d.days_live < rules.min_days_live || d.exposure_days < rules.min_exposure_days;
+        let demoted = d.reasons.contains(&Reason::WrongCallControl);
+        match d.verdict {
+            Verdict::Keep => {
+                if early {
+                    assert!(
+                        d.sold_out && d.p_keep >= rules.sold_out_keep_probability,
+                        "{ctx}"
+                    );
+                } else {
+                    assert!(d.p_keep >= rules.keep_probability, "{ctx}");
+                }
+                assert!(d.reasons.contains(&Reason::HighRate), "{ctx}");
+            }
+            Verdict::Drop => {
+                assert!(!early, "{ctx}");
+                let low_rate =
+                    d.reasons.contains(&Reason::LowRate) && d.p_drop >= rules.drop_probability;
+                let window = d.reasons.contains(&Reason::MaxWindow)
+                    && d.days_live >= rules.max_days_to_verdict;
+                let returns = d.reasons.contains(&Reason::HighReturns);
+                assert!(low_rate || window || returns, "{ctx}");
+                assert!(
+                    !d.sold_out || returns,
+                    "a sold-out style dropped for its rate: {ctx}"
+                );
+                assert_eq!(d.reorder_units, 0, "{ctx}");
+            }
+            Verdict::Test => {
+                assert_eq!(d.reorder_units, 0, "{ctx}");
+                if !early && !demoted && !d.sold_out {
+                    assert!(
+                        d.p_keep < rules.keep_probability && d.p_drop < rules.drop_probability,
+                        "{ctx}"
+                    );
+                    assert!(d.days_live < rules.max_days_to_verdict, "{ctx}");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn verdicts_agree_with_the_ground_truth_far_better_than_chance() {
+    let engine = Engine::open(shared_dataset()).await.unwrap();
+    let run = engine.compute(None, &Policy::default()).await.unwrap();
+    let truth = engine
+        .query("SELECT style_id, keep FROM truth")
+        .await
+        .unwrap();
+    let mut truly_keep = std::collections::HashMap::new();
+    for b in &truth {
+        let ids = arrow::array::AsArray::as_string::<i32>(b.column(0));
+        let keep = arrow::array::AsArray::as_boolean(b.column(1));
+        for i in 0..b.num_rows() {
+            truly_keep.insert(ids.value(i).to_string(), keep.value(i));
+        }
+    }
+    let decided: Vec<(Verdict, bool)> = run
+        .decisions
+        .iter()
+        .filter(|d| d.market == ALL_MARKETS && d.verdict != Verdict::Test)
+        .map(|d| (d.verdict, truly_keep[&d.style_id]))
+        .collect();
+    let right = decided
+        .iter()
+        .filter(|(v, k)| (*v == Verdict::Keep) == *k)
+        .count();
+    let wrong_keeps = decided
+        .iter()
+        .filter(|(v, k)| *v == Verdict::Keep && !k)
+        .count();
+    let wrong_drops = decided
+        .iter()
+        .filter(|(v, k)| *v == Verdict::Drop && *k)
+        .count();
+    let accuracy = right as f64 / decided.len() as f64;
+    // Chance: calling keeps at the same rate, independently of the truth.
+    let keep_share =
+        decided.iter().filter(|(v, _)| *v == Verdict::Keep).count() as f64 / decided.len() as f64;
+    let true_share = decided.iter().filter(|(_, k)| *k).count() as f64 / decided.len() as f64;
+    let chance = keep_share * true_share + (1.0 - keep_share) * (1.0 - true_share);
+    let w = run.summary.wrong_calls;
+    println!(
+        "truth agreement: {right}/{} decided styles ({:.1}%), chance {:.1}%; wrong keeps {wrong_keeps} (expected {:.1}), wrong drops {wrong_drops} (expected {:.1}); still testing {}",
+        decided.len(),
+        accuracy * 100.0,
+        chance * 100.0,
+        w.expected_wrong_keeps,
+        w.expected_wrong_drops,
+        run.summary.test
+    );
+    assert!(
+        decided.len() >= 150,
+        "too few decided styles: {}",
+        decided.len()
+    );
+    assert!(accuracy >= 0.85, "accuracy {accuracy}");
+    assert!(
+        accuracy - chance >= 0.3,
+        "accuracy {accuracy} vs chance {chance}"
+    );
+}
+
+#[tokio::test]
+async fn a_decision_as_of_t_ignores_events_after_t_on_disk() {
+    let full = shared_dataset();
+    let as_of = chrono::DateTime::parse_from_rfc3339("2026-09-20T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    // A copy holding only what was known at T: later partitions deleted, and T's own day
+    // cut at T (events after noon removed).
+    let tmp = tempfile::tempdir().unwrap();
+    copy_inputs(full, tmp.path());
+    for day in std::fs::read_dir(tmp.path().join("events")).unwrap() {
+        let day = day.unwrap().path();
+        let name = day.file_name().unwrap().to_string_lossy().to_string();
+        if name.as_str() > "event_date=2026-09-20" {
+            std::fs::remove_dir_all(&day).unwrap();
+        }
+    }
+    let cut = tmp
+        .path()
+        .join("events/event_date=2026-09-20/part-0.parquet");
+    truncate_after(&cut, as_of.timestamp_micros());
+
+    let policy = Policy::default();
+    let with_future = Engine::open(full)
+        .await
+        .unwrap()
+        .compute(Some(as_of), &policy)
+        .await
+        .unwrap();
+    let without = Engine::open(tmp.path())
+        .await
+        .unwrap()
+        .compute(Some(as_of), &policy)
+        .await
+        .unwrap();
+    assert_eq!(with_future.decisions.len(), without.decisions.len());
+    assert!(with_future.decisions.len() > 100);
+    for (a, b) in with_future.decisions.iter().zip(&without.decisions) {
+        assert_eq!(a, b, "decision as of T changed with later events on disk");
+    }
+    assert_eq!(with_future.summary.keep, without.summary.keep);
+    assert_eq!(with_future.summary.wrong_calls, without.summary.wrong_calls);
+}
+
+/// Rewrites an events file keeping only rows at or before `micros`.
+fn truncate_after(path: &std::path::Path, micros: i64) {
+    use arrow::array::AsArray;
+    use arrow::datatypes::TimestampMicrosecondType;
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut kept = Vec::new();
+    let mut dropped = 0;
+    for batch in reader {
+        let batch = batch.unwrap();
+        let times = batch
+            .column_by_name("event_time")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        let mask: arrow::array::BooleanArray =
+            times.iter().map(|t| t.map(|t| t <= micros)).collect();
+        dropped += batch.num_rows() - mask.true_count();
+        kept.push(arrow::compute::filter_record_batch(&batch, &mask).unwrap());
+    }
+    assert!(
+        dropped > 0,
+        "the cut removed nothing: the test would prove nothing"
+    );
+    assay_engine::parquet_io::write_parquet(
+        path,
+        assay_engine::source::schema::events_file_schema(),
+        &kept,
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_same_inputs_give_the_same_decisions_and_runs_are_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_inputs(shared_dataset(), tmp.path());
+    let data = path_str(tmp.path());
+    let first = assay_ok(&["decide", "--data", data, "--format", "csv"]);
+    let second = assay_ok(&["decide", "--data", data, "--format", "csv"]);
+    let strip = |csv: &str| -> Vec<String> {
+        // Drop the run_id column (the first): everything else must be identical.
+        csv.lines()
+            .map(|l| l.split_once(',').map_or(l, |x| x.1).to_string())
+            .collect()
+    };
+    assert!(first.lines().count() > 300);
+    assert_eq!(strip(&first), strip(&second));
+    let runs = assay_ok(&[
+        "sql",
+        "--data",
+        data,
+        "--format",
+        "csv",
+        "SELECT count(DISTINCT run_id) AS runs FROM decisions",
+    ]);
+    assert_eq!(runs.lines().nth(1), Some("2"), "{runs}");
+}
+
+#[test]
+fn decide_runs_on_the_bundled_sample_with_no_arguments() {
+    // The sample is part of the repository; decide must not dirty it, so run on a copy.
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
+    let tmp = tempfile::tempdir().unwrap();
+    copy_inputs(&sample, tmp.path());
+    let out = assay_ok(&["decide", "--data", path_str(tmp.path()), "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["summary"]["styles"], 200);
+    assert!(
+        json["top_keeps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["verdict"] == "keep")
+    );
+}
