@@ -1,16 +1,43 @@
-//! The funnel query's rows as typed [`StyleObservation`]s, the decision's input.
+//! The funnel, daily and catalog queries' rows as typed values.
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int64Type};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
 
+use crate::columns::Columns;
 use crate::decision::{Policy, StyleObservation};
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::session::Engine;
 use crate::sql::ViewParams;
 
-const QUERY: &str = "style_funnel";
+/// A style of the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StyleInfo {
+    pub style_id: String,
+    pub name: Option<String>,
+    pub category: String,
+    pub brand: Option<String>,
+    pub launch_at: Option<DateTime<Utc>>,
+    pub list_price: f64,
+    pub unit_cost: f64,
+    pub lead_time_days: i64,
+    pub moq: i64,
+}
+
+/// One style × market × day of the `style_daily` view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DailyRow {
+    pub style_id: String,
+    pub market: String,
+    pub day: NaiveDate,
+    pub views: i64,
+    pub carts: i64,
+    pub purchases: i64,
+    pub units: i64,
+    pub returns: i64,
+    pub revenue: f64,
+    /// Hours in stock that day: under 24 marks a stock-out (or the launch day).
+    pub exposure_hours: f64,
+}
 
 impl Engine {
     /// Every style's funnel (per market and pooled) as of `as_of`, using only events and
@@ -24,103 +51,165 @@ impl Engine {
         policy: &Policy,
     ) -> Result<Vec<StyleObservation>> {
         let sql = ViewParams::for_policy(as_of, policy).style_funnel();
-        let batches = self.run_internal(&sql).await?;
         let mut out = Vec::new();
-        for batch in &batches {
-            read_batch(batch, &mut out)?;
+        for batch in &self.run_internal(&sql).await? {
+            let c = Columns {
+                query: "style_funnel",
+                batch,
+            };
+            let (style_id, market, category) = (
+                c.texts("style_id")?,
+                c.texts("market")?,
+                c.texts("category")?,
+            );
+            let (days_live, exposure, early_exposure) = (
+                c.floats("days_live")?,
+                c.floats("exposure_days")?,
+                c.floats("early_exposure_days")?,
+            );
+            let (early_units, matured_units) =
+                (c.floats("early_units")?, c.floats("matured_units")?);
+            let sold_out = c.bools("sold_out")?;
+            let (views, views_in_stock, carts, purchases) = (
+                c.ints("views")?,
+                c.ints("views_in_stock")?,
+                c.ints("carts")?,
+                c.ints("purchases")?,
+            );
+            let (units_sold, units_returned, matured_returns) = (
+                c.ints("units_sold")?,
+                c.ints("units_returned")?,
+                c.ints("matured_non_size_returns")?,
+            );
+            let (received, batch_units, on_hand) = (
+                c.ints("units_received")?,
+                c.ints("test_batch_units")?,
+                c.ints("on_hand")?,
+            );
+            let (price, cost, lead, moq) = (
+                c.floats("list_price")?,
+                c.floats("unit_cost")?,
+                c.floats("lead_time_days")?,
+                c.ints("moq")?,
+            );
+            for i in 0..batch.num_rows() {
+                out.push(StyleObservation {
+                    style_id: style_id[i].clone(),
+                    market: market[i].clone(),
+                    category: category[i].clone(),
+                    days_live: days_live[i],
+                    exposure_days: exposure[i],
+                    early_units: early_units[i],
+                    early_exposure_days: early_exposure[i],
+                    sold_out: sold_out[i],
+                    views: views[i],
+                    views_in_stock: views_in_stock[i],
+                    carts: carts[i],
+                    purchases: purchases[i],
+                    units_sold: units_sold[i],
+                    units_returned: units_returned[i],
+                    matured_units: matured_units[i],
+                    matured_non_size_returns: matured_returns[i],
+                    units_received: received[i],
+                    test_batch_units: batch_units[i],
+                    on_hand: on_hand[i],
+                    list_price: price[i],
+                    unit_cost: cost[i],
+                    lead_time_days: lead[i],
+                    moq: moq[i],
+                });
+            }
         }
         // Deterministic order: the same inputs always give the same run.
         out.sort_by(|a, b| (&a.style_id, &a.market).cmp(&(&b.style_id, &b.market)));
         Ok(out)
     }
-}
 
-fn column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef> {
-    let col = batch
-        .column_by_name(name)
-        .ok_or_else(|| EngineError::Column {
-            query: QUERY,
-            column: name.into(),
-            message: "missing".into(),
-        })?;
-    cast(col, to).map_err(|e| EngineError::Column {
-        query: QUERY,
-        column: name.into(),
-        message: e.to_string(),
-    })
-}
-
-fn read_batch(batch: &RecordBatch, out: &mut Vec<StyleObservation>) -> Result<()> {
-    let text = |name| column(batch, name, &DataType::Utf8);
-    let float = |name| column(batch, name, &DataType::Float64);
-    let int = |name| column(batch, name, &DataType::Int64);
-    let (style_id, market, category) = (text("style_id")?, text("market")?, text("category")?);
-    let (style_id, market, category) = (
-        style_id.as_string::<i32>(),
-        market.as_string::<i32>(),
-        category.as_string::<i32>(),
-    );
-    let sold_out = column(batch, "sold_out", &DataType::Boolean)?;
-    let sold_out = sold_out.as_boolean();
-    let f = |name| -> Result<Vec<f64>> {
-        let a = float(name)?;
-        let a = a.as_primitive::<Float64Type>();
-        Ok((0..a.len())
-            .map(|i| if a.is_null(i) { 0.0 } else { a.value(i) })
-            .collect())
-    };
-    let n = |name| -> Result<Vec<i64>> {
-        let a = int(name)?;
-        let a = a.as_primitive::<Int64Type>();
-        Ok((0..a.len())
-            .map(|i| if a.is_null(i) { 0 } else { a.value(i) })
-            .collect())
-    };
-    let days_live = f("days_live")?;
-    let exposure = f("exposure_days")?;
-    let early_exposure = f("early_exposure_days")?;
-    let early_units = f("early_units")?;
-    let views = n("views")?;
-    let views_in_stock = n("views_in_stock")?;
-    let carts = n("carts")?;
-    let purchases = n("purchases")?;
-    let units_sold = n("units_sold")?;
-    let units_returned = n("units_returned")?;
-    let matured_units = f("matured_units")?;
-    let matured_returns = n("matured_non_size_returns")?;
-    let received = n("units_received")?;
-    let batch_units = n("test_batch_units")?;
-    let on_hand = n("on_hand")?;
-    let price = f("list_price")?;
-    let cost = f("unit_cost")?;
-    let lead = f("lead_time_days")?;
-    let moq = n("moq")?;
-    for i in 0..batch.num_rows() {
-        out.push(StyleObservation {
-            style_id: style_id.value(i).to_string(),
-            market: market.value(i).to_string(),
-            category: category.value(i).to_string(),
-            days_live: days_live[i],
-            exposure_days: exposure[i],
-            early_units: early_units[i],
-            early_exposure_days: early_exposure[i],
-            sold_out: !sold_out.is_null(i) && sold_out.value(i),
-            views: views[i],
-            views_in_stock: views_in_stock[i],
-            carts: carts[i],
-            purchases: purchases[i],
-            units_sold: units_sold[i],
-            units_returned: units_returned[i],
-            matured_units: matured_units[i],
-            matured_non_size_returns: matured_returns[i],
-            units_received: received[i],
-            test_batch_units: batch_units[i],
-            on_hand: on_hand[i],
-            list_price: price[i],
-            unit_cost: cost[i],
-            lead_time_days: lead[i],
-            moq: moq[i],
-        });
+    /// Every style × market × day up to `as_of`, ordered by style, market and day.
+    ///
+    /// # Errors
+    /// The query fails.
+    pub async fn daily(&self, as_of: DateTime<Utc>) -> Result<Vec<DailyRow>> {
+        let sql = format!(
+            "SELECT * FROM ({}) d ORDER BY style_id, market, day",
+            ViewParams::as_of(as_of).style_daily()
+        );
+        let mut out = Vec::new();
+        for batch in &self.run_internal(&sql).await? {
+            let c = Columns {
+                query: "style_daily",
+                batch,
+            };
+            let (style_id, market, day) =
+                (c.texts("style_id")?, c.texts("market")?, c.dates("day")?);
+            let (views, carts, purchases) =
+                (c.ints("views")?, c.ints("carts")?, c.ints("purchases")?);
+            let (units, returns, revenue, hours) = (
+                c.ints("units")?,
+                c.ints("returns")?,
+                c.floats("revenue")?,
+                c.floats("exposure_hours")?,
+            );
+            for i in 0..batch.num_rows() {
+                let Some(day) = day[i] else { continue };
+                out.push(DailyRow {
+                    style_id: style_id[i].clone(),
+                    market: market[i].clone(),
+                    day,
+                    views: views[i],
+                    carts: carts[i],
+                    purchases: purchases[i],
+                    units: units[i],
+                    returns: returns[i],
+                    revenue: revenue[i],
+                    exposure_hours: hours[i],
+                });
+            }
+        }
+        Ok(out)
     }
-    Ok(())
+
+    /// The style catalog, ordered by style id.
+    ///
+    /// # Errors
+    /// The query fails.
+    pub async fn catalog(&self) -> Result<Vec<StyleInfo>> {
+        let batches = self
+            .run_internal("SELECT * FROM styles ORDER BY style_id")
+            .await?;
+        let mut out = Vec::new();
+        for batch in &batches {
+            let c = Columns {
+                query: "styles",
+                batch,
+            };
+            let (style_id, name, category, brand) = (
+                c.texts("style_id")?,
+                c.strings("name")?,
+                c.texts("category")?,
+                c.strings("brand")?,
+            );
+            let launch_at = c.timestamps("launch_at")?;
+            let (price, cost, lead, moq) = (
+                c.floats("list_price")?,
+                c.floats("unit_cost")?,
+                c.ints("lead_time_days")?,
+                c.ints("moq")?,
+            );
+            for i in 0..batch.num_rows() {
+                out.push(StyleInfo {
+                    style_id: style_id[i].clone(),
+                    name: name[i].clone(),
+                    category: category[i].clone(),
+                    brand: brand[i].clone(),
+                    launch_at: launch_at[i],
+                    list_price: price[i],
+                    unit_cost: cost[i],
+                    lead_time_days: lead[i],
+                    moq: moq[i],
+                });
+            }
+        }
+        Ok(out)
+    }
 }

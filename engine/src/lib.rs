@@ -5,6 +5,7 @@
 //! [`decision`] is the pure decision math, [`store`] keeps decision runs.
 //! [`generate`] makes realistic launch data with known truth.
 
+mod columns;
 pub mod decision;
 pub mod error;
 pub mod funnel;
@@ -17,5 +18,6 @@ pub mod sql;
 pub mod store;
 
 pub use error::{EngineError, Result};
+pub use funnel::{DailyRow, StyleInfo};
 pub use session::Engine;
 pub use store::{DecisionRun, DecisionStore, RunSummary};

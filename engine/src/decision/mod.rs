@@ -192,7 +192,7 @@ pub fn decide_run(
         .collect();
     let priors = CategoryPriors::estimate(&pooled, &policy.priors);
     let mut decisions = Vec::with_capacity(observations.len());
-    let mut pooled_posteriors: HashMap<&str, (GammaPrior, i64, Priors)> = HashMap::new();
+    let mut pooled_posteriors: HashMap<&str, (GammaPrior, i64)> = HashMap::new();
     for obs in &pooled {
         let p = priors.for_category(&obs.category);
         let d = style::decide_style(obs, &p, policy.rules_for(&obs.category));
@@ -204,7 +204,6 @@ pub fn decide_run(
                     rate: d.rate_rate,
                 },
                 obs.test_batch_units,
-                p,
             ),
         );
         decisions.push(d);
@@ -212,7 +211,7 @@ pub fn decide_run(
     for obs in observations.iter().filter(|o| o.market != ALL_MARKETS) {
         let category_priors = priors.for_category(&obs.category);
         let p = match pooled_posteriors.get(obs.style_id.as_str()) {
-            Some((posterior, pooled_batch, _)) => {
+            Some((posterior, pooled_batch)) => {
                 let share = if *pooled_batch > 0 {
                     obs.test_batch_units as f64 / *pooled_batch as f64
                 } else {

@@ -361,6 +361,8 @@ struct DayWriter<'p> {
     lo: i64,
     hi: i64,
     columns: Columns,
+    /// The first write error, reported by `finish` (pushing rows cannot fail).
+    error: Option<GenerateError>,
 }
 
 #[derive(Default)]
@@ -392,6 +394,7 @@ impl<'p> DayWriter<'p> {
             lo: i64::MAX,
             hi: i64::MIN,
             columns: Columns::default(),
+            error: None,
         }
     }
 
@@ -417,9 +420,10 @@ impl<'p> DayWriter<'p> {
         self.rows += 1;
         self.lo = self.lo.min(row.at);
         self.hi = self.hi.max(row.at);
-        if c.len >= BATCH_ROWS {
-            // Errors surface at finish(); a failed flush leaves the buffer for it to report.
-            let _ = self.flush();
+        if c.len >= BATCH_ROWS && self.error.is_none() {
+            if let Err(e) = self.flush() {
+                self.error = Some(e);
+            }
         }
     }
 
@@ -460,6 +464,9 @@ impl<'p> DayWriter<'p> {
 
     /// Publishes the day's file; returns (rows, first, last event time).
     fn finish(mut self) -> Result<(u64, i64, i64), GenerateError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
         self.flush()?;
         if let Some(file) = self.file.take() {
             file.publish().map_err(write_err(self.path))?;

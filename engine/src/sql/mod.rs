@@ -75,6 +75,11 @@ impl ViewParams {
         text
     }
 
+    /// The daily query (per style × market × day) as of these parameters.
+    pub fn style_daily(&self) -> String {
+        self.render(STYLE_DAILY)
+    }
+
     /// The funnel query (per market and pooled) as of these parameters.
     pub fn style_funnel(&self) -> String {
         self.render(STYLE_FUNNEL)

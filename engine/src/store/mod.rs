@@ -6,6 +6,7 @@
 //! its summary appear together or not at all.
 
 mod batch;
+pub mod overrides;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,516 @@
+//! Merchandisers' overrides: an append-only log that never loses an acknowledged write.
+//!
+//! Every change (an override, or the revocation of one) is one small JSON file,
+//! `overrides/<seq>.json`, numbered in the order it was accepted. A write goes to a
+//! temporary file, is flushed to disk, then hard-linked to its numbered name — which
+//! fails if that name is taken, so two writers can never overwrite each other — and the
+//! directory is flushed before the write is acknowledged. A crash at any moment leaves
+//! either the whole file or none of it under a numbered name; stray temporary files are
+//! ignored. Nothing is ever rewritten or deleted: a revocation is a new entry.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::decision::Verdict;
+use crate::error::{EngineError, Result};
+
+/// Why a merchandiser overrode the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverrideReason {
+    TrendSignal,
+    MarketingPush,
+    QualityIssue,
+    SizeFitIssue,
+    SupplierConstraint,
+    BrandStrategy,
+    DataError,
+    /// Needs a comment.
+    Other,
+}
+
+impl OverrideReason {
+    pub const ALL: [OverrideReason; 8] = [
+        OverrideReason::TrendSignal,
+        OverrideReason::MarketingPush,
+        OverrideReason::QualityIssue,
+        OverrideReason::SizeFitIssue,
+        OverrideReason::SupplierConstraint,
+        OverrideReason::BrandStrategy,
+        OverrideReason::DataError,
+        OverrideReason::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverrideReason::TrendSignal => "trend_signal",
+            OverrideReason::MarketingPush => "marketing_push",
+            OverrideReason::QualityIssue => "quality_issue",
+            OverrideReason::SizeFitIssue => "size_fit_issue",
+            OverrideReason::SupplierConstraint => "supplier_constraint",
+            OverrideReason::BrandStrategy => "brand_strategy",
+            OverrideReason::DataError => "data_error",
+            OverrideReason::Other => "other",
+        }
+    }
+}
+
+/// What a merchandiser asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOverride {
+    pub style_id: String,
+    pub market: String,
+    pub verdict: Verdict,
+    pub reason: OverrideReason,
+    pub comment: Option<String>,
+    pub user: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Retries with the same key (from the same user) return the first result.
+    pub idempotency_key: Option<String>,
+}
+
+/// An override as stored, with its revocation if any.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Override {
+    pub override_id: String,
+    pub seq: u64,
+    pub style_id: String,
+    pub market: String,
+    pub verdict: Verdict,
+    pub reason: OverrideReason,
+    pub comment: Option<String>,
+    pub user: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<String>,
+}
+
+impl Override {
+    /// In force at `now`: not revoked and not expired.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+/// One entry of the log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum LogEntry {
+    Created(Override),
+    Revoked {
+        override_id: String,
+        user: String,
+        at: DateTime<Utc>,
+    },
+}
+
+/// Why an override was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum OverrideRejected {
+    #[error("a comment is required when the reason is `other`")]
+    CommentRequired,
+    #[error("expires_at {0} is in the past")]
+    ExpiresInThePast(DateTime<Utc>),
+    #[error("override `{0}` not found")]
+    NotFound(String),
+    #[error("override `{0}` was already revoked")]
+    AlreadyRevoked(String),
+    #[error("the Idempotency-Key was used for a different override")]
+    KeyReused,
+}
+
+#[derive(Default)]
+struct State {
+    overrides: Vec<Override>,
+    by_id: HashMap<String, usize>,
+    by_key: HashMap<(String, String), usize>,
+    next_seq: u64,
+}
+
+impl State {
+    fn apply(&mut self, seq: u64, entry: LogEntry) {
+        self.next_seq = self.next_seq.max(seq + 1);
+        match entry {
+            LogEntry::Created(mut o) => {
+                // The file name is authoritative: a writer may have taken the next number.
+                o.seq = seq;
+                let i = self.overrides.len();
+                self.by_id.insert(o.override_id.clone(), i);
+                if let Some(key) = &o.idempotency_key {
+                    self.by_key.insert((o.user.clone(), key.clone()), i);
+                }
+                self.overrides.push(o);
+            }
+            LogEntry::Revoked {
+                override_id,
+                user,
+                at,
+            } => {
+                if let Some(&i) = self.by_id.get(&override_id) {
+                    self.overrides[i].revoked_at = Some(at);
+                    self.overrides[i].revoked_by = Some(user);
+                }
+            }
+        }
+    }
+}
+
+/// The durable override log and its in-memory view.
+pub struct OverrideStore {
+    dir: PathBuf,
+    state: RwLock<State>,
+    /// Serializes writers in this process; the hard link guards against other processes.
+    write: Mutex<()>,
+}
+
+impl OverrideStore {
+    /// Opens (creating if needed) the log in `dir` and reads every entry.
+    ///
+    /// # Errors
+    /// The directory cannot be created or read, or an entry cannot be parsed (named).
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Arc<Self>> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let mut entries: Vec<(u64, PathBuf)> = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+            let path = e.map_err(|e| io(&dir, e))?.path();
+            let seq = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(seq) = seq {
+                entries.push((seq, path));
+            }
+        }
+        entries.sort();
+        let mut state = State::default();
+        for (seq, path) in entries {
+            let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+            let entry: LogEntry = serde_json::from_str(&text).map_err(|e| EngineError::Store {
+                path: path.display().to_string(),
+                message: format!("unreadable override entry: {e}"),
+            })?;
+            state.apply(seq, entry);
+        }
+        Ok(Arc::new(Self {
+            dir,
+            state: RwLock::new(state),
+            write: Mutex::new(()),
+        }))
+    }
+
+    /// Records an override, durably, before returning it. A retry with the same
+    /// idempotency key returns the original (and `false`: nothing new was written).
+    ///
+    /// # Errors
+    /// A rejected request, or a failed write (then nothing was recorded).
+    pub fn create(
+        &self,
+        new: NewOverride,
+        now: DateTime<Utc>,
+    ) -> Result<(Override, bool), CreateError> {
+        if new.reason == OverrideReason::Other
+            && new.comment.as_deref().is_none_or(|c| c.trim().is_empty())
+        {
+            return Err(OverrideRejected::CommentRequired.into());
+        }
+        if let Some(t) = new.expires_at
+            && t <= now
+        {
+            return Err(OverrideRejected::ExpiresInThePast(t).into());
+        }
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(key) = &new.idempotency_key {
+            let state = self.read();
+            if let Some(&i) = state.by_key.get(&(new.user.clone(), key.clone())) {
+                let existing = &state.overrides[i];
+                let same = existing.style_id == new.style_id
+                    && existing.market == new.market
+                    && existing.verdict == new.verdict
+                    && existing.reason == new.reason
+                    && existing.comment == new.comment
+                    && existing.expires_at == new.expires_at;
+                return if same {
+                    Ok((existing.clone(), false))
+                } else {
+                    Err(OverrideRejected::KeyReused.into())
+                };
+            }
+        }
+        let seq = self.read().next_seq;
+        let o = Override {
+            override_id: format!("ov-{}", uuid::Uuid::now_v7().simple()),
+            seq,
+            style_id: new.style_id,
+            market: new.market,
+            verdict: new.verdict,
+            reason: new.reason,
+            comment: new.comment,
+            user: new.user,
+            created_at: now,
+            expires_at: new.expires_at,
+            idempotency_key: new.idempotency_key,
+            revoked_at: None,
+            revoked_by: None,
+        };
+        let seq = self.append(seq, &LogEntry::Created(o.clone()))?;
+        let mut state = self.write_state();
+        state.apply(seq, LogEntry::Created(o));
+        Ok((state.overrides[state.overrides.len() - 1].clone(), true))
+    }
+
+    /// Revokes an override, durably. The override stays in the log, marked revoked.
+    ///
+    /// # Errors
+    /// Unknown or already revoked override, or a failed write.
+    pub fn revoke(
+        &self,
+        override_id: &str,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Override, CreateError> {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = {
+            let state = self.read();
+            let &i = state
+                .by_id
+                .get(override_id)
+                .ok_or_else(|| OverrideRejected::NotFound(override_id.into()))?;
+            if state.overrides[i].revoked_at.is_some() {
+                return Err(OverrideRejected::AlreadyRevoked(override_id.into()).into());
+            }
+            state.next_seq
+        };
+        let entry = LogEntry::Revoked {
+            override_id: override_id.into(),
+            user: user.into(),
+            at: now,
+        };
+        let seq = self.append(seq, &entry)?;
+        let mut state = self.write_state();
+        state.apply(seq, entry);
+        Ok(state.overrides[state.by_id[override_id]].clone())
+    }
+
+    /// Writes one entry under the first free sequence number at or after `seq`.
+    fn append(&self, mut seq: u64, entry: &LogEntry) -> Result<u64> {
+        let tmp = self
+            .dir
+            .join(format!(".{}.tmp", uuid::Uuid::now_v7().simple()));
+        let body = serde_json::to_vec_pretty(entry).map_err(|e| EngineError::Store {
+            path: self.dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let result = (|| {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+            f.write_all(&body).map_err(|e| io(&tmp, e))?;
+            f.sync_all().map_err(|e| io(&tmp, e))?;
+            loop {
+                let name = self.dir.join(format!("{seq:012}.json"));
+                match std::fs::hard_link(&tmp, &name) {
+                    Ok(()) => break,
+                    // Another process took this number: take the next.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => seq += 1,
+                    Err(e) => return Err(io(&name, e)),
+                }
+            }
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io(&self.dir, e))?;
+            Ok(seq)
+        })();
+        let _ = std::fs::remove_file(&tmp);
+        result
+    }
+
+    /// Every override ever made, oldest first.
+    pub fn all(&self) -> Vec<Override> {
+        self.read().overrides.clone()
+    }
+
+    /// The overrides of one style, oldest first.
+    pub fn for_style(&self, style_id: &str) -> Vec<Override> {
+        self.read()
+            .overrides
+            .iter()
+            .filter(|o| o.style_id == style_id)
+            .cloned()
+            .collect()
+    }
+
+    pub fn get(&self, override_id: &str) -> Option<Override> {
+        let state = self.read();
+        state
+            .by_id
+            .get(override_id)
+            .map(|&i| state.overrides[i].clone())
+    }
+
+    /// The live override of each (style, market) at `now`: the latest one in force.
+    pub fn live(&self, now: DateTime<Utc>) -> HashMap<(String, String), Override> {
+        let mut live = HashMap::new();
+        for o in self.read().overrides.iter().filter(|o| o.is_live(now)) {
+            live.insert((o.style_id.clone(), o.market.clone()), o.clone());
+        }
+        live
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// A refused or failed override write.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error(transparent)]
+    Rejected(#[from] OverrideRejected),
+    #[error(transparent)]
+    Store(#[from] EngineError),
+}
+
+fn io(path: &Path, source: std::io::Error) -> EngineError {
+    EngineError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(style: &str, verdict: Verdict, key: Option<&str>) -> NewOverride {
+        NewOverride {
+            style_id: style.into(),
+            market: "ALL".into(),
+            verdict,
+            reason: OverrideReason::TrendSignal,
+            comment: None,
+            user: "mia".into(),
+            expires_at: None,
+            idempotency_key: key.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn overrides_survive_reopening_in_order_and_revocations_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let store = OverrideStore::open(dir.path()).unwrap();
+        let (a, _) = store.create(new("S1", Verdict::Keep, None), now).unwrap();
+        let (b, _) = store.create(new("S1", Verdict::Drop, None), now).unwrap();
+        assert!(b.seq > a.seq);
+        assert_eq!(
+            store.live(now)[&("S1".into(), "ALL".into())].verdict,
+            Verdict::Drop
+        );
+        store.revoke(&b.override_id, "lead", now).unwrap();
+        assert_eq!(
+            store.live(now)[&("S1".into(), "ALL".into())].verdict,
+            Verdict::Keep
+        );
+        drop(store);
+
+        let again = OverrideStore::open(dir.path()).unwrap();
+        let all = again.all();
+        assert_eq!(all.len(), 2, "a revocation never erases");
+        assert_eq!(all[1].revoked_by.as_deref(), Some("lead"));
+        assert_eq!(
+            again.live(now)[&("S1".into(), "ALL".into())].override_id,
+            a.override_id
+        );
+        assert!(matches!(
+            again.revoke(&b.override_id, "lead", now),
+            Err(CreateError::Rejected(OverrideRejected::AlreadyRevoked(_)))
+        ));
+    }
+
+    #[test]
+    fn idempotency_keys_make_retries_safe() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OverrideStore::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let (first, created) = store
+            .create(new("S1", Verdict::Keep, Some("k1")), now)
+            .unwrap();
+        assert!(created);
+        let (again, created) = store
+            .create(new("S1", Verdict::Keep, Some("k1")), now)
+            .unwrap();
+        assert!(!created);
+        assert_eq!(first, again);
+        assert_eq!(store.all().len(), 1);
+        let err = store
+            .create(new("S2", Verdict::Keep, Some("k1")), now)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            CreateError::Rejected(OverrideRejected::KeyReused)
+        ));
+        drop(store);
+        let reopened = OverrideStore::open(dir.path()).unwrap();
+        let (after_restart, created) = reopened
+            .create(new("S1", Verdict::Keep, Some("k1")), now)
+            .unwrap();
+        assert!(!created, "keys survive a restart");
+        assert_eq!(after_restart.override_id, first.override_id);
+    }
+
+    #[test]
+    fn rules_are_enforced_and_expired_overrides_lapse() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OverrideStore::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let mut other = new("S1", Verdict::Drop, None);
+        other.reason = OverrideReason::Other;
+        assert!(matches!(
+            store.create(other.clone(), now),
+            Err(CreateError::Rejected(OverrideRejected::CommentRequired))
+        ));
+        other.comment = Some("supplier closed".into());
+        other.expires_at = Some(now + chrono::Duration::hours(1));
+        store.create(other, now).unwrap();
+        assert_eq!(store.live(now).len(), 1);
+        assert!(store.live(now + chrono::Duration::hours(2)).is_empty());
+    }
+
+    #[test]
+    fn concurrent_writers_are_all_recorded_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OverrideStore::open(dir.path()).unwrap();
+        let now = Utc::now();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..10 {
+                        store
+                            .create(new(&format!("S{t}-{i}"), Verdict::Keep, None), now)
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let reopened = OverrideStore::open(dir.path()).unwrap();
+        let seqs: Vec<u64> = reopened.all().iter().map(|o| o.seq).collect();
+        assert_eq!(seqs, (0..40).collect::<Vec<_>>());
+    }
+}
