@@ -1,3 +1,5 @@
-//! assay's edges: the command line (and, later, the HTTP server) over `assay-engine`.
+//! assay's edges over `assay-engine`: the command line and the HTTP server.
 
+pub mod auth;
 pub mod cli;
+pub mod server;

@@ -2,6 +2,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use assay_engine::decision::style::expected_days_to_verdict;
 use assay_engine::decision::{ALL_MARKETS, Decision, Policy, Verdict};
 use assay_engine::{DecisionRun, Engine};
 use chrono::{DateTime, Utc};
@@ -52,13 +53,19 @@ pub async fn run(args: DecideArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening dataset {}", data.display()))?;
     let run = engine.decide(args.as_of, &policy).await?;
     match args.format {
-        Format::Table => print_summary(&run, args.top),
+        Format::Table => print_summary(&run, &policy, args.top),
         Format::Json => {
             let (keeps, drops) = top_lists(&run, args.top);
+            let waits = days_to_verdict(&run, &policy);
             let json = serde_json::json!({
                 "summary": run.summary,
                 "top_keeps": keeps,
                 "clearest_drops": drops,
+                "testing": {
+                    "styles": waits.len(),
+                    "median_days_to_verdict": quantile(&waits, 0.5),
+                    "p90_days_to_verdict": quantile(&waits, 0.9),
+                },
             });
             println!("{}", serde_json::to_string_pretty(&json)?);
             Ok(())
@@ -95,7 +102,27 @@ fn top_lists(run: &DecisionRun, n: usize) -> (Vec<&Decision>, Vec<&Decision>) {
     (keeps, drops)
 }
 
-fn print_summary(run: &DecisionRun, n: usize) -> anyhow::Result<()> {
+/// Expected further days to a verdict of each pooled style still testing, sorted.
+fn days_to_verdict(run: &DecisionRun, policy: &Policy) -> Vec<f64> {
+    let mut waits: Vec<f64> = run
+        .decisions
+        .iter()
+        .filter(|d| d.market == ALL_MARKETS)
+        .filter_map(|d| expected_days_to_verdict(d, policy.rules_for(&d.category)))
+        .collect();
+    waits.sort_by(f64::total_cmp);
+    waits
+}
+
+fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    Some(sorted[i])
+}
+
+fn print_summary(run: &DecisionRun, policy: &Policy, n: usize) -> anyhow::Result<()> {
     let s = &run.summary;
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -122,6 +149,14 @@ fn print_summary(run: &DecisionRun, n: usize) -> anyhow::Result<()> {
         w.demoted_keeps,
         w.demoted_drops
     )?;
+    let waits = days_to_verdict(run, policy);
+    if let (Some(median), Some(p90)) = (quantile(&waits, 0.5), quantile(&waits, 0.9)) {
+        writeln!(
+            out,
+            "still testing: {} styles, expected {median:.0} more days to a verdict (P90 {p90:.0}) at their current rate of sale",
+            waits.len()
+        )?;
+    }
     for warning in &s.warnings {
         writeln!(out, "warning: {warning}")?;
     }

@@ -3,7 +3,9 @@
 mod decide;
 mod generate;
 mod output;
+mod serve;
 mod sql;
+mod token;
 
 use std::path::PathBuf;
 
@@ -24,6 +26,11 @@ pub struct Cli {
 pub enum Command {
     /// Generate a realistic launch dataset with known ground truth (truth.parquet).
     Generate(generate::GenerateArgs),
+    /// Serve the HTTP API (decisions, styles, overrides, runs) on the latest run.
+    Serve(serve::ServeArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Decide keep / drop / test for every style as of a time, and store the run.
     Decide(decide::DecideArgs),
     /// Run one read-only SQL query over every table and view.
@@ -59,5 +66,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Sql(args) => sql::run(args).await,
         Command::Decide(args) => decide::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Token(command) => token::run(command),
     }
 }

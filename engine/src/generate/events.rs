@@ -420,10 +420,11 @@ impl<'p> DayWriter<'p> {
         self.rows += 1;
         self.lo = self.lo.min(row.at);
         self.hi = self.hi.max(row.at);
-        if c.len >= BATCH_ROWS && self.error.is_none() {
-            if let Err(e) = self.flush() {
-                self.error = Some(e);
-            }
+        if c.len >= BATCH_ROWS
+            && self.error.is_none()
+            && let Err(e) = self.flush()
+        {
+            self.error = Some(e);
         }
     }
 

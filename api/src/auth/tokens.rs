@@ -1,0 +1,182 @@
+//! API tokens: stored only as SHA-256 hashes, compared in constant time.
+//!
+//! Tokens are 256 random bits, so a plain hash is as strong as a slow one here: there is
+//! nothing to brute-force. The file is rewritten atomically (temporary file + rename).
+
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::Role;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TokenRecord {
+    name: String,
+    role: Role,
+    /// Hex SHA-256 of the token.
+    sha256: String,
+    created_at: DateTime<Utc>,
+}
+
+/// Who a valid token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("token file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("a token named `{0}` exists already")]
+    NameTaken(String),
+    #[error("token name must be 1–64 letters, digits, `-`, `_` or `.`, got `{0}`")]
+    BadName(String),
+}
+
+pub struct TokenStore {
+    path: PathBuf,
+    records: RwLock<Vec<TokenRecord>>,
+}
+
+impl TokenStore {
+    /// Opens the token file (absent = no tokens yet).
+    ///
+    /// # Errors
+    /// The file exists but cannot be read or parsed.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, TokenError> {
+        let path = path.into();
+        let records = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| file_err(&path, e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(file_err(&path, e.to_string())),
+        };
+        Ok(Self {
+            path,
+            records: RwLock::new(records),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Creates a token and returns it: the only time it is ever shown.
+    ///
+    /// # Errors
+    /// A bad or taken name, or the file cannot be written.
+    pub fn create(&self, name: &str, role: Role) -> Result<String, TokenError> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(TokenError::BadName(name.into()));
+        }
+        let mut records = self.records.write().unwrap_or_else(|p| p.into_inner());
+        if records.iter().any(|r| r.name == name) {
+            return Err(TokenError::NameTaken(name.into()));
+        }
+        let mut secret = [0_u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        let token = format!("assay_{}", hex(&secret));
+        records.push(TokenRecord {
+            name: name.into(),
+            role,
+            sha256: hex(&Sha256::digest(token.as_bytes())),
+            created_at: Utc::now(),
+        });
+        self.save(&records)?;
+        Ok(token)
+    }
+
+    /// The principal a token belongs to. Every stored hash is compared, in constant time.
+    pub fn verify(&self, token: &str) -> Option<Principal> {
+        let hash = hex(&Sha256::digest(token.as_bytes()));
+        let records = self.records.read().unwrap_or_else(|p| p.into_inner());
+        let mut found = None;
+        for r in records.iter() {
+            if bool::from(r.sha256.as_bytes().ct_eq(hash.as_bytes())) {
+                found = Some(Principal {
+                    name: r.name.clone(),
+                    role: r.role,
+                });
+            }
+        }
+        found
+    }
+
+    fn save(&self, records: &[TokenRecord]) -> Result<(), TokenError> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| file_err(&self.path, e.to_string()))?;
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        let body =
+            serde_json::to_vec_pretty(records).map_err(|e| file_err(&self.path, e.to_string()))?;
+        std::fs::write(&tmp, body)
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &self.path))
+            .map_err(|e| file_err(&self.path, e.to_string()))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn file_err(path: &Path, message: String) -> TokenError {
+    TokenError::File {
+        path: path.display().to_string(),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_verify_only_themselves_and_are_stored_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let store = TokenStore::open(&path).unwrap();
+        let token = store.create("buyer-system", Role::Buyer).unwrap();
+        assert_eq!(
+            store.verify(&token),
+            Some(Principal {
+                name: "buyer-system".into(),
+                role: Role::Buyer
+            })
+        );
+        assert_eq!(store.verify("assay_wrong"), None);
+        let file = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !file.contains(&token),
+            "the token itself must never be stored"
+        );
+        let reopened = TokenStore::open(&path).unwrap();
+        assert!(reopened.verify(&token).is_some());
+        assert!(matches!(
+            reopened.create("buyer-system", Role::Admin),
+            Err(TokenError::NameTaken(_))
+        ));
+        assert!(matches!(
+            reopened.create("bad name", Role::Admin),
+            Err(TokenError::BadName(_))
+        ));
+    }
+}

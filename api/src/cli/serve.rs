@@ -1,0 +1,102 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::server::{Application, Limits, ServeConfig, shutdown_signal};
+
+/// Settings win in this order: flag, `ASSAY_*` environment variable, config file, default.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Dataset directory [default: the bundled data/sample].
+    #[arg(long, env = "ASSAY_DATA")]
+    pub data: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "ASSAY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// TOML file with any of: data, listen, policy, tokens, request_timeout_secs, max_body_bytes.
+    #[arg(long, env = "ASSAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Decision policy file (TOML) [default: the built-in policy].
+    #[arg(long, env = "ASSAY_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// API token file [default: DATA/.assay/tokens.json].
+    #[arg(long, env = "ASSAY_TOKENS")]
+    pub tokens: Option<PathBuf>,
+    /// Requests taking longer are stopped with 408 [default: 30].
+    #[arg(long, env = "ASSAY_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: Option<u64>,
+    /// Larger request bodies are refused with 413 [default: 65536].
+    #[arg(long, env = "ASSAY_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    data: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    policy: Option<PathBuf>,
+    tokens: Option<PathBuf>,
+    request_timeout_secs: Option<u64>,
+    max_body_bytes: Option<usize>,
+}
+
+fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+}
+
+/// Where a dataset's API tokens live unless configured otherwise.
+pub fn default_tokens(data: &Path) -> PathBuf {
+    data.join(".assay").join("tokens.json")
+}
+
+pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeConfig> {
+    let file = match &args.config {
+        Some(p) => read_config(p)?,
+        None => ConfigFile::default(),
+    };
+    let data = args
+        .data
+        .or(file.data)
+        .unwrap_or_else(super::default_data_dir);
+    let policy = super::decide::load_policy(args.policy.or(file.policy).as_ref())?;
+    let tokens = args
+        .tokens
+        .or(file.tokens)
+        .unwrap_or_else(|| default_tokens(&data));
+    let defaults = Limits::default();
+    Ok(ServeConfig {
+        listen: args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        policy,
+        tokens,
+        limits: Limits {
+            request_timeout: args
+                .request_timeout_secs
+                .or(file.request_timeout_secs)
+                .map_or(defaults.request_timeout, Duration::from_secs),
+            max_body_bytes: args
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(defaults.max_body_bytes),
+        },
+        data,
+    })
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = resolve(args)?;
+    let app = Application::build(config).await?;
+    let addr = app.local_addr()?;
+    // Tests and scripts read this line to find the bound port.
+    println!("assay listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    app.run(shutdown_signal()).await
+}

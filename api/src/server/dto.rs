@@ -1,0 +1,362 @@
+//! The JSON the API speaks: stable, documented types, separate from the engine's so the
+//! engine can change without breaking buying systems.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use assay_engine::decision::{Decision, Verdict};
+use assay_engine::store::overrides::{Override, OverrideReason};
+use assay_engine::{DailyRow, RunSummary};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiVerdict {
+    Keep,
+    Drop,
+    Test,
+}
+
+impl From<Verdict> for ApiVerdict {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Keep => ApiVerdict::Keep,
+            Verdict::Drop => ApiVerdict::Drop,
+            Verdict::Test => ApiVerdict::Test,
+        }
+    }
+}
+
+impl From<ApiVerdict> for Verdict {
+    fn from(v: ApiVerdict) -> Self {
+        match v {
+            ApiVerdict::Keep => Verdict::Keep,
+            ApiVerdict::Drop => Verdict::Drop,
+            ApiVerdict::Test => Verdict::Test,
+        }
+    }
+}
+
+/// Why a merchandiser overrides the model (`other` needs a comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiOverrideReason {
+    TrendSignal,
+    MarketingPush,
+    QualityIssue,
+    SizeFitIssue,
+    SupplierConstraint,
+    BrandStrategy,
+    DataError,
+    Other,
+}
+
+impl From<ApiOverrideReason> for OverrideReason {
+    fn from(r: ApiOverrideReason) -> Self {
+        match r {
+            ApiOverrideReason::TrendSignal => OverrideReason::TrendSignal,
+            ApiOverrideReason::MarketingPush => OverrideReason::MarketingPush,
+            ApiOverrideReason::QualityIssue => OverrideReason::QualityIssue,
+            ApiOverrideReason::SizeFitIssue => OverrideReason::SizeFitIssue,
+            ApiOverrideReason::SupplierConstraint => OverrideReason::SupplierConstraint,
+            ApiOverrideReason::BrandStrategy => OverrideReason::BrandStrategy,
+            ApiOverrideReason::DataError => OverrideReason::DataError,
+            ApiOverrideReason::Other => OverrideReason::Other,
+        }
+    }
+}
+
+/// A merchandiser's override, live or not.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OverrideView {
+    pub override_id: String,
+    pub style_id: String,
+    pub market: String,
+    pub verdict: ApiVerdict,
+    pub reason: String,
+    pub comment: Option<String>,
+    pub user: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<String>,
+    /// In force now: not revoked, not expired.
+    pub live: bool,
+}
+
+impl OverrideView {
+    pub fn new(o: &Override, now: DateTime<Utc>) -> Self {
+        Self {
+            override_id: o.override_id.clone(),
+            style_id: o.style_id.clone(),
+            market: o.market.clone(),
+            verdict: o.verdict.into(),
+            reason: o.reason.as_str().into(),
+            comment: o.comment.clone(),
+            user: o.user.clone(),
+            created_at: o.created_at,
+            expires_at: o.expires_at,
+            revoked_at: o.revoked_at,
+            revoked_by: o.revoked_by.clone(),
+            live: o.is_live(now),
+        }
+    }
+}
+
+/// One style in one market (`ALL` = pooled over markets): the model's decision with
+/// every number behind it, and the effective verdict after any live override.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DecisionView {
+    pub style_id: String,
+    pub name: Option<String>,
+    pub category: String,
+    pub market: String,
+    pub launch_at: Option<DateTime<Utc>>,
+    pub days_live: f64,
+    /// In-stock days in the style's window.
+    pub exposure_days: f64,
+    pub sold_out: bool,
+    pub views: i64,
+    pub carts: i64,
+    pub purchases: i64,
+    pub units_sold: i64,
+    pub units_returned: i64,
+    pub units_received: i64,
+    pub on_hand: i64,
+    pub sell_through: f64,
+    /// Gamma prior of the daily rate of sale (shape, rate).
+    pub prior_shape: f64,
+    pub prior_rate: f64,
+    /// Gamma posterior of the daily rate of sale (shape, rate).
+    pub rate_shape: f64,
+    pub rate_rate: f64,
+    /// Units/day at the keep and drop levels.
+    pub keep_rate: f64,
+    pub drop_rate: f64,
+    pub p_keep: f64,
+    pub p_drop: f64,
+    pub conv_alpha: f64,
+    pub conv_beta: f64,
+    pub return_alpha: f64,
+    pub return_beta: f64,
+    pub projected_st_p10: f64,
+    pub projected_st_p50: f64,
+    pub projected_st_p90: f64,
+    /// Days the stock on hand lasts at the posterior mean rate (null when nothing sells).
+    pub days_of_cover: Option<f64>,
+    pub reorder_units: i64,
+    pub model_verdict: ApiVerdict,
+    /// The verdict to act on: the live override's, else the model's.
+    pub verdict: ApiVerdict,
+    pub reasons: Vec<String>,
+    /// For a style still testing: expected days to a keep or drop at its current rate.
+    pub expected_days_to_verdict: Option<f64>,
+    #[serde(rename = "override")]
+    pub live_override: Option<OverrideView>,
+}
+
+/// A page of decisions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DecisionPage {
+    pub run_id: String,
+    pub as_of: DateTime<Utc>,
+    pub policy_version: String,
+    /// Rows matching the filters, over all pages.
+    pub total: usize,
+    pub items: Vec<DecisionView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A decision run's summary.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunView {
+    pub run_id: String,
+    pub as_of: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub policy_version: String,
+    pub model_version: String,
+    pub styles: usize,
+    pub rows: usize,
+    pub keep: usize,
+    pub drop: usize,
+    pub test: usize,
+    /// Sum over the run's keeps of P(wrong): the expected number of wrong keeps.
+    pub expected_wrong_keeps: f64,
+    pub expected_wrong_drops: f64,
+    /// Calls held back to test by the bound on the share of wrong calls.
+    pub demoted_keeps: usize,
+    pub demoted_drops: usize,
+    pub warnings: Vec<String>,
+}
+
+impl From<&RunSummary> for RunView {
+    fn from(s: &RunSummary) -> Self {
+        Self {
+            run_id: s.run_id.clone(),
+            as_of: s.as_of,
+            created_at: s.created_at,
+            policy_version: s.policy_version.clone(),
+            model_version: s.model_version.clone(),
+            styles: s.styles,
+            rows: s.rows,
+            keep: s.keep,
+            drop: s.drop,
+            test: s.test,
+            expected_wrong_keeps: s.wrong_calls.expected_wrong_keeps,
+            expected_wrong_drops: s.wrong_calls.expected_wrong_drops,
+            demoted_keeps: s.wrong_calls.demoted_keeps,
+            demoted_drops: s.wrong_calls.demoted_drops,
+            warnings: s.warnings.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunList {
+    /// Newest first.
+    pub runs: Vec<RunView>,
+}
+
+/// One day of a style in one market.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DailyPoint {
+    pub market: String,
+    pub day: NaiveDate,
+    pub views: i64,
+    pub carts: i64,
+    pub purchases: i64,
+    pub units: i64,
+    pub returns: i64,
+    pub revenue: f64,
+    pub exposure_hours: f64,
+    /// Out of stock for part of a day the style was on sale (neither its launch day nor
+    /// the partial day of `as_of`).
+    pub stocked_out: bool,
+}
+
+impl DailyPoint {
+    pub fn new(d: &DailyRow, launch_day: Option<NaiveDate>, as_of: DateTime<Utc>) -> Self {
+        let on_sale_all_day = launch_day.is_some_and(|l| d.day > l) && d.day < as_of.date_naive();
+        Self {
+            market: d.market.clone(),
+            day: d.day,
+            views: d.views,
+            carts: d.carts,
+            purchases: d.purchases,
+            units: d.units,
+            returns: d.returns,
+            revenue: d.revenue,
+            exposure_hours: d.exposure_hours,
+            stocked_out: on_sale_all_day && d.exposure_hours < 23.99,
+        }
+    }
+}
+
+/// A style: catalog facts, its decisions per market, daily series and override history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StyleDetail {
+    pub run_id: String,
+    pub as_of: DateTime<Utc>,
+    pub style_id: String,
+    pub name: Option<String>,
+    pub category: String,
+    pub brand: Option<String>,
+    pub launch_at: Option<DateTime<Utc>>,
+    pub list_price: f64,
+    pub unit_cost: f64,
+    pub lead_time_days: i64,
+    pub moq: i64,
+    /// The pooled row (`ALL`) first, then each market.
+    pub decisions: Vec<DecisionView>,
+    pub daily: Vec<DailyPoint>,
+    /// Oldest first, revoked ones included.
+    pub overrides: Vec<OverrideView>,
+}
+
+/// A new override.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOverrideBody {
+    /// A market the style sells in, or `ALL` (the default) for the style as a whole.
+    pub market: Option<String>,
+    pub verdict: ApiVerdict,
+    pub reason: ApiOverrideReason,
+    /// Required when the reason is `other`.
+    pub comment: Option<String>,
+    /// The override lapses at this time.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OverrideList {
+    pub style_id: String,
+    /// Oldest first, revoked ones included.
+    pub items: Vec<OverrideView>,
+}
+
+/// Recompute now.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRunBody {
+    /// Decide as of this time (default: the latest event).
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+/// Health and readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub run_id: Option<String>,
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+pub fn decision_view(
+    d: &Decision,
+    name: Option<String>,
+    launch_at: Option<DateTime<Utc>>,
+    live: Option<&Override>,
+    expected_days_to_verdict: Option<f64>,
+    now: DateTime<Utc>,
+) -> DecisionView {
+    DecisionView {
+        style_id: d.style_id.clone(),
+        name,
+        category: d.category.clone(),
+        market: d.market.clone(),
+        launch_at,
+        days_live: d.days_live,
+        exposure_days: d.exposure_days,
+        sold_out: d.sold_out,
+        views: d.views,
+        carts: d.carts,
+        purchases: d.purchases,
+        units_sold: d.units_sold,
+        units_returned: d.units_returned,
+        units_received: d.units_received,
+        on_hand: d.on_hand,
+        sell_through: d.sell_through,
+        prior_shape: d.prior_shape,
+        prior_rate: d.prior_rate,
+        rate_shape: d.rate_shape,
+        rate_rate: d.rate_rate,
+        keep_rate: d.keep_rate,
+        drop_rate: d.drop_rate,
+        p_keep: d.p_keep,
+        p_drop: d.p_drop,
+        conv_alpha: d.conv_alpha,
+        conv_beta: d.conv_beta,
+        return_alpha: d.return_alpha,
+        return_beta: d.return_beta,
+        projected_st_p10: d.projected_st_p10,
+        projected_st_p50: d.projected_st_p50,
+        projected_st_p90: d.projected_st_p90,
+        days_of_cover: d.days_of_cover.is_finite().then_some(d.days_of_cover),
+        reorder_units: d.reorder_units,
+        model_verdict: d.verdict.into(),
+        verdict: live.map_or(d.verdict, |o| o.verdict).into(),
+        reasons: d.reasons.iter().map(|r| r.as_str().to_string()).collect(),
+        expected_days_to_verdict,
+        live_override: live.map(|o| OverrideView::new(o, now)),
+    }
+}

@@ -1,0 +1,148 @@
+//! `assay serve`: the HTTP API over the engine.
+//!
+//! [`Application::build`] opens the dataset, binds the listener (port 0 works: tests
+//! read the bound address back) and loads the latest run; [`Application::run`] serves
+//! until the shutdown future resolves, letting in-flight requests finish.
+
+pub mod dto;
+pub mod error;
+mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use assay_engine::Engine;
+use assay_engine::decision::Policy;
+use assay_engine::store::overrides::OverrideStore;
+
+use crate::auth::{Role, TokenStore};
+pub use routes::{Limits, openapi};
+use state::AppState;
+
+/// Everything `assay serve` needs, resolved from flags, environment and config file.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    pub policy: Policy,
+    pub tokens: PathBuf,
+    pub limits: Limits,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    limits: Limits,
+}
+
+/// The process-wide Prometheus recorder (a recorder can be installed only once).
+fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the Prometheus metrics recorder")?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+impl Application {
+    /// Opens the data, binds the address and loads (or computes) the latest run.
+    ///
+    /// # Errors
+    /// The dataset, token file or override log cannot be opened, the address cannot be
+    /// bound, or no run can be computed.
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        let engine = Engine::open(&config.data)
+            .await
+            .with_context(|| format!("opening dataset {}", config.data.display()))?;
+        let overrides = OverrideStore::open(config.data.join("overrides"))?;
+        let tokens = TokenStore::open(&config.tokens)?;
+        if tokens.is_empty() {
+            let token = tokens.create("admin", Role::Admin)?;
+            eprintln!(
+                "No API tokens existed, so an admin token was created (shown once, stored hashed in {}):\n  {token}\nCreate more with `assay token create --role ROLE --name NAME`.",
+                config.tokens.display()
+            );
+        }
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let state = Arc::new(AppState::new(
+            Arc::new(engine),
+            overrides,
+            Arc::new(tokens),
+            config.policy,
+            metrics_handle()?,
+        ));
+        let run = state
+            .load_latest()
+            .await
+            .context("loading the latest decision run")?;
+        tracing::info!(run_id = %run.run_id, as_of = %run.as_of, "loaded decision run");
+        Ok(Self {
+            listener,
+            state,
+            limits: config.limits,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves; in-flight requests finish first.
+    ///
+    /// # Errors
+    /// The server fails.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = routes::router(self.state, self.limits);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}

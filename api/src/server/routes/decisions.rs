@@ -1,0 +1,347 @@
+//! `GET /v1/decisions`: the effective keep / drop / test list of the latest run.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{NaiveDate, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::server::dto::{ApiVerdict, DecisionPage, DecisionView};
+use crate::server::error::{ApiError, Problem};
+use crate::server::state::AppState;
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionQuery {
+    /// Only rows with this effective verdict.
+    pub verdict: Option<ApiVerdict>,
+    pub category: Option<String>,
+    /// A market code, or `ALL` for pooled rows. Default: every row.
+    pub market: Option<String>,
+    /// Launched on or after this day (UTC).
+    pub launched_from: Option<NaiveDate>,
+    /// Launched on or before this day (UTC).
+    pub launched_to: Option<NaiveDate>,
+    /// Only rows with P(keep) at least this.
+    pub min_p_keep: Option<f64>,
+    /// A field, `-` in front for descending: style_id, market, category, launch_at,
+    /// days_live, sell_through, p_keep, p_drop, units_sold, reorder_units,
+    /// projected_st_p50. Default `style_id`.
+    pub sort: Option<String>,
+    /// Rows per page, 1–1000 (default 100). CSV returns every matching row.
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// `csv` for CSV (same as `Accept: text/csv`).
+    pub format: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/decisions",
+    tag = "decisions",
+    params(DecisionQuery),
+    responses(
+        (status = 200, description = "A page of effective decisions, or all of them as CSV", content(
+            (DecisionPage = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No run loaded yet", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_decisions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<DecisionQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let snapshot = state.snapshot()?;
+    let now = Utc::now();
+    let live = state.overrides.live(now);
+    let sort = SortKey::parse(q.sort.as_deref().unwrap_or("style_id"))?;
+    if let Some(p) = q.min_p_keep
+        && !(0.0..=1.0).contains(&p)
+    {
+        return Err(ApiError::bad_request(format!(
+            "min_p_keep must be between 0 and 1, got {p}"
+        )));
+    }
+    let mut rows: Vec<DecisionView> = snapshot
+        .rows
+        .iter()
+        .filter(|d| q.category.as_deref().is_none_or(|c| d.category == c))
+        .filter(|d| q.market.as_deref().is_none_or(|m| d.market == m))
+        .filter(|d| q.min_p_keep.is_none_or(|p| d.p_keep >= p))
+        .map(|d| snapshot.view(d, &live, &state.policy, now))
+        .filter(|v| q.verdict.is_none_or(|want| v.verdict == want))
+        .filter(|v| {
+            let day = v.launch_at.map(|t| t.date_naive());
+            q.launched_from
+                .is_none_or(|from| day.is_some_and(|d| d >= from))
+                && q.launched_to.is_none_or(|to| day.is_some_and(|d| d <= to))
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        sort.compare(a, b)
+            .then_with(|| (&a.style_id, &a.market).cmp(&(&b.style_id, &b.market)))
+    });
+
+    if wants_csv(&headers, q.format.as_deref())? {
+        return Ok(csv_response(rows));
+    }
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_LIMIT}, got {limit}"
+        )));
+    }
+    let offset = match q.cursor.as_deref() {
+        None => 0,
+        Some(c) => Cursor::decode(c, &snapshot.run.run_id)?,
+    };
+    let total = rows.len();
+    let items: Vec<DecisionView> = rows.into_iter().skip(offset).take(limit).collect();
+    let next = offset + items.len();
+    let page = DecisionPage {
+        run_id: snapshot.run.run_id.clone(),
+        as_of: snapshot.run.as_of,
+        policy_version: snapshot.run.policy_version.clone(),
+        total,
+        items,
+        next_cursor: (next < total).then(|| Cursor::encode(&snapshot.run.run_id, next)),
+    };
+    Ok(Json(page).into_response())
+}
+
+fn wants_csv(headers: &HeaderMap, format: Option<&str>) -> Result<bool, ApiError> {
+    match format {
+        Some("csv") => return Ok(true),
+        Some("json") => return Ok(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format must be `json` or `csv`, got `{other}`"
+            )));
+        }
+        None => {}
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Ok(accept.contains("text/csv"))
+}
+
+/// A page position, tied to the run it pages through: a new run restarts the list.
+struct Cursor;
+
+impl Cursor {
+    fn encode(run_id: &str, offset: usize) -> String {
+        format!("{run_id}.{offset}")
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn decode(cursor: &str, run_id: &str) -> Result<usize, ApiError> {
+        let bad =
+            || ApiError::bad_request("cursor is not one this API returned; start again without it");
+        if !cursor.len().is_multiple_of(2) || cursor.len() > 400 {
+            return Err(bad());
+        }
+        let bytes: Vec<u8> = (0..cursor.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&cursor[i..i + 2], 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
+        let text = String::from_utf8(bytes).map_err(|_| bad())?;
+        let (run, offset) = text.rsplit_once('.').ok_or_else(bad)?;
+        if run != run_id {
+            return Err(ApiError::conflict(format!(
+                "a new decision run ({run_id}) replaced the one this cursor pages through ({run}); start again without a cursor"
+            )));
+        }
+        offset.parse().map_err(|_| bad())
+    }
+}
+
+struct SortKey {
+    field: &'static str,
+    descending: bool,
+}
+
+impl SortKey {
+    const FIELDS: [&'static str; 11] = [
+        "style_id",
+        "market",
+        "category",
+        "launch_at",
+        "days_live",
+        "sell_through",
+        "p_keep",
+        "p_drop",
+        "units_sold",
+        "reorder_units",
+        "projected_st_p50",
+    ];
+
+    fn parse(s: &str) -> Result<Self, ApiError> {
+        let (descending, name) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let field = Self::FIELDS.iter().find(|f| **f == name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "cannot sort by `{name}`: expected one of {}",
+                Self::FIELDS.join(", ")
+            ))
+        })?;
+        Ok(Self { field, descending })
+    }
+
+    fn compare(&self, a: &DecisionView, b: &DecisionView) -> Ordering {
+        let f = |x: f64, y: f64| x.total_cmp(&y);
+        let order = match self.field {
+            "style_id" => a.style_id.cmp(&b.style_id),
+            "market" => a.market.cmp(&b.market),
+            "category" => a.category.cmp(&b.category),
+            "launch_at" => a.launch_at.cmp(&b.launch_at),
+            "days_live" => f(a.days_live, b.days_live),
+            "sell_through" => f(a.sell_through, b.sell_through),
+            "p_keep" => f(a.p_keep, b.p_keep),
+            "p_drop" => f(a.p_drop, b.p_drop),
+            "units_sold" => a.units_sold.cmp(&b.units_sold),
+            "reorder_units" => a.reorder_units.cmp(&b.reorder_units),
+            _ => f(a.projected_st_p50, b.projected_st_p50),
+        };
+        if self.descending {
+            order.reverse()
+        } else {
+            order
+        }
+    }
+}
+
+const CSV_COLUMNS: &str = "style_id,name,category,market,launch_at,days_live,exposure_days,sold_out,views,carts,purchases,units_sold,units_returned,units_received,on_hand,sell_through,p_keep,p_drop,keep_rate,drop_rate,projected_st_p10,projected_st_p50,projected_st_p90,reorder_units,model_verdict,verdict,override_id,override_reason,override_user,override_comment,reasons\n";
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn csv_row(v: &DecisionView) -> String {
+    let o = v.live_override.as_ref();
+    let verdict = |x: ApiVerdict| match x {
+        ApiVerdict::Keep => "keep",
+        ApiVerdict::Drop => "drop",
+        ApiVerdict::Test => "test",
+    };
+    format!(
+        "{},{},{},{},{},{:.3},{:.3},{},{},{},{},{},{},{},{},{:.4},{:.6},{:.6},{:.4},{:.4},{:.4},{:.4},{:.4},{},{},{},{},{},{},{},{}\n",
+        csv_field(&v.style_id),
+        csv_field(v.name.as_deref().unwrap_or("")),
+        csv_field(&v.category),
+        csv_field(&v.market),
+        v.launch_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        v.days_live,
+        v.exposure_days,
+        v.sold_out,
+        v.views,
+        v.carts,
+        v.purchases,
+        v.units_sold,
+        v.units_returned,
+        v.units_received,
+        v.on_hand,
+        v.sell_through,
+        v.p_keep,
+        v.p_drop,
+        v.keep_rate,
+        v.drop_rate,
+        v.projected_st_p10,
+        v.projected_st_p50,
+        v.projected_st_p90,
+        v.reorder_units,
+        verdict(v.model_verdict),
+        verdict(v.verdict),
+        o.map(|o| o.override_id.as_str()).unwrap_or(""),
+        o.map(|o| o.reason.as_str()).unwrap_or(""),
+        csv_field(o.map(|o| o.user.as_str()).unwrap_or("")),
+        csv_field(o.and_then(|o| o.comment.as_deref()).unwrap_or("")),
+        csv_field(&v.reasons.join(" ")),
+    )
+}
+
+/// Streams the rows as CSV in chunks, so a large export does not sit in one buffer.
+fn csv_response(rows: Vec<DecisionView>) -> Response {
+    let header_chunk = std::iter::once(Ok::<Bytes, std::io::Error>(Bytes::from_static(
+        CSV_COLUMNS.as_bytes(),
+    )));
+    let chunks: Vec<Vec<DecisionView>> = {
+        let mut rows = rows;
+        let mut out = Vec::new();
+        while !rows.is_empty() {
+            let rest = rows.split_off(rows.len().min(500));
+            out.push(rows);
+            rows = rest;
+        }
+        out
+    };
+    let body = header_chunk.chain(
+        chunks
+            .into_iter()
+            .map(|chunk| Ok(Bytes::from(chunk.iter().map(csv_row).collect::<String>()))),
+    );
+    let mut response = Body::from_stream(futures::stream::iter(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    response.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"assay-decisions.csv\""),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_are_tied_to_their_run() {
+        let c = Cursor::encode("run-1", 200);
+        assert_eq!(Cursor::decode(&c, "run-1").unwrap(), 200);
+        assert_eq!(
+            Cursor::decode(&c, "run-2").unwrap_err().status,
+            axum::http::StatusCode::CONFLICT
+        );
+        assert_eq!(
+            Cursor::decode("zz", "run-1").unwrap_err().status,
+            axum::http::StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}

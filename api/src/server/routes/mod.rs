@@ -1,0 +1,135 @@
+//! The router: every endpoint, its OpenAPI document, and the layers around them.
+
+mod decisions;
+mod ops;
+mod overrides;
+mod runs;
+mod styles;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::error::problems_for_plain_errors;
+use super::state::AppState;
+use crate::auth::require_token;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "assay",
+        description = "Keep / drop / test decisions for newly launched styles, with the numbers behind them. \
+                       Every endpoint but the health checks and this document needs `Authorization: Bearer <token>` \
+                       (`assay token create`).",
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "decisions", description = "The effective keep / drop / test list"),
+        (name = "styles", description = "One style in depth"),
+        (name = "overrides", description = "Merchandisers' overrides"),
+        (name = "runs", description = "Decision runs"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("assay token")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+/// Endpoints that need a token.
+fn protected_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(decisions::get_decisions))
+        .routes(routes!(styles::get_style))
+        .routes(routes!(overrides::get_overrides, overrides::post_override))
+        .routes(routes!(overrides::delete_override))
+        .routes(routes!(runs::get_runs, runs::post_run))
+        .routes(routes!(runs::get_run))
+        .routes(routes!(ops::metrics))
+}
+
+/// Endpoints open to anyone: the health checks.
+fn open_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+}
+
+/// The OpenAPI document, generated from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut api) = protected_routes().split_for_parts();
+    api.merge(open_routes().split_for_parts().1);
+    api
+}
+
+pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
+    let (protected, mut api) = protected_routes().split_for_parts();
+    let (open, open_api) = open_routes().split_for_parts();
+    api.merge(open_api);
+
+    let protected = protected.layer(middleware::from_fn_with_state(
+        Arc::clone(&state.tokens),
+        require_token,
+    ));
+    Router::new()
+        .merge(protected)
+        .merge(open)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        .with_state(state)
+        .layer(middleware::map_response(problems_for_plain_errors))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Counts requests and their latency by route and status.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("assay_http_requests_total", &labels).increment(1);
+    metrics::histogram!("assay_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,58 @@
+//! Operations: liveness, readiness, metrics.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::server::dto::Health;
+use crate::server::state::AppState;
+
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        run_id: None,
+        as_of: None,
+    })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "A decision run is loaded and served", body = Health),
+        (status = 503, description = "Still loading", body = Health),
+    ))]
+pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
+    match state.snapshot() {
+        Ok(s) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ready".into(),
+                run_id: Some(s.run.run_id.clone()),
+                as_of: Some(s.run.as_of),
+            }),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "loading".into(),
+                run_id: None,
+                as_of: None,
+            }),
+        ),
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")),
+    security(("bearer" = [])))]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
