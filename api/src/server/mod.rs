@@ -8,6 +8,8 @@ pub mod dto;
 pub mod error;
 mod routes;
 pub mod state;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
