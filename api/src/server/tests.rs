@@ -439,7 +439,7 @@ async fn overrides_change_the_effective_verdict_until_revoked() {
     assert_eq!(pooled["override"]["override_id"], o["override_id"]);
     let list = get(
         f,
-        &format!("/v1/decisions?market=ALL&verdict=drop&limit=1000"),
+        "/v1/decisions?market=ALL&verdict=drop&limit=1000",
         Some(Role::Viewer),
     )
     .await
