@@ -2,4 +2,5 @@
 
 mod bad_input;
 mod decide;
+mod server;
 mod support;

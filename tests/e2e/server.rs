@@ -1,0 +1,283 @@
+//! The real `assay serve` on 127.0.0.1:0, driven by a real HTTP client.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{assay_ok, copy_inputs, path_str};
+
+/// A running server process.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_assay"))
+            .args(["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"])
+            .env_remove("ASSAY_DATA")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("assay serve starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("assay listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the server reports its address");
+        Self { child, base }
+    }
+
+    fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {signal}");
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn stop(mut self) {
+        self.signal("-TERM");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "graceful shutdown exits 0, got {status}");
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sample_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_inputs(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample"),
+        tmp.path(),
+    );
+    tmp
+}
+
+fn token(data: &Path, role: &str, name: &str) -> String {
+    assay_ok(&[
+        "token",
+        "create",
+        "--data",
+        path_str(data),
+        "--role",
+        role,
+        "--name",
+        name,
+    ])
+    .trim()
+    .to_string()
+}
+
+async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> Value {
+    let r = client.get(url).bearer_auth(token).send().await.unwrap();
+    assert!(r.status().is_success(), "GET {url}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+/// The pooled row of a style: (model verdict, effective verdict).
+async fn verdicts(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    style: &str,
+) -> (String, String) {
+    let s = get_json(client, &format!("{base}/v1/styles/{style}"), token).await;
+    let pooled = &s["decisions"][0];
+    (
+        pooled["model_verdict"].as_str().unwrap().into(),
+        pooled["verdict"].as_str().unwrap().into(),
+    )
+}
+
+#[tokio::test]
+async fn an_override_survives_a_restart_and_revoking_it_restores_the_model() {
+    let tmp = sample_copy();
+    let mia = token(tmp.path(), "merchandiser", "mia");
+    let client = reqwest::Client::new();
+    let server = Server::start(tmp.path());
+    let base = server.base.clone();
+
+    let keeps = get_json(
+        &client,
+        &format!("{base}/v1/decisions?market=ALL&verdict=keep&limit=1"),
+        &mia,
+    )
+    .await;
+    let style = keeps["items"][0]["style_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        verdicts(&client, &base, &mia, &style).await,
+        ("keep".into(), "keep".into())
+    );
+
+    let created = client
+        .post(format!("{base}/v1/styles/{style}/overrides"))
+        .bearer_auth(&mia)
+        .json(&json!({"verdict": "drop", "reason": "supplier_constraint", "comment": "factory closed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["override_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        verdicts(&client, &base, &mia, &style).await,
+        ("keep".into(), "drop".into())
+    );
+
+    server.stop();
+    let server = Server::start(tmp.path());
+    let base = server.base.clone();
+    assert_eq!(
+        verdicts(&client, &base, &mia, &style).await,
+        ("keep".into(), "drop".into()),
+        "the override survived the restart"
+    );
+
+    let revoked = client
+        .delete(format!("{base}/v1/overrides/{id}"))
+        .bearer_auth(&mia)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(
+        verdicts(&client, &base, &mia, &style).await,
+        ("keep".into(), "keep".into())
+    );
+    let history = get_json(
+        &client,
+        &format!("{base}/v1/styles/{style}/overrides"),
+        &mia,
+    )
+    .await;
+    assert_eq!(
+        history["items"][0]["revoked_by"], "mia",
+        "revoked, never erased"
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn acknowledged_overrides_survive_sigkill_mid_write() {
+    let tmp = sample_copy();
+    let mia = token(tmp.path(), "merchandiser", "mia");
+    let server = Server::start(tmp.path());
+    let base = server.base.clone();
+    let client = reqwest::Client::new();
+    let page = get_json(
+        &client,
+        &format!("{base}/v1/decisions?market=ALL&limit=40"),
+        &mia,
+    )
+    .await;
+    let styles: Vec<String> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["style_id"].as_str().unwrap().to_string())
+        .collect();
+
+    // Four writers post overrides as fast as they can; each remembers what was acknowledged.
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (client, base, mia, styles) =
+            (client.clone(), base.clone(), mia.clone(), styles.clone());
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0.. {
+                let style = &styles[(w * 10 + i) % styles.len()];
+                let sent = client
+                    .post(format!("{base}/v1/styles/{style}/overrides"))
+                    .bearer_auth(&mia)
+                    .header("Idempotency-Key", format!("w{w}-{i}"))
+                    .json(&json!({"verdict": "test", "reason": "trend_signal", "comment": format!("writer {w} #{i}")}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 201 => {
+                        let body: Value = match r.json().await {
+                            Ok(b) => b,
+                            Err(_) => break,
+                        };
+                        acked.push((style.clone(), body["override_id"].as_str().unwrap().to_string()));
+                    }
+                    _ => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.signal("-KILL");
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    drop(server);
+    assert!(
+        acked.len() >= 20,
+        "too few writes before the kill to prove anything: {}",
+        acked.len()
+    );
+
+    let server = Server::start(tmp.path());
+    let base = server.base.clone();
+    let mut found = std::collections::HashSet::new();
+    for style in &styles {
+        let history = get_json(
+            &client,
+            &format!("{base}/v1/styles/{style}/overrides"),
+            &mia,
+        )
+        .await;
+        for o in history["items"].as_array().unwrap() {
+            assert!(
+                o["comment"].as_str().unwrap().starts_with("writer "),
+                "a whole entry: {o}"
+            );
+            found.insert(o["override_id"].as_str().unwrap().to_string());
+        }
+    }
+    let missing: Vec<_> = acked.iter().filter(|(_, id)| !found.contains(id)).collect();
+    println!(
+        "crash test: {} overrides acknowledged before SIGKILL, {} on record after restart",
+        acked.len(),
+        found.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "acknowledged overrides lost: {missing:?}"
+    );
+    server.stop();
+}
