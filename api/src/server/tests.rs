@@ -319,6 +319,7 @@ async fn bad_decision_parameters_say_what_is_wrong() {
         ("launched_from=yesterday", "launched_from"),
         ("cursor=zz", "cursor"),
         ("format=xml", "format"),
+        ("sort=-", "cannot sort by ``"),
         ("colour=red", "colour"),
     ] {
         let a = get(f, &format!("/v1/decisions?{query}"), Some(Role::Viewer)).await;

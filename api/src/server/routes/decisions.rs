@@ -20,31 +20,52 @@ use crate::server::state::AppState;
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
+/// `?name=` (empty) means the parameter is not set.
+fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    Json,
+    Csv,
+}
+
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionQuery {
     /// Only rows with this effective verdict.
     pub verdict: Option<ApiVerdict>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub category: Option<String>,
     /// A market code, or `ALL` for pooled rows. Default: every row.
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub market: Option<String>,
     /// Launched on or after this day (UTC).
     pub launched_from: Option<NaiveDate>,
     /// Launched on or before this day (UTC).
     pub launched_to: Option<NaiveDate>,
     /// Only rows with P(keep) at least this.
+    #[param(minimum = 0.0, maximum = 1.0)]
     pub min_p_keep: Option<f64>,
     /// A field, `-` in front for descending: style_id, market, category, launch_at,
     /// days_live, sell_through, p_keep, p_drop, units_sold, reorder_units,
     /// projected_st_p50. Default `style_id`.
+    #[param(
+        pattern = "^-?(style_id|market|category|launch_at|days_live|sell_through|p_keep|p_drop|units_sold|reorder_units|projected_st_p50)$"
+    )]
     pub sort: Option<String>,
     /// Rows per page, 1–1000 (default 100). CSV returns every matching row.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub cursor: Option<String>,
     /// `csv` for CSV (same as `Accept: text/csv`).
-    pub format: Option<String>,
+    #[param(inline)]
+    pub format: Option<OutputFormat>,
 }
 
 #[utoipa::path(
@@ -100,7 +121,7 @@ pub async fn get_decisions(
             .then_with(|| (&a.style_id, &a.market).cmp(&(&b.style_id, &b.market)))
     });
 
-    if wants_csv(&headers, q.format.as_deref())? {
+    if wants_csv(&headers, q.format) {
         return Ok(csv_response(rows));
     }
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
@@ -127,22 +148,14 @@ pub async fn get_decisions(
     Ok(Json(page).into_response())
 }
 
-fn wants_csv(headers: &HeaderMap, format: Option<&str>) -> Result<bool, ApiError> {
+fn wants_csv(headers: &HeaderMap, format: Option<OutputFormat>) -> bool {
     match format {
-        Some("csv") => return Ok(true),
-        Some("json") => return Ok(false),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "format must be `json` or `csv`, got `{other}`"
-            )));
-        }
-        None => {}
+        Some(f) => f == OutputFormat::Csv,
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/csv")),
     }
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    Ok(accept.contains("text/csv"))
 }
 
 /// A page position, tied to the run it pages through: a new run restarts the list.

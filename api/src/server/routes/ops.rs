@@ -47,7 +47,10 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Hea
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")),
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "No valid token", body = crate::server::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (

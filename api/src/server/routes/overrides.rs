@@ -25,7 +25,7 @@ const MAX_KEY: usize = 200;
     tag = "overrides",
     params(
         ("style_id" = String, Path, description = "The style's id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result instead of a second override"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key (up to 200 bytes) return the first result instead of a second override"),
     ),
     request_body = NewOverrideBody,
     responses(
@@ -76,20 +76,15 @@ pub async fn post_override(
             "comment is longer than {MAX_COMMENT} bytes"
         )));
     }
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => {
-            let v = v
-                .to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= MAX_KEY)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "Idempotency-Key must be 1–{MAX_KEY} visible ASCII characters"
-                    ))
-                })?;
-            Some(v.to_string())
+    // Any bytes make a key: it is only ever compared for equality. Empty means none.
+    let key = match headers.get("idempotency-key").map(|v| v.as_bytes()) {
+        None | Some([]) => None,
+        Some(bytes) if bytes.len() > MAX_KEY => {
+            return Err(ApiError::bad_request(format!(
+                "Idempotency-Key is longer than {MAX_KEY} bytes"
+            )));
         }
+        Some(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
     };
     let new = NewOverride {
         style_id,

@@ -78,12 +78,12 @@ pub async fn get_run(
 pub async fn post_run(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
-    body: Result<Json<NewRunBody>, JsonRejection>,
+    body: Result<Json<Option<NewRunBody>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
     principal.require(Permission::RecomputeRuns)?;
     let body = match body {
-        Ok(Json(b)) => b,
-        // No body at all means "now".
+        Ok(Json(b)) => b.unwrap_or_default(),
+        // No body (and so no JSON content type) means "now".
         Err(JsonRejection::MissingJsonContentType(_)) => NewRunBody::default(),
         Err(e) => return Err(ApiError::new(e.status(), e.body_text())),
     };
