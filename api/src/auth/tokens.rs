@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use rand::RngCore;
@@ -43,6 +44,9 @@ pub enum TokenError {
 pub struct TokenStore {
     path: PathBuf,
     records: RwLock<Vec<TokenRecord>>,
+    /// The file's modification time and length when last read: `assay token create` run beside a
+    /// live server changes the file, and the server picks the change up.
+    loaded: RwLock<Option<(SystemTime, u64)>>,
 }
 
 impl TokenStore {
@@ -52,15 +56,29 @@ impl TokenStore {
     /// The file exists but cannot be read or parsed.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, TokenError> {
         let path = path.into();
-        let records = match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| file_err(&path, e.to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(file_err(&path, e.to_string())),
-        };
+        let loaded = modified(&path);
+        let records = read_records(&path)?;
         Ok(Self {
             path,
             records: RwLock::new(records),
+            loaded: RwLock::new(loaded),
         })
+    }
+
+    /// Rereads the file if it changed since it was read. A file that became unreadable
+    /// keeps the tokens already loaded (and is logged), so a bad edit locks nobody out.
+    fn refresh(&self) {
+        let now = modified(&self.path);
+        if now == *self.loaded.read().unwrap_or_else(|p| p.into_inner()) {
+            return;
+        }
+        match read_records(&self.path) {
+            Ok(records) => {
+                *self.records.write().unwrap_or_else(|p| p.into_inner()) = records;
+                *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = now;
+            }
+            Err(e) => tracing::error!("keeping the tokens already loaded: {e}"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -79,6 +97,7 @@ impl TokenStore {
     /// # Errors
     /// A bad or taken name, or the file cannot be written.
     pub fn create(&self, name: &str, role: Role) -> Result<String, TokenError> {
+        self.refresh();
         let valid = !name.is_empty()
             && name.len() <= 64
             && name
@@ -101,11 +120,13 @@ impl TokenStore {
             created_at: Utc::now(),
         });
         self.save(&records)?;
+        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = modified(&self.path);
         Ok(token)
     }
 
     /// The principal a token belongs to. Every stored hash is compared, in constant time.
     pub fn verify(&self, token: &str) -> Option<Principal> {
+        self.refresh();
         let hash = hex(&Sha256::digest(token.as_bytes()));
         let records = self.records.read().unwrap_or_else(|p| p.into_inner());
         let mut found = None;
@@ -131,6 +152,21 @@ impl TokenStore {
             .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
             .and_then(|()| std::fs::rename(&tmp, &self.path))
             .map_err(|e| file_err(&self.path, e.to_string()))
+    }
+}
+
+/// Modification time and length: together they change on every rewrite, even where the
+/// filesystem's clock is coarse.
+fn modified(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+fn read_records(path: &Path) -> Result<Vec<TokenRecord>, TokenError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| file_err(path, e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(file_err(path, e.to_string())),
     }
 }
 

@@ -100,3 +100,52 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, "listening");
     app.run(shutdown_signal()).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(data: Option<&str>, listen: Option<&str>, config: Option<PathBuf>) -> ServeArgs {
+        ServeArgs {
+            data: data.map(PathBuf::from),
+            listen: listen.map(|l| l.parse().unwrap()),
+            config,
+            policy: None,
+            tokens: None,
+            request_timeout_secs: None,
+            max_body_bytes: None,
+        }
+    }
+
+    #[test]
+    fn flags_win_over_the_config_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("assay.toml");
+        std::fs::write(
+            &file,
+            "data = \"/srv/data\"\nlisten = \"127.0.0.1:9000\"\nrequest_timeout_secs = 5\n",
+        )
+        .unwrap();
+        let from_file = resolve(args(None, None, Some(file.clone()))).unwrap();
+        assert_eq!(from_file.data, PathBuf::from("/srv/data"));
+        assert_eq!(from_file.listen.port(), 9000);
+        assert_eq!(from_file.limits.request_timeout, Duration::from_secs(5));
+        assert_eq!(from_file.limits.max_body_bytes, 64 * 1024, "default");
+        assert_eq!(
+            from_file.tokens,
+            PathBuf::from("/srv/data/.assay/tokens.json")
+        );
+        let flags = resolve(args(Some("/other"), Some("127.0.0.1:7000"), Some(file))).unwrap();
+        assert_eq!(flags.data, PathBuf::from("/other"));
+        assert_eq!(flags.listen.port(), 7000);
+    }
+
+    #[test]
+    fn a_bad_config_file_names_itself_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("assay.toml");
+        std::fs::write(&file, "listn = \"127.0.0.1:1\"\n").unwrap();
+        let err = format!("{:#}", resolve(args(None, None, Some(file))).unwrap_err());
+        assert!(err.contains("assay.toml") && err.contains("listn"), "{err}");
+    }
+}
