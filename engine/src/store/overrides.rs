@@ -130,6 +130,7 @@ pub enum OverrideRejected {
 struct State {
     overrides: Vec<Override>,
     by_id: HashMap<String, usize>,
+    by_style: HashMap<String, Vec<usize>>,
     by_key: HashMap<(String, String), usize>,
     next_seq: u64,
 }
@@ -143,6 +144,7 @@ impl State {
                 o.seq = seq;
                 let i = self.overrides.len();
                 self.by_id.insert(o.override_id.clone(), i);
+                self.by_style.entry(o.style_id.clone()).or_default().push(i);
                 if let Some(key) = &o.idempotency_key {
                     self.by_key.insert((o.user.clone(), key.clone()), i);
                 }

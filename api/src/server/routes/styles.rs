@@ -1,5 +1,6 @@
 //! `GET /v1/styles/{style_id}`: one style with everything behind its verdicts.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -33,7 +34,13 @@ pub async fn get_style(
         ))
     })?;
     let now = Utc::now();
-    let live = state.overrides.live(now);
+    let history = state.overrides.for_style(&style_id);
+    // The latest live override per market (history is oldest first).
+    let live: HashMap<(String, String), _> = history
+        .iter()
+        .filter(|o| o.is_live(now))
+        .map(|o| ((o.style_id.clone(), o.market.clone()), o.clone()))
+        .collect();
     let info = snapshot.catalog.get(&style_id);
     let launch_day = info.and_then(|s| s.launch_at).map(|t| t.date_naive());
     let decisions = rows
