@@ -24,6 +24,10 @@ pub struct Snapshot {
     pub by_style: HashMap<String, Vec<usize>>,
     pub catalog: HashMap<String, StyleInfo>,
     pub daily: HashMap<String, Vec<DailyRow>>,
+    /// Serialized `GET /v1/styles/{id}` answers with the override generation they were
+    /// made at: the style page is the hottest read, and its JSON only changes when an
+    /// override does (or a new run replaces this snapshot).
+    pub style_json: RwLock<HashMap<String, (u64, bytes::Bytes)>>,
 }
 
 impl Snapshot {
@@ -61,6 +65,7 @@ impl Snapshot {
             by_style,
             catalog,
             daily,
+            style_json: RwLock::new(HashMap::new()),
         })
     }
 

@@ -334,6 +334,12 @@ impl OverrideStore {
         result
     }
 
+    /// Changes with every accepted write: a cache of anything derived from overrides is
+    /// current while this is unchanged.
+    pub fn generation(&self) -> u64 {
+        self.read().next_seq
+    }
+
     /// Every override ever made, oldest first.
     pub fn all(&self) -> Vec<Override> {
         self.read().overrides.clone()

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
 use crate::server::dto::{DailyPoint, OverrideView, StyleDetail};
@@ -26,8 +27,20 @@ use crate::server::state::AppState;
 pub async fn get_style(
     State(state): State<Arc<AppState>>,
     Path(style_id): Path<String>,
-) -> Result<Json<StyleDetail>, ApiError> {
+) -> Result<Response, ApiError> {
     let snapshot = state.snapshot()?;
+    let generation = state.overrides.generation();
+    let cached = snapshot
+        .style_json
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&style_id)
+        .filter(|(g, _)| *g == generation)
+        .map(|(_, body)| body.clone());
+    if let Some(body) = cached {
+        return Ok(json_response(body));
+    }
+
     let rows = snapshot.by_style.get(&style_id).ok_or_else(|| {
         ApiError::not_found(format!(
             "style `{style_id}` is not in the latest decision run"
@@ -57,7 +70,7 @@ pub async fn get_style(
         })
         .unwrap_or_default();
     let first = &snapshot.rows[rows[0]];
-    Ok(Json(StyleDetail {
+    let detail = StyleDetail {
         run_id: snapshot.run.run_id.clone(),
         as_of: snapshot.run.as_of,
         style_id: style_id.clone(),
@@ -71,11 +84,20 @@ pub async fn get_style(
         moq: info.map_or(0, |s| s.moq),
         decisions,
         daily,
-        overrides: state
-            .overrides
-            .for_style(&style_id)
-            .iter()
-            .map(|o| OverrideView::new(o, now))
-            .collect(),
-    }))
+        overrides: history.iter().map(|o| OverrideView::new(o, now)).collect(),
+    };
+    let body = bytes::Bytes::from(serde_json::to_vec(&detail).map_err(|e| ApiError::internal(&e))?);
+    // An override with an expiry makes the answer depend on the clock: never cache it.
+    if history.iter().all(|o| o.expires_at.is_none()) {
+        snapshot
+            .style_json
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(style_id, (generation, body.clone()));
+    }
+    Ok(json_response(body))
+}
+
+fn json_response(body: bytes::Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
