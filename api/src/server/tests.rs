@@ -381,6 +381,12 @@ async fn overrides_change_the_effective_verdict_until_revoked() {
         json!({"verdict": "drop", "reason": "quality_issue", "comment": "seams split in wash"});
     let uri = format!("/v1/styles/{id}/overrides");
 
+    // Read (and so cache) the style first: the override must show through the cache.
+    let before = get(f, &format!("/v1/styles/{id}"), Some(Role::Viewer))
+        .await
+        .json();
+    assert_eq!(before["decisions"][0]["verdict"], "keep");
+
     let viewer = call(
         f,
         Method::POST,
