@@ -14,6 +14,8 @@ pub const MARKETS: [&str; 8] = ["US", "DE", "SA", "GB", "FR", "AE", "JP", "AU"];
 pub const UNITS_PER_ORDER: f64 = 1.1;
 /// Share of carts later removed.
 pub const REMOVE_SHARE: f64 = 0.3;
+/// Share of views a sold-out style still gets (it drops out of listings, not the site).
+pub const SOLD_OUT_VIEW_SHARE: f64 = 0.3;
 
 struct Category {
     name: &'static str,
@@ -244,18 +246,38 @@ pub fn make_styles(
 /// Scales conversion so the expected number of events is about `target` (more events
 /// per purchase = lower conversion; demand, and so every verdict, stays the same).
 /// Returns the expected number of events.
+///
+/// The expectation follows each market's stock: the test batch sells out after about
+/// batch / demand days, after which the style gets a share of its views and no sales
+/// (reorders are left out, so the total comes out slightly above `target`).
 pub fn calibrate_traffic(
     styles: &mut [Style],
     days: u32,
     target: Option<u64>,
 ) -> Result<u64, GenerateError> {
-    let orders =
-        |s: &Style| s.true_daily_rate() / UNITS_PER_ORDER * (f64::from(days - s.launch_day) - 0.4);
-    let non_view_events =
-        |s: &Style| orders(s) * (1.0 + s.carts_per_order * (1.0 + REMOVE_SHARE) + s.return_rate);
-    let views: f64 = styles.iter().map(|s| orders(s) / s.conversion).sum();
-    let others: f64 = styles.iter().map(non_view_events).sum();
+    // (views at the style's current conversion, every other event), expected.
+    let expected = |s: &Style| -> (f64, f64) {
+        let active = f64::from(days - s.launch_day) - 0.4;
+        let (mut views, mut others) = (0.0, 0.0);
+        for m in &s.markets {
+            let orders_per_day = m.daily_units / UNITS_PER_ORDER;
+            let in_stock = active.min(f64::from(m.batch_units) / m.daily_units.max(1e-9));
+            let sold_out = active - in_stock;
+            views += orders_per_day / s.conversion * (in_stock + SOLD_OUT_VIEW_SHARE * sold_out);
+            others += orders_per_day
+                * in_stock
+                * (1.0 + s.carts_per_order * (1.0 + REMOVE_SHARE) + s.return_rate);
+        }
+        (views, others)
+    };
+    let total = |styles: &[Style]| {
+        styles
+            .iter()
+            .map(expected)
+            .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+    };
     if let Some(target) = target {
+        let (views, others) = total(styles);
         let target = target as f64;
         if target <= others * 1.05 {
             return Err(GenerateError::Config(format!(
@@ -271,7 +293,6 @@ pub fn calibrate_traffic(
             s.carts_per_order = s.carts_per_order.min(0.9 / s.conversion);
         }
     }
-    let views: f64 = styles.iter().map(|s| orders(s) / s.conversion).sum();
-    let others: f64 = styles.iter().map(non_view_events).sum();
+    let (views, others) = total(styles);
     Ok((views + others).round() as u64)
 }

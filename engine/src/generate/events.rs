@@ -12,15 +12,13 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Gamma, Poisson};
 
-use super::catalog::{REMOVE_SHARE, Style};
+use super::catalog::{REMOVE_SHARE, SOLD_OUT_VIEW_SHARE, Style};
 use super::{GenerateConfig, GenerateError, day_start, write_err};
 use crate::parquet_io::AtomicParquetFile;
 use crate::source::schema;
 
 /// Monday … Sunday traffic relative to the week's mean.
 const WEEKDAY: [f64; 7] = [0.92, 0.86, 0.9, 0.95, 1.08, 1.22, 1.07];
-/// Share of views a sold-out style still gets (it drops out of listings, not the site).
-const SOLD_OUT_VIEW_SHARE: f64 = 0.3;
 const SIZES: [&str; 5] = ["XS", "S", "M", "L", "XL"];
 const BATCH_ROWS: usize = 64 * 1024;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
