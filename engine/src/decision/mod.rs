@@ -120,6 +120,20 @@ pub enum Reason {
 }
 
 impl Reason {
+    pub const ALL: [Reason; 7] = [
+        Reason::HighRate,
+        Reason::LowRate,
+        Reason::HighReturns,
+        Reason::MaxWindow,
+        Reason::SoldOut,
+        Reason::TooEarly,
+        Reason::WrongCallControl,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::HighRate => "high_rate",

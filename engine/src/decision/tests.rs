@@ -236,3 +236,14 @@ fn decide_run_gives_market_rows_a_prior_from_their_style() {
     );
     assert!(us.prior_rate <= 3.0);
 }
+
+#[test]
+fn reason_and_verdict_codes_round_trip() {
+    for r in Reason::ALL {
+        assert_eq!(Reason::parse(r.as_str()), Some(r));
+    }
+    for v in [Verdict::Keep, Verdict::Drop, Verdict::Test] {
+        assert_eq!(Verdict::parse(v.as_str()), Some(v));
+    }
+    assert_eq!(Reason::parse("vibes"), None);
+}

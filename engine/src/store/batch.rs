@@ -35,6 +35,17 @@ const F64_COLUMNS: [&str; 17] = [
     "days_of_cover",
 ];
 
+/// The count columns between `sold_out` and `sell_through`, in table order.
+const I64_COLUMNS: [&str; 7] = [
+    "views",
+    "carts",
+    "purchases",
+    "units_sold",
+    "units_returned",
+    "units_received",
+    "on_hand",
+];
+
 pub fn decisions_schema() -> SchemaRef {
     let f64s = |names: &[&str]| {
         names
@@ -58,15 +69,7 @@ pub fn decisions_schema() -> SchemaRef {
         Field::new("exposure_days", DataType::Float64, false),
         Field::new("sold_out", DataType::Boolean, false),
     ];
-    fields.extend(i64s(&[
-        "views",
-        "carts",
-        "purchases",
-        "units_sold",
-        "units_returned",
-        "units_received",
-        "on_hand",
-    ]));
+    fields.extend(i64s(&I64_COLUMNS));
     fields.extend(f64s(&F64_COLUMNS));
     fields.extend(i64s(&["reorder_units"]));
     fields.extend([
@@ -211,19 +214,11 @@ pub fn read_decisions(
         let sold_out = col("sold_out")?.as_boolean().clone();
         let floats: Vec<Vec<f64>> = F64_COLUMNS.iter().map(|n| f(n)).collect::<Result<_, _>>()?;
         let (days_live, exposure) = (f("days_live")?, f("exposure_days")?);
-        let ints: Vec<Vec<i64>> = [
-            "views",
-            "carts",
-            "purchases",
-            "units_sold",
-            "units_returned",
-            "units_received",
-            "on_hand",
-            "reorder_units",
-        ]
-        .iter()
-        .map(|n| i(n))
-        .collect::<Result<_, _>>()?;
+        let ints: Vec<Vec<i64>> = I64_COLUMNS
+            .iter()
+            .chain(&["reorder_units"])
+            .map(|n| i(n))
+            .collect::<Result<_, _>>()?;
         for r in 0..batch.num_rows() {
             let g = |k: usize| floats[k][r];
             out.push(Decision {
@@ -263,25 +258,11 @@ pub fn read_decisions(
                 reasons: reasons[r]
                     .split(',')
                     .filter(|s| !s.is_empty())
-                    .map(|s| parse_reason(s).ok_or_else(|| format!("unknown reason {s}")))
+                    .map(|s| Reason::parse(s).ok_or_else(|| format!("unknown reason {s}")))
                     .collect::<Result<_, _>>()?,
                 p_wrong: 0.0,
             });
         }
     }
     Ok(out)
-}
-
-fn parse_reason(s: &str) -> Option<Reason> {
-    [
-        Reason::HighRate,
-        Reason::LowRate,
-        Reason::HighReturns,
-        Reason::MaxWindow,
-        Reason::SoldOut,
-        Reason::TooEarly,
-        Reason::WrongCallControl,
-    ]
-    .into_iter()
-    .find(|r| r.as_str() == s)
 }
