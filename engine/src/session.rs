@@ -1,5 +1,7 @@
 //! The one DataFusion session assay owns: input tables, views and decision tables.
 
+use std::sync::Arc;
+
 use arrow::array::{Array, TimestampMicrosecondArray};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
@@ -9,7 +11,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::error::{EngineError, Result};
 use crate::source::{self, Dataset, SourceSummary};
 use crate::sql::{self, ViewParams};
-use crate::store::DecisionStore;
+use crate::store::overrides::OverrideStore;
+use crate::store::{DecisionStore, OverridesTable};
 
 /// Owns the session every consumer (CLI, HTTP, SQL ports) queries.
 pub struct Engine {
@@ -18,11 +21,12 @@ pub struct Engine {
     sources: SourceSummary,
     latest_event: DateTime<Utc>,
     store: DecisionStore,
+    overrides: Arc<OverrideStore>,
 }
 
 impl Engine {
     /// Opens a dataset: checks and registers its tables, the funnel views as of the
-    /// latest event, and the decision runs stored with it.
+    /// latest event, the decision runs stored with it, and its override log.
     ///
     /// # Errors
     /// Any problem with the input files (see [`source::register_inputs`]), or a dataset
@@ -40,12 +44,18 @@ impl Engine {
                 path: dataset.events_dir().display().to_string(),
             })?;
         let store = DecisionStore::new(dataset.root.join("decisions"));
+        let overrides = OverrideStore::open(dataset.root.join("overrides"))?;
+        ctx.register_table(
+            "overrides",
+            Arc::new(OverridesTable::new(Arc::clone(&overrides))),
+        )?;
         let engine = Self {
             ctx,
             dataset,
             sources,
             latest_event,
             store,
+            overrides,
         };
         sql::register_views(&engine.ctx, &ViewParams::as_of(latest_event)).await?;
         engine.store.register(&engine.ctx).await?;
@@ -66,6 +76,11 @@ impl Engine {
 
     pub fn store(&self) -> &DecisionStore {
         &self.store
+    }
+
+    /// The merchandisers' override log of this dataset (also the `overrides` table).
+    pub fn overrides(&self) -> &Arc<OverrideStore> {
+        &self.overrides
     }
 
     /// The time of the newest event: the default `as_of`.

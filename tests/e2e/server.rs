@@ -186,6 +186,23 @@ async fn an_override_survives_a_restart_and_revoking_it_restores_the_model() {
         "revoked, never erased"
     );
     server.stop();
+
+    // The same record is a table for analysts.
+    let csv = assay_ok(&[
+        "sql",
+        "--data",
+        path_str(tmp.path()),
+        "--format",
+        "csv",
+        &format!(
+            "SELECT style_id, verdict, reason, \"user\", revoked_by FROM overrides WHERE style_id = '{style}'"
+        ),
+    ]);
+    assert_eq!(
+        csv.lines().nth(1),
+        Some(format!("{style},drop,supplier_constraint,mia,mia").as_str()),
+        "{csv}"
+    );
 }
 
 #[tokio::test]

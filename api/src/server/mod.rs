@@ -22,7 +22,6 @@ use tokio::net::TcpListener;
 
 use assay_engine::Engine;
 use assay_engine::decision::Policy;
-use assay_engine::store::overrides::OverrideStore;
 
 use crate::auth::{Role, TokenStore};
 pub use routes::{Limits, openapi};
@@ -66,7 +65,6 @@ impl Application {
         let engine = Engine::open(&config.data)
             .await
             .with_context(|| format!("opening dataset {}", config.data.display()))?;
-        let overrides = OverrideStore::open(config.data.join("overrides"))?;
         let tokens = TokenStore::open(&config.tokens)?;
         if tokens.is_empty() {
             let token = tokens.create("admin", Role::Admin)?;
@@ -78,6 +76,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let overrides = Arc::clone(engine.overrides());
         let state = Arc::new(AppState::new(
             Arc::new(engine),
             overrides,

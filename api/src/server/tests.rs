@@ -47,9 +47,7 @@ fn build() -> Fixture {
             let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
             copy_dir(&sample, dir.path());
             let engine = assay_engine::Engine::open(dir.path()).await.unwrap();
-            let overrides =
-                assay_engine::store::overrides::OverrideStore::open(dir.path().join("overrides"))
-                    .unwrap();
+            let overrides = Arc::clone(engine.overrides());
             let tokens = TokenStore::open(dir.path().join("tokens.json")).unwrap();
             let mut by_role = HashMap::new();
             for role in [
@@ -460,6 +458,24 @@ async fn overrides_change_the_effective_verdict_until_revoked() {
     );
     let history = get(f, &uri, Some(Role::Viewer)).await.json();
     assert_eq!(history["items"].as_array().unwrap().len(), 1);
+    // Analysts see it in SQL at once, in the same session.
+    let rows = f
+        .state
+        .engine
+        .query(&format!(
+            "SELECT verdict, reason, \"user\" FROM overrides WHERE style_id = '{id}'"
+        ))
+        .await
+        .unwrap();
+    let printed = arrow::util::pretty::pretty_format_batches(&rows)
+        .unwrap()
+        .to_string();
+    assert!(
+        printed.contains("drop")
+            && printed.contains("quality_issue")
+            && printed.contains("merchandiser"),
+        "{printed}"
+    );
 
     let delete = format!("/v1/overrides/{}", o["override_id"].as_str().unwrap());
     call(f, Method::DELETE, &delete, Some(Role::Buyer), None, &[])

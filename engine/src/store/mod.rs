@@ -7,6 +7,9 @@
 
 mod batch;
 pub mod overrides;
+mod overrides_table;
+
+pub use overrides_table::{OverridesTable, overrides_schema};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

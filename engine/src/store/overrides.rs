@@ -126,7 +126,7 @@ pub enum OverrideRejected {
     KeyReused,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct State {
     overrides: Vec<Override>,
     by_id: HashMap<String, usize>,
@@ -165,6 +165,7 @@ impl State {
 }
 
 /// The durable override log and its in-memory view.
+#[derive(Debug)]
 pub struct OverrideStore {
     dir: PathBuf,
     state: RwLock<State>,
