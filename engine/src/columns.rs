@@ -59,6 +59,12 @@ impl Columns<'_> {
             .collect())
     }
 
+    /// Floats with their NULLs.
+    pub fn optional_floats(&self, name: &str) -> Result<Vec<Option<f64>>> {
+        let a = self.get(name, &DataType::Float64)?;
+        Ok(a.as_primitive::<Float64Type>().iter().collect())
+    }
+
     /// Integers where NULL means 0.
     pub fn ints(&self, name: &str) -> Result<Vec<i64>> {
         let a = self.get(name, &DataType::Int64)?;

@@ -4,14 +4,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::RunSummary;
+use crate::columns::Columns;
 use crate::decision::{Decision, Reason, Verdict};
 use crate::source::schema::timestamp_type;
 
@@ -177,47 +178,31 @@ pub fn read_decisions(
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch?;
-        let col = |name: &str| {
-            batch
-                .column_by_name(name)
-                .ok_or_else(|| format!("column {name} missing"))
-        };
-        let s = |name: &str| -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
-            Ok(col(name)?
-                .as_string::<i32>()
-                .iter()
-                .map(|v| v.unwrap_or_default().to_string())
-                .collect())
-        };
-        let f = |name: &str| -> Result<Vec<f64>, Box<dyn std::error::Error + Send + Sync>> {
-            let a = col(name)?.as_primitive::<Float64Type>().clone();
-            Ok((0..a.len())
-                .map(|i| {
-                    if a.is_null(i) {
-                        f64::INFINITY
-                    } else {
-                        a.value(i)
-                    }
-                })
-                .collect())
-        };
-        let i = |name: &str| -> Result<Vec<i64>, Box<dyn std::error::Error + Send + Sync>> {
-            Ok(col(name)?.as_primitive::<Int64Type>().values().to_vec())
+        let c = Columns {
+            query: "decisions",
+            batch: &batch,
         };
         let (style_id, market, category, verdict, reasons) = (
-            s("style_id")?,
-            s("market")?,
-            s("category")?,
-            s("verdict")?,
-            s("reasons")?,
+            c.texts("style_id")?,
+            c.texts("market")?,
+            c.texts("category")?,
+            c.texts("verdict")?,
+            c.texts("reasons")?,
         );
-        let sold_out = col("sold_out")?.as_boolean().clone();
-        let floats: Vec<Vec<f64>> = F64_COLUMNS.iter().map(|n| f(n)).collect::<Result<_, _>>()?;
-        let (days_live, exposure) = (f("days_live")?, f("exposure_days")?);
+        let sold_out = c.bools("sold_out")?;
+        // days_of_cover is the one nullable float: NULL stands for unbounded cover.
+        let floats: Vec<Vec<f64>> = F64_COLUMNS
+            .iter()
+            .map(|n| {
+                c.optional_floats(n)
+                    .map(|v| v.into_iter().map(|x| x.unwrap_or(f64::INFINITY)).collect())
+            })
+            .collect::<Result<_, _>>()?;
+        let (days_live, exposure) = (c.floats("days_live")?, c.floats("exposure_days")?);
         let ints: Vec<Vec<i64>> = I64_COLUMNS
             .iter()
             .chain(&["reorder_units"])
-            .map(|n| i(n))
+            .map(|n| c.ints(n))
             .collect::<Result<_, _>>()?;
         for r in 0..batch.num_rows() {
             let g = |k: usize| floats[k][r];
@@ -227,7 +212,7 @@ pub fn read_decisions(
                 category: category[r].clone(),
                 days_live: days_live[r],
                 exposure_days: exposure[r],
-                sold_out: sold_out.value(r),
+                sold_out: sold_out[r],
                 views: ints[0][r],
                 carts: ints[1][r],
                 purchases: ints[2][r],
