@@ -26,6 +26,8 @@ pub enum EngineError {
     Query(#[from] DataFusionError),
     #[error("reading query results: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    #[error("writing Parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
     #[error("SQL not allowed: {0}")]
     NotAllowed(String),
     #[error("column `{column}` of {query}: {message}")]

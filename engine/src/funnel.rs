@@ -50,9 +50,31 @@ impl Engine {
         as_of: DateTime<Utc>,
         policy: &Policy,
     ) -> Result<Vec<StyleObservation>> {
+        let params = ViewParams::for_policy(as_of, policy);
+        self.refresh_rollup(&params, false).await?;
+        let sql = match self.rollup().state()? {
+            Some(state) => params.style_funnel_over_rollup(state.through),
+            None => params.style_funnel(),
+        };
+        self.observations_from(&sql).await
+    }
+
+    /// The funnel computed from raw events alone: the reference the rollup must match.
+    ///
+    /// # Errors
+    /// As [`Engine::observations`].
+    pub async fn observations_from_raw_events(
+        &self,
+        as_of: DateTime<Utc>,
+        policy: &Policy,
+    ) -> Result<Vec<StyleObservation>> {
         let sql = ViewParams::for_policy(as_of, policy).style_funnel();
+        self.observations_from(&sql).await
+    }
+
+    async fn observations_from(&self, sql: &str) -> Result<Vec<StyleObservation>> {
         let mut out = Vec::new();
-        for batch in &self.run_internal(&sql).await? {
+        for batch in &self.run_internal(sql).await? {
             let c = Columns {
                 query: "style_funnel",
                 batch,
@@ -125,14 +147,15 @@ impl Engine {
         Ok(out)
     }
 
-    /// Every style × market × day up to `as_of`, ordered by style, market and day.
+    /// Every style × market × day of the rollup up to `as_of`'s day (whole days),
+    /// ordered by style, market and day.
     ///
     /// # Errors
     /// The query fails.
     pub async fn daily(&self, as_of: DateTime<Utc>) -> Result<Vec<DailyRow>> {
         let sql = format!(
-            "SELECT * FROM ({}) d ORDER BY style_id, market, day",
-            ViewParams::as_of(as_of).style_daily()
+            "SELECT * FROM style_daily WHERE day <= DATE '{}' ORDER BY style_id, market, day",
+            as_of.date_naive()
         );
         let mut out = Vec::new();
         for batch in &self.run_internal(&sql).await? {

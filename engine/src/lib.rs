@@ -2,7 +2,8 @@
 //!
 //! The data flow is the module layout: [`source`] registers and checks the Parquet
 //! tables, [`sql`] holds the funnel views, [`funnel`] reads them into typed rows,
-//! [`decision`] is the pure decision math, [`store`] keeps decision runs.
+//! [`rollup`] keeps the daily rollup
+//! the funnel reads, [`decision`] is the pure decision math, [`store`] keeps decision runs.
 //! [`generate`] makes realistic launch data with known truth.
 
 mod columns;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod funnel;
 pub mod generate;
 pub mod parquet_io;
+pub mod rollup;
 mod run;
 mod session;
 pub mod source;

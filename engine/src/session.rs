@@ -9,6 +9,7 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{EngineError, Result};
+use crate::rollup::{RefreshReport, Rollup};
 use crate::source::{self, Dataset, SourceSummary};
 use crate::sql::{self, ViewParams};
 use crate::store::overrides::OverrideStore;
@@ -22,6 +23,7 @@ pub struct Engine {
     latest_event: DateTime<Utc>,
     store: DecisionStore,
     overrides: Arc<OverrideStore>,
+    rollup: Rollup,
 }
 
 impl Engine {
@@ -49,8 +51,11 @@ impl Engine {
             "overrides",
             Arc::new(OverridesTable::new(Arc::clone(&overrides))),
         )?;
+        let rollup = Rollup::new(&dataset);
+        rollup.register(&ctx).await?;
         let engine = Self {
             ctx,
+            rollup,
             dataset,
             sources,
             latest_event,
@@ -81,6 +86,24 @@ impl Engine {
     /// The merchandisers' override log of this dataset (also the `overrides` table).
     pub fn overrides(&self) -> &Arc<OverrideStore> {
         &self.overrides
+    }
+
+    /// Brings the daily rollup up to date for the window of `params` (see [`Rollup`]).
+    ///
+    /// # Errors
+    /// I/O or a query failure while recomputing.
+    pub async fn refresh_rollup(
+        &self,
+        params: &ViewParams,
+        rebuild: bool,
+    ) -> Result<RefreshReport> {
+        self.rollup
+            .refresh(&self.ctx, &self.dataset, params, rebuild, &[])
+            .await
+    }
+
+    pub fn rollup(&self) -> &Rollup {
+        &self.rollup
     }
 
     /// The time of the newest event: the default `as_of`.

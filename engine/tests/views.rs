@@ -4,15 +4,24 @@
 //! A fixture file creates `events`, `styles` and `stock_receipts` with `CREATE TABLE`,
 //! then says `ASSAY VIEWS AS OF '<time>'`, which registers assay's views as of that time,
 //! exactly as the engine does for a decision run.
+//!
+//! `ASSAY ROLLUP FROM '<day>' UNTIL '<day>'` computes the daily rollup's rows for those
+//! days, carrying stock in from the rows already there, and keeps the earlier rows, as
+//! an incremental refresh does; `ASSAY ROLLUP FUNNEL AS OF '<time>'` registers
+//! `rollup_funnel`: the funnel a decision run computes from the rollup plus raw events
+//! after its last whole day.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use assay_engine::rollup;
 use assay_engine::sql::{ViewParams, register_views};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
@@ -28,11 +37,35 @@ impl AsyncDB for ViewsDb {
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DataFusionError> {
         if let Some(rest) = sql.trim().strip_prefix("ASSAY VIEWS AS OF ") {
-            let text = rest.trim().trim_end_matches(';').trim_matches('\'');
-            let as_of: DateTime<Utc> = text
-                .parse()
-                .map_err(|e| DataFusionError::Plan(format!("bad as-of time {text}: {e}")))?;
+            let as_of = parse_time(rest)?;
             register_views(&self.ctx, &ViewParams::as_of(as_of)).await?;
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        if let Some(rest) = sql.trim().strip_prefix("ASSAY ROLLUP FUNNEL AS OF ") {
+            let as_of = parse_time(rest)?;
+            let through = self
+                .ctx
+                .sql("SELECT MAX(day) AS d FROM style_daily")
+                .await?
+                .collect()
+                .await?;
+            let through = through[0]
+                .column(0)
+                .as_primitive::<arrow::datatypes::Date32Type>()
+                .value_as_date(0)
+                .ok_or_else(|| DataFusionError::Plan("the rollup is empty".into()))?;
+            let text = ViewParams::as_of(as_of).style_funnel_over_rollup(through);
+            self.ctx.deregister_table("rollup_funnel")?;
+            let view = self.ctx.sql(&text).await?.into_view();
+            self.ctx.register_table("rollup_funnel", view)?;
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        if let Some(rest) = sql.trim().strip_prefix("ASSAY ROLLUP FROM ") {
+            let (from, until) = rest
+                .split_once(" UNTIL ")
+                .ok_or_else(|| DataFusionError::Plan(format!("expected FROM … UNTIL …: {rest}")))?;
+            let (from, until) = (parse_day(from)?, parse_day(until)?);
+            self.rollup_days(from, until).await?;
             return Ok(DBOutput::StatementComplete(0));
         }
         let df = self.ctx.sql(sql).await?;
@@ -59,6 +92,59 @@ impl AsyncDB for ViewsDb {
     }
 
     async fn shutdown(&mut self) {}
+}
+
+impl ViewsDb {
+    /// Replaces the rollup's rows from `from` on with freshly computed ones.
+    async fn rollup_days(&self, from: NaiveDate, until: NaiveDate) -> Result<(), DataFusionError> {
+        if !self.ctx.table_exist("style_daily")? {
+            let empty = MemTable::try_new(rollup::style_daily_schema(), vec![vec![]])?;
+            self.ctx.register_table("style_daily", Arc::new(empty))?;
+        }
+        let params = ViewParams::as_of(Utc::now());
+        let new_rows = self
+            .ctx
+            .sql(&params.style_daily_days(from, until))
+            .await?
+            .collect()
+            .await?;
+        let kept = self
+            .ctx
+            .sql(&format!(
+                "SELECT * FROM style_daily WHERE day < DATE '{from}'"
+            ))
+            .await?
+            .collect()
+            .await?;
+        let schema = rollup::style_daily_schema();
+        let rows = kept
+            .into_iter()
+            .chain(new_rows)
+            .map(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.ctx.deregister_table("style_daily")?;
+        self.ctx.register_table(
+            "style_daily",
+            Arc::new(MemTable::try_new(schema, vec![rows])?),
+        )?;
+        Ok(())
+    }
+}
+
+fn unquote(text: &str) -> &str {
+    text.trim().trim_end_matches(';').trim_matches('\'')
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, DataFusionError> {
+    let text = unquote(text);
+    text.parse()
+        .map_err(|e| DataFusionError::Plan(format!("bad time {text}: {e}")))
+}
+
+fn parse_day(text: &str) -> Result<NaiveDate, DataFusionError> {
+    let text = unquote(text);
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| DataFusionError::Plan(format!("bad day {text}: {e}")))
 }
 
 fn format_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, DataFusionError> {

@@ -5,14 +5,20 @@
 //! as views as of the latest event; a decision run as of another time renders the same
 //! text with its own `as_of`, so no event after it can leak in.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 
+const MOVEMENTS: &str = include_str!("views/movements.sql");
 const STOCK_LEVELS: &str = include_str!("views/stock_levels.sql");
 const STOCK_SPELLS: &str = include_str!("views/stock_spells.sql");
+const OPENING: &str = include_str!("views/opening.sql");
 const STYLE_DAILY: &str = include_str!("views/style_daily.sql");
 const STYLE_FUNNEL: &str = include_str!("views/style_funnel.sql");
+
+/// The opening stock when movements start at the epoch: none.
+const NO_OPENING: &str = "SELECT CAST(NULL AS VARCHAR) AS style_id, \
+     CAST(NULL AS VARCHAR) AS market, CAST(0 AS BIGINT) AS on_hand WHERE false";
 
 /// The parameters every view template takes.
 #[derive(Debug, Clone)]
@@ -27,6 +33,14 @@ pub struct ViewParams {
 }
 
 const TIMESTAMP_TYPE: &str = r#"'Timestamp(µs, "UTC")'"#;
+
+/// Where a query's raw events start: at the epoch (all history is read raw), or at a
+/// day before which the daily rollup (`style_daily`) holds the sums.
+#[derive(Debug, Clone, Copy)]
+enum RawFrom {
+    Epoch,
+    Day(NaiveDate),
+}
 
 impl ViewParams {
     /// Parameters of the default policy.
@@ -43,30 +57,49 @@ impl ViewParams {
         }
     }
 
-    fn render(&self, template: &str) -> String {
-        let as_of = self.as_of.format("%Y-%m-%dT%H:%M:%S%.6fZ");
+    fn render(&self, template: &str, from: RawFrom) -> String {
+        let timestamp = |t: DateTime<Utc>| {
+            format!(
+                "arrow_cast('{}', {TIMESTAMP_TYPE})",
+                t.format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            )
+        };
+        let date = |d: NaiveDate| format!("DATE '{d}'");
         let seconds = |days: f64| ((days * 86400.0).round() as i64).to_string();
-        let micros = |days: f64| ((days * 86_400e6).round() as i64).to_string();
+        let micros = |days: f64| (days * 86_400e6).round() as i64;
+        let maturity = micros(self.maturity_days);
+        let maturity_cut = self.as_of - chrono::Duration::microseconds(maturity);
+        let (opening, past, from_day) = match from {
+            RawFrom::Epoch => (
+                NO_OPENING.to_string(),
+                crate::rollup::empty_rows_sql(),
+                DateTime::<Utc>::UNIX_EPOCH.date_naive(),
+            ),
+            RawFrom::Day(day) => (
+                OPENING.to_string(),
+                "SELECT * FROM style_daily WHERE day < {from_date}".to_string(),
+                day,
+            ),
+        };
+        let from_start = from_day.and_time(NaiveTime::MIN).and_utc();
+        // Templates first (they hold further placeholders), then the values.
         let params = [
             ("{stock_levels}", STOCK_LEVELS.to_string()),
             ("{stock_spells}", STOCK_SPELLS.to_string()),
-            (
-                "{as_of}",
-                format!("arrow_cast('{as_of}', {TIMESTAMP_TYPE})"),
-            ),
-            ("{as_of_us}", self.as_of.timestamp_micros().to_string()),
-            (
-                "{as_of_date}",
-                format!("DATE '{}'", self.as_of.date_naive()),
-            ),
-            (
-                "{day_start}",
-                format!("arrow_cast(c.day, {TIMESTAMP_TYPE})"),
-            ),
+            ("{movements}", MOVEMENTS.to_string()),
+            ("{opening}", opening),
+            ("{past}", past),
+            ("{from}", timestamp(from_start)),
+            ("{from_date}", date(from_day)),
+            ("{until_us}", self.as_of.timestamp_micros().to_string()),
+            ("{until_date}", date(self.as_of.date_naive())),
+            ("{until}", timestamp(self.as_of)),
+            ("{maturity_date}", date(maturity_cut.date_naive())),
+            ("{maturity_us}", maturity.to_string()),
+            ("{timestamp_type}", TIMESTAMP_TYPE.to_string()),
             ("{day_us}", "86400000000.0".to_string()),
             ("{window_seconds}", seconds(self.window_days)),
             ("{early_seconds}", seconds(self.early_days)),
-            ("{maturity_us}", micros(self.maturity_days)),
         ];
         let mut text = template.to_string();
         for (name, value) in &params {
@@ -75,30 +108,43 @@ impl ViewParams {
         text
     }
 
-    /// The daily query (per style × market × day) as of these parameters.
-    pub fn style_daily(&self) -> String {
-        self.render(STYLE_DAILY)
+    /// The funnel (per market and pooled) as of these parameters, from raw events only.
+    pub fn style_funnel(&self) -> String {
+        self.render(STYLE_FUNNEL, RawFrom::Epoch)
     }
 
-    /// The funnel query (per market and pooled) as of these parameters.
-    pub fn style_funnel(&self) -> String {
-        self.render(STYLE_FUNNEL)
+    /// The same funnel, reading whole days before as_of's own from the registered
+    /// `style_daily` rollup, whose last day is `through`, and only the events after
+    /// those days raw.
+    pub fn style_funnel_over_rollup(&self, through: NaiveDate) -> String {
+        let first_raw_day = self.as_of.date_naive().min(through + chrono::Days::new(1));
+        self.render(STYLE_FUNNEL, RawFrom::Day(first_raw_day))
+    }
+
+    /// The rollup's rows for the days `[from, until)`, with stock carried in from the
+    /// registered `style_daily` rows before `from`. `as_of` plays no part.
+    pub fn style_daily_days(&self, from: NaiveDate, until: NaiveDate) -> String {
+        let end = Self {
+            as_of: until.and_time(NaiveTime::MIN).and_utc(),
+            ..self.clone()
+        };
+        end.render(STYLE_DAILY, RawFrom::Day(from))
     }
 }
 
 /// The views the session registers, rendered for `params`. Each is self-contained:
 /// the stock views it builds on are inlined as common table expressions.
 pub fn views(params: &ViewParams) -> Vec<(&'static str, String)> {
+    let raw = |template: &str| params.render(template, RawFrom::Epoch);
     vec![
-        ("stock_levels", params.render(STOCK_LEVELS)),
+        ("stock_levels", raw(STOCK_LEVELS)),
         (
             "stock_spells",
-            params.render(&format!(
+            raw(&format!(
                 "WITH stock_levels AS ({STOCK_LEVELS}) {STOCK_SPELLS}"
             )),
         ),
-        ("style_daily", params.render(STYLE_DAILY)),
-        ("style_funnel", params.render(STYLE_FUNNEL)),
+        ("style_funnel", raw(STYLE_FUNNEL)),
     ]
 }
 
@@ -123,7 +169,12 @@ mod tests {
     #[test]
     fn every_placeholder_is_rendered() {
         let params = ViewParams::as_of(Utc::now());
-        for (name, text) in views(&params) {
+        let today = Utc::now().date_naive();
+        let more = [
+            ("style_daily", params.style_daily_days(today, today)),
+            ("funnel over rollup", params.style_funnel_over_rollup(today)),
+        ];
+        for (name, text) in views(&params).into_iter().chain(more) {
             let left: Vec<&str> = text
                 .match_indices('{')
                 .map(|(i, _)| &text[i..(i + 20).min(text.len())])

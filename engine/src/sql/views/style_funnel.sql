@@ -1,24 +1,69 @@
 -- Each style's launch funnel up to as_of, per market and pooled (market = 'ALL'):
 -- activity inside the style's window [launch_at, launch_at + planned life], in-stock
 -- exposure, stock, and the early-window and matured-order counts the decision uses.
+--
+-- Days before the first raw day come from the daily rollup (its `window_` columns);
+-- events from that day on are read raw. Over all history no rollup rows are used and
+-- raw events start at the epoch; a decision run starts them at its own day. Both give
+-- the same numbers, and a run's cost follows one day of events, not the season.
 WITH stock_levels AS ({stock_levels}),
 stock_spells AS ({stock_spells}),
 catalog AS (
     SELECT style_id, category, launch_at, list_price, unit_cost, lead_time_days, moq,
-           LEAST({as_of}, launch_at + INTERVAL '{window_seconds} seconds') AS window_end,
-           LEAST({as_of}, launch_at + INTERVAL '{early_seconds} seconds') AS early_end
+           LEAST({until}, launch_at + INTERVAL '{window_seconds} seconds') AS window_end,
+           LEAST({until}, launch_at + INTERVAL '{early_seconds} seconds') AS early_end
     FROM styles
-    WHERE launch_at <= {as_of}
+    WHERE launch_at <= {until}
+),
+-- Returns lag purchases, so a unit bought d days ago counts as min(1, d / maturity) of
+-- a unit whose return could have arrived ("maturity-weighted units"), summed here in
+-- unit-microseconds. A past day is wholly matured, wholly within the maturity period
+-- (its units' exact ages follow from window_unit_time_us), or the one day that holds
+-- as_of − maturity, whose purchases are read raw.
+past AS (
+    SELECT style_id, market,
+           SUM(window_views) AS views,
+           SUM(window_views_in_stock) AS views_in_stock,
+           SUM(window_carts) AS carts,
+           SUM(window_purchases) AS purchases,
+           SUM(window_units) AS units_sold,
+           SUM(window_returns) AS units_returned,
+           SUM(window_revenue) AS revenue,
+           SUM(window_early_units) AS early_units,
+           SUM(window_non_size_returns) AS non_size_returns,
+           SUM(window_exposure_us) AS exposure_us,
+           SUM(window_early_exposure_us) AS early_exposure_us,
+           SUM(CASE WHEN day < {maturity_date} THEN window_units * {maturity_us}
+                    WHEN day > {maturity_date}
+                    THEN window_units * ({until_us}
+                                         - arrow_cast(arrow_cast(day, {timestamp_type}), 'Int64'))
+                         - window_unit_time_us
+                    ELSE 0 END) AS matured_unit_us
+    FROM ({past}) p
+    GROUP BY style_id, market
+),
+maturity_day AS (
+    SELECT e.style_id, e.market,
+           SUM(CAST(e.quantity AS BIGINT)
+               * LEAST({maturity_us}, {until_us} - arrow_cast(e.event_time, 'Int64')))
+               AS matured_unit_us
+    FROM events e
+    JOIN catalog c ON e.style_id = c.style_id
+    WHERE e.event_date = {maturity_date} AND {maturity_date} < {from_date}
+      AND e.event_type = 'purchase' AND e.quantity > 0
+      AND e.event_time >= c.launch_at AND e.event_time <= c.window_end
+    GROUP BY e.style_id, e.market
 ),
 windowed AS (
     SELECT e.style_id, e.market, e.event_type, e.event_time, e.quantity, e.price,
-           e.user_id, e.order_id, e.return_reason, c.early_end
+           e.return_reason, c.early_end
     FROM events e
     JOIN catalog c ON e.style_id = c.style_id
-    WHERE e.event_date <= {as_of_date} AND e.event_time <= {as_of} AND e.quantity > 0
+    WHERE e.event_date >= {from_date} AND e.event_date <= {until_date}
+      AND e.event_time >= {from} AND e.event_time <= {until} AND e.quantity > 0
       AND e.event_time >= c.launch_at AND e.event_time <= c.window_end
 ),
-activity AS (
+recent AS (
     SELECT style_id, market,
            SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END) AS views,
            SUM(CASE WHEN event_type = 'cart' THEN 1 ELSE 0 END) AS carts,
@@ -28,53 +73,20 @@ activity AS (
            SUM(CASE WHEN event_type = 'purchase' THEN quantity * COALESCE(price, 0.0) ELSE 0.0 END)
                AS revenue,
            SUM(CASE WHEN event_type = 'purchase' AND event_time <= early_end THEN quantity ELSE 0 END)
-               AS early_units
+               AS early_units,
+           -- Returns for reasons other than size count against the style.
+           SUM(CASE WHEN event_type = 'return'
+                     AND COALESCE(return_reason, '') NOT IN ('size_small', 'size_large')
+                    THEN quantity ELSE 0 END) AS non_size_returns,
+           SUM(CASE WHEN event_type = 'purchase'
+                    THEN CAST(quantity AS BIGINT)
+                         * LEAST({maturity_us}, {until_us} - arrow_cast(event_time, 'Int64'))
+                    ELSE 0 END) AS matured_unit_us
     FROM windowed
     GROUP BY style_id, market
-),
-buyers AS (
-    SELECT style_id, market, COUNT(DISTINCT user_id) AS buyers
-    FROM windowed WHERE event_type = 'purchase'
-    GROUP BY style_id, market
-),
-pooled_buyers AS (
-    SELECT style_id, COUNT(DISTINCT user_id) AS buyers
-    FROM windowed WHERE event_type = 'purchase'
-    GROUP BY style_id
-),
--- Returns lag purchases, so a unit bought d days ago counts as min(1, d / maturity) of
--- a unit whose return could have arrived ("maturity-weighted units"); returns for
--- reasons other than size are matched to their purchase by order. The return test can
--- then act before a style's first orders are a full maturity period old.
-non_size_returns AS (
-    SELECT style_id, order_id, SUM(quantity) AS returned
-    FROM windowed
-    WHERE event_type = 'return' AND order_id IS NOT NULL
-      AND COALESCE(return_reason, '') NOT IN ('size_small', 'size_large')
-    GROUP BY style_id, order_id
-),
-matured AS (
-    SELECT p.style_id, p.market,
-           CAST(SUM(CAST(p.quantity AS BIGINT)
-                    * LEAST({maturity_us}, {as_of_us} - arrow_cast(p.event_time, 'Int64')))
-                AS DOUBLE) / {maturity_us} AS matured_units,
-           SUM(LEAST(COALESCE(r.returned, 0), p.quantity)) AS matured_non_size_returns
-    FROM windowed p
-    LEFT JOIN non_size_returns r ON p.style_id = r.style_id AND p.order_id = r.order_id
-    WHERE p.event_type = 'purchase'
-    GROUP BY p.style_id, p.market
 ),
 -- In-stock time in integer microseconds: integer sums are exact in any order, so
 -- parallel aggregation gives bit-identical results run after run.
-pooled_matured AS (
-    SELECT p.style_id,
-           CAST(SUM(CAST(p.quantity AS BIGINT)
-                    * LEAST({maturity_us}, {as_of_us} - arrow_cast(p.event_time, 'Int64')))
-                AS DOUBLE) / {maturity_us} AS matured_units
-    FROM windowed p
-    WHERE p.event_type = 'purchase'
-    GROUP BY p.style_id
-),
 exposure AS (
     SELECT sp.style_id, sp.market,
            SUM(GREATEST(0, arrow_cast(LEAST(sp.in_stock_to, c.window_end), 'Int64')
@@ -101,7 +113,7 @@ receipts AS (
            SUM(CAST(units AS BIGINT)) AS units_received,
            SUM(CASE WHEN batch = 0 THEN CAST(units AS BIGINT) ELSE 0 END) AS test_batch_units
     FROM stock_receipts
-    WHERE received_at <= {as_of}
+    WHERE received_at <= {until}
     GROUP BY style_id, market
 ),
 stock AS (
@@ -111,29 +123,31 @@ stock AS (
 ),
 market_rows AS (
     SELECT c.style_id, r.market, c.category, c.launch_at,
-           CAST({as_of_us} - arrow_cast(c.launch_at, 'Int64') AS DOUBLE) / {day_us} AS days_live,
-           COALESCE(x.exposure_us, 0) AS exposure_us,
-           COALESCE(x.early_exposure_us, 0) AS early_exposure_us,
+           CAST({until_us} - arrow_cast(c.launch_at, 'Int64') AS DOUBLE) / {day_us} AS days_live,
+           COALESCE(p.exposure_us, 0) + COALESCE(x.exposure_us, 0) AS exposure_us,
+           COALESCE(p.early_exposure_us, 0) + COALESCE(x.early_exposure_us, 0)
+               AS early_exposure_us,
            COALESCE(s.on_hand, 0) <= 0 AS sold_out,
-           COALESCE(a.views, 0) AS views,
-           COALESCE(v.views_in_stock, 0) AS views_in_stock,
-           COALESCE(a.carts, 0) AS carts,
-           COALESCE(a.purchases, 0) AS purchases,
-           COALESCE(a.units_sold, 0) AS units_sold,
-           COALESCE(a.units_returned, 0) AS units_returned,
-           COALESCE(a.revenue, 0.0) AS revenue,
-           COALESCE(b.buyers, 0) AS buyers,
-           COALESCE(a.early_units, 0) AS early_units,
-           COALESCE(m.matured_units, 0.0) AS matured_units,
-           COALESCE(m.matured_non_size_returns, 0) AS matured_non_size_returns,
+           COALESCE(p.views, 0) + COALESCE(a.views, 0) AS views,
+           COALESCE(p.views_in_stock, 0) + COALESCE(v.views_in_stock, 0) AS views_in_stock,
+           COALESCE(p.carts, 0) + COALESCE(a.carts, 0) AS carts,
+           COALESCE(p.purchases, 0) + COALESCE(a.purchases, 0) AS purchases,
+           COALESCE(p.units_sold, 0) + COALESCE(a.units_sold, 0) AS units_sold,
+           COALESCE(p.units_returned, 0) + COALESCE(a.units_returned, 0) AS units_returned,
+           COALESCE(p.revenue, 0.0) + COALESCE(a.revenue, 0.0) AS revenue,
+           COALESCE(p.early_units, 0) + COALESCE(a.early_units, 0) AS early_units,
+           COALESCE(p.matured_unit_us, 0) + COALESCE(md.matured_unit_us, 0)
+               + COALESCE(a.matured_unit_us, 0) AS matured_unit_us,
+           COALESCE(p.non_size_returns, 0) + COALESCE(a.non_size_returns, 0)
+               AS matured_non_size_returns,
            r.units_received, r.test_batch_units,
            COALESCE(s.on_hand, 0) AS on_hand,
            c.list_price, c.unit_cost, c.lead_time_days, c.moq
     FROM receipts r
     JOIN catalog c ON r.style_id = c.style_id
-    LEFT JOIN activity a ON a.style_id = r.style_id AND a.market = r.market
-    LEFT JOIN buyers b ON b.style_id = r.style_id AND b.market = r.market
-    LEFT JOIN matured m ON m.style_id = r.style_id AND m.market = r.market
+    LEFT JOIN past p ON p.style_id = r.style_id AND p.market = r.market
+    LEFT JOIN maturity_day md ON md.style_id = r.style_id AND md.market = r.market
+    LEFT JOIN recent a ON a.style_id = r.style_id AND a.market = r.market
     LEFT JOIN exposure x ON x.style_id = r.style_id AND x.market = r.market
     LEFT JOIN in_stock_views v ON v.style_id = r.style_id AND v.market = r.market
     LEFT JOIN stock s ON s.style_id = r.style_id AND s.market = r.market
@@ -142,24 +156,23 @@ SELECT style_id, market, category, launch_at, days_live,
        CAST(exposure_us AS DOUBLE) / {day_us} AS exposure_days,
        CAST(early_exposure_us AS DOUBLE) / {day_us} AS early_exposure_days,
        sold_out, views, views_in_stock, carts, purchases, units_sold, units_returned, revenue,
-       buyers, early_units, matured_units, matured_non_size_returns, units_received,
-       test_batch_units, on_hand, list_price, unit_cost, lead_time_days, moq
+       early_units, CAST(matured_unit_us AS DOUBLE) / {maturity_us} AS matured_units,
+       matured_non_size_returns, units_received, test_batch_units, on_hand,
+       list_price, unit_cost, lead_time_days, moq
 FROM market_rows
 UNION ALL
 -- The pooled row: counts add up; exposure is the receipt-weighted mean of the markets'.
-SELECT m.style_id, 'ALL' AS market, MIN(m.category), MIN(m.launch_at), MIN(m.days_live),
-       CAST(SUM(m.exposure_us * m.units_received) AS DOUBLE)
-           / NULLIF(SUM(m.units_received), 0) / {day_us},
-       CAST(SUM(m.early_exposure_us * m.units_received) AS DOUBLE)
-           / NULLIF(SUM(m.units_received), 0) / {day_us},
-       SUM(m.on_hand) <= 0,
-       SUM(m.views), SUM(m.views_in_stock), SUM(m.carts), SUM(m.purchases),
-       SUM(m.units_sold), SUM(m.units_returned), SUM(m.revenue),
-       MIN(COALESCE(pb.buyers, 0)),
-       SUM(m.early_units), MIN(pm.matured_units), SUM(m.matured_non_size_returns),
-       SUM(m.units_received), SUM(m.test_batch_units), SUM(m.on_hand),
-       MIN(m.list_price), MIN(m.unit_cost), MIN(m.lead_time_days), MIN(m.moq)
-FROM market_rows m
-LEFT JOIN pooled_buyers pb ON pb.style_id = m.style_id
-LEFT JOIN pooled_matured pm ON pm.style_id = m.style_id
-GROUP BY m.style_id
+SELECT style_id, 'ALL' AS market, MIN(category), MIN(launch_at), MIN(days_live),
+       CAST(SUM(exposure_us * units_received) AS DOUBLE)
+           / NULLIF(SUM(units_received), 0) / {day_us},
+       CAST(SUM(early_exposure_us * units_received) AS DOUBLE)
+           / NULLIF(SUM(units_received), 0) / {day_us},
+       SUM(on_hand) <= 0,
+       SUM(views), SUM(views_in_stock), SUM(carts), SUM(purchases),
+       SUM(units_sold), SUM(units_returned), SUM(revenue),
+       SUM(early_units), CAST(SUM(matured_unit_us) AS DOUBLE) / {maturity_us},
+       SUM(matured_non_size_returns),
+       SUM(units_received), SUM(test_batch_units), SUM(on_hand),
+       MIN(list_price), MIN(unit_cost), MIN(lead_time_days), MIN(moq)
+FROM market_rows
+GROUP BY style_id

@@ -1,0 +1,479 @@
+//! The daily rollup `style_daily`, maintained incrementally.
+//!
+//! Each refresh recomputes only the days from the earliest change on (stock carries
+//! from day to day, so a late event also moves the days after it) and links the
+//! unchanged days' files into a new generation. A generation is a directory of
+//! `day=YYYY-MM-DD/part.parquet` files, published by renaming it into place and then
+//! atomically replacing `rollup/CURRENT`; readers see one whole generation or the
+//! previous one. A refresh is triggered by changed event files, a changed catalog
+//! launch or changed receipts, found by comparing against what the last generation
+//! was built from, so it works whoever wrote the events.
+
+mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, Date32Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use chrono::{Days, NaiveDate};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::ListingOptions;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use futures::StreamExt;
+use parquet::arrow::ArrowWriter;
+use serde::Serialize;
+
+pub use state::{EventListing, FileStamp, RollupState, first_changed_day, list_events};
+
+use crate::error::{EngineError, Result};
+use crate::parquet_io::writer_properties;
+use crate::source::Dataset;
+use crate::sql::ViewParams;
+
+/// The rollup's table name in the session.
+pub const TABLE: &str = "style_daily";
+
+/// The rollup's columns after `style_id`, `market` and `day`, in the query's order:
+/// counts are integers (in-stock time in integer microseconds), money is a float.
+const COLUMNS: [(&str, DataType); 21] = [
+    ("views", DataType::Int64),
+    ("carts", DataType::Int64),
+    ("purchases", DataType::Int64),
+    ("units", DataType::Int64),
+    ("returns", DataType::Int64),
+    ("revenue", DataType::Float64),
+    ("exposure_hours", DataType::Float64),
+    ("restocked_units", DataType::Int64),
+    ("window_views", DataType::Int64),
+    ("window_views_in_stock", DataType::Int64),
+    ("window_carts", DataType::Int64),
+    ("window_purchases", DataType::Int64),
+    ("window_units", DataType::Int64),
+    ("window_returns", DataType::Int64),
+    ("window_revenue", DataType::Float64),
+    ("window_early_units", DataType::Int64),
+    ("window_non_size_returns", DataType::Int64),
+    ("window_unit_time_us", DataType::Int64),
+    ("exposure_us", DataType::Int64),
+    ("window_exposure_us", DataType::Int64),
+    ("window_early_exposure_us", DataType::Int64),
+];
+
+/// The columns of `style_daily` (see `sql/views/style_daily.sql`), `day` included.
+pub fn style_daily_schema() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("style_id", DataType::Utf8, true),
+        Field::new("market", DataType::Utf8, true),
+        Field::new("day", DataType::Date32, true),
+    ];
+    for (name, data_type) in COLUMNS {
+        fields.push(Field::new(name, data_type, true));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// The schema of a rollup file: the day lives in the folder name.
+fn file_schema() -> SchemaRef {
+    let full = style_daily_schema();
+    let fields: Vec<Field> = full
+        .fields()
+        .iter()
+        .filter(|f| f.name() != "day")
+        .map(|f| f.as_ref().clone())
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// A relation with the rollup's columns and no rows, for queries over raw history only.
+pub(crate) fn empty_rows_sql() -> String {
+    let columns: Vec<String> = style_daily_schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let sql_type = match f.data_type() {
+                DataType::Utf8 => "VARCHAR",
+                DataType::Date32 => "DATE",
+                DataType::Int64 => "BIGINT",
+                _ => "DOUBLE",
+            };
+            format!("CAST(NULL AS {sql_type}) AS {}", f.name())
+        })
+        .collect();
+    format!("SELECT {} WHERE false", columns.join(", "))
+}
+
+/// What a refresh did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefreshReport {
+    pub generation: u64,
+    pub rebuilt: bool,
+    /// The first recomputed day; `None` when nothing had changed.
+    pub from: Option<NaiveDate>,
+    pub through: NaiveDate,
+    pub days_written: usize,
+    pub rows_written: usize,
+    pub seconds: f64,
+}
+
+/// The rollup of one dataset, under `DATA/rollup/`.
+#[derive(Debug, Clone)]
+pub struct Rollup {
+    dir: PathBuf,
+}
+
+impl Rollup {
+    pub fn new(dataset: &Dataset) -> Self {
+        Self {
+            dir: dataset.root.join("rollup"),
+        }
+    }
+
+    fn current_file(&self) -> PathBuf {
+        self.dir.join("CURRENT")
+    }
+
+    fn generation_dir(&self, generation: u64) -> PathBuf {
+        self.dir.join(format!("gen-{generation:06}"))
+    }
+
+    /// Copies of the catalog and receipts a generation was built from.
+    fn inputs_dir(&self, generation: u64) -> PathBuf {
+        self.dir.join(format!("inputs-{generation:06}"))
+    }
+
+    /// The published state, if a rollup has been built.
+    ///
+    /// # Errors
+    /// `CURRENT` exists but cannot be read or parsed.
+    pub fn state(&self) -> Result<Option<RollupState>> {
+        let path = self.current_file();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(io_err(&path, source)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| EngineError::Store {
+                path: path.display().to_string(),
+                message: format!("rollup state is not valid JSON: {e}"),
+            })
+    }
+
+    /// Registers the published generation as `style_daily` in `ctx` (no rows when none
+    /// has been built).
+    ///
+    /// # Errors
+    /// The state cannot be read or the table cannot be registered.
+    pub async fn register(&self, ctx: &SessionContext) -> Result<Option<RollupState>> {
+        let state = self.state()?;
+        ctx.deregister_table(TABLE)?;
+        match &state {
+            Some(s) => register_dir(ctx, &self.generation_dir(s.generation)).await?,
+            None => register_empty(ctx)?,
+        }
+        Ok(state)
+    }
+
+    /// Brings the rollup up to date with `events/`, the catalog and the receipts, for the
+    /// window of `params`, and registers it in `ctx`. Recomputes everything when
+    /// `rebuild` is set, when none exists, or when it was built for another window.
+    ///
+    /// Refreshes of one dataset are serialised by a lock file, across processes.
+    ///
+    /// # Errors
+    /// I/O, a query failure, or an unreadable state.
+    pub async fn refresh(
+        &self,
+        ctx: &SessionContext,
+        data: &Dataset,
+        params: &ViewParams,
+        rebuild: bool,
+        excluded: &[PathBuf],
+    ) -> Result<RefreshReport> {
+        let started = Instant::now();
+        std::fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, e))?;
+        let lock_path = self.dir.join(".lock");
+        let lock = std::fs::File::create(&lock_path).map_err(|e| io_err(&lock_path, e))?;
+        lock.lock().map_err(|e| io_err(&lock_path, e))?;
+
+        let previous = self.register(ctx).await?;
+        let listing = list_events(&data.events_dir(), excluded)?;
+        let Some(through) = listing.keys().next_back().copied() else {
+            return Err(EngineError::NoEvents {
+                path: data.events_dir().display().to_string(),
+            });
+        };
+        let window_seconds = (params.window_days * 86400.0).round() as i64;
+        let early_seconds = (params.early_days * 86400.0).round() as i64;
+        let reusable = previous.as_ref().filter(|p| {
+            !rebuild && p.window_seconds == window_seconds && p.early_seconds == early_seconds
+        });
+        let from = match reusable {
+            Some(prev) => {
+                let events = first_changed_day(&prev.events, &listing);
+                let inputs = self.first_changed_input_day(ctx, prev.generation).await?;
+                [events, inputs].into_iter().flatten().min()
+            }
+            None => Some(first_day(ctx, &listing).await?),
+        };
+        let generation = previous.as_ref().map_or(0, |p| p.generation) + 1;
+        let Some(from) = from.filter(|d| *d <= through) else {
+            return Ok(RefreshReport {
+                generation: generation - 1,
+                rebuilt: false,
+                from: None,
+                through: previous.map_or(through, |p| p.through),
+                days_written: 0,
+                rows_written: 0,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        };
+        if reusable.is_none() {
+            // The opening stock of a rebuild comes from receipts alone.
+            ctx.deregister_table(TABLE)?;
+            register_empty(ctx)?;
+        }
+
+        let staging = self.dir.join(format!(".gen-{generation:06}.tmp"));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(|e| io_err(&staging, e))?;
+        }
+        std::fs::create_dir_all(&staging).map_err(|e| io_err(&staging, e))?;
+        if let Some(prev) = reusable {
+            link_days_before(&self.generation_dir(prev.generation), &staging, from)?;
+        }
+        let until = through + Days::new(1);
+        let sql = params.style_daily_days(from, until);
+        let (days_written, rows_written) = write_days(ctx, &sql, &staging).await?;
+        let inputs = self.inputs_dir(generation);
+        copy_inputs(data, &inputs)?;
+
+        let published = self.generation_dir(generation);
+        std::fs::rename(&staging, &published).map_err(|e| io_err(&published, e))?;
+        let state = RollupState {
+            generation,
+            window_seconds,
+            early_seconds,
+            through,
+            events: listing,
+        };
+        let tmp = self.dir.join("CURRENT.tmp");
+        let text = serde_json::to_string_pretty(&state).expect("state serialises");
+        std::fs::write(&tmp, text).map_err(|e| io_err(&tmp, e))?;
+        std::fs::rename(&tmp, self.current_file()).map_err(|e| io_err(&tmp, e))?;
+        self.register(ctx).await?;
+        self.remove_old_generations(generation);
+        Ok(RefreshReport {
+            generation,
+            rebuilt: reusable.is_none(),
+            from: Some(from),
+            through,
+            days_written,
+            rows_written,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The earliest day a change of the catalog's launches or of the receipts affects.
+    async fn first_changed_input_day(
+        &self,
+        ctx: &SessionContext,
+        generation: u64,
+    ) -> Result<Option<NaiveDate>> {
+        let inputs = self.inputs_dir(generation);
+        let scratch = SessionContext::new();
+        for (name, table) in [
+            ("styles", "prev_styles"),
+            ("stock_receipts", "prev_receipts"),
+        ] {
+            let path = inputs.join(format!("{name}.parquet"));
+            if !path.is_file() {
+                // Built without a copy: treat every day as changed.
+                return Ok(Some(NaiveDate::MIN));
+            }
+            scratch
+                .register_parquet(
+                    table,
+                    path.to_string_lossy().as_ref(),
+                    ParquetReadOptions::default(),
+                )
+                .await?;
+            let current = ctx.table(name).await?;
+            let schema = Arc::clone(current.schema().inner());
+            let rows = current.collect().await?;
+            scratch.register_table(name, Arc::new(MemTable::try_new(schema, vec![rows])?))?;
+        }
+        let sql = "SELECT CAST(MIN(d) AS DATE) AS d FROM (
+            SELECT launch_at AS d FROM (SELECT style_id, launch_at FROM styles
+                EXCEPT SELECT style_id, launch_at FROM prev_styles) a
+            UNION ALL
+            SELECT launch_at FROM (SELECT style_id, launch_at FROM prev_styles
+                EXCEPT SELECT style_id, launch_at FROM styles) b
+            UNION ALL
+            SELECT received_at FROM (SELECT style_id, market, received_at, units FROM stock_receipts
+                EXCEPT SELECT style_id, market, received_at, units FROM prev_receipts) c
+            UNION ALL
+            SELECT received_at FROM (SELECT style_id, market, received_at, units FROM prev_receipts
+                EXCEPT SELECT style_id, market, received_at, units FROM stock_receipts) e
+        ) changes";
+        first_date(&scratch.sql(sql).await?.collect().await?)
+    }
+
+    /// Keeps the two newest generations: a reader may still be scanning the previous.
+    fn remove_old_generations(&self, newest: u64) {
+        for generation in 1..newest.saturating_sub(1) {
+            for dir in [self.generation_dir(generation), self.inputs_dir(generation)] {
+                if dir.exists()
+                    && let Err(e) = std::fs::remove_dir_all(&dir)
+                {
+                    tracing::warn!(path = %dir.display(), error = %e, "could not remove an old rollup generation");
+                }
+            }
+        }
+    }
+}
+
+/// The first day a rebuild covers: the first event day, or an earlier receipt's day.
+async fn first_day(ctx: &SessionContext, listing: &EventListing) -> Result<NaiveDate> {
+    let first_event = *listing.keys().next().expect("listing is not empty");
+    let batches = ctx
+        .sql("SELECT CAST(MIN(received_at) AS DATE) AS d FROM stock_receipts")
+        .await?
+        .collect()
+        .await?;
+    Ok(first_date(&batches)?.map_or(first_event, |d| d.min(first_event)))
+}
+
+fn first_date(batches: &[RecordBatch]) -> Result<Option<NaiveDate>> {
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(None);
+    };
+    let days = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<Date32Array>()
+        .ok_or_else(|| EngineError::Column {
+            query: "rollup change detection",
+            column: "d".into(),
+            message: "expected a date".into(),
+        })?;
+    Ok(days.is_valid(0).then(|| days.value_as_date(0)).flatten())
+}
+
+async fn register_dir(ctx: &SessionContext, dir: &Path) -> Result<()> {
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![("day".to_string(), DataType::Date32)]);
+    let url = format!(
+        "{}/",
+        dir.canonicalize().map_err(|e| io_err(dir, e))?.display()
+    );
+    ctx.register_listing_table(TABLE, url, options, Some(file_schema()), None)
+        .await?;
+    Ok(())
+}
+
+fn register_empty(ctx: &SessionContext) -> Result<()> {
+    let table = MemTable::try_new(style_daily_schema(), vec![vec![]])?;
+    ctx.register_table(TABLE, Arc::new(table))?;
+    Ok(())
+}
+
+/// Hard-links the day folders before `from` of one generation into another.
+fn link_days_before(old: &Path, new: &Path, from: NaiveDate) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(old) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_err(old, e))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        let day = name
+            .strip_prefix("day=")
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+        if day.is_none_or(|d| d >= from) {
+            continue;
+        }
+        let target = new.join(&name);
+        std::fs::create_dir_all(&target).map_err(|e| io_err(&target, e))?;
+        for file in std::fs::read_dir(entry.path()).map_err(|e| io_err(&entry.path(), e))? {
+            let file = file.map_err(|e| io_err(old, e))?.path();
+            let link = target.join(file.file_name().unwrap_or_default());
+            std::fs::hard_link(&file, &link).map_err(|e| io_err(&link, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the rollup query and writes one file per day under `dir`.
+async fn write_days(ctx: &SessionContext, sql: &str, dir: &Path) -> Result<(usize, usize)> {
+    let ordered = format!("SELECT * FROM ({sql}) r ORDER BY day, style_id, market");
+    let mut stream = ctx.sql(&ordered).await?.execute_stream().await?;
+    let schema = style_daily_schema();
+    let day_index = schema.index_of("day").expect("day column");
+    let mut current: Option<(NaiveDate, ArrowWriter<std::fs::File>)> = None;
+    let (mut days, mut rows) = (0, 0);
+    while let Some(batch) = stream.next().await {
+        let batch = RecordBatch::try_new(Arc::clone(&schema), batch?.columns().to_vec())?;
+        let day_col = batch
+            .column(day_index)
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .expect("day is a date");
+        let mut start = 0;
+        while start < batch.num_rows() {
+            let day = day_col.value_as_date(start).expect("valid date");
+            let mut end = start + 1;
+            while end < batch.num_rows() && day_col.value_as_date(end) == Some(day) {
+                end += 1;
+            }
+            if current.as_ref().is_none_or(|(d, _)| *d != day) {
+                if let Some((_, writer)) = current.take() {
+                    writer.close()?;
+                }
+                let folder = dir.join(format!("day={day}"));
+                std::fs::create_dir_all(&folder).map_err(|e| io_err(&folder, e))?;
+                let path = folder.join("part.parquet");
+                let file = std::fs::File::create(&path).map_err(|e| io_err(&path, e))?;
+                let writer = ArrowWriter::try_new(file, file_schema(), Some(writer_properties()))?;
+                current = Some((day, writer));
+                days += 1;
+            }
+            let slice = batch.slice(start, end - start);
+            let mut columns = slice.columns().to_vec();
+            columns.remove(day_index);
+            let part = RecordBatch::try_new(file_schema(), columns)?;
+            if let Some((_, writer)) = current.as_mut() {
+                writer.write(&part)?;
+            }
+            rows += end - start;
+            start = end;
+        }
+    }
+    if let Some((_, writer)) = current.take() {
+        writer.close()?;
+    }
+    Ok((days, rows))
+}
+
+fn copy_inputs(data: &Dataset, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    for (from, name) in [
+        (data.styles_file(), "styles.parquet"),
+        (data.receipts_file(), "stock_receipts.parquet"),
+    ] {
+        let to = dir.join(name);
+        std::fs::copy(&from, &to).map_err(|e| io_err(&from, e))?;
+    }
+    Ok(())
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> EngineError {
+    EngineError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
