@@ -11,6 +11,7 @@ pub mod decision;
 pub mod error;
 pub mod funnel;
 pub mod generate;
+pub mod ingest;
 pub mod parquet_io;
 pub mod rollup;
 mod run;

@@ -35,6 +35,8 @@ impl Engine {
     /// whose events hold no rows.
     pub async fn open(root: impl Into<std::path::PathBuf>) -> Result<Self> {
         let dataset = Dataset::new(root);
+        // A batch interrupted mid-publish is finished before anything reads the data.
+        crate::ingest::recover(&dataset)?;
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("assay", "public");

@@ -2,6 +2,7 @@
 
 mod decide;
 mod generate;
+mod ingest;
 mod output;
 mod serve;
 mod sql;
@@ -35,6 +36,10 @@ pub enum Command {
     Decide(decide::DecideArgs),
     /// Run one read-only SQL query over every table and view.
     Sql(sql::SqlArgs),
+    /// Ingest event logs (REES46, RetailRocket, H&M, canonical CSV/Parquet) as one batch.
+    Ingest(ingest::IngestArgs),
+    /// Bring the daily rollup up to date, or rebuild it from `events/`.
+    Rollup(ingest::RollupArgs),
 }
 
 /// The bundled sample dataset, found relative to the working directory or the binary's
@@ -68,5 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Decide(args) => decide::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Token(command) => token::run(command),
+        Command::Ingest(args) => ingest::run(args).await,
+        Command::Rollup(args) => ingest::run_rollup(args).await,
     }
 }

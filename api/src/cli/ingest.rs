@@ -1,0 +1,166 @@
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use assay_engine::Engine;
+use assay_engine::ingest::{self, Format, IngestRequest, IngestSummary};
+use assay_engine::rollup::RefreshReport;
+use assay_engine::source::Dataset;
+use assay_engine::sql::ViewParams;
+
+use super::decide::load_policy;
+
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Source format: rees46, retailrocket, hm, events-csv or events-parquet.
+    #[arg(long, value_parser = |s: &str| s.parse::<Format>())]
+    pub format: Format,
+    /// Files to ingest (CSV may be gzip: `.gz`), as one batch.
+    #[arg(required = true)]
+    pub sources: Vec<PathBuf>,
+    /// Dataset directory [default: the bundled data/sample].
+    #[arg(long, env = "ASSAY_DATA")]
+    pub data: Option<PathBuf>,
+    /// The market of formats that carry none (REES46, RetailRocket, H&M).
+    #[arg(long)]
+    pub market: Option<String>,
+    /// A catalog (Parquet with `styles.parquet`'s columns) to merge into the dataset's.
+    #[arg(long)]
+    pub styles: Option<PathBuf>,
+    /// Policy whose window the rollup is cut with [default: the built-in policy].
+    #[arg(long, env = "ASSAY_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollupArgs {
+    /// Dataset directory [default: the bundled data/sample].
+    #[arg(long, env = "ASSAY_DATA")]
+    pub data: Option<PathBuf>,
+    /// Recompute every day from `events/` instead of only the changed ones.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Policy whose window the rollup is cut with [default: the built-in policy].
+    #[arg(long, env = "ASSAY_POLICY")]
+    pub policy: Option<PathBuf>,
+}
+
+pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
+    let data = args.data.clone().unwrap_or_else(super::default_data_dir);
+    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    let request = IngestRequest {
+        format: args.format,
+        sources: args.sources.clone(),
+        market: args.market.clone(),
+        styles: args.styles.clone(),
+        show_progress: std::io::stderr().is_terminal(),
+    };
+    let dataset = Dataset::new(&data);
+    let summary = tokio::task::spawn_blocking(move || ingest::ingest(&dataset, &request))
+        .await?
+        .context("ingest failed; the dataset is unchanged")?;
+    let rollup = if summary.events_added > 0 {
+        Some(refresh(&data, args.policy.as_ref(), false).await?)
+    } else {
+        None
+    };
+    if args.json {
+        let json = serde_json::json!({"ingest": summary, "rollup": rollup});
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print_summary(&summary, rollup.as_ref());
+    }
+    Ok(())
+}
+
+pub async fn run_rollup(args: RollupArgs) -> anyhow::Result<()> {
+    let data = args.data.unwrap_or_else(super::default_data_dir);
+    let report = refresh(&data, args.policy.as_ref(), args.rebuild).await?;
+    print_report(&report);
+    Ok(())
+}
+
+async fn refresh(
+    data: &std::path::Path,
+    policy: Option<&PathBuf>,
+    rebuild: bool,
+) -> anyhow::Result<RefreshReport> {
+    let policy = load_policy(policy)?;
+    let engine = Engine::open(data)
+        .await
+        .with_context(|| format!("opening dataset {}", data.display()))?;
+    let params = ViewParams::for_policy(engine.latest_event(), &policy);
+    Ok(engine.refresh_rollup(&params, rebuild).await?)
+}
+
+fn print_summary(s: &IngestSummary, rollup: Option<&RefreshReport>) {
+    if s.already_ingested {
+        println!("batch {}: already ingested; nothing added", s.batch_id);
+        return;
+    }
+    println!(
+        "batch {}: {} rows read in {:.1} s ({:.0} rows/s)",
+        s.batch_id, s.rows_read, s.seconds, s.rows_per_second
+    );
+    println!("  events added:       {}", s.events_added);
+    println!("  duplicates dropped: {}", s.duplicates_dropped);
+    println!("  rows rejected:      {}", s.rejected);
+    for (reason, n) in &s.reject_reasons {
+        println!("    {n:>8}  {reason}");
+    }
+    if let Some(file) = &s.rejects_file {
+        println!("  rejects (line, raw row, reason): {}", file.display());
+    }
+    if let (Some(first), Some(last)) = (s.days.first(), s.days.last()) {
+        println!("  days: {} ({first} … {last})", s.days.len());
+    }
+    if !s.new_styles.is_empty() {
+        println!(
+            "  styles added to the catalog with placeholders (launch = first event): {}",
+            list(&s.new_styles)
+        );
+    }
+    if !s.unknown_styles.is_empty() {
+        println!(
+            "  styles not in the given catalog (events kept, no funnel): {}",
+            list(&s.unknown_styles)
+        );
+    }
+    if let Some(r) = rollup {
+        print_report(r);
+    }
+}
+
+fn print_report(r: &RefreshReport) {
+    match r.from {
+        None => println!(
+            "rollup: up to date through {} (generation {})",
+            r.through, r.generation
+        ),
+        Some(from) => println!(
+            "rollup: {} days {from} … {} ({} rows) in {:.2} s, generation {}",
+            if r.rebuilt { "rebuilt" } else { "recomputed" },
+            r.through,
+            r.rows_written,
+            r.seconds,
+            r.generation
+        ),
+    }
+}
+
+fn list(ids: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = ids
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > SHOWN {
+        text.push_str(&format!(" … and {} more", ids.len() - SHOWN));
+    }
+    format!("{} ({text})", ids.len())
+}
