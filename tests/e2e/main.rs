@@ -2,5 +2,6 @@
 
 mod bad_input;
 mod decide;
+mod ingest;
 mod server;
 mod support;

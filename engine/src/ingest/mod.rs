@@ -217,7 +217,7 @@ fn read_csv(
                     kind: "not UTF-8",
                     detail: "the row is not valid UTF-8 text".into(),
                 };
-                stager.reject(source, line, "", &reject)?;
+                stager.reject(source, line, &csv::StringRecord::new(), &reject)?;
                 continue;
             }
             Err(e) => return Err(unreadable(format!("line {line}: {e}"))),
@@ -232,10 +232,7 @@ fn read_csv(
         }
         match formats::parse_record(format, &header, &record, market, &mut occurrences) {
             Ok(event) => stager.push(event)?,
-            Err(reject) => {
-                let raw: Vec<&str> = record.iter().collect();
-                stager.reject(source, line, &raw.join(","), &reject)?;
-            }
+            Err(reject) => stager.reject(source, line, &record, &reject)?,
         }
         if line.is_multiple_of(65_536) {
             bar.set_message(format!("{} rows", stager.rows_read));
@@ -308,9 +305,20 @@ impl Stager {
         &mut self,
         source: &Path,
         line: u64,
-        raw: &str,
+        raw: &csv::StringRecord,
         reject: &formats::Reject,
     ) -> Result<()> {
+        // The raw row as CSV, so a field with a comma reads back as it was.
+        let mut encoded = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        encoded
+            .write_record(raw)
+            .map_err(|e| EngineError::Ingest(e.to_string()))?;
+        let raw = encoded
+            .into_inner()
+            .map(|bytes| String::from_utf8_lossy(&bytes).trim_end().to_string())
+            .unwrap_or_default();
         self.rows_read += 1;
         self.rejected += 1;
         *self
@@ -322,7 +330,7 @@ impl Stager {
                 source.display().to_string().as_str(),
                 line.to_string().as_str(),
                 reject.to_string().as_str(),
-                raw,
+                raw.as_str(),
             ])
             .map_err(|e| EngineError::Ingest(e.to_string()))
     }

@@ -185,10 +185,7 @@ pub(crate) fn read_parquet(source: &Path, stager: &mut Stager, bar: &ProgressBar
                 .collect();
             match formats::parse_record(Format::EventsParquet, &header, &record, "", &mut unused) {
                 Ok(event) => stager.push(event)?,
-                Err(reject) => {
-                    let raw: Vec<&str> = record.iter().collect();
-                    stager.reject(source, line, &raw.join(","), &reject)?;
-                }
+                Err(reject) => stager.reject(source, line, &record, &reject)?,
             }
         }
         bar.set_message(format!("{line} rows"));

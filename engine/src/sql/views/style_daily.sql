@@ -38,8 +38,10 @@ activity AS (
            SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases,
            SUM(CASE WHEN event_type = 'purchase' THEN quantity ELSE 0 END) AS units,
            SUM(CASE WHEN event_type = 'return' THEN quantity ELSE 0 END) AS returns,
-           SUM(CASE WHEN event_type = 'purchase' THEN quantity * COALESCE(price, 0.0)
-                    ELSE 0.0 END) AS revenue,
+           -- Money in integer micro-units: exact sums, the same in any order.
+           CAST(SUM(CASE WHEN event_type = 'purchase'
+                         THEN CAST(round(quantity * COALESCE(price, 0.0) * 1000000) AS BIGINT)
+                         ELSE 0 END) AS DOUBLE) / 1000000.0 AS revenue,
            SUM(CASE WHEN event_type = 'return'
                      AND COALESCE(return_reason, '') NOT IN ('damaged', 'quality')
                     THEN quantity ELSE 0 END) AS restocked_units,
@@ -51,8 +53,9 @@ activity AS (
                AS window_units,
            SUM(CASE WHEN in_window AND event_type = 'return' THEN quantity ELSE 0 END)
                AS window_returns,
-           SUM(CASE WHEN in_window AND event_type = 'purchase'
-                    THEN quantity * COALESCE(price, 0.0) ELSE 0.0 END) AS window_revenue,
+           CAST(SUM(CASE WHEN in_window AND event_type = 'purchase'
+                         THEN CAST(round(quantity * COALESCE(price, 0.0) * 1000000) AS BIGINT)
+                         ELSE 0 END) AS DOUBLE) / 1000000.0 AS window_revenue,
            SUM(CASE WHEN in_window AND early AND event_type = 'purchase' THEN quantity ELSE 0 END)
                AS window_early_units,
            SUM(CASE WHEN in_window AND event_type = 'return'

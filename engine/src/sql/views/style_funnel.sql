@@ -28,7 +28,7 @@ past AS (
            SUM(window_purchases) AS purchases,
            SUM(window_units) AS units_sold,
            SUM(window_returns) AS units_returned,
-           SUM(window_revenue) AS revenue,
+           SUM(CAST(round(window_revenue * 1000000) AS BIGINT)) AS revenue_micros,
            SUM(window_early_units) AS early_units,
            SUM(window_non_size_returns) AS non_size_returns,
            SUM(window_exposure_us) AS exposure_us,
@@ -70,8 +70,10 @@ recent AS (
            SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases,
            SUM(CASE WHEN event_type = 'purchase' THEN quantity ELSE 0 END) AS units_sold,
            SUM(CASE WHEN event_type = 'return' THEN quantity ELSE 0 END) AS units_returned,
-           SUM(CASE WHEN event_type = 'purchase' THEN quantity * COALESCE(price, 0.0) ELSE 0.0 END)
-               AS revenue,
+           -- Money in integer micro-units: exact sums, the same in any order.
+           SUM(CASE WHEN event_type = 'purchase'
+                    THEN CAST(round(quantity * COALESCE(price, 0.0) * 1000000) AS BIGINT)
+                    ELSE 0 END) AS revenue_micros,
            SUM(CASE WHEN event_type = 'purchase' AND event_time <= early_end THEN quantity ELSE 0 END)
                AS early_units,
            -- Returns for reasons other than size count against the style.
@@ -134,7 +136,7 @@ market_rows AS (
            COALESCE(p.purchases, 0) + COALESCE(a.purchases, 0) AS purchases,
            COALESCE(p.units_sold, 0) + COALESCE(a.units_sold, 0) AS units_sold,
            COALESCE(p.units_returned, 0) + COALESCE(a.units_returned, 0) AS units_returned,
-           COALESCE(p.revenue, 0.0) + COALESCE(a.revenue, 0.0) AS revenue,
+           COALESCE(p.revenue_micros, 0) + COALESCE(a.revenue_micros, 0) AS revenue_micros,
            COALESCE(p.early_units, 0) + COALESCE(a.early_units, 0) AS early_units,
            COALESCE(p.matured_unit_us, 0) + COALESCE(md.matured_unit_us, 0)
                + COALESCE(a.matured_unit_us, 0) AS matured_unit_us,
@@ -155,8 +157,8 @@ market_rows AS (
 SELECT style_id, market, category, launch_at, days_live,
        CAST(exposure_us AS DOUBLE) / {day_us} AS exposure_days,
        CAST(early_exposure_us AS DOUBLE) / {day_us} AS early_exposure_days,
-       sold_out, views, views_in_stock, carts, purchases, units_sold, units_returned, revenue,
-       early_units, CAST(matured_unit_us AS DOUBLE) / {maturity_us} AS matured_units,
+       sold_out, views, views_in_stock, carts, purchases, units_sold, units_returned,
+       CAST(revenue_micros AS DOUBLE) / 1000000.0 AS revenue, early_units, CAST(matured_unit_us AS DOUBLE) / {maturity_us} AS matured_units,
        matured_non_size_returns, units_received, test_batch_units, on_hand,
        list_price, unit_cost, lead_time_days, moq
 FROM market_rows
@@ -169,7 +171,7 @@ SELECT style_id, 'ALL' AS market, MIN(category), MIN(launch_at), MIN(days_live),
            / NULLIF(SUM(units_received), 0) / {day_us},
        SUM(on_hand) <= 0,
        SUM(views), SUM(views_in_stock), SUM(carts), SUM(purchases),
-       SUM(units_sold), SUM(units_returned), SUM(revenue),
+       SUM(units_sold), SUM(units_returned), CAST(SUM(revenue_micros) AS DOUBLE) / 1000000.0,
        SUM(early_units), CAST(SUM(matured_unit_us) AS DOUBLE) / {maturity_us},
        SUM(matured_non_size_returns),
        SUM(units_received), SUM(test_batch_units), SUM(on_hand),
