@@ -10,7 +10,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{EngineError, Result};
 use crate::rollup::{RefreshReport, Rollup};
-use crate::source::{self, Dataset, SourceSummary};
+use crate::source::{self, BadFiles, Dataset, SetAside, SourceSummary};
 use crate::sql::{self, ViewParams};
 use crate::store::overrides::OverrideStore;
 use crate::store::{DecisionStore, OverridesTable};
@@ -24,6 +24,8 @@ pub struct Engine {
     store: DecisionStore,
     overrides: Arc<OverrideStore>,
     rollup: Rollup,
+    bad_files: BadFiles,
+    set_aside: std::sync::Mutex<Vec<SetAside>>,
 }
 
 impl Engine {
@@ -34,6 +36,15 @@ impl Engine {
     /// Any problem with the input files (see [`source::register_inputs`]), or a dataset
     /// whose events hold no rows.
     pub async fn open(root: impl Into<std::path::PathBuf>) -> Result<Self> {
+        Self::open_with(root, BadFiles::Fail).await
+    }
+
+    /// Opens a dataset, doing `bad` with unreadable event files, now and whenever the
+    /// rollup is refreshed (files that arrive later are checked then).
+    ///
+    /// # Errors
+    /// As [`Engine::open`].
+    pub async fn open_with(root: impl Into<std::path::PathBuf>, bad: BadFiles) -> Result<Self> {
         let dataset = Dataset::new(root);
         // A batch interrupted mid-publish is finished before anything reads the data.
         crate::ingest::recover(&dataset)?;
@@ -41,7 +52,7 @@ impl Engine {
             .with_information_schema(true)
             .with_default_catalog_and_schema("assay", "public");
         let ctx = SessionContext::new_with_config(config);
-        let sources = source::register_inputs(&ctx, &dataset).await?;
+        let sources = source::register_inputs(&ctx, &dataset, bad).await?;
         let latest_event = latest_event_time(&ctx)
             .await?
             .ok_or_else(|| EngineError::NoEvents {
@@ -58,6 +69,8 @@ impl Engine {
         let engine = Self {
             ctx,
             rollup,
+            bad_files: bad,
+            set_aside: std::sync::Mutex::new(sources.set_aside.clone()),
             dataset,
             sources,
             latest_event,
@@ -99,9 +112,36 @@ impl Engine {
         params: &ViewParams,
         rebuild: bool,
     ) -> Result<RefreshReport> {
+        self.check_new_event_files()?;
         self.rollup
-            .refresh(&self.ctx, &self.dataset, params, rebuild, &[])
+            .refresh(&self.ctx, &self.dataset, params, rebuild)
             .await
+    }
+
+    /// Event files set aside as unreadable since the engine opened.
+    pub fn set_aside_files(&self) -> Vec<SetAside> {
+        self.set_aside
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Checks the event files the rollup has not seen yet, so one that arrived broken
+    /// after opening is handled as at opening.
+    fn check_new_event_files(&self) -> Result<()> {
+        let seen = self.rollup.state()?.map(|s| s.events).unwrap_or_default();
+        let new: Vec<std::path::PathBuf> = source::event_files(&self.dataset.events_dir())?
+            .into_iter()
+            .filter(|f| !crate::rollup::is_listed(&seen, f))
+            .collect();
+        let set_aside = source::check_event_files(&self.dataset, &new, self.bad_files)?;
+        if !set_aside.is_empty() {
+            self.set_aside
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(set_aside);
+        }
+        Ok(())
     }
 
     pub fn rollup(&self) -> &Rollup {

@@ -298,3 +298,80 @@ async fn acknowledged_overrides_survive_sigkill_mid_write() {
     );
     server.stop();
 }
+
+/// An unreadable event file, present at start or arriving later, is set aside and
+/// reported by /readyz; the server keeps answering from the rest.
+#[tokio::test]
+async fn unreadable_event_files_are_set_aside_and_the_rest_is_served() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let partition = data.join("events/event_date=2026-09-05");
+    let good = std::fs::read(partition.join("part-0.parquet")).unwrap();
+    std::fs::write(partition.join("broken.parquet"), &good[..good.len() / 2]).unwrap();
+    let admin = token(data, "admin", "ops");
+    let server = Server::start(data);
+    let client = reqwest::Client::new();
+
+    let ready: Value = client
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let files = ready["set_aside_files"].as_array().expect("reported");
+    assert_eq!(files.len(), 1, "{ready}");
+    assert!(
+        files[0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("broken.parquet")
+    );
+    assert!(
+        files[0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("not a readable Parquet file")
+    );
+    assert!(Path::new(files[0]["moved_to"].as_str().unwrap()).is_file());
+    assert!(!partition.join("broken.parquet").exists());
+    let page = get_json(
+        &client,
+        &format!("{}/v1/decisions?limit=5", server.base),
+        &admin,
+    )
+    .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 5);
+
+    // A file with the wrong schema arrives while serving: the next run sets it aside.
+    std::fs::copy(data.join("styles.parquet"), partition.join("late.parquet")).unwrap();
+    let r = client
+        .post(format!("{}/v1/runs", server.base))
+        .bearer_auth(&admin)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "a run still completes: {}",
+        r.status()
+    );
+    let ready: Value = client
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let files = ready["set_aside_files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{ready}");
+    assert!(
+        files[1]["problem"].as_str().unwrap().contains("event_id"),
+        "{ready}"
+    );
+    server.stop();
+}

@@ -309,6 +309,22 @@ pub struct Health {
     pub status: String,
     pub run_id: Option<String>,
     pub as_of: Option<DateTime<Utc>>,
+    /// Event files that could not be read and were moved to `DATA/quarantine/`: the
+    /// server answers from the rest. Empty when every file is sound.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub set_aside_files: Vec<SetAsideFile>,
+}
+
+/// An event file taken out of the dataset because it could not be read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SetAsideFile {
+    /// Where it was, under `events/`.
+    pub path: String,
+    /// Why it could not be read.
+    pub problem: String,
+    /// Where it is now.
+    pub moved_to: String,
 }
 
 pub fn decision_view(

@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 
 use assay_engine::Engine;
 use assay_engine::decision::Policy;
+use assay_engine::source::BadFiles;
 
 use crate::auth::{Role, TokenStore};
 pub use routes::{Limits, openapi};
@@ -62,7 +63,9 @@ impl Application {
     /// The dataset, token file or override log cannot be opened, the address cannot be
     /// bound, or no run can be computed.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
-        let engine = Engine::open(&config.data)
+        // One unreadable event file must not stop every buyer: it is set aside,
+        // logged and reported by /readyz.
+        let engine = Engine::open_with(&config.data, BadFiles::SetAside)
             .await
             .with_context(|| format!("opening dataset {}", config.data.display()))?;
         let tokens = TokenStore::open(&config.tokens)?;

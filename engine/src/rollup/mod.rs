@@ -26,7 +26,7 @@ use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use serde::Serialize;
 
-pub use state::{EventListing, FileStamp, RollupState, first_changed_day, list_events};
+pub use state::{EventListing, FileStamp, RollupState, first_changed_day, is_listed, list_events};
 
 use crate::error::{EngineError, Result};
 use crate::parquet_io::writer_properties;
@@ -192,7 +192,6 @@ impl Rollup {
         data: &Dataset,
         params: &ViewParams,
         rebuild: bool,
-        excluded: &[PathBuf],
     ) -> Result<RefreshReport> {
         let started = Instant::now();
         std::fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, e))?;
@@ -201,7 +200,7 @@ impl Rollup {
         lock.lock().map_err(|e| io_err(&lock_path, e))?;
 
         let previous = self.register(ctx).await?;
-        let listing = list_events(&data.events_dir(), excluded)?;
+        let listing = list_events(&data.events_dir())?;
         let Some(through) = listing.keys().next_back().copied() else {
             return Err(EngineError::NoEvents {
                 path: data.events_dir().display().to_string(),

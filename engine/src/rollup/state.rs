@@ -34,23 +34,16 @@ pub struct RollupState {
     pub events: EventListing,
 }
 
-/// Lists the event files under `events_dir`, skipping the ones in `excluded`.
+/// Lists the event files under `events_dir`.
 ///
 /// # Errors
 /// The directory cannot be read, or a partition folder is not a date.
-pub fn list_events(events_dir: &Path, excluded: &[std::path::PathBuf]) -> Result<EventListing> {
+pub fn list_events(events_dir: &Path) -> Result<EventListing> {
     let mut listing = EventListing::new();
     for file in source::event_files(events_dir)? {
-        if excluded.contains(&file) {
+        let Some(day) = partition_day(&file) else {
             continue;
-        }
-        let day = file
-            .parent()
-            .and_then(|p| p.file_name())
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("event_date="))
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-        let Some(day) = day else { continue };
+        };
         let meta = std::fs::metadata(&file).map_err(|source| EngineError::Io {
             path: file.display().to_string(),
             source,
@@ -70,6 +63,27 @@ pub fn list_events(events_dir: &Path, excluded: &[std::path::PathBuf]) -> Result
         });
     }
     Ok(listing)
+}
+
+/// The day of an event file's partition folder.
+fn partition_day(file: &Path) -> Option<NaiveDate> {
+    file.parent()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("event_date="))
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+}
+
+/// Whether `file` (under `events/`) is in the listing, by partition and name.
+pub fn is_listed(listing: &EventListing, file: &Path) -> bool {
+    let name = file.file_name().map(|n| n.to_string_lossy());
+    partition_day(file)
+        .and_then(|day| listing.get(&day))
+        .is_some_and(|files| {
+            files
+                .iter()
+                .any(|f| Some(f.name.as_str()) == name.as_deref())
+        })
 }
 
 /// The earliest partition day whose files differ between two listings.

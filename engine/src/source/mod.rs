@@ -49,6 +49,69 @@ impl Dataset {
 pub struct SourceSummary {
     pub event_files: usize,
     pub event_partitions: usize,
+    /// Event files that could not be read, moved out of `events/` (see [`BadFiles`]).
+    pub set_aside: Vec<SetAside>,
+}
+
+/// What to do with an event file that is not readable Parquet with the events schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BadFiles {
+    /// Fail, naming the file (the CLI: the user is there to fix it).
+    #[default]
+    Fail,
+    /// Move it to `DATA/quarantine/` (same relative path), report it and go on with the
+    /// rest (the server: one bad file must not stop every buyer's request).
+    SetAside,
+}
+
+/// An event file taken out of the dataset.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SetAside {
+    pub path: String,
+    pub problem: String,
+    pub moved_to: String,
+}
+
+impl Dataset {
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.root.join("quarantine")
+    }
+}
+
+/// Checks event files; bad ones fail the call or are moved to quarantine.
+///
+/// # Errors
+/// A bad file under [`BadFiles::Fail`], or a failed move.
+pub fn check_event_files(
+    data: &Dataset,
+    files: &[PathBuf],
+    bad: BadFiles,
+) -> Result<Vec<SetAside>> {
+    let expected = schema::events_file_schema();
+    let mut set_aside = Vec::new();
+    for file in files {
+        let Err(error) = check_file(file, &expected) else {
+            continue;
+        };
+        if bad == BadFiles::Fail {
+            return Err(error);
+        }
+        let relative = file.strip_prefix(&data.root).unwrap_or(file);
+        let dest = data.quarantine_dir().join(relative);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+        }
+        std::fs::rename(file, &dest).map_err(|e| io_err(file, e))?;
+        let problem = error.to_string();
+        tracing::warn!(file = %file.display(), moved_to = %dest.display(), %problem,
+            "an unreadable event file was set aside; queries go on without it");
+        set_aside.push(SetAside {
+            path: file.display().to_string(),
+            problem,
+            moved_to: dest.display().to_string(),
+        });
+    }
+    Ok(set_aside)
 }
 
 /// Checks and registers `events`, `styles` and `stock_receipts` in `ctx` (and `truth`
@@ -56,8 +119,12 @@ pub struct SourceSummary {
 ///
 /// # Errors
 /// A missing directory or file, a file that is not Parquet, a column that is missing or
-/// of the wrong type, a partition folder that is not a date, or no event files at all.
-pub async fn register_inputs(ctx: &SessionContext, data: &Dataset) -> Result<SourceSummary> {
+/// of the wrong type (for event files only under [`BadFiles::Fail`]), a partition folder that is not a date, or no event files at all.
+pub async fn register_inputs(
+    ctx: &SessionContext,
+    data: &Dataset,
+    bad: BadFiles,
+) -> Result<SourceSummary> {
     if !data.root.is_dir() {
         return Err(EngineError::MissingDataDir {
             path: data.root.display().to_string(),
@@ -93,16 +160,15 @@ pub async fn register_inputs(ctx: &SessionContext, data: &Dataset) -> Result<Sou
     }
 
     let events_dir = data.events_dir();
-    let files = event_files(&events_dir)?;
+    let mut files = event_files(&events_dir)?;
+    let set_aside = check_event_files(data, &files, bad)?;
+    files.retain(|f| !set_aside.iter().any(|b| Path::new(&b.path) == f));
     if files.is_empty() {
         return Err(EngineError::NoEvents {
             path: events_dir.display().to_string(),
         });
     }
     let expected = schema::events_file_schema();
-    for file in &files {
-        check_file(file, &expected)?;
-    }
     let partitions = files
         .iter()
         .filter_map(|f| f.parent())
@@ -123,6 +189,7 @@ pub async fn register_inputs(ctx: &SessionContext, data: &Dataset) -> Result<Sou
     Ok(SourceSummary {
         event_files: files.len(),
         event_partitions: partitions,
+        set_aside,
     })
 }
 

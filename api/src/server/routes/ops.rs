@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::server::dto::Health;
+use crate::server::dto::{Health, SetAsideFile};
 use crate::server::state::AppState;
 
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -17,6 +17,7 @@ pub async fn healthz() -> Json<Health> {
         status: "ok".into(),
         run_id: None,
         as_of: None,
+        set_aside_files: Vec::new(),
     })
 }
 
@@ -26,6 +27,16 @@ pub async fn healthz() -> Json<Health> {
         (status = 503, description = "Still loading", body = Health),
     ))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
+    let set_aside_files: Vec<SetAsideFile> = state
+        .engine
+        .set_aside_files()
+        .into_iter()
+        .map(|f| SetAsideFile {
+            path: f.path,
+            problem: f.problem,
+            moved_to: f.moved_to,
+        })
+        .collect();
     match state.snapshot() {
         Ok(s) => (
             StatusCode::OK,
@@ -33,6 +44,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Hea
                 status: "ready".into(),
                 run_id: Some(s.run.run_id.clone()),
                 as_of: Some(s.run.as_of),
+                set_aside_files,
             }),
         ),
         Err(_) => (
@@ -41,6 +53,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Hea
                 status: "loading".into(),
                 run_id: None,
                 as_of: None,
+                set_aside_files,
             }),
         ),
     }
