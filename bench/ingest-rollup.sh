@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Ingest throughput and the cost of a daily decision run as history grows.
+#
+#   bench/ingest-rollup.sh [EVENTS...]      default: 10000000 100000000
+#
+# For each history size: generate a dataset, hold its last day back, build the rollup,
+# then ingest the last day as a batch (canonical Parquet, the partition files as they
+# are) and time the decision run that follows. The same run is timed from raw events
+# (the funnel over all history, what a run cost before the rollup). Then REES46 CSV
+# ingest throughput on rows exported from the first dataset.
+#
+# Writes BENCHMARKS.md (section "Ingest and incremental decisions"). Not a test:
+# numbers depend on the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/assay-target}"
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(10000000 100000000)
+
+cargo build --release -p assay-api
+assay="$CARGO_TARGET_DIR/release/assay"
+work="${ASSAY_BENCH_DIR:-$PWD/bench/out/ingest}"
+mkdir -p "$work"
+
+# Wall seconds and peak RSS (MiB) of a command: "SECONDS MIB".
+measure() {
+  /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" > "$work/last.out"
+  awk '{printf "%.2f %.0f\n", $1, $2 / 1024}' "$work/time.txt"
+}
+
+rows=""
+for n in "${sizes[@]}"; do
+  data="$work/gen-$n"
+  if [ ! -f "$data/.complete" ]; then
+    rm -rf "$data"
+    # A season: 60 days; styles scale with events so a style sees a realistic load.
+    styles=$(( n / 5000 < 200 ? 200 : n / 5000 ))
+    "$assay" generate --out "$data" --styles "$styles" --days 60 --events "$n" --seed 7 >/dev/null
+    touch "$data/.complete"
+  fi
+  run="$work/run-$n"
+  rm -rf "$run" && mkdir -p "$run"
+  cp -al "$data/." "$run/"   # hard links: the run never rewrites an event file
+  rm -rf "$run/rollup" "$run/decisions" "$run/ingest" "$run/.complete"
+  last=$(ls "$run/events" | sort | tail -1)
+  mkdir -p "$work/held-$n" && rm -rf "$work/held-$n"/*
+  mv "$run/events/$last" "$work/held-$n/"
+  day_events=$("$assay" sql --data "$data" --format csv \
+    "SELECT COUNT(*) FROM events WHERE event_date = DATE '${last#event_date=}'" | tail -1)
+  total=$("$assay" sql --data "$data" --format csv "SELECT COUNT(*) FROM events" | tail -1)
+
+  read -r rebuild_s rebuild_mb < <(measure "$assay" rollup --data "$run" --rebuild)
+  read -r ingest_s ingest_mb < <(measure "$assay" ingest --json --format events-parquet \
+    --data "$run" "$work/held-$n/$last"/*.parquet)
+  ingest_json="$work/last.out"
+  refresh_s=$(python3 -c 'import json,sys; print("%.2f" % json.load(open(sys.argv[1]))["rollup"]["seconds"])' "$ingest_json")
+  ingest_rate=$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["ingest"]["rows_per_second"])' "$ingest_json")
+  # Warm the page cache for both runs alike, then time.
+  "$assay" decide --data "$run" --format json >/dev/null
+  read -r decide_s decide_mb < <(measure "$assay" decide --data "$run" --format json)
+  read -r raw_s raw_mb < <(measure "$assay" sql --data "$run" --format csv \
+    "SELECT COUNT(*), SUM(units_sold) FROM style_funnel")
+  rows+="| $(printf "%'d" "$total") | $(printf "%'d" "$day_events") | ${ingest_s} s (${ingest_rate} rows/s, rollup ${refresh_s} s) | ${decide_s} s / ${decide_mb} MiB | ${raw_s} s / ${raw_mb} MiB | ${rebuild_s} s |"$'\n'
+done
+
+# REES46: the first dataset's events as a REES46 CSV (view / cart / purchase rows).
+first="$work/gen-${sizes[0]}"
+rees="$work/rees46.csv"
+if [ ! -f "$rees" ]; then
+  "$assay" sql --data "$first" --format csv "
+    SELECT to_char(e.event_time, '%Y-%m-%d %H:%M:%S UTC') AS event_time, e.event_type,
+           e.style_id AS product_id, s.category AS category_id, s.category AS category_code,
+           s.brand, e.price, e.user_id, e.session_id AS user_session
+    FROM events e JOIN styles s ON e.style_id = s.style_id
+    WHERE e.event_type IN ('view', 'cart', 'purchase') ORDER BY e.event_time" > "$rees"
+fi
+rees_rows=$(( $(wc -l < "$rees") - 1 ))
+rees_mb=$(( $(stat -c %s "$rees") / 1048576 ))
+rm -rf "$work/rees-ds"
+read -r rees_s rees_rss < <(measure "$assay" ingest --json --format rees46 --market US \
+  --data "$work/rees-ds" "$rees")
+rees_rate=$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["ingest"]["rows_per_second"])' "$work/last.out")
+
+cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
+section=$(cat <<MD
+## Ingest and incremental decisions
+
+\`bench/ingest-rollup.sh ${sizes[*]}\`, $(date -u +%F), release build, $(nproc) cores ($cpu).
+Generated 60-day seasons; the last day is held back and then ingested as one batch
+(canonical Parquet), after which a decision run follows. "Decision run" reads the daily
+rollup for the past days and raw events only for the last; "funnel from raw events" is
+the same funnel computed over all history (\`SELECT … FROM style_funnel\`), which is what
+every run cost before the rollup. Times are wall-clock of the whole command (process
+start, opening the dataset, writing the run), peak RSS from \`/usr/bin/time\`.
+
+| events in history | new day's events | ingest of the day | decision run | funnel from raw events | rollup rebuild |
+|---:|---:|---|---:|---:|---:|
+${rows}
+REES46 CSV ingest: $(printf "%'d" "$rees_rows") rows (${rees_mb} MiB) in ${rees_s} s:
+**${rees_rate} rows/s** parsed (the command's wall time includes the rollup build; peak
+RSS ${rees_rss} MiB, bounded by the per-batch row buffer, not by the file's size).
+MD
+)
+
+python3 - "$section" <<'PY'
+import pathlib, re, sys
+path = pathlib.Path("BENCHMARKS.md")
+text = path.read_text()
+section = sys.argv[1].strip() + "\n"
+if "## Ingest and incremental decisions" in text:
+    text = re.sub(r"## Ingest and incremental decisions\n.*?(?=\n## |\Z)", section, text, flags=re.S)
+else:
+    text = text.rstrip() + "\n\n" + section
+path.write_text(text)
+PY
+echo "$section"
