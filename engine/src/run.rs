@@ -41,7 +41,7 @@ impl Engine {
                 as_of: as_of.to_rfc3339(),
             });
         }
-        let warnings = self.data_warnings(as_of).await?;
+        let warnings = self.data_warnings(as_of, policy).await?;
         for w in &warnings {
             tracing::warn!("{w}");
         }
@@ -71,35 +71,57 @@ impl Engine {
         Ok(DecisionRun { summary, decisions })
     }
 
-    /// Problems in the input that a run survives but a person should know about.
-    async fn data_warnings(&self, as_of: DateTime<Utc>) -> Result<Vec<String>> {
+    /// Problems in the input that a run survives but a person should know about: counted
+    /// by the rollup for past days and read raw for the rest, like the funnel.
+    async fn data_warnings(&self, as_of: DateTime<Utc>, policy: &Policy) -> Result<Vec<String>> {
+        let params = crate::sql::ViewParams::for_policy(as_of, policy);
+        let first_raw_day = match self.rollup().state()? {
+            Some(state) => params.first_raw_day(state.through),
+            None => DateTime::<Utc>::UNIX_EPOCH.date_naive(),
+        };
         let as_of = as_of.format("%Y-%m-%dT%H:%M:%S%.6fZ");
-        let until = format!("event_time <= arrow_cast('{as_of}', 'Timestamp(µs, \"UTC\")')");
+        let recent = format!(
+            "e.event_date >= DATE '{first_raw_day}' \
+             AND e.event_time <= arrow_cast('{as_of}', 'Timestamp(µs, \"UTC\")')"
+        );
+        let known_type =
+            "e.event_type IN ('view', 'cart', 'remove_from_cart', 'purchase', 'return')";
         let checks = [
             (
+                "unknown_style_events",
                 format!(
-                    "SELECT count(*), min(e.style_id), min(CAST(e.event_date AS VARCHAR)) FROM events e \
-                     LEFT JOIN styles s ON e.style_id = s.style_id WHERE s.style_id IS NULL AND {until}"
+                    "SELECT e.style_id, e.event_date FROM events e LEFT JOIN styles s \
+                     ON e.style_id = s.style_id WHERE s.style_id IS NULL AND {recent}"
                 ),
                 "events reference style ids missing from styles.parquet and were left out",
             ),
             (
+                "bad_quantity_events",
                 format!(
-                    "SELECT count(*), min(event_id), min(CAST(event_date AS VARCHAR)) FROM events \
-                     WHERE (quantity IS NULL OR quantity <= 0) AND {until}"
+                    "SELECT e.style_id, e.event_date FROM events e \
+                     WHERE (e.quantity IS NULL OR e.quantity <= 0) AND {recent}"
                 ),
                 "events have a quantity below 1 and were left out",
             ),
             (
+                "unknown_type_events",
                 format!(
-                    "SELECT count(*), min(event_type), min(CAST(event_date AS VARCHAR)) FROM events \
-                     WHERE event_type NOT IN ('view', 'cart', 'remove_from_cart', 'purchase', 'return') AND {until}"
+                    "SELECT e.style_id, e.event_date FROM events e \
+                     WHERE NOT ({known_type}) AND {recent}"
                 ),
                 "events have an unknown event_type (expected view, cart, remove_from_cart, purchase or return)",
             ),
         ];
         let mut warnings = Vec::new();
-        for (sql, what) in checks {
+        for (column, raw, what) in checks {
+            let sql = format!(
+                "SELECT SUM(n), MIN(style_id), MIN(CAST(day AS VARCHAR)) FROM ( \
+                   SELECT {column} AS n, style_id, day FROM style_daily \
+                   WHERE day < DATE '{first_raw_day}' AND {column} > 0 \
+                   UNION ALL \
+                   SELECT 1 AS n, style_id, event_date AS day FROM ({raw}) r \
+                 ) problems"
+            );
             let batches = self.run_internal(&sql).await?;
             let Some(b) = batches.first() else { continue };
             let n = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64)?;
@@ -111,7 +133,7 @@ impl Engine {
                 let example = arrow::util::display::array_value_to_string(b.column(1), 0)?;
                 let day = arrow::util::display::array_value_to_string(b.column(2), 0)?;
                 warnings.push(format!(
-                    "{n} {what} (e.g. `{example}` in events/event_date={day})"
+                    "{n} {what} (e.g. style `{example}` in events/event_date={day})"
                 ));
             }
         }

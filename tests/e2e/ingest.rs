@@ -467,8 +467,10 @@ fn sigkill_mid_ingest_leaves_the_dataset_before_or_after() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Spread the kills over the whole run, publishing included.
-        let at = full_run.mul_f64(f64::from(round) / 7.0 * 1.1);
+        // Spread the kills over the whole run, denser early where the batch is staged
+        // and published (the rollup refresh that follows takes the rest), with jitter.
+        let jitter = f64::from(std::process::id() % 97) / 970.0;
+        let at = full_run.mul_f64((f64::from(round) / 7.0 + jitter).powi(2) * 1.05);
         std::thread::sleep(at);
         let _ = child.kill();
         let _ = child.wait();

@@ -33,6 +33,10 @@ pub struct IngestArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Leave the rollup for a later `assay rollup` (bulk loads of many batches); the
+    /// next decision run brings it up to date anyway.
+    #[arg(long)]
+    pub no_rollup: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,7 +66,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     let summary = tokio::task::spawn_blocking(move || ingest::ingest(&dataset, &request))
         .await?
         .context("ingest failed; the dataset is unchanged")?;
-    let rollup = if summary.events_added > 0 {
+    let rollup = if summary.events_added > 0 && !args.no_rollup {
         Some(refresh(&data, args.policy.as_ref(), false).await?)
     } else {
         None

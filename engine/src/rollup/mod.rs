@@ -38,7 +38,7 @@ pub const TABLE: &str = "style_daily";
 
 /// The rollup's columns after `style_id`, `market` and `day`, in the query's order:
 /// counts are integers (in-stock time in integer microseconds), money is a float.
-const COLUMNS: [(&str, DataType); 21] = [
+const COLUMNS: [(&str, DataType); 24] = [
     ("views", DataType::Int64),
     ("carts", DataType::Int64),
     ("purchases", DataType::Int64),
@@ -60,6 +60,9 @@ const COLUMNS: [(&str, DataType); 21] = [
     ("exposure_us", DataType::Int64),
     ("window_exposure_us", DataType::Int64),
     ("window_early_exposure_us", DataType::Int64),
+    ("unknown_style_events", DataType::Int64),
+    ("bad_quantity_events", DataType::Int64),
+    ("unknown_type_events", DataType::Int64),
 ];
 
 /// The columns of `style_daily` (see `sql/views/style_daily.sql`), `day` included.

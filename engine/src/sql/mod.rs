@@ -117,8 +117,13 @@ impl ViewParams {
     /// `style_daily` rollup, whose last day is `through`, and only the events after
     /// those days raw.
     pub fn style_funnel_over_rollup(&self, through: NaiveDate) -> String {
-        let first_raw_day = self.as_of.date_naive().min(through + chrono::Days::new(1));
-        self.render(STYLE_FUNNEL, RawFrom::Day(first_raw_day))
+        self.render(STYLE_FUNNEL, RawFrom::Day(self.first_raw_day(through)))
+    }
+
+    /// The first day a query as of these parameters reads raw, over a rollup whose
+    /// last day is `through`: as_of's own day, or the day after the rollup's last.
+    pub fn first_raw_day(&self, through: NaiveDate) -> NaiveDate {
+        self.as_of.date_naive().min(through + chrono::Days::new(1))
     }
 
     /// The rollup's rows for the days `[from, until)`, with stock carried in from the

@@ -96,10 +96,29 @@ exposure AS (
     LEFT JOIN catalog k ON k.style_id = sp.style_id
     GROUP BY sp.style_id, sp.market, c.day
 ),
+-- Events a decision cannot use, counted so a run can warn about them without reading
+-- raw history.
+quality AS (
+    SELECT e.style_id, e.market, e.event_date AS day,
+           SUM(CASE WHEN c.style_id IS NULL THEN 1 ELSE 0 END) AS unknown_style_events,
+           SUM(CASE WHEN e.quantity IS NULL OR e.quantity <= 0 THEN 1 ELSE 0 END)
+               AS bad_quantity_events,
+           SUM(CASE WHEN e.event_type IN ('view', 'cart', 'remove_from_cart', 'purchase', 'return')
+                    THEN 0 ELSE 1 END) AS unknown_type_events
+    FROM events e
+    LEFT JOIN catalog c ON e.style_id = c.style_id
+    WHERE e.event_date >= {from_date} AND e.event_date < {until_date}
+    GROUP BY e.style_id, e.market, e.event_date
+    HAVING SUM(CASE WHEN c.style_id IS NULL OR e.quantity IS NULL OR e.quantity <= 0
+                     OR e.event_type NOT IN ('view', 'cart', 'remove_from_cart', 'purchase', 'return')
+                    THEN 1 ELSE 0 END) > 0
+),
 keys AS (
     SELECT style_id, market, day FROM activity
     UNION
     SELECT style_id, market, day FROM exposure
+    UNION
+    SELECT style_id, market, day FROM quality
 )
 SELECT k.style_id, k.market, k.day,
        COALESCE(a.views, 0) AS views,
@@ -122,9 +141,13 @@ SELECT k.style_id, k.market, k.day,
        COALESCE(a.window_unit_time_us, 0) AS window_unit_time_us,
        COALESCE(x.exposure_us, 0) AS exposure_us,
        COALESCE(x.window_exposure_us, 0) AS window_exposure_us,
-       COALESCE(x.window_early_exposure_us, 0) AS window_early_exposure_us
+       COALESCE(x.window_early_exposure_us, 0) AS window_early_exposure_us,
+       COALESCE(q.unknown_style_events, 0) AS unknown_style_events,
+       COALESCE(q.bad_quantity_events, 0) AS bad_quantity_events,
+       COALESCE(q.unknown_type_events, 0) AS unknown_type_events
 FROM keys k
 LEFT JOIN activity a ON a.style_id = k.style_id AND a.market = k.market AND a.day = k.day
 LEFT JOIN exposure x ON x.style_id = k.style_id AND x.market = k.market AND x.day = k.day
 LEFT JOIN in_stock_views v
        ON v.style_id = k.style_id AND v.market = k.market AND v.day = k.day
+LEFT JOIN quality q ON q.style_id = k.style_id AND q.market = k.market AND q.day = k.day
