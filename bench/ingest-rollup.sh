@@ -3,11 +3,13 @@
 #
 #   bench/ingest-rollup.sh [EVENTS...]      default: 10000000 100000000
 #
-# For each history size: generate a dataset, hold its last day back, build the rollup,
-# then ingest the last day as a batch (canonical Parquet, the partition files as they
-# are) and time the decision run that follows. The same run is timed from raw events
-# (the funnel over all history, what a run cost before the rollup). Then REES46 CSV
-# ingest throughput on rows exported from the first dataset.
+# For each history size: generate a 60-day season of the same catalog size (STYLES,
+# default 2000: more events means busier styles, not more of them), drop its last day,
+# build the rollup, then ingest the same one-day batch into every history (the first
+# dataset's last day, as canonical Parquet partition files) and time the decision run
+# that follows. The same funnel is timed from raw events (over all history: what a run
+# cost before the rollup). Then REES46 CSV ingest throughput on rows exported from the
+# first dataset.
 #
 # Writes BENCHMARKS.md (section "Ingest and incremental decisions"). Not a test:
 # numbers depend on the machine.
@@ -16,6 +18,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/assay-target}"
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10000000 100000000)
+styles="${STYLES:-2000}"
 
 cargo build --release -p assay-api
 assay="$CARGO_TARGET_DIR/release/assay"
@@ -30,11 +33,9 @@ measure() {
 
 rows=""
 for n in "${sizes[@]}"; do
-  data="$work/gen-$n"
+  data="$work/gen-$n-$styles"
   if [ ! -f "$data/.complete" ]; then
     rm -rf "$data"
-    # A season: 60 days; styles scale with events so a style sees a realistic load.
-    styles=$(( n / 5000 < 200 ? 200 : n / 5000 ))
     "$assay" generate --out "$data" --styles "$styles" --days 60 --events "$n" --seed 7 >/dev/null
     touch "$data/.complete"
   fi
@@ -43,15 +44,20 @@ for n in "${sizes[@]}"; do
   cp -al "$data/." "$run/"   # hard links: the run never rewrites an event file
   rm -rf "$run/rollup" "$run/decisions" "$run/ingest" "$run/.complete"
   last=$(ls "$run/events" | sort | tail -1)
-  mkdir -p "$work/held-$n" && rm -rf "$work/held-$n"/*
-  mv "$run/events/$last" "$work/held-$n/"
-  day_events=$("$assay" sql --data "$data" --format csv \
-    "SELECT COUNT(*) FROM events WHERE event_date = DATE '${last#event_date=}'" | tail -1)
-  total=$("$assay" sql --data "$data" --format csv "SELECT COUNT(*) FROM events" | tail -1)
+  rm -rf "$run/events/$last"
+  if [ -z "${batch:-}" ]; then
+    # The one-day batch every history receives: the first dataset's last day.
+    batch="$work/batch"
+    rm -rf "$batch" && mkdir -p "$batch"
+    cp "$data/events/$last"/*.parquet "$batch/"
+    day_events=$("$assay" sql --data "$data" --format csv \
+      "SELECT COUNT(*) FROM events WHERE event_date = DATE '${last#event_date=}'" | tail -1)
+  fi
+  total=$("$assay" sql --data "$run" --format csv "SELECT COUNT(*) FROM events" | tail -1)
 
   read -r rebuild_s rebuild_mb < <(measure "$assay" rollup --data "$run" --rebuild)
   read -r ingest_s ingest_mb < <(measure "$assay" ingest --json --format events-parquet \
-    --data "$run" "$work/held-$n/$last"/*.parquet)
+    --data "$run" "$batch"/*.parquet)
   ingest_json="$work/last.out"
   refresh_s=$(python3 -c 'import json,sys; print("%.2f" % json.load(open(sys.argv[1]))["rollup"]["seconds"])' "$ingest_json")
   ingest_rate=$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["ingest"]["rows_per_second"])' "$ingest_json")
@@ -60,11 +66,11 @@ for n in "${sizes[@]}"; do
   read -r decide_s decide_mb < <(measure "$assay" decide --data "$run" --format json)
   read -r raw_s raw_mb < <(measure "$assay" sql --data "$run" --format csv \
     "SELECT COUNT(*), SUM(units_sold) FROM style_funnel")
-  rows+="| $(printf "%'d" "$total") | $(printf "%'d" "$day_events") | ${ingest_s} s (${ingest_rate} rows/s, rollup ${refresh_s} s) | ${decide_s} s / ${decide_mb} MiB | ${raw_s} s / ${raw_mb} MiB | ${rebuild_s} s |"$'\n'
+  rows+="| ${total} | ${day_events} | ${ingest_s} s (${ingest_rate} rows/s, rollup ${refresh_s} s) | ${decide_s} s / ${decide_mb} MiB | ${raw_s} s / ${raw_mb} MiB | ${rebuild_s} s |"$'\n'
 done
 
 # REES46: the first dataset's events as a REES46 CSV (view / cart / purchase rows).
-first="$work/gen-${sizes[0]}"
+first="$work/gen-${sizes[0]}-$styles"
 rees="$work/rees46.csv"
 if [ ! -f "$rees" ]; then
   "$assay" sql --data "$first" --format csv "
@@ -86,17 +92,19 @@ section=$(cat <<MD
 ## Ingest and incremental decisions
 
 \`bench/ingest-rollup.sh ${sizes[*]}\`, $(date -u +%F), release build, $(nproc) cores ($cpu).
-Generated 60-day seasons; the last day is held back and then ingested as one batch
-(canonical Parquet), after which a decision run follows. "Decision run" reads the daily
+Generated 60-day seasons of ${styles} styles in 2 markets: a bigger history means busier
+styles, not more of them. Each history's last day is dropped and the same one-day batch
+(the first dataset's last day, canonical Parquet) is ingested into every history, after
+which a decision run follows. "Decision run" reads the daily
 rollup for the past days and raw events only for the last; "funnel from raw events" is
 the same funnel computed over all history (\`SELECT … FROM style_funnel\`), which is what
 every run cost before the rollup. Times are wall-clock of the whole command (process
 start, opening the dataset, writing the run), peak RSS from \`/usr/bin/time\`.
 
-| events in history | new day's events | ingest of the day | decision run | funnel from raw events | rollup rebuild |
+| events in history (before the batch) | the batch's events | ingest of the batch | decision run | funnel from raw events | rollup rebuild |
 |---:|---:|---|---:|---:|---:|
 ${rows}
-REES46 CSV ingest: $(printf "%'d" "$rees_rows") rows (${rees_mb} MiB) in ${rees_s} s:
+REES46 CSV ingest: ${rees_rows} rows (${rees_mb} MiB) in ${rees_s} s:
 **${rees_rate} rows/s** (\`--no-rollup\`: parsing, staging, dedupe and publish only), peak
 RSS ${rees_rss} MiB, bounded by the row buffer, not by the file's size.
 MD

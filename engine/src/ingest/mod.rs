@@ -235,7 +235,7 @@ fn read_csv(
             Err(reject) => stager.reject(source, line, &record, &reject)?,
         }
         if line.is_multiple_of(65_536) {
-            bar.set_message(format!("{} rows", stager.rows_read));
+            stager.show_progress(bar);
         }
     }
     Ok(())
@@ -252,6 +252,7 @@ pub(crate) struct Stager {
     reject_reasons: BTreeMap<String, u64>,
     rejects: csv::Writer<std::fs::File>,
     styles: HashMap<String, StyleSeen>,
+    started: Instant,
 }
 
 impl Stager {
@@ -272,7 +273,14 @@ impl Stager {
             reject_reasons: BTreeMap::new(),
             rejects,
             styles: HashMap::new(),
+            started: Instant::now(),
         })
+    }
+
+    /// Rows so far and their rate, on the progress bar.
+    pub(crate) fn show_progress(&self, bar: &ProgressBar) {
+        let rate = self.rows_read as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        bar.set_message(format!("{} rows, {rate:.0} rows/s", self.rows_read));
     }
 
     pub(crate) fn push(&mut self, event: Event) -> Result<()> {

@@ -188,7 +188,7 @@ pub(crate) fn read_parquet(source: &Path, stager: &mut Stager, bar: &ProgressBar
                 Err(reject) => stager.reject(source, line, &record, &reject)?,
             }
         }
-        bar.set_message(format!("{line} rows"));
+        stager.show_progress(bar);
     }
     Ok(())
 }
