@@ -69,15 +69,5 @@ the server share the machine's $(nproc) cores ($(grep -m1 'model name' /proc/cpu
 Target for the single-style read: ≥ 20,000 requests/s with p99 < 5 ms at 64 connections, no errors.
 MD
 )
-python3 - "$section" <<'PY'
-import pathlib, re, sys
-path = pathlib.Path("BENCHMARKS.md")
-text = path.read_text() if path.exists() else "# Benchmarks\n\nEvery number here comes from a script in `bench/`; rerun it to reproduce.\n"
-section = sys.argv[1].strip() + "\n"
-if "## HTTP API" in text:
-    text = re.sub(r"## HTTP API\n.*?(?=\n## |\Z)", section, text, flags=re.S)
-else:
-    text = text.rstrip() + "\n\n" + section
-path.write_text(text)
-PY
+echo "$section" | python3 bench/write-section.py "HTTP API"
 echo "$section"

@@ -110,15 +110,5 @@ RSS ${rees_rss} MiB, bounded by the row buffer, not by the file's size.
 MD
 )
 
-python3 - "$section" <<'PY'
-import pathlib, re, sys
-path = pathlib.Path("BENCHMARKS.md")
-text = path.read_text()
-section = sys.argv[1].strip() + "\n"
-if "## Ingest and incremental decisions" in text:
-    text = re.sub(r"## Ingest and incremental decisions\n.*?(?=\n## |\Z)", section, text, flags=re.S)
-else:
-    text = text.rstrip() + "\n\n" + section
-path.write_text(text)
-PY
+echo "$section" | python3 bench/write-section.py "Ingest and incremental decisions"
 echo "$section"

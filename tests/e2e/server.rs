@@ -103,6 +103,11 @@ async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> Value {
     r.json().await.unwrap()
 }
 
+async fn readyz(client: &reqwest::Client, base: &str) -> Value {
+    let r = client.get(format!("{base}/readyz")).send().await.unwrap();
+    r.json().await.unwrap()
+}
+
 /// The pooled row of a style: (model verdict, effective verdict).
 async fn verdicts(
     client: &reqwest::Client,
@@ -312,14 +317,7 @@ async fn unreadable_event_files_are_set_aside_and_the_rest_is_served() {
     let server = Server::start(data);
     let client = reqwest::Client::new();
 
-    let ready: Value = client
-        .get(format!("{}/readyz", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = readyz(&client, &server.base).await;
     assert_eq!(ready["status"], "ready", "{ready}");
     let files = ready["set_aside_files"].as_array().expect("reported");
     assert_eq!(files.len(), 1, "{ready}");
@@ -359,14 +357,7 @@ async fn unreadable_event_files_are_set_aside_and_the_rest_is_served() {
         "a run still completes: {}",
         r.status()
     );
-    let ready: Value = client
-        .get(format!("{}/readyz", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = readyz(&client, &server.base).await;
     let files = ready["set_aside_files"].as_array().unwrap();
     assert_eq!(files.len(), 2, "{ready}");
     assert!(
