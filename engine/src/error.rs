@@ -28,6 +28,8 @@ pub enum EngineError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("writing Parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    #[error("backtest: {0}")]
+    Backtest(String),
     #[error("ingest: {0}")]
     Ingest(String),
     #[error("SQL not allowed: {0}")]

@@ -6,6 +6,7 @@
 //! the funnel reads, [`decision`] is the pure decision math, [`store`] keeps decision runs.
 //! [`generate`] makes realistic launch data with known truth.
 
+pub mod backtest;
 mod columns;
 pub mod decision;
 pub mod error;

@@ -1,5 +1,6 @@
 //! Subcommands of `assay`. Each one parses its flags, calls the engine, and prints.
 
+mod backtest;
 mod decide;
 mod generate;
 mod ingest;
@@ -40,6 +41,8 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Bring the daily rollup up to date, or rebuild it from `events/`.
     Rollup(ingest::RollupArgs),
+    /// Replay history day by day and score policies against baselines and hindsight.
+    Backtest(backtest::BacktestArgs),
 }
 
 /// The bundled sample dataset, found relative to the working directory or the binary's
@@ -75,5 +78,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(command) => token::run(command),
         Command::Ingest(args) => ingest::run(args).await,
         Command::Rollup(args) => ingest::run_rollup(args).await,
+        Command::Backtest(args) => backtest::run(args).await,
     }
 }

@@ -1,0 +1,167 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use assay_engine::Engine;
+use assay_engine::backtest::{self, BacktestRequest, NamedPolicy, report};
+use assay_engine::decision::Policy;
+use chrono::NaiveDate;
+
+#[derive(Debug, clap::Args)]
+pub struct BacktestArgs {
+    /// Dataset directory [default: the bundled data/sample].
+    #[arg(long, env = "ASSAY_DATA")]
+    pub data: Option<PathBuf>,
+    /// First day replayed (styles launched from this day on are scored).
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last day replayed.
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// Policy files to compare (repeat the flag) [default: the built-in policy].
+    #[arg(long = "policy")]
+    pub policies: Vec<PathBuf>,
+    /// A grid over the first policy, e.g. `keep_p=0.7,0.8,0.9 drop_p=0.7,0.8`
+    /// (keys: keep_p, drop_p, min_days, max_days, max_wrong_share).
+    #[arg(long)]
+    pub grid: Option<String>,
+    /// Where the report goes [default: DATA/backtests/<id>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
+    let data = args.data.clone().unwrap_or_else(super::default_data_dir);
+    let mut policies = Vec::new();
+    for path in &args.policies {
+        policies.push(NamedPolicy {
+            name: path.display().to_string(),
+            policy: Policy::from_file(path)?,
+        });
+    }
+    if policies.is_empty() {
+        policies.push(NamedPolicy {
+            name: "default policy".into(),
+            policy: Policy::default(),
+        });
+    }
+    if let Some(grid) = &args.grid {
+        policies = expand_grid(&policies[0].policy, grid)?;
+    }
+    let engine = Engine::open(&data)
+        .await
+        .with_context(|| format!("opening dataset {}", data.display()))?;
+    let request = BacktestRequest {
+        from: args.from,
+        to: args.to,
+        policies,
+    };
+    let result = backtest::run(&engine, &request).await?;
+    let out = args
+        .out
+        .unwrap_or_else(|| data.join("backtests").join(&result.id));
+    let files = report::write(&result, &out)?;
+    print_summary(&result);
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+/// Every combination of the grid's values, applied to `base`.
+fn expand_grid(base: &Policy, grid: &str) -> anyhow::Result<Vec<NamedPolicy>> {
+    let mut combos: Vec<(String, Policy)> = vec![(String::new(), base.clone())];
+    for axis in grid.split_whitespace() {
+        let (key, values) = axis
+            .split_once('=')
+            .with_context(|| format!("grid axis `{axis}`: expected key=v1,v2,…"))?;
+        let values: Vec<f64> = values
+            .split(',')
+            .map(|v| {
+                v.parse::<f64>()
+                    .with_context(|| format!("grid axis `{key}`: `{v}` is not a number"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let mut next = Vec::new();
+        for (name, policy) in &combos {
+            for v in &values {
+                let mut p = policy.clone();
+                let r = &mut p.defaults;
+                match key {
+                    "keep_p" => r.keep_probability = *v,
+                    "drop_p" => r.drop_probability = *v,
+                    "min_days" => r.min_days_live = *v,
+                    "max_days" => r.max_days_to_verdict = *v,
+                    "max_wrong_share" => p.max_wrong_share = *v,
+                    other => anyhow::bail!(
+                        "grid axis `{other}`: expected keep_p, drop_p, min_days, max_days or max_wrong_share"
+                    ),
+                }
+                let name = format!("{name} {key}={v}").trim().to_string();
+                next.push((name, p));
+            }
+        }
+        combos = next;
+    }
+    Ok(combos
+        .into_iter()
+        .map(|(name, policy)| NamedPolicy { name, policy })
+        .collect())
+}
+
+fn print_summary(r: &backtest::BacktestReport) {
+    println!(
+        "backtest {} → {}: {} styles launched ({} with closed windows{}), replayed in {:.1} s",
+        r.from,
+        r.to,
+        r.styles,
+        r.styles_resolved,
+        if r.has_truth {
+            ", ground truth known"
+        } else {
+            ""
+        },
+        r.seconds
+    );
+    println!(
+        "{:<46} {:>5} {:>5} {:>10} {:>10} {:>8} {:>6} {:>8} {:>10}",
+        "policy or rule",
+        "keeps",
+        "drops",
+        "wrong k/d",
+        "(realised)",
+        "median d",
+        "P90 d",
+        "testing",
+        "margin"
+    );
+    for p in &r.results {
+        let s = &p.overall;
+        let truth = s
+            .wrong_truth
+            .map_or_else(|| "–".to_string(), |w| format!("{}/{}", w.keeps, w.drops));
+        let days = |d: Option<f64>| d.map_or_else(|| "–".to_string(), |d| format!("{d:.1}"));
+        println!(
+            "{:<46} {:>5} {:>5} {:>10} {:>10} {:>8} {:>6} {:>7.0}% {:>10.0}{}",
+            p.name.chars().take(46).collect::<String>(),
+            s.keeps,
+            s.drops,
+            truth,
+            format!("{}/{}", s.wrong_realised.keeps, s.wrong_realised.drops),
+            days(s.days_to_verdict_median),
+            days(s.days_to_verdict_p90),
+            s.still_testing_share * 100.0,
+            s.margin_proxy,
+            if p.pareto { "  (Pareto front)" } else { "" }
+        );
+        if let Some(e) = &p.expected_vs_observed {
+            println!(
+                "{:<46} expected wrong keeps {:.1} (observed {}), wrong drops {:.1} (observed {}) on the last day",
+                "",
+                e.expected_wrong_keeps,
+                e.observed_wrong_keeps,
+                e.expected_wrong_drops,
+                e.observed_wrong_drops
+            );
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! A backtest's files: `scores.json` (everything but the per-style rows),
+//! `outcomes.parquet` (one row per policy × style) and `report.html` (tables and SVG
+//! charts drawn here, no script, no network).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+
+use super::BacktestReport;
+use super::score::Scores;
+use crate::error::{EngineError, Result};
+use crate::parquet_io::AtomicParquetFile;
+
+/// Writes the report's three files into `dir`.
+///
+/// # Errors
+/// I/O.
+pub fn write(report: &BacktestReport, dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    let json = dir.join("scores.json");
+    let text = serde_json::to_string_pretty(report).expect("report serialises");
+    std::fs::write(&json, text).map_err(|e| io_err(&json, e))?;
+    let parquet = dir.join("outcomes.parquet");
+    let batch = outcomes_batch(report)?;
+    let mut file = AtomicParquetFile::create(&parquet, batch.schema())?;
+    file.write(&batch)?;
+    file.publish()?;
+    let html = dir.join("report.html");
+    std::fs::write(&html, render_html(report)).map_err(|e| io_err(&html, e))?;
+    Ok(vec![json, parquet, html])
+}
+
+fn outcomes_batch(report: &BacktestReport) -> Result<RecordBatch> {
+    let by_style: std::collections::HashMap<&str, &super::score::Outcome> = report
+        .outcomes
+        .iter()
+        .map(|o| (o.style_id.as_str(), o))
+        .collect();
+    let rows: Vec<(&str, &super::score::Call, &super::score::Outcome)> = report
+        .results
+        .iter()
+        .flat_map(|r| {
+            r.calls.iter().filter_map(|c| {
+                by_style
+                    .get(c.style_id.as_str())
+                    .map(|o| (r.name.as_str(), c, *o))
+            })
+        })
+        .collect();
+    let text = |f: &dyn Fn(
+        &(&str, &super::score::Call, &super::score::Outcome),
+    ) -> Option<String>|
+     -> ArrayRef {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let float = |f: &dyn Fn(
+        &(&str, &super::score::Call, &super::score::Outcome),
+    ) -> Option<f64>|
+     -> ArrayRef {
+        Arc::new(Float64Array::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let fields = vec![
+        Field::new("policy", DataType::Utf8, true),
+        Field::new("style_id", DataType::Utf8, true),
+        Field::new("category", DataType::Utf8, true),
+        Field::new("verdict", DataType::Utf8, true),
+        Field::new("days_to_verdict", DataType::Float64, true),
+        Field::new("p_keep", DataType::Float64, true),
+        Field::new("reorder_units", DataType::Int64, true),
+        Field::new("keep_rate", DataType::Float64, true),
+        Field::new("drop_rate", DataType::Float64, true),
+        Field::new("realised_rate", DataType::Float64, true),
+        Field::new("true_rate", DataType::Float64, true),
+        Field::new("truth_keep", DataType::Boolean, true),
+        Field::new("reached_keep", DataType::Boolean, true),
+    ];
+    let columns: Vec<ArrayRef> = vec![
+        text(&|r| Some(r.0.to_string())),
+        text(&|r| Some(r.1.style_id.clone())),
+        text(&|r| Some(r.2.category.clone())),
+        text(&|r| r.1.verdict.map(|v| v.as_str().to_string())),
+        float(&|r| r.1.days_to_verdict),
+        float(&|r| r.1.p_keep),
+        Arc::new(Int64Array::from(
+            rows.iter().map(|r| r.1.reorder_units).collect::<Vec<_>>(),
+        )),
+        float(&|r| Some(r.2.keep_rate)),
+        float(&|r| Some(r.2.drop_rate)),
+        float(&|r| r.2.realised_rate),
+        float(&|r| r.2.true_rate),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|r| r.2.truth_keep).collect::<Vec<_>>(),
+        )),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|r| r.2.reached_keep()).collect::<Vec<_>>(),
+        )),
+    ];
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn opt(value: Option<f64>, digits: usize) -> String {
+    value.map_or_else(|| "–".to_string(), |v| format!("{v:.digits$}"))
+}
+
+fn score_cells(s: &Scores) -> String {
+    let truth = s.wrong_truth.map_or_else(
+        || "<td>–</td><td>–</td>".to_string(),
+        |w| format!("<td>{}</td><td>{}</td>", w.keeps, w.drops),
+    );
+    format!(
+        "<td>{}</td><td>{}</td><td>{}</td>{truth}<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0} %</td><td>{:.0}</td>",
+        s.styles,
+        s.keeps,
+        s.drops,
+        s.wrong_realised.keeps,
+        s.wrong_realised.drops,
+        opt(s.days_to_verdict_median, 1),
+        opt(s.days_to_verdict_p90, 1),
+        s.still_testing_share * 100.0,
+        s.margin_proxy,
+    )
+}
+
+const SCORE_HEADER: &str = "<th>styles</th><th>keeps</th><th>drops</th><th>wrong keeps (truth)</th><th>wrong drops (truth)</th><th>wrong keeps (realised)</th><th>wrong drops (realised)</th><th>days to verdict, median</th><th>P90</th><th>still testing</th><th>margin proxy</th>";
+
+/// The reliability chart: share that reached the keep level against mean P(keep), per
+/// bin, with the diagonal of perfect calibration.
+fn reliability_svg(bins: &[super::score::CalibrationBin]) -> String {
+    let (w, h, pad) = (320.0, 320.0, 40.0);
+    let x = |p: f64| pad + p * (w - 2.0 * pad);
+    let y = |p: f64| h - pad - p * (h - 2.0 * pad);
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="reliability chart"><rect width="{w}" height="{h}" fill="white"/><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#bbb" stroke-dasharray="4"/><line x1="{pad}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{}" stroke="black"/><text x="{}" y="{}" font-size="11" text-anchor="middle">mean P(keep)</text><text x="12" y="{}" font-size="11" transform="rotate(-90 12 {})" text-anchor="middle">share that reached keep</text>"##,
+        x(0.0),
+        y(0.0),
+        x(1.0),
+        y(1.0),
+        y(0.0),
+        x(1.0),
+        y(0.0),
+        y(0.0),
+        w / 2.0,
+        h - 8.0,
+        h / 2.0,
+        h / 2.0
+    );
+    for b in bins.iter().filter(|b| b.count > 0) {
+        let r = 3.0 + (b.count as f64).sqrt().min(12.0);
+        let _ = write!(
+            svg,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="{r:.1}" fill="#2a6fdb" fill-opacity="0.6"><title>{:.1}–{:.1}: {} samples, {:.0} % reached keep</title></circle>"##,
+            x(b.mean_p_keep),
+            y(b.share_reached_keep),
+            b.from,
+            b.to,
+            b.count,
+            b.share_reached_keep * 100.0
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Wrong calls against median days to verdict, one point per policy or rule.
+fn tradeoff_svg(report: &BacktestReport) -> String {
+    let points: Vec<(String, f64, f64, &str)> = report
+        .results
+        .iter()
+        .filter_map(|r| {
+            let wrong = r.overall.wrong_truth.unwrap_or(r.overall.wrong_realised);
+            Some((
+                r.name.clone(),
+                r.overall.days_to_verdict_median?,
+                (wrong.keeps + wrong.drops) as f64,
+                r.kind,
+            ))
+        })
+        .collect();
+    let (w, h, pad) = (480.0, 320.0, 44.0);
+    let max_x = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    let max_y = points.iter().map(|p| p.2).fold(1.0, f64::max) * 1.1;
+    let x = |v: f64| pad + v / max_x * (w - 2.0 * pad);
+    let y = |v: f64| h - pad - v / max_y * (h - 2.0 * pad);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="wrong calls against days to verdict"><rect width="{w}" height="{h}" fill="white"/><line x1="{pad}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{}" stroke="black"/><text x="{}" y="{}" font-size="11" text-anchor="middle">median days to verdict (0 – {max_x:.0})</text><text x="12" y="{}" font-size="11" transform="rotate(-90 12 {})" text-anchor="middle">wrong calls (0 – {max_y:.0})</text>"#,
+        y(0.0),
+        x(max_x),
+        y(0.0),
+        y(0.0),
+        w / 2.0,
+        h - 8.0,
+        h / 2.0,
+        h / 2.0
+    );
+    for (name, days, wrong, kind) in &points {
+        let colour = match *kind {
+            "policy" => "#2a6fdb",
+            "baseline" => "#d9822b",
+            _ => "#3a9a4a",
+        };
+        let _ = write!(
+            svg,
+            r#"<circle cx="{:.1}" cy="{:.1}" r="5" fill="{colour}"><title>{}: {wrong} wrong calls, median {days:.1} days</title></circle><text x="{:.1}" y="{:.1}" font-size="10">{}</text>"#,
+            x(*days),
+            y(*wrong),
+            escape(name),
+            x(*days) + 7.0,
+            y(*wrong) - 4.0,
+            escape(&name.chars().take(28).collect::<String>())
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The whole report as one self-contained HTML page.
+pub fn render_html(report: &BacktestReport) -> String {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>assay backtest {id}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem}}table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:.3rem .5rem;text-align:right}}th{{background:#f4f4f4}}td:first-child,th:first-child{{text-align:left}}.front{{font-weight:bold}}</style></head><body>
+<h1>Backtest {from} → {to}</h1>
+<p>Decisions replayed day by day with only what was known each day; outcomes read up to {end}. {styles} styles launched in the range ({resolved} with their window closed{truth}). Replay took {secs:.1} s.</p>"#,
+        id = escape(&report.id),
+        from = report.from,
+        to = report.to,
+        end = report.data_end.format("%Y-%m-%d %H:%M UTC"),
+        styles = report.styles,
+        resolved = report.styles_resolved,
+        truth = if report.has_truth {
+            "; ground truth known"
+        } else {
+            ""
+        },
+        secs = report.seconds,
+    );
+    html.push_str("<h2>Scores</h2><table><tr><th>policy or rule</th>");
+    html.push_str(SCORE_HEADER);
+    html.push_str("<th>Pareto front</th></tr>");
+    for r in &report.results {
+        let _ = write!(
+            html,
+            "<tr{}><td>{} <small>({})</small></td>{}<td>{}</td></tr>",
+            if r.pareto { r#" class="front""# } else { "" },
+            escape(&r.name),
+            r.kind,
+            score_cells(&r.overall),
+            if r.pareto { "yes" } else { "" }
+        );
+    }
+    html.push_str("</table><p>Wrong keep: kept, but ended below the drop level. Wrong drop: dropped, but would have reached the keep level. Margin proxy: over keeps, reorder units sold × margin − unsold × cost, against demand over lead time + cover.</p>");
+    html.push_str("<h2>Wrong calls against time to verdict</h2>");
+    html.push_str(&tradeoff_svg(report));
+    for r in report.results.iter().filter(|r| r.kind == "policy") {
+        let _ = write!(
+            html,
+            "<h2>{} by category</h2><table><tr><th>category</th>{SCORE_HEADER}</tr>",
+            escape(&r.name)
+        );
+        for (category, s) in &r.by_category {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td>{}</tr>",
+                escape(category),
+                score_cells(s)
+            );
+        }
+        html.push_str("</table>");
+        if let Some(e) = &r.expected_vs_observed {
+            let _ = write!(
+                html,
+                "<p>On the last day: expected wrong keeps {:.1}, observed {}; expected wrong drops {:.1}, observed {} ({} calls with a known outcome).</p>",
+                e.expected_wrong_keeps,
+                e.observed_wrong_keeps,
+                e.expected_wrong_drops,
+                e.observed_wrong_drops,
+                e.judged
+            );
+        }
+        if !r.calibration.is_empty() {
+            let _ = write!(
+                html,
+                "<h3>Calibration of {}</h3><table><tr><th>P(keep)</th><th>samples</th><th>mean P(keep)</th><th>reached keep</th></tr>",
+                escape(&r.name)
+            );
+            for b in &r.calibration {
+                let _ = write!(
+                    html,
+                    "<tr><td>{:.1}–{:.1}</td><td>{}</td><td>{:.2}</td><td>{:.0} %</td></tr>",
+                    b.from,
+                    b.to,
+                    b.count,
+                    b.mean_p_keep,
+                    b.share_reached_keep * 100.0
+                );
+            }
+            html.push_str("</table>");
+            html.push_str(&reliability_svg(&r.calibration));
+        }
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> EngineError {
+    EngineError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
