@@ -10,7 +10,7 @@ use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch
 use arrow::datatypes::{DataType, Field, Schema};
 
 use super::BacktestReport;
-use super::score::Scores;
+use super::score::{Call, Outcome, Scores};
 use crate::error::{EngineError, Result};
 use crate::parquet_io::AtomicParquetFile;
 
@@ -33,13 +33,16 @@ pub fn write(report: &BacktestReport, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(vec![json, parquet, html])
 }
 
+/// One row of `outcomes.parquet`: a policy's call on a style, and the style's outcome.
+type Row<'a> = (&'a str, &'a Call, &'a Outcome);
+
 fn outcomes_batch(report: &BacktestReport) -> Result<RecordBatch> {
-    let by_style: std::collections::HashMap<&str, &super::score::Outcome> = report
+    let by_style: std::collections::HashMap<&str, &Outcome> = report
         .outcomes
         .iter()
         .map(|o| (o.style_id.as_str(), o))
         .collect();
-    let rows: Vec<(&str, &super::score::Call, &super::score::Outcome)> = report
+    let rows: Vec<Row> = report
         .results
         .iter()
         .flat_map(|r| {
@@ -50,16 +53,10 @@ fn outcomes_batch(report: &BacktestReport) -> Result<RecordBatch> {
             })
         })
         .collect();
-    let text = |f: &dyn Fn(
-        &(&str, &super::score::Call, &super::score::Outcome),
-    ) -> Option<String>|
-     -> ArrayRef {
+    let text = |f: &dyn Fn(&Row) -> Option<String>| -> ArrayRef {
         Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
     };
-    let float = |f: &dyn Fn(
-        &(&str, &super::score::Call, &super::score::Outcome),
-    ) -> Option<f64>|
-     -> ArrayRef {
+    let float = |f: &dyn Fn(&Row) -> Option<f64>| -> ArrayRef {
         Arc::new(Float64Array::from(rows.iter().map(f).collect::<Vec<_>>()))
     };
     let fields = vec![
