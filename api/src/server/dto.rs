@@ -303,6 +303,15 @@ pub struct NewRunBody {
     pub as_of: Option<DateTime<Utc>>,
 }
 
+/// Stored backtests, newest first: each one's `scores.json` (range, styles, and per
+/// policy and rule the scores overall and by category, calibration and expected
+/// against observed wrong calls).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BacktestList {
+    #[schema(value_type = Vec<Object>)]
+    pub backtests: Vec<serde_json::Value>,
+}
+
 /// Health and readiness.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {

@@ -702,3 +702,58 @@ async fn documentation_metrics_and_unknown_routes() {
     .await
     .problem(StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[tokio::test]
+async fn stored_backtests_are_listed_and_their_reports_served() {
+    let f = build();
+    let empty = get(&f, "/v1/backtests", Some(Role::Viewer)).await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert_eq!(empty.json()["backtests"], json!([]));
+    // A real (short) backtest over the sample, written where `assay backtest` puts it.
+    let request = assay_engine::backtest::BacktestRequest {
+        from: chrono::NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(),
+        to: chrono::NaiveDate::from_ymd_opt(2026, 9, 10).unwrap(),
+        policies: vec![assay_engine::backtest::NamedPolicy {
+            name: "default".into(),
+            policy: assay_engine::decision::Policy::default(),
+        }],
+    };
+    let report = assay_engine::backtest::run(&f.state.engine, &request)
+        .await
+        .unwrap();
+    let dir = f
+        .state
+        .engine
+        .dataset()
+        .root
+        .join("backtests")
+        .join(&report.id);
+    assay_engine::backtest::report::write(&report, &dir).unwrap();
+
+    let list = get(&f, "/v1/backtests", Some(Role::Buyer)).await.json();
+    let first = &list["backtests"][0];
+    assert_eq!(first["id"], report.id.as_str());
+    assert_eq!(first["from"], "2026-09-01");
+    let names: Vec<&str> = first["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[0], "default");
+    assert!(names.contains(&"perfect hindsight"), "{names:?}");
+    let html = get(
+        &f,
+        &format!("/v1/backtests/{}/report", report.id),
+        Some(Role::Viewer),
+    )
+    .await;
+    assert_eq!(html.status, StatusCode::OK);
+    assert!(html.content_type.starts_with("text/html"));
+    assert!(html.text().contains("<svg") && html.text().contains("perfect hindsight"));
+    let missing = get(&f, "/v1/backtests/..%2F..%2Fetc/report", Some(Role::Viewer)).await;
+    assert!(missing.problem(StatusCode::NOT_FOUND).contains("not found"));
+    get(&f, "/v1/backtests", None)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+}

@@ -319,3 +319,28 @@ fn io_err(path: &Path, source: std::io::Error) -> EngineError {
         source,
     }
 }
+
+/// The backtests stored under a dataset (`DATA/backtests/<id>/`), newest first.
+///
+/// # Errors
+/// The folder exists but cannot be read.
+pub fn stored(data_root: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let dir = data_root.join("backtests");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| io_err(&dir, e))?.path();
+        if path.join("scores.json").is_file() {
+            let id = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            out.push((id, path));
+        }
+    }
+    // Ids start with their creation time.
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(out)
+}

@@ -1,5 +1,6 @@
 //! The router: every endpoint, its OpenAPI document, and the layers around them.
 
+mod backtests;
 mod decisions;
 mod ops;
 mod overrides;
@@ -38,6 +39,7 @@ use crate::auth::require_token;
         (name = "styles", description = "One style in depth"),
         (name = "overrides", description = "Merchandisers' overrides"),
         (name = "runs", description = "Decision runs"),
+        (name = "backtests", description = "Replays of history scoring policies (`assay backtest`)"),
         (name = "operations", description = "Health and metrics"),
     )
 )]
@@ -76,6 +78,8 @@ fn protected_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(overrides::delete_override))
         .routes(routes!(runs::get_runs, runs::post_run))
         .routes(routes!(runs::get_run))
+        .routes(routes!(backtests::get_backtests))
+        .routes(routes!(backtests::get_backtest_report))
         .routes(routes!(ops::metrics))
 }
 

@@ -1,0 +1,74 @@
+//! Stored backtests: their scores, and each one's HTML report.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::server::dto::BacktestList;
+use crate::server::error::{ApiError, Problem};
+use crate::server::state::AppState;
+
+#[utoipa::path(
+    get,
+    path = "/v1/backtests",
+    tag = "backtests",
+    responses(
+        (status = 200, description = "Every stored backtest's scores, newest first (`assay backtest` writes them)", body = BacktestList),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_backtests(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<BacktestList>, ApiError> {
+    let stored = assay_engine::backtest::report::stored(&state.engine.dataset().root)
+        .map_err(ApiError::from_engine)?;
+    let mut backtests = Vec::new();
+    for (_, dir) in stored {
+        let path = dir.join("scores.json");
+        // A report being written, or unreadable, is left out rather than failing all.
+        if let Ok(value) = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
+            backtests.push(value);
+        }
+    }
+    Ok(Json(BacktestList { backtests }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/backtests/{backtest_id}/report",
+    tag = "backtests",
+    params(("backtest_id" = String, Path, description = "The backtest's id (see GET /v1/backtests)")),
+    responses(
+        (status = 200, description = "The HTML report: tables and charts, self-contained", body = String, content_type = "text/html"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such backtest", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_backtest_report(
+    State(state): State<Arc<AppState>>,
+    Path(backtest_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let stored = assay_engine::backtest::report::stored(&state.engine.dataset().root)
+        .map_err(ApiError::from_engine)?;
+    // Only ids that exist are served: no path is built from the request.
+    let dir = stored
+        .into_iter()
+        .find(|(id, _)| *id == backtest_id)
+        .map(|(_, dir)| dir)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "backtest `{backtest_id}` not found; GET /v1/backtests lists them"
+            ))
+        })?;
+    let html = std::fs::read_to_string(dir.join("report.html"))
+        .map_err(|_| ApiError::not_found(format!("backtest `{backtest_id}` has no report")))?;
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+}
