@@ -198,3 +198,225 @@ fn a_backtest_has_no_look_ahead() {
     );
     assert_eq!(a, b, "calls changed when later events were deleted");
 }
+
+/// A tiny history worked by hand. Three tops launched 2026-09-01 00:00, 100 units each
+/// in the US, price 20, cost 8, lead time 14 days; a policy with a 10-day life, so the
+/// keep level is 0.8·100/10 = 8 units/day and the drop level 4. Each sells a fixed
+/// number of units at noon on each of its 10 window days: A 3 (realised 3/day: below
+/// the drop level), B 9 (keep-worthy), C 6 (in between). Data runs to 09-16 12:30.
+///
+/// - Naive early rule: first look with ≥ 7 days live is the end of 09-08 (8 days live),
+///   8 days sold: A 24 %, B 72 %, C 48 %, all ≥ 20 % → three keeps; A is a wrong keep.
+///   Reorder one batch (100) each against demand over 14 + 28 = 42 days (A 126, B 378,
+///   C 252): all 100 sell, margin 3 × 100 × 12 = 3600.
+/// - Fixed horizon: first look with ≥ 14 days live is the end of 09-15 (15 days);
+///   sell-through A 30 % → drop, B 90 % → keep, C 60 % → keep; no wrong call; margin
+///   2 × 1200 = 2400.
+/// - Hindsight: keeps B alone and reorders its 378: margin 378 × 12 = 4536.
+#[test]
+fn scores_on_a_tiny_history_match_the_hand_worked_values() {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    };
+    use assay_engine::parquet_io::write_parquet;
+    use assay_engine::source::schema;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("tiny");
+    let ts = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_micros()
+    };
+    let text = |v: Vec<&str>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+    let ids = ["A", "B", "C"];
+    let styles = RecordBatch::try_new(
+        schema::styles_schema(),
+        vec![
+            text(ids.to_vec()),
+            text(vec!["a", "b", "c"]),
+            text(vec!["tops"; 3]),
+            text(vec!["x"; 3]),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![ts("2026-09-01T00:00:00Z"); 3])
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(Float64Array::from(vec![20.0; 3])),
+            Arc::new(Float64Array::from(vec![8.0; 3])),
+            Arc::new(Int32Array::from(vec![14; 3])),
+            Arc::new(Int32Array::from(vec![10; 3])),
+        ],
+    )
+    .unwrap();
+    write_parquet(
+        &data.join("styles.parquet"),
+        schema::styles_schema(),
+        &[styles],
+    )
+    .unwrap();
+    let receipts = RecordBatch::try_new(
+        schema::stock_receipts_schema(),
+        vec![
+            text(ids.to_vec()),
+            text(vec!["US"; 3]),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![ts("2026-09-01T00:00:00Z"); 3])
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(Int32Array::from(vec![100; 3])),
+            Arc::new(Int32Array::from(vec![0; 3])),
+        ],
+    )
+    .unwrap();
+    write_parquet(
+        &data.join("stock_receipts.parquet"),
+        schema::stock_receipts_schema(),
+        &[receipts],
+    )
+    .unwrap();
+    for day in 1..=16u32 {
+        let mut rows: Vec<(String, i64, &str, &str, i32)> = Vec::new();
+        for (style, units) in [("A", 3), ("B", 9), ("C", 6)] {
+            if day <= 10 {
+                rows.push((
+                    format!("{style}-{day}"),
+                    ts(&format!("2026-09-{day:02}T12:00:00Z")),
+                    "purchase",
+                    style,
+                    units,
+                ));
+            }
+            rows.push((
+                format!("{style}-v{day}"),
+                ts(&format!("2026-09-{day:02}T12:30:00Z")),
+                "view",
+                style,
+                1,
+            ));
+        }
+        let n = rows.len();
+        let batch = RecordBatch::try_new(
+            schema::events_file_schema(),
+            vec![
+                text(rows.iter().map(|r| r.0.as_str()).collect()),
+                Arc::new(
+                    TimestampMicrosecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+                        .with_timezone("UTC"),
+                ),
+                text(rows.iter().map(|r| r.2).collect()),
+                text(rows.iter().map(|r| r.3).collect()),
+                Arc::new(StringArray::from(vec![None::<&str>; n])),
+                Arc::new(StringArray::from(vec![None::<&str>; n])),
+                text(vec!["u"; n]),
+                Arc::new(StringArray::from(vec![None::<&str>; n])),
+                Arc::new(StringArray::from(vec![None::<&str>; n])),
+                Arc::new(Int32Array::from(
+                    rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+                )),
+                Arc::new(Float64Array::from(vec![20.0; n])),
+                text(vec!["US"; n]),
+                text(vec!["web"; n]),
+                Arc::new(StringArray::from(vec![None::<&str>; n])),
+            ],
+        )
+        .unwrap();
+        let file = data.join(format!("events/event_date=2026-09-{day:02}/part-0.parquet"));
+        write_parquet(&file, schema::events_file_schema(), &[batch]).unwrap();
+    }
+    let policy = tmp.path().join("short-life.toml");
+    std::fs::write(&policy, "[defaults]\nplanned_life_days = 10\n").unwrap();
+    let out = tmp.path().join("bt");
+    assay_ok(&[
+        "backtest",
+        "--data",
+        path_str(&data),
+        "--from",
+        "2026-09-01",
+        "--to",
+        "2026-09-16",
+        "--policy",
+        path_str(&policy),
+        "--out",
+        path_str(&out),
+    ]);
+    let scores: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("scores.json")).unwrap()).unwrap();
+    assert_eq!(
+        (
+            scores["styles"].as_u64(),
+            scores["styles_resolved"].as_u64()
+        ),
+        (Some(3), Some(3))
+    );
+    let check = |name: &str,
+                 keeps: u64,
+                 drops: u64,
+                 wrong_keeps: u64,
+                 wrong_drops: u64,
+                 days: f64,
+                 margin: f64| {
+        let s = &by_name(&scores, name)["overall"];
+        assert_eq!(s["keeps"].as_u64(), Some(keeps), "{name}: {s}");
+        assert_eq!(s["drops"].as_u64(), Some(drops), "{name}: {s}");
+        assert_eq!(
+            s["wrong_realised"]["keeps"].as_u64(),
+            Some(wrong_keeps),
+            "{name}: {s}"
+        );
+        assert_eq!(
+            s["wrong_realised"]["drops"].as_u64(),
+            Some(wrong_drops),
+            "{name}: {s}"
+        );
+        assert_eq!(
+            s["wrong_realised"]["judged"].as_u64(),
+            Some(keeps + drops),
+            "{name}: {s}"
+        );
+        let median = s["days_to_verdict_median"].as_f64().unwrap();
+        assert!(
+            (median - days).abs() < 1e-6,
+            "{name}: median days {median}, expected {days}"
+        );
+        assert!(
+            (s["margin_proxy"].as_f64().unwrap() - margin).abs() < 1e-6,
+            "{name}: {s}"
+        );
+    };
+    check("naive early", 3, 0, 1, 0, 8.0, 3600.0);
+    check("fixed horizon", 2, 1, 0, 0, 15.0, 2400.0);
+    check("perfect hindsight", 1, 2, 0, 0, 0.0, 4536.0);
+    // Outcomes as worked out: realised rates 3, 9 and 6 units/day.
+    let file = std::fs::File::open(out.join("outcomes.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rates = BTreeMap::new();
+    for batch in reader {
+        let b = batch.unwrap();
+        let style = b
+            .column_by_name("style_id")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let rate = b
+            .column_by_name("realised_rate")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .clone();
+        for i in 0..b.num_rows() {
+            rates.insert(style.value(i).to_string(), rate.value(i));
+        }
+    }
+    assert_eq!(
+        rates,
+        BTreeMap::from([
+            ("A".to_string(), 3.0),
+            ("B".to_string(), 9.0),
+            ("C".to_string(), 6.0)
+        ])
+    );
+}
