@@ -133,26 +133,38 @@ fn score_cells(s: &Scores) -> String {
 
 const SCORE_HEADER: &str = "<th>styles</th><th>keeps</th><th>drops</th><th>wrong keeps (truth)</th><th>wrong drops (truth)</th><th>wrong keeps (realised)</th><th>wrong drops (realised)</th><th>days to verdict, median</th><th>P90</th><th>still testing</th><th>margin proxy</th>";
 
+/// An SVG of `size` (width, height, padding) with a white ground, the two axes and
+/// their labels; the caller adds the marks and closes it.
+fn chart_frame(size: (f64, f64, f64), label: &str, x_label: &str, y_label: &str) -> String {
+    let (w, h, pad) = size;
+    let (bottom, right, middle) = (h - pad, w - pad, h / 2.0);
+    format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="{label}"><rect width="{w}" height="{h}" fill="white"/><line x1="{pad}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="black"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{bottom}" stroke="black"/><text x="{}" y="{}" font-size="11" text-anchor="middle">{x_label}</text><text x="12" y="{middle}" font-size="11" transform="rotate(-90 12 {middle})" text-anchor="middle">{y_label}</text>"#,
+        w / 2.0,
+        h - 8.0,
+    )
+}
+
 /// The reliability chart: share that reached the keep level against mean P(keep), per
 /// bin, with the diagonal of perfect calibration.
 fn reliability_svg(bins: &[super::score::CalibrationBin]) -> String {
     let (w, h, pad) = (320.0, 320.0, 40.0);
     let x = |p: f64| pad + p * (w - 2.0 * pad);
     let y = |p: f64| h - pad - p * (h - 2.0 * pad);
-    let mut svg = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="reliability chart"><rect width="{w}" height="{h}" fill="white"/><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#bbb" stroke-dasharray="4"/><line x1="{pad}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{}" stroke="black"/><text x="{}" y="{}" font-size="11" text-anchor="middle">mean P(keep)</text><text x="12" y="{}" font-size="11" transform="rotate(-90 12 {})" text-anchor="middle">share that reached keep</text>"##,
+    let mut svg = chart_frame(
+        (w, h, pad),
+        "reliability chart",
+        "mean P(keep)",
+        "share that reached keep",
+    );
+    // The diagonal: perfect calibration.
+    let _ = write!(
+        svg,
+        r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#bbb" stroke-dasharray="4"/>"##,
         x(0.0),
         y(0.0),
         x(1.0),
-        y(1.0),
-        y(0.0),
-        x(1.0),
-        y(0.0),
-        y(0.0),
-        w / 2.0,
-        h - 8.0,
-        h / 2.0,
-        h / 2.0
+        y(1.0)
     );
     for b in bins.iter().filter(|b| b.count > 0) {
         let r = 3.0 + (b.count as f64).sqrt().min(12.0);
@@ -191,16 +203,11 @@ fn tradeoff_svg(report: &BacktestReport) -> String {
     let max_y = points.iter().map(|p| p.2).fold(1.0, f64::max) * 1.1;
     let x = |v: f64| pad + v / max_x * (w - 2.0 * pad);
     let y = |v: f64| h - pad - v / max_y * (h - 2.0 * pad);
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="wrong calls against days to verdict"><rect width="{w}" height="{h}" fill="white"/><line x1="{pad}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{}" stroke="black"/><text x="{}" y="{}" font-size="11" text-anchor="middle">median days to verdict (0 – {max_x:.0})</text><text x="12" y="{}" font-size="11" transform="rotate(-90 12 {})" text-anchor="middle">wrong calls (0 – {max_y:.0})</text>"#,
-        y(0.0),
-        x(max_x),
-        y(0.0),
-        y(0.0),
-        w / 2.0,
-        h - 8.0,
-        h / 2.0,
-        h / 2.0
+    let mut svg = chart_frame(
+        (w, h, pad),
+        "wrong calls against days to verdict",
+        &format!("median days to verdict (0 – {max_x:.0})"),
+        &format!("wrong calls (0 – {max_y:.0})"),
     );
     for (name, days, wrong, kind) in &points {
         let colour = match *kind {
