@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod parquet_io;
 pub mod rollup;
 mod run;
+pub mod sandbox;
 mod session;
 pub mod source;
 pub mod sql;

@@ -159,32 +159,40 @@ impl Engine {
     /// A statement that is not read-only, a syntax or planning error, or an execution
     /// failure, with DataFusion's message.
     pub async fn query(&self, text: &str) -> Result<Vec<RecordBatch>> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
         let df = self
             .ctx
-            .sql_with_options(text, options)
+            .sql_with_options(text, read_only_options())
             .await
-            .map_err(|e| {
-                let root = e.find_root().to_string();
-                if root.contains("not supported")
-                    || root.contains("DDL")
-                    || root.contains("DML")
-                    || root.contains("Statement")
-                {
-                    EngineError::NotAllowed(root)
-                } else {
-                    EngineError::Query(e)
-                }
-            })?;
+            .map_err(refusal)?;
         Ok(df.collect().await?)
     }
 
     /// Runs engine-owned SQL (trusted text built by assay).
     pub(crate) async fn run_internal(&self, text: &str) -> Result<Vec<RecordBatch>> {
         Ok(self.ctx.sql(text).await?.collect().await?)
+    }
+}
+
+/// What user SQL may do: read. No DDL, DML, `SET` or other statements (which covers
+/// `COPY` and `CREATE EXTERNAL TABLE`).
+pub(crate) fn read_only_options() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// A planning error of user SQL: refused by [`read_only_options`], or a plain error.
+pub(crate) fn refusal(e: datafusion::error::DataFusionError) -> EngineError {
+    let root = e.find_root().to_string();
+    if root.contains("not supported")
+        || root.contains("DDL")
+        || root.contains("DML")
+        || root.contains("Statement")
+    {
+        EngineError::NotAllowed(root)
+    } else {
+        EngineError::Query(e)
     }
 }
 

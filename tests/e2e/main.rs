@@ -4,5 +4,7 @@ mod backtest;
 mod bad_input;
 mod decide;
 mod ingest;
+mod pg;
 mod server;
+mod sql;
 mod support;

@@ -10,15 +10,23 @@ use serde_json::{Value, json};
 use crate::support::{assay_ok, copy_inputs, path_str};
 
 /// A running server process.
-struct Server {
+pub struct Server {
     child: Child,
-    base: String,
+    pub base: String,
+    /// `host:port` of the PostgreSQL wire protocol, when started with `--pg-listen`.
+    pub pg: Option<String>,
 }
 
 impl Server {
-    fn start(data: &Path) -> Self {
+    pub fn start(data: &Path) -> Self {
+        Self::start_with(data, &[])
+    }
+
+    /// Starts `assay serve` on the dataset with extra flags.
+    pub fn start_with(data: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_assay"))
             .args(["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"])
+            .args(extra)
             .env_remove("ASSAY_DATA")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -27,16 +35,21 @@ impl Server {
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            // The pgwire line, if any, comes before the HTTP one.
+            let mut pg = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("assay pgwire listening on ") {
+                    pg = Some(addr.to_string());
+                }
                 if let Some(addr) = line.strip_prefix("assay listening on ") {
-                    let _ = tx.send(addr.to_string());
+                    let _ = tx.send((addr.to_string(), pg.take()));
                 }
             }
         });
-        let base = rx
+        let (base, pg) = rx
             .recv_timeout(Duration::from_secs(120))
             .expect("the server reports its address");
-        Self { child, base }
+        Self { child, base, pg }
     }
 
     fn signal(&self, signal: &str) {
@@ -49,7 +62,7 @@ impl Server {
     }
 
     /// SIGTERM, then wait for a clean exit.
-    fn stop(mut self) {
+    pub fn stop(mut self) {
         self.signal("-TERM");
         let started = Instant::now();
         loop {
@@ -73,7 +86,7 @@ impl Drop for Server {
     }
 }
 
-fn sample_copy() -> tempfile::TempDir {
+pub fn sample_copy() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     copy_inputs(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample"),
@@ -82,7 +95,7 @@ fn sample_copy() -> tempfile::TempDir {
     tmp
 }
 
-fn token(data: &Path, role: &str, name: &str) -> String {
+pub fn token(data: &Path, role: &str, name: &str) -> String {
     assay_ok(&[
         "token",
         "create",

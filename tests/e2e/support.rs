@@ -91,3 +91,34 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// The Python of the venv `scripts/deps` fills (psycopg, ADBC, Jupyter).
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("ASSAY_VENV").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/assay-venv"),
+        PathBuf::from,
+    );
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run ./scripts/deps (./scripts/test does) first",
+        python.display()
+    );
+    python
+}
+
+/// Runs a Python script with the venv's Python; panics with its stderr if it fails.
+pub fn run_python(script: &str, env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(venv_python())
+        .arg("-c")
+        .arg(script)
+        .envs(env.iter().copied())
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}

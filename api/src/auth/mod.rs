@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-pub use tokens::{Principal, TokenError, TokenStore};
+pub use tokens::{Principal, ScramSecret, TokenError, TokenStore};
 
 use crate::server::error::ApiError;
 

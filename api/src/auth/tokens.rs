@@ -2,6 +2,11 @@
 //!
 //! Tokens are 256 random bits, so a plain hash is as strong as a slow one here: there is
 //! nothing to brute-force. The file is rewritten atomically (temporary file + rename).
+//!
+//! A token also logs in over the PostgreSQL wire protocol (user = token name, password =
+//! token) with SCRAM-SHA-256, so the password never crosses the wire. SCRAM's server side
+//! needs the salted password, which is stored beside the hash: whoever can read the token
+//! file can log in over pgwire (as with PostgreSQL's own `pg_authid`), never over HTTP.
 
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
@@ -22,6 +27,51 @@ struct TokenRecord {
     /// Hex SHA-256 of the token.
     sha256: String,
     created_at: DateTime<Utc>,
+    /// Absent in token files written before pgwire logins existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scram: Option<ScramSecret>,
+}
+
+/// What SCRAM-SHA-256's server side needs to check a password it never sees.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScramSecret {
+    /// Hex.
+    salt: String,
+    iterations: usize,
+    /// Hex `Hi(token, salt, iterations)` (RFC 5802).
+    salted_password: String,
+}
+
+impl ScramSecret {
+    /// The iteration count PostgreSQL itself uses.
+    pub const ITERATIONS: usize = 4096;
+
+    fn derive(token: &str) -> Self {
+        let mut salt = [0_u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        let salted = datafusion_postgres::pgwire::api::auth::sasl::scram::gen_salted_password(
+            token,
+            &salt,
+            Self::ITERATIONS,
+        );
+        Self {
+            salt: hex(&salt),
+            iterations: Self::ITERATIONS,
+            salted_password: hex(&salted),
+        }
+    }
+
+    pub fn salt(&self) -> Vec<u8> {
+        unhex(&self.salt)
+    }
+
+    pub fn iterations(&self) -> usize {
+        self.iterations
+    }
+
+    pub fn salted_password(&self) -> Vec<u8> {
+        unhex(&self.salted_password)
+    }
 }
 
 /// Who a valid token belongs to.
@@ -118,6 +168,7 @@ impl TokenStore {
             role,
             sha256: hex(&Sha256::digest(token.as_bytes())),
             created_at: Utc::now(),
+            scram: Some(ScramSecret::derive(&token)),
         });
         self.save(&records)?;
         *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = modified(&self.path);
@@ -139,6 +190,21 @@ impl TokenStore {
             }
         }
         found
+    }
+
+    /// The principal and SCRAM secret of the token named `name`, if it has one.
+    pub fn scram_secret(&self, name: &str) -> Option<(Principal, ScramSecret)> {
+        self.refresh();
+        let records = self.records.read().unwrap_or_else(|p| p.into_inner());
+        let r = records.iter().find(|r| r.name == name)?;
+        let secret = r.scram.clone()?;
+        Some((
+            Principal {
+                name: r.name.clone(),
+                role: r.role,
+            },
+            secret,
+        ))
     }
 
     fn save(&self, records: &[TokenRecord]) -> Result<(), TokenError> {
@@ -174,6 +240,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The inverse of [`hex`] for the strings this module wrote; anything else yields
+/// nothing, which fails a login rather than panicking.
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .filter_map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
 fn file_err(path: &Path, message: String) -> TokenError {
     TokenError::File {
         path: path.display().to_string(),
@@ -206,6 +280,19 @@ mod tests {
         );
         let reopened = TokenStore::open(&path).unwrap();
         assert!(reopened.verify(&token).is_some());
+        let (who, scram) = reopened.scram_secret("buyer-system").unwrap();
+        assert_eq!(who.role, Role::Buyer);
+        assert_eq!(scram.salt().len(), 16);
+        assert_eq!(
+            scram.salted_password(),
+            datafusion_postgres::pgwire::api::auth::sasl::scram::gen_salted_password(
+                &token,
+                &scram.salt(),
+                scram.iterations()
+            ),
+            "the stored secret is SCRAM's salted password of the token"
+        );
+        assert!(reopened.scram_secret("nobody").is_none());
         assert!(matches!(
             reopened.create("buyer-system", Role::Admin),
             Err(TokenError::NameTaken(_))

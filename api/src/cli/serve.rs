@@ -5,6 +5,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
+use assay_engine::sandbox::SandboxLimits;
+
 use crate::server::{Application, Limits, ServeConfig, shutdown_signal};
 
 /// Settings win in this order: flag, `ASSAY_*` environment variable, config file, default.
@@ -16,7 +18,12 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "ASSAY_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// TOML file with any of: data, listen, policy, tokens, request_timeout_secs, max_body_bytes.
+    /// Also serve SQL over the PostgreSQL wire protocol here (e.g. 127.0.0.1:5433)
+    /// [default: off].
+    #[arg(long, env = "ASSAY_PG_LISTEN")]
+    pub pg_listen: Option<SocketAddr>,
+    /// TOML file with any of: data, listen, pg_listen, policy, tokens, request_timeout_secs,
+    /// max_body_bytes, sql_timeout_secs, sql_memory_mib, sql_max_rows, sql_max_concurrent.
     #[arg(long, env = "ASSAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Decision policy file (TOML) [default: the built-in policy].
@@ -31,6 +38,18 @@ pub struct ServeArgs {
     /// Larger request bodies are refused with 413 [default: 65536].
     #[arg(long, env = "ASSAY_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// An analyst query running longer is stopped [default: 60].
+    #[arg(long, env = "ASSAY_SQL_TIMEOUT_SECS")]
+    pub sql_timeout_secs: Option<u64>,
+    /// Memory one analyst query may use before it is stopped, MiB [default: 512].
+    #[arg(long, env = "ASSAY_SQL_MEMORY_MIB")]
+    pub sql_memory_mib: Option<usize>,
+    /// Rows one SQL answer carries at most [default: 100000].
+    #[arg(long, env = "ASSAY_SQL_MAX_ROWS")]
+    pub sql_max_rows: Option<usize>,
+    /// Analyst queries running at once; more get 429 [default: 4].
+    #[arg(long, env = "ASSAY_SQL_MAX_CONCURRENT")]
+    pub sql_max_concurrent: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -38,10 +57,15 @@ pub struct ServeArgs {
 struct ConfigFile {
     data: Option<PathBuf>,
     listen: Option<SocketAddr>,
+    pg_listen: Option<SocketAddr>,
     policy: Option<PathBuf>,
     tokens: Option<PathBuf>,
     request_timeout_secs: Option<u64>,
     max_body_bytes: Option<usize>,
+    sql_timeout_secs: Option<u64>,
+    sql_memory_mib: Option<usize>,
+    sql_max_rows: Option<usize>,
+    sql_max_concurrent: Option<usize>,
 }
 
 fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
@@ -70,11 +94,33 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeConfig> {
         .or(file.tokens)
         .unwrap_or_else(|| default_tokens(&data));
     let defaults = Limits::default();
+    let sql_defaults = SandboxLimits::default();
+    let sql = SandboxLimits {
+        timeout: args
+            .sql_timeout_secs
+            .or(file.sql_timeout_secs)
+            .map_or(sql_defaults.timeout, Duration::from_secs),
+        memory_bytes: args
+            .sql_memory_mib
+            .or(file.sql_memory_mib)
+            .map_or(sql_defaults.memory_bytes, |m| m * 1024 * 1024),
+        max_rows: args
+            .sql_max_rows
+            .or(file.sql_max_rows)
+            .unwrap_or(sql_defaults.max_rows),
+        max_concurrent: args
+            .sql_max_concurrent
+            .or(file.sql_max_concurrent)
+            .unwrap_or(sql_defaults.max_concurrent)
+            .max(1),
+        ..sql_defaults
+    };
     Ok(ServeConfig {
         listen: args
             .listen
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        pg_listen: args.pg_listen.or(file.pg_listen),
         policy,
         tokens,
         limits: Limits {
@@ -87,6 +133,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeConfig> {
                 .or(file.max_body_bytes)
                 .unwrap_or(defaults.max_body_bytes),
         },
+        sql,
         data,
     })
 }
@@ -95,7 +142,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = resolve(args)?;
     let app = Application::build(config).await?;
     let addr = app.local_addr()?;
-    // Tests and scripts read this line to find the bound port.
+    if let Some(pg) = app.pg_addr() {
+        println!("assay pgwire listening on {pg}");
+        tracing::info!(%pg, "pgwire listening");
+    }
+    // Tests and scripts read this line to find the bound port; it comes last.
     println!("assay listening on http://{addr}");
     tracing::info!(%addr, "listening");
     app.run(shutdown_signal()).await
@@ -109,11 +160,16 @@ mod tests {
         ServeArgs {
             data: data.map(PathBuf::from),
             listen: listen.map(|l| l.parse().unwrap()),
+            pg_listen: None,
             config,
             policy: None,
             tokens: None,
             request_timeout_secs: None,
             max_body_bytes: None,
+            sql_timeout_secs: None,
+            sql_memory_mib: None,
+            sql_max_rows: None,
+            sql_max_concurrent: None,
         }
     }
 

@@ -303,6 +303,17 @@ pub struct NewRunBody {
     pub as_of: Option<DateTime<Utc>>,
 }
 
+/// One read-only query.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlBody {
+    /// SQL over assay's tables and views: SELECT, EXPLAIN, SHOW, DESCRIBE.
+    #[schema(
+        example = "SELECT verdict, count(*) FROM decisions WHERE market = 'ALL' GROUP BY verdict"
+    )]
+    pub sql: String,
+}
+
 /// Stored backtests, newest first: each one's `scores.json` (range, styles, and per
 /// policy and rule the scores overall and by category, calibration and expected
 /// against observed wrong calls).

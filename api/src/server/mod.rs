@@ -25,6 +25,7 @@ use assay_engine::decision::Policy;
 use assay_engine::source::BadFiles;
 
 use crate::auth::{Role, TokenStore};
+use crate::pg::PgServer;
 pub use routes::{Limits, openapi};
 use state::AppState;
 
@@ -33,15 +34,20 @@ use state::AppState;
 pub struct ServeConfig {
     pub data: PathBuf,
     pub listen: SocketAddr,
+    /// Where to serve the PostgreSQL wire protocol, if at all.
+    pub pg_listen: Option<SocketAddr>,
     pub policy: Policy,
     pub tokens: PathBuf,
     pub limits: Limits,
+    /// Limits of analysts' SQL.
+    pub sql: assay_engine::sandbox::SandboxLimits,
 }
 
 pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
     limits: Limits,
+    pg: Option<PgServer>,
 }
 
 /// The process-wide Prometheus recorder (a recorder can be installed only once).
@@ -86,21 +92,42 @@ impl Application {
             Arc::new(tokens),
             config.policy,
             metrics_handle()?,
+            config.sql,
         ));
         let run = state
             .load_latest()
             .await
             .context("loading the latest decision run")?;
         tracing::info!(run_id = %run.run_id, as_of = %run.as_of, "loaded decision run");
+        let pg = match config.pg_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the pgwire address {addr}"))?;
+                Some(PgServer::new(
+                    listener,
+                    state.engine.ctx(),
+                    Arc::clone(&state.sandbox),
+                    Arc::clone(&state.tokens),
+                )?)
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
             state,
             limits: config.limits,
+            pg,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The PostgreSQL wire protocol's bound address, when it is served.
+    pub fn pg_addr(&self) -> Option<SocketAddr> {
+        self.pg.as_ref().and_then(|pg| pg.local_addr().ok())
     }
 
     /// Serves until `shutdown` resolves; in-flight requests finish first.
@@ -111,11 +138,17 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // pgwire connections end with the process: PostgreSQL clients reconnect.
+        let pg = self.pg.map(|pg| tokio::spawn(pg.run()));
         let app = routes::router(self.state, self.limits);
-        axum::serve(self.listener, app)
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
-            .context("serving HTTP")
+            .context("serving HTTP");
+        if let Some(pg) = pg {
+            pg.abort();
+        }
+        served
     }
 }
 

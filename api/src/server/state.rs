@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use assay_engine::decision::style::expected_days_to_verdict;
 use assay_engine::decision::{Decision, Policy};
+use assay_engine::sandbox::{Sandbox, SandboxLimits};
 use assay_engine::store::overrides::{Override, OverrideStore};
 use assay_engine::{DailyRow, Engine, EngineError, RunSummary, StyleInfo};
 
@@ -96,6 +97,8 @@ pub struct AppState {
     pub tokens: Arc<TokenStore>,
     pub policy: Policy,
     pub metrics: PrometheusHandle,
+    /// Runs analysts' SQL within its limits.
+    pub sandbox: Arc<Sandbox>,
     snapshot: RwLock<Option<Arc<Snapshot>>>,
     /// One recomputation at a time.
     recompute: tokio::sync::Mutex<()>,
@@ -108,8 +111,12 @@ impl AppState {
         tokens: Arc<TokenStore>,
         policy: Policy,
         metrics: PrometheusHandle,
+        sql_limits: SandboxLimits,
     ) -> Self {
+        let sandbox =
+            Sandbox::new(engine.ctx().clone(), sql_limits).expect("the SQL query runtime starts");
         Self {
+            sandbox: Arc::new(sandbox),
             engine,
             overrides,
             tokens,

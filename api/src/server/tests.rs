@@ -65,6 +65,7 @@ fn build() -> Fixture {
                 Arc::new(tokens),
                 assay_engine::decision::Policy::default(),
                 super::metrics_handle().unwrap(),
+                assay_engine::sandbox::SandboxLimits::default(),
             ));
             state.load_latest().await.unwrap();
             Fixture {

@@ -5,6 +5,7 @@ mod decisions;
 mod ops;
 mod overrides;
 mod runs;
+mod sql;
 mod styles;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use crate::auth::require_token;
         (name = "styles", description = "One style in depth"),
         (name = "overrides", description = "Merchandisers' overrides"),
         (name = "runs", description = "Decision runs"),
+        (name = "sql", description = "Read-only SQL over every table, for analysts"),
         (name = "backtests", description = "Replays of history scoring policies (`assay backtest`)"),
         (name = "operations", description = "Health and metrics"),
     )
@@ -83,6 +85,12 @@ fn protected_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(ops::metrics))
 }
 
+/// Analysts' SQL: needs a token, and runs under the query's own time limit instead of
+/// the request timeout (a query may legitimately take longer than a page of decisions).
+fn sql_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(sql::post_sql))
+}
+
 /// Endpoints open to anyone: the health checks.
 fn open_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -93,6 +101,7 @@ fn open_routes() -> OpenApiRouter<Arc<AppState>> {
 /// The OpenAPI document, generated from the handlers' annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut api) = protected_routes().split_for_parts();
+    api.merge(sql_routes().split_for_parts().1);
     api.merge(open_routes().split_for_parts().1);
     api
 }
@@ -101,23 +110,32 @@ pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
     let (protected, mut api) = protected_routes().split_for_parts();
     let (open, open_api) = open_routes().split_for_parts();
     api.merge(open_api);
+    let (sql, sql_api) = sql_routes().split_for_parts();
+    api.merge(sql_api);
+    let sql = sql.layer(middleware::from_fn_with_state(
+        Arc::clone(&state.tokens),
+        require_token,
+    ));
 
     let protected = protected.layer(middleware::from_fn_with_state(
         Arc::clone(&state.tokens),
         require_token,
     ));
-    Router::new()
+    let timed = Router::new()
         .merge(protected)
         .merge(open)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ));
+    Router::new()
+        .merge(timed)
+        .merge(sql)
         .with_state(state)
         .layer(middleware::map_response(problems_for_plain_errors))
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout,
-        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 

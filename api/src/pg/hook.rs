@@ -1,0 +1,282 @@
+//! The first query hook of every pgwire connection: what may run, runs in the sandbox
+//! that serves `POST /v1/sql`, with the same limits; the rest is refused with SQLSTATE
+//! 42501 before datafusion-postgres's own handlers (which run statements on the shared
+//! session with no options at all) ever see it.
+
+use std::sync::Arc;
+
+use assay_engine::sandbox::{QueryMessage, Sandbox, SandboxError};
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{Set, Statement};
+use datafusion_postgres::QueryHook;
+use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::api::results::{QueryResponse, Response};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::types::format::FormatOptions;
+use futures::{StreamExt, stream};
+use tokio::sync::mpsc;
+
+/// Session variables a client may set: each is kept per connection by
+/// datafusion-postgres or ignored. Anything else (above all `datafusion.*`, which would
+/// reconfigure the session every user shares) is refused.
+const CLIENT_VARIABLES: &[&str] = &[
+    "application_name",
+    "bytea_output",
+    "client_encoding",
+    "client_min_messages",
+    "datestyle",
+    "extra_float_digits",
+    "intervalstyle",
+    "search_path",
+    "standard_conforming_strings",
+    "statement_timeout",
+];
+
+pub struct SandboxHook {
+    sandbox: Arc<Sandbox>,
+}
+
+impl SandboxHook {
+    pub fn new(sandbox: Arc<Sandbox>) -> Self {
+        Self { sandbox }
+    }
+}
+
+/// What to do with one statement.
+enum Route {
+    /// A query: run it in the sandbox.
+    Sandbox,
+    /// Harmless session bookkeeping (`SET search_path`, `SHOW`, `BEGIN`): left to
+    /// datafusion-postgres's later hooks.
+    PassOn,
+    Refuse(String),
+}
+
+fn route(statement: &Statement) -> Route {
+    match statement {
+        Statement::Query(_)
+        | Statement::Explain { .. }
+        | Statement::ExplainTable { .. }
+        | Statement::ShowTables { .. }
+        | Statement::ShowColumns { .. } => Route::Sandbox,
+        Statement::ShowVariable { .. }
+        | Statement::ShowStatus { .. }
+        | Statement::ShowCatalogs { .. }
+        | Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. } => Route::PassOn,
+        Statement::Set(set) => match set {
+            Set::SingleAssignment { variable, .. }
+                if CLIENT_VARIABLES.contains(&variable.to_string().to_lowercase().as_str()) =>
+            {
+                Route::PassOn
+            }
+            Set::SetTimeZone { local: false, .. } | Set::SetNames { .. } => Route::PassOn,
+            _ => Route::Refuse(format!(
+                "`{set}`: only client settings ({}) and TIME ZONE may be set",
+                CLIENT_VARIABLES.join(", ")
+            )),
+        },
+        Statement::Declare { .. } | Statement::Fetch { .. } | Statement::Close { .. } => {
+            Route::Refuse("server-side cursors are not supported; fetch the rows".into())
+        }
+        other => Route::Refuse(first_words(other)),
+    }
+}
+
+/// The statement's kind in its own words (`COPY`, `CREATE EXTERNAL TABLE`, …) without
+/// echoing a possibly huge body.
+fn first_words(statement: &Statement) -> String {
+    let text = statement.to_string();
+    let words: Vec<&str> = text.split_whitespace().take(3).collect();
+    format!("`{} …`", words.join(" "))
+}
+
+/// DataFusion's own statements (`CREATE EXTERNAL TABLE`, `COPY … TO`) in the text, if
+/// any. The PostgreSQL parser that runs before the hooks cannot even parse some of them,
+/// so they would fail with a parse error instead of the refusal they deserve.
+pub fn datafusion_only_statement(sql: &str) -> Option<String> {
+    use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+    let statements = DFParser::parse_sql(sql).ok()?;
+    statements.iter().find_map(|s| match s {
+        DfStatement::CreateExternalTable(t) => Some(format!(
+            "`CREATE EXTERNAL TABLE {} … LOCATION '{}'`",
+            t.name,
+            t.locations.join("', '")
+        )),
+        DfStatement::CopyTo(c) => Some(format!("`COPY … TO '{}'`", c.target)),
+        _ => None,
+    })
+}
+
+fn user_error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message,
+    )))
+}
+
+pub fn not_allowed(what: &str) -> PgWireError {
+    user_error(
+        "42501",
+        SandboxError::NotAllowed(what.to_owned()).to_string(),
+    )
+}
+
+/// The SQLSTATE a client can act on for each way a query fails.
+fn to_pg_error(e: SandboxError) -> PgWireError {
+    let code = match &e {
+        SandboxError::NotAllowed(_) => "42501",
+        SandboxError::TooLarge { .. } => "54000",
+        SandboxError::Busy(_) => "53000",
+        SandboxError::Memory { .. } => "53200",
+        SandboxError::Timeout(_) => "57014",
+        SandboxError::Query(_) => "42000",
+    };
+    user_error(code, e.to_string())
+}
+
+/// Turns a sandbox answer into pgwire rows, in text format.
+async fn respond(
+    mut rx: mpsc::Receiver<QueryMessage>,
+    client: &(dyn ClientInfo + Send + Sync),
+) -> PgWireResult<Response> {
+    let schema = match rx.recv().await {
+        Some(QueryMessage::Schema(schema)) => schema,
+        Some(QueryMessage::Error(e)) => return Err(to_pg_error(e)),
+        Some(QueryMessage::Batch(_)) | None => {
+            return Err(user_error(
+                "XX000",
+                "the query ended before its schema".into(),
+            ));
+        }
+    };
+    let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+    let fields = Arc::new(arrow_schema_to_pg_fields(
+        &schema,
+        &Format::UnifiedText,
+        Some(options),
+    )?);
+    let row_fields = Arc::clone(&fields);
+    let rows = stream::unfold(rx, |mut rx| async move {
+        let message = rx.recv().await?;
+        Some((message, rx))
+    })
+    .flat_map(move |message| {
+        let rows: Vec<PgWireResult<_>> = match message {
+            QueryMessage::Batch(batch) => {
+                encode_recordbatch(Arc::clone(&row_fields), batch).collect()
+            }
+            QueryMessage::Error(e) => vec![Err(to_pg_error(e))],
+            QueryMessage::Schema(_) => Vec::new(),
+        };
+        stream::iter(rows)
+    });
+    Ok(Response::Query(QueryResponse::new(fields, rows)))
+}
+
+#[async_trait]
+impl QueryHook for SandboxHook {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        match route(statement) {
+            Route::PassOn => None,
+            Route::Refuse(what) => Some(Err(not_allowed(&what))),
+            Route::Sandbox => Some(match self.sandbox.execute(statement.to_string()) {
+                Ok(rx) => respond(rx, client).await,
+                Err(e) => Err(to_pg_error(e)),
+            }),
+        }
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        match route(statement) {
+            Route::Refuse(what) => Some(Err(not_allowed(&what))),
+            Route::Sandbox | Route::PassOn => None,
+        }
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        logical_plan: &LogicalPlan,
+        params: &ParamValues,
+        _session_context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        match route(statement) {
+            Route::PassOn => None,
+            Route::Refuse(what) => Some(Err(not_allowed(&what))),
+            Route::Sandbox => {
+                let plan = match logical_plan.clone().replace_params_with_values(params) {
+                    Ok(plan) => plan,
+                    Err(e) => return Some(Err(user_error("22023", e.to_string()))),
+                };
+                Some(match self.sandbox.execute_plan(plan) {
+                    Ok(rx) => respond(rx, client).await,
+                    Err(e) => Err(to_pg_error(e)),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn route_of(sql: &str) -> &'static str {
+        let statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        match route(&statement) {
+            Route::Sandbox => "sandbox",
+            Route::PassOn => "pass",
+            Route::Refuse(_) => "refuse",
+        }
+    }
+
+    #[test]
+    fn queries_run_settings_pass_and_everything_else_is_refused() {
+        assert_eq!(route_of("SELECT 1"), "sandbox");
+        assert_eq!(route_of("EXPLAIN SELECT 1"), "sandbox");
+        assert_eq!(route_of("SET search_path = public"), "pass");
+        assert_eq!(route_of("SET extra_float_digits = 3"), "pass");
+        assert_eq!(route_of("SET TIME ZONE 'UTC'"), "pass");
+        assert_eq!(route_of("SHOW search_path"), "pass");
+        assert_eq!(route_of("BEGIN"), "pass");
+        assert_eq!(
+            route_of("SET datafusion.runtime.memory_limit = '1G'"),
+            "refuse"
+        );
+        assert_eq!(route_of("COPY (SELECT 1) TO '/tmp/x.csv'"), "refuse");
+        assert_eq!(route_of("INSERT INTO styles VALUES (1)"), "refuse");
+        assert_eq!(route_of("DROP TABLE styles"), "refuse");
+        assert_eq!(route_of("DECLARE c CURSOR FOR SELECT 1"), "refuse");
+        assert!(
+            datafusion_only_statement(
+                "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'"
+            )
+            .is_some()
+        );
+        assert!(datafusion_only_statement("SELECT 1").is_none());
+    }
+}

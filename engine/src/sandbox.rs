@@ -1,0 +1,272 @@
+//! Running analysts' SQL safely against the session every consumer shares.
+//!
+//! Every query is read-only (no DDL, DML, `SET`, `COPY` or file paths), runs with its
+//! own memory pool so one runaway aggregation fails alone, under a time limit, on a
+//! runtime of its own whose threads have large stacks (DataFusion's planner recurses
+//! once per operator: a flat `1+1+…` of a few thousand terms overflows a default stack
+//! and aborts the process), and only so many at once. Text too long to plan is refused
+//! before parsing.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::EngineError;
+use crate::session::{read_only_options, refusal};
+
+/// What one analyst query may use.
+#[derive(Debug, Clone)]
+pub struct SandboxLimits {
+    /// Longest SQL text accepted, in bytes.
+    pub max_sql_bytes: usize,
+    /// Memory pool of one query.
+    pub memory_bytes: usize,
+    /// Planning and execution together.
+    pub timeout: Duration,
+    /// Queries running at once; more are refused, not queued.
+    pub max_concurrent: usize,
+    /// Rows one answer carries at most (over HTTP).
+    pub max_rows: usize,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        Self {
+            max_sql_bytes: 64 * 1024,
+            memory_bytes: 512 * 1024 * 1024,
+            timeout: Duration::from_secs(60),
+            max_concurrent: 4,
+            max_rows: 100_000,
+        }
+    }
+}
+
+/// Why a query did not run or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("the SQL text is {len} bytes; at most {max} are accepted")]
+    TooLarge { len: usize, max: usize },
+    #[error(
+        "not allowed: {0} (analysts' SQL is read-only: SELECT, EXPLAIN, SHOW and DESCRIBE over assay's tables)"
+    )]
+    NotAllowed(String),
+    #[error("{0} analyst queries are already running; try again shortly")]
+    Busy(usize),
+    #[error("the query ran past its time limit of {0:?} and was stopped")]
+    Timeout(Duration),
+    #[error(
+        "the query needed more than its memory limit of {limit_mib} MiB and was stopped: {detail}"
+    )]
+    Memory { limit_mib: usize, detail: String },
+    #[error("{0}")]
+    Query(String),
+}
+
+impl SandboxError {
+    fn from_datafusion(e: &DataFusionError, limits: &SandboxLimits) -> Self {
+        let root = e.find_root();
+        if matches!(root, DataFusionError::ResourcesExhausted(_)) {
+            return Self::Memory {
+                limit_mib: limits.memory_bytes / (1024 * 1024),
+                detail: root.to_string(),
+            };
+        }
+        Self::Query(root.to_string())
+    }
+}
+
+/// What a query sends back: its schema first, then batches, or an error at any point.
+#[derive(Debug)]
+pub enum QueryMessage {
+    Schema(SchemaRef),
+    Batch(RecordBatch),
+    Error(SandboxError),
+}
+
+/// Runs analysts' queries; one per server.
+pub struct Sandbox {
+    ctx: SessionContext,
+    limits: SandboxLimits,
+    permits: Arc<Semaphore>,
+    runtime: Option<tokio::runtime::Runtime>,
+    /// Where time limits are kept: the runtime the sandbox was made on, whose threads
+    /// the queries do not occupy.
+    clock: tokio::runtime::Handle,
+}
+
+impl Sandbox {
+    /// # Errors
+    /// The query runtime cannot be started.
+    ///
+    /// # Panics
+    /// Called outside a Tokio runtime.
+    pub fn new(ctx: SessionContext, limits: SandboxLimits) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("assay-sql")
+            .thread_stack_size(256 * 1024 * 1024)
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            ctx,
+            permits: Arc::new(Semaphore::new(limits.max_concurrent)),
+            limits,
+            runtime: Some(runtime),
+            clock: tokio::runtime::Handle::current(),
+        })
+    }
+
+    pub fn limits(&self) -> &SandboxLimits {
+        &self.limits
+    }
+
+    /// The runtime queries run on, whose threads have room for deep recursion: work
+    /// that parses or plans untrusted SQL outside [`Sandbox::execute`] belongs there.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime
+            .as_ref()
+            .expect("runtime lives as long as the sandbox")
+            .handle()
+    }
+
+    /// Starts `sql`; the receiver yields its schema, then its batches. Dropping the
+    /// receiver stops the query.
+    ///
+    /// # Errors
+    /// Text too long or too many queries running: refused before anything runs.
+    pub fn execute(&self, sql: String) -> Result<mpsc::Receiver<QueryMessage>, SandboxError> {
+        if sql.len() > self.limits.max_sql_bytes {
+            return Err(SandboxError::TooLarge {
+                len: sql.len(),
+                max: self.limits.max_sql_bytes,
+            });
+        }
+        self.start(Query::Sql(sql))
+    }
+
+    /// Starts a plan someone else planned against this sandbox's session (the
+    /// PostgreSQL wire protocol's prepared statements): checked read-only, then run
+    /// within the same limits as SQL text.
+    ///
+    /// # Errors
+    /// Too many queries running.
+    pub fn execute_plan(
+        &self,
+        plan: LogicalPlan,
+    ) -> Result<mpsc::Receiver<QueryMessage>, SandboxError> {
+        self.start(Query::Plan(plan))
+    }
+
+    fn start(&self, query: Query) -> Result<mpsc::Receiver<QueryMessage>, SandboxError> {
+        let permit = Arc::clone(&self.permits)
+            .try_acquire_owned()
+            .map_err(|_| SandboxError::Busy(self.limits.max_concurrent))?;
+        let limits = self.limits.clone();
+        let state = self.ctx.state();
+        let (tx, rx) = mpsc::channel(4);
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("runtime lives as long as the sandbox");
+        let errors = tx.clone();
+        let timeout = limits.timeout;
+        let work = runtime.spawn(async move {
+            // The permit is held until the query has really stopped, so the cap counts
+            // the queries that use cores, not the answers still being awaited.
+            let _permit = permit;
+            let errors = tx.clone();
+            if let Err(e) = run_query(&state, query, &limits, tx).await {
+                let _ = errors.send(QueryMessage::Error(e)).await;
+            }
+        });
+        // The clock runs on the caller's runtime: a query that hogs the sandbox's
+        // threads must not also starve the timer that is meant to stop it.
+        self.clock.spawn(async move {
+            let abort = work.abort_handle();
+            if tokio::time::timeout(timeout, work).await.is_err() {
+                abort.abort();
+                let _ = errors
+                    .send(QueryMessage::Error(SandboxError::Timeout(timeout)))
+                    .await;
+            }
+        });
+        Ok(rx)
+    }
+}
+
+enum Query {
+    Sql(String),
+    Plan(LogicalPlan),
+}
+
+/// Plans `query` read-only in a session with its own memory pool and streams the answer
+/// into `tx`; returns when the answer is complete or the receiver has gone.
+async fn run_query(
+    state: &datafusion::execution::SessionState,
+    query: Query,
+    limits: &SandboxLimits,
+    tx: mpsc::Sender<QueryMessage>,
+) -> Result<(), SandboxError> {
+    // A pool of its own: a query over its budget fails alone.
+    let pool = TrackConsumersPool::new(
+        GreedyMemoryPool::new(limits.memory_bytes),
+        NonZeroUsize::new(3).expect("non-zero"),
+    );
+    let runtime_env = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+        .with_memory_pool(Arc::new(pool))
+        .build_arc()
+        .map_err(|e| SandboxError::Query(e.to_string()))?;
+    let ctx = SessionContext::new_with_state(
+        SessionStateBuilder::new_from_existing(state.clone())
+            .with_runtime_env(runtime_env)
+            .build(),
+    );
+    let planned = match query {
+        Query::Sql(sql) => ctx.sql_with_options(&sql, read_only_options()).await,
+        Query::Plan(plan) => match read_only_options().verify_plan(&plan) {
+            Ok(()) => ctx.execute_logical_plan(plan).await,
+            Err(e) => Err(e),
+        },
+    };
+    let df = planned.map_err(|e| match refusal(e) {
+        EngineError::NotAllowed(m) => SandboxError::NotAllowed(m),
+        EngineError::Query(e) => SandboxError::from_datafusion(&e, limits),
+        other => SandboxError::Query(other.to_string()),
+    })?;
+    let schema = Arc::clone(df.schema().inner());
+    let mut stream = df
+        .execute_stream()
+        .await
+        .map_err(|e| SandboxError::from_datafusion(&e, limits))?;
+    if tx.send(QueryMessage::Schema(schema)).await.is_err() {
+        return Ok(());
+    }
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| SandboxError::from_datafusion(&e, limits))?;
+        if tx.send(QueryMessage::Batch(batch)).await.is_err() {
+            // The client went away: stop.
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // A runtime may not be dropped from inside another one: let it wind down alone.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Analysts' SQL over the PostgreSQL wire protocol, with the real psql and psycopg
+//! against the real server: logins, the same rows as HTTP, `\d`, refusals and limits.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::server::{Server, sample_copy, token};
+use crate::sql::{sql, still_serving};
+use crate::support::run_python;
+
+/// psql's result: (success, stdout, stderr). Unaligned, tuples only, verbose errors so
+/// the SQLSTATE is printed.
+fn psql(pg: &str, user: &str, password: &str, command: &str) -> (bool, String, String) {
+    let (host, port) = pg.rsplit_once(':').unwrap();
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-At",
+            "-v",
+            "VERBOSITY=verbose",
+            "-h",
+            host,
+            "-p",
+            port,
+            "-U",
+            user,
+            "-d",
+            "assay",
+            "-c",
+            command,
+        ])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "20")
+        .output()
+        .expect("psql runs (Debian package postgresql-client, installed by scripts/deps)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn psql_ok(pg: &str, user: &str, password: &str, command: &str) -> String {
+    let (ok, out, err) = psql(pg, user, password, command);
+    assert!(ok, "psql -c {command:?} failed: {err}");
+    out
+}
+
+/// The HTTP answer as psql's unaligned text: `a|b` per row.
+async fn http_rows(base: &str, token: &str, text: &str) -> String {
+    let client = reqwest::Client::new();
+    let r = sql(&client, base, token, text, "application/json").await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let names: Vec<String> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let cells: Vec<String> = names
+                .iter()
+                .map(|n| match &row[n] {
+                    Value::String(s) => s.clone(),
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                })
+                .collect();
+            cells.join("|") + "\n"
+        })
+        .collect()
+}
+
+const PSYCOPG: &str = r#"
+import json, os, psycopg
+conn = psycopg.connect(host=os.environ["PGHOST"], port=os.environ["PGPORT"],
+                       user=os.environ["PGUSER"], password=os.environ["PGPASSWORD"],
+                       dbname="assay", connect_timeout=20)
+out = {}
+with conn.cursor() as cur:
+    cur.execute("SELECT style_id, verdict FROM decisions WHERE market = %s AND verdict = %s ORDER BY style_id",
+                ("ALL", "keep"))
+    out["keeps"] = [list(r) for r in cur.fetchall()]
+    out["columns"] = [d.name for d in cur.description]
+    refused = {}
+    for stmt in ["COPY (SELECT 1) TO '/tmp/assay-pg-copy.csv'",
+                 "INSERT INTO overrides SELECT * FROM overrides",
+                 "SET datafusion.execution.batch_size = 1",
+                 "DROP TABLE styles"]:
+        try:
+            cur.execute(stmt)
+            refused[stmt] = "ran"
+        except psycopg.Error as e:
+            refused[stmt] = e.sqlstate
+            conn.rollback()
+    out["refused"] = refused
+    cur.execute("SELECT count(*) FROM styles")
+    out["after"] = cur.fetchone()[0]
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn psql_and_psycopg_log_in_with_tokens_and_see_what_http_sees() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let viewer = token(data, "viewer", "vic");
+    let server = Server::start_with(data, &["--pg-listen", "127.0.0.1:0"]);
+    let pg = server.pg.clone().expect("the pgwire address is reported");
+
+    // The same query, the same rows, over both protocols.
+    let query = "SELECT category, count(*) AS styles, round(avg(list_price), 2) AS avg_price FROM styles GROUP BY category ORDER BY category";
+    let over_pg = psql_ok(&pg, "ana", &analyst, query);
+    assert_eq!(over_pg.lines().count(), 8, "{over_pg}");
+    assert_eq!(over_pg, http_rows(&server.base, &analyst, query).await);
+
+    // psql's \d lists every table and view analysts rely on.
+    let listing = psql_ok(&pg, "ana", &analyst, "\\d");
+    for table in [
+        "events",
+        "styles",
+        "stock_receipts",
+        "style_funnel",
+        "style_daily",
+        "decisions",
+        "overrides",
+    ] {
+        assert!(
+            listing.lines().any(|l| l.split('|').nth(1) == Some(table)),
+            "\\d lists {table}:\n{listing}"
+        );
+    }
+    let columns = psql_ok(&pg, "ana", &analyst, "\\d styles");
+    assert!(
+        columns.contains("style_id") && columns.contains("category"),
+        "{columns}"
+    );
+
+    // Logins: a wrong password, a role without SQL and an unknown name all fail alike.
+    for (user, password) in [
+        ("ana", "assay_wrong"),
+        ("vic", viewer.as_str()),
+        ("nobody", analyst.as_str()),
+    ] {
+        let (ok, _, err) = psql(&pg, user, password, "SELECT 1");
+        assert!(!ok, "{user} must not log in");
+        assert!(err.contains("assword authentication failed"), "{err}");
+    }
+
+    // psycopg with parameters (the extended protocol), and its refusals.
+    let (host, port) = pg.rsplit_once(':').unwrap();
+    let out = run_python(
+        PSYCOPG,
+        &[
+            ("PGHOST", host),
+            ("PGPORT", port),
+            ("PGUSER", "ana"),
+            ("PGPASSWORD", &analyst),
+        ],
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let keeps = http_rows(
+        &server.base,
+        &analyst,
+        "SELECT style_id, verdict FROM decisions WHERE market = 'ALL' AND verdict = 'keep' ORDER BY style_id",
+    )
+    .await;
+    let from_psycopg: String = v["keeps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}|{}\n", r[0].as_str().unwrap(), r[1].as_str().unwrap()))
+        .collect();
+    assert!(!keeps.is_empty());
+    assert_eq!(from_psycopg, keeps);
+    assert_eq!(v["columns"], serde_json::json!(["style_id", "verdict"]));
+    for (stmt, state) in v["refused"].as_object().unwrap() {
+        assert_eq!(state, "42501", "{stmt} is refused with 42501");
+    }
+    assert_eq!(v["after"], 200);
+    assert!(!std::path::Path::new("/tmp/assay-pg-copy.csv").exists());
+    server.stop();
+}
+
+#[tokio::test]
+async fn refusals_and_limits_over_pgwire_leave_the_server_serving() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let server = Server::start_with(
+        data,
+        &[
+            "--pg-listen",
+            "127.0.0.1:0",
+            "--sql-memory-mib",
+            "8",
+            "--sql-timeout-secs",
+            "3",
+        ],
+    );
+    let pg = server.pg.clone().unwrap();
+    let settings = "SELECT name, value FROM information_schema.df_settings WHERE name IN ('datafusion.execution.batch_size', 'datafusion.runtime.memory_limit')";
+    // (No ORDER BY: a sort reserves more than this server's 8 MiB per query.)
+    let sorted = |text: String| {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    let settings_before = sorted(psql_ok(&pg, "ana", &analyst, settings));
+    assert_eq!(settings_before.len(), 2, "{settings_before:?}");
+    let written = tmp.path().join("copied.csv");
+    let copy = format!("COPY (SELECT 1) TO '{}'", written.display());
+    for statement in [
+        "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+        copy.as_str(),
+        "INSERT INTO styles SELECT * FROM styles",
+        "DELETE FROM overrides",
+        "DROP TABLE events",
+        "CREATE TABLE t AS SELECT 1",
+        "SET datafusion.runtime.memory_limit = '1M'",
+        "SET datafusion.execution.batch_size = 1",
+    ] {
+        let (ok, _, err) = psql(&pg, "ana", &analyst, statement);
+        assert!(!ok, "{statement} must fail");
+        assert!(err.contains("42501"), "{statement}: {err}");
+        assert!(err.contains("not allowed"), "{statement}: {err}");
+        assert_eq!(
+            psql_ok(&pg, "ana", &analyst, "SELECT count(*) FROM styles"),
+            "200\n"
+        );
+    }
+    assert!(!written.exists(), "COPY wrote nothing");
+    assert_eq!(
+        sorted(psql_ok(&pg, "ana", &analyst, settings)),
+        settings_before,
+        "the shared session's settings are untouched"
+    );
+
+    // Over its memory budget: this query fails alone, a small one beside it succeeds.
+    let big = "SELECT user_id, array_agg(event_id) AS ids, array_agg(session_id) AS s FROM events GROUP BY user_id ORDER BY user_id";
+    let (pg2, analyst2) = (pg.clone(), analyst.clone());
+    let heavy = std::thread::spawn(move || psql(&pg2, "ana", &analyst2, big));
+    assert_eq!(
+        psql_ok(&pg, "ana", &analyst, "SELECT count(*) FROM styles"),
+        "200\n"
+    );
+    let (ok, _, err) = heavy.join().unwrap();
+    assert!(!ok);
+    assert!(
+        err.contains("53200") && err.contains("memory limit of 8 MiB"),
+        "{err}"
+    );
+
+    // Past the time limit: stopped with 57014.
+    let (ok, _, err) = psql(
+        &pg,
+        "ana",
+        &analyst,
+        "SELECT sum(value % 7) FROM range(1000000000000)",
+    );
+    assert!(!ok);
+    assert!(err.contains("57014") && err.contains("time limit"), "{err}");
+
+    // A flat sum of 2,000 terms: an error or an answer, never a crashed server.
+    let deep = format!("SELECT {}", vec!["1"; 2000].join("+"));
+    let _ = psql(&pg, "ana", &analyst, &deep);
+    assert_eq!(psql_ok(&pg, "ana", &analyst, "SELECT 1"), "1\n");
+    still_serving(&reqwest::Client::new(), &server.base).await;
+    server.stop();
+}

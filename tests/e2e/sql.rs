@@ -1,0 +1,303 @@
+//! Analysts' SQL over HTTP against the real server: formats, refusals and limits.
+
+use serde_json::{Value, json};
+
+use crate::server::{Server, sample_copy, token};
+use crate::support::{assay_ok, path_str};
+
+pub async fn sql(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    text: &str,
+    accept: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/v1/sql"))
+        .bearer_auth(token)
+        .header("accept", accept)
+        .json(&json!({ "sql": text }))
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn still_serving(client: &reqwest::Client, base: &str) {
+    let r = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the server keeps serving");
+}
+
+#[tokio::test]
+async fn one_query_in_json_csv_and_arrow_gives_the_same_rows_as_the_cli() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let viewer = token(data, "viewer", "vic");
+    let server = Server::start(data);
+    let client = reqwest::Client::new();
+    let query = "SELECT style_id, market, views, units_sold FROM style_funnel ORDER BY style_id, market LIMIT 50";
+
+    let r = sql(&client, &server.base, &analyst, query, "application/json").await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(
+        answer["columns"][0],
+        json!({"name": "style_id", "type": "Utf8"})
+    );
+    assert_eq!(answer["row_count"], 50);
+    assert_eq!(answer["truncated"], false);
+    let from_json: Vec<String> = answer["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{},{},{},{}",
+                r["style_id"].as_str().unwrap(),
+                r["market"].as_str().unwrap(),
+                r["views"],
+                r["units_sold"]
+            )
+        })
+        .collect();
+
+    let r = sql(&client, &server.base, &analyst, query, "text/csv").await;
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = r.text().await.unwrap();
+    let from_csv: Vec<String> = csv.lines().skip(1).map(str::to_string).collect();
+
+    let r = sql(
+        &client,
+        &server.base,
+        &analyst,
+        query,
+        "application/vnd.apache.arrow.stream",
+    )
+    .await;
+    let bytes = r.bytes().await.unwrap();
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes.to_vec()), None)
+            .unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    let mut out = Vec::new();
+    {
+        let mut writer = arrow::csv::WriterBuilder::new()
+            .with_header(false)
+            .build(&mut out);
+        for b in &batches {
+            writer.write(b).unwrap();
+        }
+    }
+    let from_arrow: Vec<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+
+    let cli = assay_ok(&["sql", "--data", path_str(data), "--format", "csv", query]);
+    let from_cli: Vec<String> = cli.lines().skip(1).map(str::to_string).collect();
+    assert_eq!(from_json.len(), 50);
+    assert_eq!(from_json, from_csv);
+    assert_eq!(from_csv, from_arrow);
+    assert_eq!(from_arrow, from_cli);
+
+    // Every table is there, in the session the API uses.
+    let tables = sql(
+        &client,
+        &server.base,
+        &analyst,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+        "application/json",
+    )
+    .await;
+    let names: Vec<String> = tables.json::<Value>().await.unwrap()["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["table_name"].as_str().unwrap().to_string())
+        .collect();
+    for t in [
+        "decisions",
+        "events",
+        "overrides",
+        "stock_receipts",
+        "style_daily",
+        "style_funnel",
+        "styles",
+    ] {
+        assert!(names.contains(&t.to_string()), "{t} missing from {names:?}");
+    }
+    // Only analysts (and admins) run SQL.
+    let r = sql(&client, &server.base, &viewer, query, "application/json").await;
+    assert_eq!(r.status(), 403);
+    let r = sql(&client, &server.base, &analyst, query, "image/png").await;
+    assert_eq!(r.status(), 406);
+    server.stop();
+}
+
+#[tokio::test]
+async fn writes_files_settings_and_enormous_sql_are_refused_and_the_server_keeps_serving() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let server = Server::start(data);
+    let client = reqwest::Client::new();
+    let victim = tmp.path().join("written-by-copy.csv");
+    let refused = [
+        (
+            format!("COPY (SELECT 1) TO '{}'", victim.display()),
+            403,
+            "COPY",
+        ),
+        (
+            "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'".to_string(),
+            403,
+            "CreateExternalTable",
+        ),
+        (
+            "INSERT INTO styles SELECT * FROM styles".to_string(),
+            403,
+            "DML",
+        ),
+        ("DROP TABLE events".to_string(), 403, "DDL"),
+        (
+            "SET datafusion.runtime.memory_limit = '1G'".to_string(),
+            403,
+            "SetVariable",
+        ),
+        ("CREATE VIEW v AS SELECT 1".to_string(), 403, "DDL"),
+        ("SELECT * FROM '/etc/passwd'".to_string(), 400, "not found"),
+        ("SELEC nonsense".to_string(), 400, ""),
+    ];
+    for (text, status, says) in &refused {
+        let r = sql(&client, &server.base, &analyst, text, "application/json").await;
+        assert_eq!(r.status().as_u16(), *status, "{text}");
+        let problem: Value = r.json().await.unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().contains(says),
+            "{text}: {problem}"
+        );
+        still_serving(&client, &server.base).await;
+    }
+    assert!(!victim.exists(), "COPY wrote a file");
+    // A flat sum of 3,000 terms plans on the query runtime's large stacks.
+    let deep = format!("SELECT {}", vec!["1"; 3000].join("+"));
+    let r = sql(&client, &server.base, &analyst, &deep, "application/json").await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["rows"][0].as_object().unwrap().values().next().unwrap(),
+        3000
+    );
+    // Text past the limit is refused before parsing.
+    let huge = format!("SELECT 1 WHERE {}", vec!["1=1"; 20_000].join(" OR "));
+    let r = sql(&client, &server.base, &analyst, &huge, "application/json").await;
+    assert_eq!(r.status(), 413);
+    still_serving(&client, &server.base).await;
+    server.stop();
+}
+
+#[tokio::test]
+async fn memory_time_row_and_concurrency_limits_stop_one_query_not_the_server() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let server = Server::start_with(
+        data,
+        &[
+            "--sql-memory-mib",
+            "8",
+            "--sql-timeout-secs",
+            "4",
+            "--sql-max-rows",
+            "10",
+            "--sql-max-concurrent",
+            "2",
+        ],
+    );
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    // A query over its memory budget fails alone while a small one runs beside it.
+    let big = "SELECT user_id, array_agg(event_id) AS ids, array_agg(session_id) AS s FROM events GROUP BY user_id ORDER BY user_id";
+    let small = "SELECT count(*) AS n FROM styles";
+    let (b, s) = tokio::join!(
+        sql(&client, &base, &analyst, big, "application/json"),
+        sql(&client, &base, &analyst, small, "application/json"),
+    );
+    assert_eq!(b.status(), 422);
+    let problem: Value = b.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit of 8 MiB"),
+        "{problem}"
+    );
+    assert_eq!(s.status(), 200);
+    assert_eq!(s.json::<Value>().await.unwrap()["rows"][0]["n"], 200);
+
+    // The row limit cuts an answer and says so.
+    let r = sql(
+        &client,
+        &base,
+        &analyst,
+        "SELECT event_id FROM events",
+        "application/json",
+    )
+    .await;
+    assert_eq!(r.headers()["x-assay-row-limit"], "10");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["row_count"].as_u64(), v["truncated"].as_bool()),
+        (Some(10), Some(true))
+    );
+
+    // The time limit stops runaway queries; while two run, a third is turned away. All
+    // three overlap, whichever order their requests reach the server in.
+    // Streams a trillion generated rows in constant memory: only the clock can stop it.
+    let slow = "SELECT sum(value % 7) AS s FROM range(1000000000000)";
+    let late = async {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        sql(&client, &base, &analyst, slow, "application/json").await
+    };
+    let (a, b, c) = tokio::join!(
+        sql(&client, &base, &analyst, slow, "application/json"),
+        sql(&client, &base, &analyst, slow, "application/json"),
+        late,
+    );
+    let mut statuses = Vec::new();
+    for r in [a, b, c] {
+        let status = r.status().as_u16();
+        let problem: Value = r.json().await.unwrap();
+        let detail = problem["detail"].as_str().unwrap().to_owned();
+        match status {
+            422 => assert!(detail.contains("time limit of 4s"), "{problem}"),
+            429 => assert!(detail.contains("already running"), "{problem}"),
+            _ => panic!("unexpected {status}: {problem}"),
+        }
+        statuses.push(status);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [422, 422, 429]);
+    // A stopped query gives its slot back once its threads notice; soon, not never.
+    let mut freed = false;
+    for _ in 0..50 {
+        if sql(&client, &base, &analyst, small, "application/json")
+            .await
+            .status()
+            == 200
+        {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(freed, "the slots are free again after the time limit");
+    still_serving(&client, &base).await;
+    server.stop();
+}
