@@ -1,7 +1,8 @@
-//! assay's edges over `assay-engine`: the command line, the HTTP server and the
-//! PostgreSQL wire protocol.
+//! assay's edges over `assay-engine`: the command line, the HTTP server, the
+//! PostgreSQL wire protocol and Arrow Flight SQL.
 
 pub mod auth;
 pub mod cli;
+pub mod flight;
 pub mod pg;
 pub mod server;

@@ -168,6 +168,29 @@ impl Sandbox {
         self.start(Query::Plan(plan))
     }
 
+    /// The schema `sql`'s answer will have, without running it (Flight SQL announces it
+    /// before the answer is fetched). Planned on the sandbox's runtime, like a query.
+    ///
+    /// # Errors
+    /// As [`Sandbox::execute`], and whatever planning finds wrong.
+    pub async fn schema_of(&self, sql: String) -> Result<SchemaRef, SandboxError> {
+        if sql.len() > self.limits.max_sql_bytes {
+            return Err(SandboxError::TooLarge {
+                len: sql.len(),
+                max: self.limits.max_sql_bytes,
+            });
+        }
+        let state = self.ctx.state();
+        let limits = self.limits.clone();
+        self.handle()
+            .spawn(async move {
+                let df = plan_query(&state, Query::Sql(sql), &limits).await?;
+                Ok(Arc::clone(df.schema().inner()))
+            })
+            .await
+            .map_err(|e| SandboxError::Query(format!("planning stopped: {e}")))?
+    }
+
     fn start(&self, query: Query) -> Result<mpsc::Receiver<QueryMessage>, SandboxError> {
         let permit = Arc::clone(&self.permits)
             .try_acquire_owned()
@@ -210,14 +233,12 @@ enum Query {
     Plan(LogicalPlan),
 }
 
-/// Plans `query` read-only in a session with its own memory pool and streams the answer
-/// into `tx`; returns when the answer is complete or the receiver has gone.
-async fn run_query(
+/// Plans `query` read-only in a session with its own memory pool.
+async fn plan_query(
     state: &datafusion::execution::SessionState,
     query: Query,
     limits: &SandboxLimits,
-    tx: mpsc::Sender<QueryMessage>,
-) -> Result<(), SandboxError> {
+) -> Result<datafusion::dataframe::DataFrame, SandboxError> {
     // A pool of its own: a query over its budget fails alone.
     let pool = TrackConsumersPool::new(
         GreedyMemoryPool::new(limits.memory_bytes),
@@ -239,11 +260,22 @@ async fn run_query(
             Err(e) => Err(e),
         },
     };
-    let df = planned.map_err(|e| match refusal(e) {
+    planned.map_err(|e| match refusal(e) {
         EngineError::NotAllowed(m) => SandboxError::NotAllowed(m),
         EngineError::Query(e) => SandboxError::from_datafusion(&e, limits),
         other => SandboxError::Query(other.to_string()),
-    })?;
+    })
+}
+
+/// Plans `query` and streams the answer into `tx`; returns when the answer is complete
+/// or the receiver has gone.
+async fn run_query(
+    state: &datafusion::execution::SessionState,
+    query: Query,
+    limits: &SandboxLimits,
+    tx: mpsc::Sender<QueryMessage>,
+) -> Result<(), SandboxError> {
+    let df = plan_query(state, query, limits).await?;
     let schema = Arc::clone(df.schema().inner());
     let mut stream = df
         .execute_stream()

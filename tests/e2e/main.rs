@@ -3,6 +3,7 @@
 mod backtest;
 mod bad_input;
 mod decide;
+mod flight;
 mod ingest;
 mod pg;
 mod server;

@@ -15,6 +15,8 @@ pub struct Server {
     pub base: String,
     /// `host:port` of the PostgreSQL wire protocol, when started with `--pg-listen`.
     pub pg: Option<String>,
+    /// `grpc://host:port` of Arrow Flight SQL, when started with `--flight-listen`.
+    pub flight: Option<String>,
 }
 
 impl Server {
@@ -35,21 +37,29 @@ impl Server {
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            // The pgwire line, if any, comes before the HTTP one.
-            let mut pg = None;
+            // The pgwire and Flight lines, if any, come before the HTTP one.
+            let (mut pg, mut flight) = (None, None);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("assay pgwire listening on ") {
                     pg = Some(addr.to_string());
                 }
+                if let Some(addr) = line.strip_prefix("assay flight listening on ") {
+                    flight = Some(addr.to_string());
+                }
                 if let Some(addr) = line.strip_prefix("assay listening on ") {
-                    let _ = tx.send((addr.to_string(), pg.take()));
+                    let _ = tx.send((addr.to_string(), pg.take(), flight.take()));
                 }
             }
         });
-        let (base, pg) = rx
+        let (base, pg, flight) = rx
             .recv_timeout(Duration::from_secs(120))
             .expect("the server reports its address");
-        Self { child, base, pg }
+        Self {
+            child,
+            base,
+            pg,
+            flight,
+        }
     }
 
     fn signal(&self, signal: &str) {

@@ -22,7 +22,10 @@ pub struct ServeArgs {
     /// [default: off].
     #[arg(long, env = "ASSAY_PG_LISTEN")]
     pub pg_listen: Option<SocketAddr>,
-    /// TOML file with any of: data, listen, pg_listen, policy, tokens, request_timeout_secs,
+    /// Also serve Arrow Flight SQL here (e.g. 127.0.0.1:50051) [default: off].
+    #[arg(long, env = "ASSAY_FLIGHT_LISTEN")]
+    pub flight_listen: Option<SocketAddr>,
+    /// TOML file with any of: data, listen, pg_listen, flight_listen, policy, tokens, request_timeout_secs,
     /// max_body_bytes, sql_timeout_secs, sql_memory_mib, sql_max_rows, sql_max_concurrent.
     #[arg(long, env = "ASSAY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -58,6 +61,7 @@ struct ConfigFile {
     data: Option<PathBuf>,
     listen: Option<SocketAddr>,
     pg_listen: Option<SocketAddr>,
+    flight_listen: Option<SocketAddr>,
     policy: Option<PathBuf>,
     tokens: Option<PathBuf>,
     request_timeout_secs: Option<u64>,
@@ -121,6 +125,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeConfig> {
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
         pg_listen: args.pg_listen.or(file.pg_listen),
+        flight_listen: args.flight_listen.or(file.flight_listen),
         policy,
         tokens,
         limits: Limits {
@@ -146,6 +151,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("assay pgwire listening on {pg}");
         tracing::info!(%pg, "pgwire listening");
     }
+    if let Some(flight) = app.flight_addr() {
+        println!("assay flight listening on grpc://{flight}");
+        tracing::info!(%flight, "Flight SQL listening");
+    }
     // Tests and scripts read this line to find the bound port; it comes last.
     println!("assay listening on http://{addr}");
     tracing::info!(%addr, "listening");
@@ -161,6 +170,7 @@ mod tests {
             data: data.map(PathBuf::from),
             listen: listen.map(|l| l.parse().unwrap()),
             pg_listen: None,
+            flight_listen: None,
             config,
             policy: None,
             tokens: None,

@@ -36,6 +36,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Where to serve the PostgreSQL wire protocol, if at all.
     pub pg_listen: Option<SocketAddr>,
+    /// Where to serve Arrow Flight SQL, if at all.
+    pub flight_listen: Option<SocketAddr>,
     pub policy: Policy,
     pub tokens: PathBuf,
     pub limits: Limits,
@@ -48,6 +50,7 @@ pub struct Application {
     state: Arc<AppState>,
     limits: Limits,
     pg: Option<PgServer>,
+    flight: Option<TcpListener>,
 }
 
 /// The process-wide Prometheus recorder (a recorder can be installed only once).
@@ -113,11 +116,20 @@ impl Application {
             }
             None => None,
         };
+        let flight = match config.flight_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the Flight SQL address {addr}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
             state,
             limits: config.limits,
             pg,
+            flight,
         })
     }
 
@@ -130,6 +142,11 @@ impl Application {
         self.pg.as_ref().and_then(|pg| pg.local_addr().ok())
     }
 
+    /// Arrow Flight SQL's bound address, when it is served.
+    pub fn flight_addr(&self) -> Option<SocketAddr> {
+        self.flight.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` resolves; in-flight requests finish first.
     ///
     /// # Errors
@@ -138,15 +155,24 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        // pgwire connections end with the process: PostgreSQL clients reconnect.
+        // pgwire and Flight SQL connections end with the process: their clients
+        // reconnect.
         let pg = self.pg.map(|pg| tokio::spawn(pg.run()));
+        let flight = self.flight.map(|listener| {
+            crate::flight::serve(
+                listener,
+                self.state.engine.ctx().clone(),
+                Arc::clone(&self.state.sandbox),
+                Arc::clone(&self.state.tokens),
+            )
+        });
         let app = routes::router(self.state, self.limits);
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP");
-        if let Some(pg) = pg {
-            pg.abort();
+        for task in pg.into_iter().chain(flight) {
+            task.abort();
         }
         served
     }

@@ -1,0 +1,170 @@
+//! Arrow Flight SQL with the real ADBC driver (Python `adbc-driver-flightsql`) against
+//! the real server: the same rows as HTTP, the catalog, tokens, refusals and limits.
+
+use serde_json::Value;
+
+use crate::server::{Server, sample_copy, token};
+use crate::sql::{sql, still_serving};
+use crate::support::run_python;
+
+const ADBC: &str = r#"
+import json, os
+import adbc_driver_flightsql.dbapi as flight_sql
+from adbc_driver_flightsql import DatabaseOptions
+
+def connect(token):
+    return flight_sql.connect(os.environ["FLIGHT"], db_kwargs={
+        DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer " + token})
+
+out = {}
+with connect(os.environ["TOKEN"]) as conn, conn.cursor() as cur:
+    cur.execute(os.environ["QUERY"])
+    table = cur.fetch_arrow_table()
+    out["columns"] = table.column_names
+    out["rows"] = table.to_pylist()
+    objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+    out["tables"] = sorted(t["table_name"] for c in objects
+                           for s in c["catalog_db_schemas"] or []
+                           for t in s["db_schema_tables"] or [])
+    out["styles_schema"] = conn.adbc_get_table_schema("styles").names
+    errors = {}
+    for name, stmt in json.loads(os.environ["REFUSED"]).items():
+        try:
+            cur.execute(stmt)
+            cur.fetchall()
+            errors[name] = "ran"
+        except Exception as e:
+            errors[name] = str(e)
+    out["errors"] = errors
+    cur.execute("SELECT count(*) AS n FROM styles")
+    out["after"] = cur.fetchone()[0]
+for name, tok in [("viewer", os.environ["VIEWER"]), ("wrong", "assay_wrong")]:
+    try:
+        with connect(tok) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchall()
+        out[name] = "ran"
+    except Exception as e:
+        out[name] = str(e)
+print(json.dumps(out, default=str))
+"#;
+
+#[tokio::test]
+async fn adbc_reads_the_same_rows_as_http_and_is_refused_what_http_refuses() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let viewer = token(data, "viewer", "vic");
+    let server = Server::start_with(
+        data,
+        &[
+            "--flight-listen",
+            "127.0.0.1:0",
+            "--sql-memory-mib",
+            "8",
+            "--sql-timeout-secs",
+            "3",
+        ],
+    );
+    let flight = server
+        .flight
+        .clone()
+        .expect("the Flight SQL address is reported");
+    let written = tmp.path().join("copied.csv");
+    let query = "SELECT style_id, market, verdict, p_keep, reorder_units FROM decisions WHERE market = 'ALL' ORDER BY style_id LIMIT 50";
+    let refused = serde_json::json!({
+        "copy": format!("COPY (SELECT 1) TO '{}'", written.display()),
+        "external": "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+        "insert": "INSERT INTO styles SELECT * FROM styles",
+        "set": "SET datafusion.execution.batch_size = 1",
+        "memory": "SELECT user_id, array_agg(event_id) AS ids, array_agg(session_id) AS s FROM events GROUP BY user_id",
+        "time": "SELECT sum(value % 7) FROM range(1000000000000)",
+    });
+    let out = run_python(
+        ADBC,
+        &[
+            ("FLIGHT", &flight),
+            ("TOKEN", &analyst),
+            ("VIEWER", &viewer),
+            ("QUERY", query),
+            ("REFUSED", &refused.to_string()),
+        ],
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+
+    let client = reqwest::Client::new();
+    let http: Value = sql(&client, &server.base, &analyst, query, "application/json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["rows"].as_array().unwrap().len(), 50);
+    assert_eq!(
+        v["rows"], http["rows"],
+        "the same rows over Flight SQL and HTTP"
+    );
+    assert_eq!(
+        v["columns"],
+        serde_json::json!(["style_id", "market", "verdict", "p_keep", "reorder_units"])
+    );
+    let tables: Vec<&str> = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for table in [
+        "events",
+        "styles",
+        "stock_receipts",
+        "style_funnel",
+        "style_daily",
+        "decisions",
+        "overrides",
+    ] {
+        assert!(tables.contains(&table), "{table} in {tables:?}");
+    }
+    assert!(
+        v["styles_schema"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("category"))
+    );
+
+    let errors = &v["errors"];
+    for name in ["copy", "external", "insert", "set"] {
+        let e = errors[name].as_str().unwrap();
+        assert!(e.contains("PermissionDenied"), "{name}: {e}");
+        assert!(e.contains("not allowed"), "{name}: {e}");
+    }
+    assert!(
+        errors["memory"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit of 8 MiB"),
+        "{}",
+        errors["memory"]
+    );
+    assert!(
+        errors["time"].as_str().unwrap().contains("time limit"),
+        "{}",
+        errors["time"]
+    );
+    assert!(!written.exists(), "COPY wrote nothing");
+    assert_eq!(
+        v["after"], 200,
+        "the connection keeps working after refusals"
+    );
+    assert!(
+        v["viewer"].as_str().unwrap().contains("may not run SQL"),
+        "{}",
+        v["viewer"]
+    );
+    assert!(
+        v["wrong"].as_str().unwrap().contains("unknown token"),
+        "{}",
+        v["wrong"]
+    );
+    still_serving(&client, &server.base).await;
+    server.stop();
+}
