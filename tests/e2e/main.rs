@@ -5,6 +5,7 @@ mod bad_input;
 mod decide;
 mod flight;
 mod ingest;
+mod notebooks;
 mod pg;
 mod server;
 mod sql;
