@@ -171,8 +171,9 @@ async fn writes_files_settings_and_enormous_sql_are_refused_and_the_server_keeps
             "SetVariable",
         ),
         ("CREATE VIEW v AS SELECT 1".to_string(), 403, "DDL"),
-        ("SELECT * FROM '/etc/passwd'".to_string(), 400, "not found"),
-        ("SELEC nonsense".to_string(), 400, ""),
+        ("SELECT * FROM '/etc/passwd'".to_string(), 422, "not found"),
+        ("SELEC nonsense".to_string(), 422, ""),
+        (String::new(), 422, "No SQL statements"),
     ];
     for (text, status, says) in &refused {
         let r = sql(&client, &server.base, &analyst, text, "application/json").await;

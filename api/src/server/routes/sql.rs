@@ -33,13 +33,13 @@ const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
                 (String = "text/csv"),
                 (Vec<u8> = "application/vnd.apache.arrow.stream"),
             )),
-        (status = 400, description = "Not valid SQL, or it does not plan against assay's tables", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not read-only (DDL, DML, COPY, SET, file paths), or the role may not run SQL", body = Problem, content_type = "application/problem+json"),
         (status = 406, description = "An answer format assay cannot give", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "SQL text too long", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid body, or the query ran past its memory or time limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body; SQL that is not valid or does not plan against assay's tables; or the query ran past its memory or time limit", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many analyst queries running", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -95,8 +95,10 @@ fn to_api_error(e: SandboxError) -> ApiError {
         SandboxError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         SandboxError::NotAllowed(_) => StatusCode::FORBIDDEN,
         SandboxError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
-        SandboxError::Timeout(_) | SandboxError::Memory { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        SandboxError::Query(_) => StatusCode::BAD_REQUEST,
+        // A well-formed request whose SQL does not plan is unprocessable, not malformed.
+        SandboxError::Timeout(_) | SandboxError::Memory { .. } | SandboxError::Query(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
     };
     ApiError::new(status, e.to_string())
 }
