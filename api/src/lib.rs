@@ -6,3 +6,4 @@ pub mod cli;
 pub mod flight;
 pub mod pg;
 pub mod server;
+pub mod web;

@@ -10,3 +10,4 @@ mod pg;
 mod server;
 mod sql;
 mod support;
+mod web;

@@ -155,6 +155,17 @@ pub struct DecisionView {
     pub live_override: Option<OverrideView>,
 }
 
+/// The caller, as its token says.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub name: String,
+    /// viewer, buyer, merchandiser, analyst or admin.
+    pub role: String,
+    pub may_override: bool,
+    pub may_recompute: bool,
+    pub may_sql: bool,
+}
+
 /// A page of decisions.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DecisionPage {

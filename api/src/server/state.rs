@@ -154,6 +154,14 @@ impl AppState {
     /// The run cannot be computed or read.
     pub async fn load_latest(&self) -> Result<RunSummary, EngineError> {
         let _guard = self.recompute.lock().await;
+        // The style page's daily series come from the rollup: a dataset that never had
+        // one (the bundled sample, a copied directory) gets it on first start.
+        if self.engine.rollup().state()?.is_none() {
+            let params =
+                assay_engine::sql::ViewParams::for_policy(self.engine.latest_event(), &self.policy);
+            let report = self.engine.refresh_rollup(&params, false).await?;
+            tracing::info!(?report, "built the daily rollup");
+        }
         let run = match self.engine.store().latest_run()? {
             Some(run) => run,
             None => {

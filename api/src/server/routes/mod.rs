@@ -83,6 +83,7 @@ fn protected_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(backtests::get_backtests))
         .routes(routes!(backtests::get_backtest_report))
         .routes(routes!(ops::metrics))
+        .routes(routes!(ops::me))
 }
 
 /// Analysts' SQL: needs a token, and runs under the query's own time limit instead of
@@ -124,6 +125,7 @@ pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
     let timed = Router::new()
         .merge(protected)
         .merge(open)
+        .merge(crate::web::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

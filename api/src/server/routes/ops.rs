@@ -1,13 +1,14 @@
-//! Operations: liveness, readiness, metrics.
+//! Operations: liveness, readiness, metrics, and who a token is.
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 
-use crate::server::dto::{Health, SetAsideFile};
+use crate::auth::{Permission, Principal};
+use crate::server::dto::{Health, Me, SetAsideFile};
 use crate::server::state::AppState;
 
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -71,4 +72,20 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+#[utoipa::path(get, path = "/v1/me", tag = "operations",
+    responses(
+        (status = 200, description = "Who the token belongs to and what it may do (the web page shows only the buttons a role may use)", body = Me),
+        (status = 401, description = "No valid token", body = crate::server::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn me(Extension(principal): Extension<Principal>) -> Json<Me> {
+    Json(Me {
+        name: principal.name,
+        role: principal.role.as_str().to_owned(),
+        may_override: principal.role.may(Permission::Override),
+        may_recompute: principal.role.may(Permission::RecomputeRuns),
+        may_sql: principal.role.may(Permission::Sql),
+    })
 }

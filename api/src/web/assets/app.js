@@ -1,0 +1,659 @@
+// assay's merchandiser page: the keep / drop / test list, a page per style, overrides
+// and CSV export, over the JSON API of the same origin. No framework, no outside assets.
+"use strict";
+
+const TOKEN_KEY = "assay-token";
+const PAGE_SIZE = 100;
+
+const REASONS = {
+  high_rate: "sells fast: rate of sale above the keep level",
+  low_rate: "sells slowly: rate of sale below the drop level",
+  high_returns: "too many returns",
+  max_window: "test window over without a clear keep",
+  sold_out: "sold out: the rate is a floor",
+  too_early: "too early to tell",
+  wrong_call_control: "held back: the list's wrong-call bound",
+};
+const OVERRIDE_REASONS = {
+  trend_signal: "trend signal", marketing_push: "marketing push", quality_issue: "quality issue",
+  size_fit_issue: "size / fit issue", supplier_constraint: "supplier constraint",
+  brand_strategy: "brand strategy", data_error: "data error", other: "other",
+};
+
+const state = {
+  me: null,
+  run: null,
+  rows: [],
+  filters: { verdict: "", category: "", market: "ALL", week: "", confidence: "", search: "" },
+  sort: { key: "p_keep", dir: -1 },
+  page: 0,
+};
+
+// ---------- small helpers ----------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v === true) node.setAttribute(k, "");
+    else node.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  for (const c of children.flat()) {
+    if (c === undefined || c === null) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+const pct = (x, digits = 0) => (x === null || x === undefined || Number.isNaN(x) ? "" : (100 * x).toFixed(digits) + " %");
+const num = (x, digits = 0) => (x === null || x === undefined || Number.isNaN(x) ? "" : Number(x).toFixed(digits));
+const isoDate = (t) => (t ? t.slice(0, 10) : "");
+
+/// Monday of the ISO week of a timestamp, as YYYY-MM-DD.
+function launchWeek(t) {
+  if (!t) return "";
+  const d = new Date(t);
+  const day = (d.getUTCDay() + 6) % 7;
+  d.setUTCDate(d.getUTCDate() - day);
+  return d.toISOString().slice(0, 10);
+}
+
+/// Quantile of Gamma(shape, rate) by the Wilson–Hilferty approximation (within ~1 % for
+/// the posterior shapes assay produces, which are at least the prior's ~1).
+function gammaQuantile(shape, rate, z) {
+  const k = Math.max(shape, 1e-9);
+  const t = 1 - 1 / (9 * k) + z / (3 * Math.sqrt(k));
+  return (k / rate) * Math.max(t, 0) ** 3;
+}
+const Z90 = 1.2815515655446004;
+
+function rateInterval(r) {
+  return {
+    mean: r.rate_shape / r.rate_rate,
+    p10: gammaQuantile(r.rate_shape, r.rate_rate, -Z90),
+    p90: gammaQuantile(r.rate_shape, r.rate_rate, Z90),
+  };
+}
+
+/// log Γ(x) by Lanczos (g = 7, n = 9), for the posterior density chart.
+function logGamma(x) {
+  const c = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
+    -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
+    1.5056327351493116e-7];
+  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
+  x -= 1;
+  let a = c[0];
+  const t = x + 7.5;
+  for (let i = 1; i < 9; i++) a += c[i] / (x + i);
+  return 0.5 * Math.log(2 * Math.PI) + (x + 0.5) * Math.log(t) - t + Math.log(a);
+}
+function gammaPdf(x, shape, rate) {
+  if (x <= 0) return 0;
+  return Math.exp(shape * Math.log(rate) - logGamma(shape) + (shape - 1) * Math.log(x) - rate * x);
+}
+
+function reasonWords(codes) {
+  return (codes || []).map((c) => REASONS[c] || c.replaceAll("_", " ")).join("; ");
+}
+
+// ---------- the API ----------
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+async function api(path, options = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = Object.assign({ Accept: "application/json" }, options.headers || {});
+  if (token) headers.Authorization = "Bearer " + token;
+  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method: options.method || "GET",
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (_) {
+    data = null;
+  }
+  if (!response.ok) {
+    const detail = (data && (data.detail || data.title)) || response.statusText;
+    if (response.status === 401 && path !== "/v1/me") signOut("Your session ended: sign in again.");
+    throw new ApiError(response.status, detail);
+  }
+  return data;
+}
+
+// ---------- sign-in ----------
+
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.me = null;
+  state.rows = [];
+  renderSignIn(message);
+}
+
+function renderSignIn(message) {
+  document.getElementById("who").textContent = "";
+  document.getElementById("run-info").textContent = "";
+  document.getElementById("sign-out").hidden = true;
+  const error = el("p", { class: "error", role: "alert", id: "sign-in-error" }, message || "");
+  const input = el("input", { id: "token", name: "token", type: "password", autocomplete: "off", required: true });
+  const form = el("form", { class: "sign-in", "aria-labelledby": "sign-in-title" },
+    el("h1", { id: "sign-in-title" }, "Sign in"),
+    el("p", {}, "Paste the API token you were given (", el("code", {}, "assay token create"), "). It is kept for this browser tab only."),
+    el("label", { for: "token" }, "API token"),
+    input,
+    error,
+    el("button", { type: "submit" }, "Sign in"));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    try {
+      await start();
+    } catch (err) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      error.textContent = err.status === 401 ? "That token is not valid." : "Sign-in failed: " + err.message;
+    }
+  });
+  const app = document.getElementById("app");
+  app.replaceChildren(form);
+  input.focus();
+}
+
+async function start() {
+  state.me = await api("/v1/me");
+  document.getElementById("who").textContent = `${state.me.name} (${state.me.role})`;
+  document.getElementById("sign-out").hidden = false;
+  await loadList();
+  route();
+}
+
+// ---------- data ----------
+
+async function loadList() {
+  const rows = [];
+  let cursor = null;
+  let page;
+  do {
+    const query = new URLSearchParams({ limit: "1000" });
+    if (cursor) query.set("cursor", cursor);
+    page = await api("/v1/decisions?" + query);
+    rows.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  for (const r of rows) {
+    const rate = rateInterval(r);
+    r._rate = rate;
+    r._week = launchWeek(r.launch_at);
+    r._confidence = Math.max(r.p_keep, r.p_drop);
+  }
+  state.rows = rows;
+  const run = await api("/v1/runs/" + encodeURIComponent(page.run_id));
+  state.run = run;
+  document.getElementById("run-info").textContent =
+    `Run ${run.run_id} · as of ${run.as_of.replace("T", " ").slice(0, 16)} UTC · expected wrong calls: ` +
+    `${num(run.expected_wrong_keeps, 1)} keeps, ${num(run.expected_wrong_drops, 1)} drops`;
+}
+
+/// Replaces the rows of one style with its fresh decisions (after an override).
+async function refreshStyle(styleId) {
+  const style = await api("/v1/styles/" + encodeURIComponent(styleId));
+  for (const fresh of style.decisions) {
+    const i = state.rows.findIndex((r) => r.style_id === fresh.style_id && r.market === fresh.market);
+    fresh._rate = rateInterval(fresh);
+    fresh._week = launchWeek(fresh.launch_at);
+    fresh._confidence = Math.max(fresh.p_keep, fresh.p_drop);
+    if (i >= 0) state.rows[i] = fresh;
+  }
+  return style;
+}
+
+// ---------- the list ----------
+
+const COLUMNS = [
+  { key: "style_id", label: "Style", value: (r) => r.style_id, text: (r) => r.style_id },
+  { key: "name", label: "Name", value: (r) => r.name || "", text: (r) => r.name || "" },
+  { key: "category", label: "Category", value: (r) => r.category, text: (r) => r.category },
+  { key: "market", label: "Market", value: (r) => r.market, text: (r) => r.market },
+  { key: "launch_at", label: "Launched", value: (r) => r.launch_at || "", text: (r) => isoDate(r.launch_at) },
+  { key: "days_live", label: "Days live", num: true, value: (r) => r.days_live, text: (r) => num(r.days_live, 1) },
+  { key: "units_received", label: "Received", num: true, value: (r) => r.units_received, text: (r) => r.units_received },
+  { key: "units_sold", label: "Sold", num: true, value: (r) => r.units_sold, text: (r) => r.units_sold },
+  { key: "on_hand", label: "On hand", num: true, value: (r) => r.on_hand, text: (r) => r.on_hand },
+  { key: "sell_through", label: "Sell-through", num: true, value: (r) => r.sell_through, text: (r) => pct(r.sell_through, 1) },
+  { key: "rate", label: "Rate/day (P10–P90)", num: true, value: (r) => r._rate.mean,
+    text: (r) => `${num(r._rate.mean, 2)} (${num(r._rate.p10, 2)}–${num(r._rate.p90, 2)})` },
+  { key: "p_keep", label: "P(keep)", num: true, value: (r) => r.p_keep, text: (r) => pct(r.p_keep, 1) },
+  { key: "p_drop", label: "P(drop)", num: true, value: (r) => r.p_drop, text: (r) => pct(r.p_drop, 1) },
+  { key: "projected", label: "Projected ST (P10–P90)", num: true, value: (r) => r.projected_st_p50,
+    text: (r) => `${pct(r.projected_st_p50)} (${pct(r.projected_st_p10)}–${pct(r.projected_st_p90)})` },
+  { key: "reorder_units", label: "Reorder", num: true, value: (r) => r.reorder_units, text: (r) => r.reorder_units },
+  { key: "model_verdict", label: "Model", value: (r) => r.model_verdict, text: (r) => r.model_verdict },
+  { key: "verdict", label: "Verdict", value: (r) => r.verdict,
+    text: (r) => (r.override ? `${r.verdict} (override by ${r.override.user}: ${OVERRIDE_REASONS[r.override.reason] || r.override.reason})` : r.verdict) },
+  { key: "reasons", label: "Why", value: (r) => reasonWords(r.reasons), text: (r) => reasonWords(r.reasons) },
+];
+
+function filteredRows() {
+  const f = state.filters;
+  const search = f.search.trim().toLowerCase();
+  const minConfidence = f.confidence ? Number(f.confidence) : 0;
+  const rows = state.rows.filter((r) =>
+    (!f.verdict || r.verdict === f.verdict) &&
+    (!f.category || r.category === f.category) &&
+    (!f.market || r.market === f.market) &&
+    (!f.week || r._week === f.week) &&
+    r._confidence >= minConfidence &&
+    (!search || r.style_id.toLowerCase().includes(search) || (r.name || "").toLowerCase().includes(search)));
+  const column = COLUMNS.find((c) => c.key === state.sort.key) || COLUMNS[0];
+  const dir = state.sort.dir;
+  rows.sort((a, b) => {
+    const x = column.value(a);
+    const y = column.value(b);
+    const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+    return dir * order || a.style_id.localeCompare(b.style_id) || a.market.localeCompare(b.market);
+  });
+  return rows;
+}
+
+function distinct(key) {
+  return [...new Set(state.rows.map((r) => r[key]).filter(Boolean))].sort();
+}
+
+function select(id, label, value, options, onChange) {
+  const s = el("select", { id, name: id },
+    options.map(([v, text]) => el("option", { value: v, selected: v === value }, text)));
+  s.addEventListener("change", () => onChange(s.value));
+  return el("div", { class: "field" }, el("label", { for: id }, label), s);
+}
+
+function renderList() {
+  const f = state.filters;
+  const setFilter = (key) => (value) => {
+    state.filters[key] = value;
+    state.page = 0;
+    renderTableOnly();
+  };
+  const search = el("input", { id: "search", name: "search", type: "search", value: f.search, placeholder: "style id or name" });
+  search.addEventListener("input", () => {
+    state.filters.search = search.value;
+    state.page = 0;
+    renderTableOnly();
+  });
+  const filters = el("form", { class: "filters", "aria-label": "Filters", onsubmit: (e) => e.preventDefault() },
+    select("f-verdict", "Verdict", f.verdict, [["", "any"], ["keep", "keep"], ["drop", "drop"], ["test", "test"]], setFilter("verdict")),
+    select("f-category", "Category", f.category, [["", "any"], ...distinct("category").map((c) => [c, c])], setFilter("category")),
+    select("f-market", "Market", f.market, [["", "any"], ...distinct("market").map((m) => [m, m === "ALL" ? "ALL (pooled)" : m])], setFilter("market")),
+    select("f-week", "Launch week", f.week, [["", "any"], ...distinct("_week").map((w) => [w, "week of " + w])], setFilter("week")),
+    select("f-confidence", "Confidence", f.confidence,
+      [["", "any"], ["0.8", "≥ 80 %"], ["0.9", "≥ 90 %"], ["0.95", "≥ 95 %"]], setFilter("confidence")),
+    el("div", { class: "field" }, el("label", { for: "search" }, "Search"), search),
+    el("div", { class: "field" }, el("span", { class: "label" }, "\u00a0"),
+      el("button", { type: "button", id: "export", onclick: () => exportCsv(filteredRows()) }, "Export CSV")));
+  document.getElementById("app").replaceChildren(el("h1", {}, "Keep / drop / test"), filters,
+    el("p", { class: "counts", id: "counts", "aria-live": "polite" }), el("div", { id: "table-wrap" }));
+  renderTableOnly();
+}
+
+function renderTableOnly() {
+  const rows = filteredRows();
+  const pages = Math.max(1, Math.ceil(rows.length / PAGE_SIZE));
+  state.page = Math.min(state.page, pages - 1);
+  const shown = rows.slice(state.page * PAGE_SIZE, (state.page + 1) * PAGE_SIZE);
+  const counts = { keep: 0, drop: 0, test: 0 };
+  for (const r of rows) counts[r.verdict] += 1;
+  const countsNode = document.getElementById("counts");
+  if (countsNode) {
+    countsNode.replaceChildren(`${rows.length} rows: `,
+      el("span", { class: "badge keep" }, `${counts.keep} keep`), " ",
+      el("span", { class: "badge drop" }, `${counts.drop} drop`), " ",
+      el("span", { class: "badge test" }, `${counts.test} test`));
+  }
+  const head = el("tr", {}, COLUMNS.map((c) => {
+    const sorted = state.sort.key === c.key;
+    const button = el("button", { type: "button", class: "sort",
+      onclick: () => {
+        state.sort = { key: c.key, dir: sorted ? -state.sort.dir : (c.num ? -1 : 1) };
+        renderTableOnly();
+      } }, c.label, sorted ? (state.sort.dir > 0 ? " ▲" : " ▼") : "");
+    return el("th", { scope: "col", class: c.num ? "num" : "", "aria-sort": sorted ? (state.sort.dir > 0 ? "ascending" : "descending") : "none" }, button);
+  }), el("th", { scope: "col" }, el("span", { class: "visually-hidden" }, "Actions")));
+
+  const body = document.createDocumentFragment();
+  for (const r of shown) {
+    const cells = COLUMNS.map((c) => {
+      if (c.key === "style_id") {
+        return el("td", {}, el("a", { href: `#/style/${encodeURIComponent(r.style_id)}` }, r.style_id));
+      }
+      if (c.key === "verdict") {
+        return el("td", { class: "verdict" }, el("span", { class: `badge ${r.verdict}` }, r.verdict),
+          r.override ? el("span", { class: "override-note", title: r.override.comment || "" },
+            ` override by ${r.override.user}: ${OVERRIDE_REASONS[r.override.reason] || r.override.reason}`) : null);
+      }
+      if (c.key === "model_verdict") return el("td", {}, el("span", { class: `badge ${r.model_verdict}` }, r.model_verdict));
+      return el("td", { class: c.num ? "num" : "" }, c.text(r));
+    });
+    const actions = el("td", { class: "actions" });
+    if (state.me && state.me.may_override) {
+      actions.append(el("button", { type: "button", class: "small", "data-action": "override",
+        "aria-label": `Override ${r.style_id} ${r.market}`, onclick: () => openOverride(r, () => renderTableOnly()) }, "Override"));
+      if (r.override) {
+        actions.append(" ", el("button", { type: "button", class: "small", "data-action": "revoke",
+          "aria-label": `Revoke the override of ${r.style_id} ${r.market}`,
+          onclick: () => revoke(r.override, r.style_id, () => renderTableOnly()) }, "Revoke"));
+      }
+    }
+    body.append(el("tr", { "data-style": r.style_id, "data-market": r.market }, cells, actions));
+  }
+  const table = el("table", { class: "list", id: "list" },
+    el("caption", { class: "visually-hidden" }, "Decisions of the latest run"),
+    el("thead", {}, head), el("tbody", {}, body));
+  const pager = el("nav", { class: "pager", "aria-label": "Pages" },
+    el("button", { type: "button", id: "prev", disabled: state.page === 0, onclick: () => { state.page -= 1; renderTableOnly(); } }, "← Previous"),
+    el("span", {}, ` page ${state.page + 1} of ${pages} `),
+    el("button", { type: "button", id: "next", disabled: state.page >= pages - 1, onclick: () => { state.page += 1; renderTableOnly(); } }, "Next →"));
+  const wrap = document.getElementById("table-wrap");
+  if (wrap) wrap.replaceChildren(el("div", { class: "scroll" }, table), pager);
+}
+
+// ---------- CSV export ----------
+
+function csvCell(value) {
+  const s = value === null || value === undefined ? "" : String(value);
+  return /[",\n\r]/.test(s) ? '"' + s.replaceAll('"', '""') + '"' : s;
+}
+
+/// Exactly the rows and columns the list shows, filters and sort applied; UTF-8 with a
+/// byte-order mark so Excel reads it as UTF-8, dates ISO 8601, numbers unformatted.
+function csvText(rows) {
+  const header = ["style_id", "name", "category", "market", "launched", "days_live", "units_received",
+    "units_sold", "on_hand", "sell_through", "rate_per_day", "rate_p10", "rate_p90", "p_keep", "p_drop",
+    "projected_st_p10", "projected_st_p50", "projected_st_p90", "reorder_units", "model_verdict", "verdict",
+    "override_by", "override_reason", "override_comment", "reasons"];
+  const lines = [header.join(",")];
+  for (const r of rows) {
+    lines.push([r.style_id, r.name || "", r.category, r.market, isoDate(r.launch_at), num(r.days_live, 2),
+      r.units_received, r.units_sold, r.on_hand, num(r.sell_through, 4), num(r._rate.mean, 4),
+      num(r._rate.p10, 4), num(r._rate.p90, 4), num(r.p_keep, 4), num(r.p_drop, 4),
+      num(r.projected_st_p10, 4), num(r.projected_st_p50, 4), num(r.projected_st_p90, 4), r.reorder_units,
+      r.model_verdict, r.verdict, r.override ? r.override.user : "", r.override ? r.override.reason : "",
+      r.override ? r.override.comment || "" : "", reasonWords(r.reasons)].map(csvCell).join(","));
+  }
+  return "\ufeff" + lines.join("\r\n") + "\r\n";
+}
+
+function exportCsv(rows) {
+  const blob = new Blob([csvText(rows)], { type: "text/csv;charset=utf-8" });
+  const url = URL.createObjectURL(blob);
+  const asOf = state.run ? state.run.as_of.slice(0, 10) : "latest";
+  const a = el("a", { href: url, download: `assay-decisions-${asOf}.csv` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// ---------- overrides ----------
+
+function openOverride(row, after) {
+  const dialog = document.getElementById("override-dialog");
+  const form = document.getElementById("override-form");
+  form.reset();
+  document.getElementById("override-subject").textContent =
+    `${row.style_id} ${row.name || ""} · ${row.market} · model says ${row.model_verdict}`;
+  document.getElementById("ov-verdict").value = row.model_verdict === "keep" ? "drop" : "keep";
+  document.getElementById("ov-error").textContent = "";
+  const reason = document.getElementById("ov-reason");
+  const comment = document.getElementById("ov-comment");
+  const need = () => {
+    const required = reason.value === "other";
+    comment.required = required;
+    document.getElementById("ov-comment-need").textContent = required ? "(required for other)" : "(optional)";
+  };
+  reason.onchange = need;
+  need();
+  document.getElementById("ov-cancel").onclick = () => dialog.close();
+  form.onsubmit = async (e) => {
+    e.preventDefault();
+    const expires = document.getElementById("ov-expires").value;
+    const body = {
+      verdict: document.getElementById("ov-verdict").value,
+      reason: reason.value,
+      market: row.market,
+      comment: comment.value.trim() || null,
+      expires_at: expires ? new Date(expires).toISOString() : null,
+    };
+    if (body.reason === "other" && !body.comment) {
+      document.getElementById("ov-error").textContent = "Say why in the comment: the reason is “other”.";
+      comment.focus();
+      return;
+    }
+    try {
+      await api(`/v1/styles/${encodeURIComponent(row.style_id)}/overrides`, {
+        method: "POST", body, headers: { "Idempotency-Key": crypto.randomUUID() },
+      });
+      await refreshStyle(row.style_id);
+      dialog.close();
+      after();
+    } catch (err) {
+      document.getElementById("ov-error").textContent = err.message;
+    }
+  };
+  dialog.showModal();
+  document.getElementById("ov-verdict").focus();
+}
+
+async function revoke(override, styleId, after) {
+  if (!confirm(`Revoke the ${override.verdict} override of ${styleId} (${override.market})?`)) return;
+  try {
+    await api(`/v1/overrides/${encodeURIComponent(override.override_id)}`, { method: "DELETE" });
+    await refreshStyle(styleId);
+    after();
+  } catch (err) {
+    alert("Could not revoke: " + err.message);
+  }
+}
+
+// ---------- the style page ----------
+
+function chartFrame(width, height, title) {
+  return svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": title, class: "chart" },
+    svg("title", {}, title));
+}
+
+function funnelChart(d) {
+  const steps = [["views", d.views], ["carts", d.carts], ["purchases", d.purchases], ["units sold", d.units_sold], ["returns", d.units_returned]];
+  const width = 460;
+  const bar = 26;
+  const chart = chartFrame(width, steps.length * (bar + 8) + 10, `Funnel of ${d.style_id} in ${d.market}`);
+  const max = Math.max(1, ...steps.map((s) => s[1]));
+  steps.forEach(([label, value], i) => {
+    const y = 5 + i * (bar + 8);
+    const w = Math.max(1, (value / max) * (width - 200));
+    chart.append(svg("text", { x: 0, y: y + bar * 0.7, class: "axis" }, label),
+      svg("rect", { x: 90, y, width: w, height: bar, class: "bar" }),
+      svg("text", { x: 96 + w, y: y + bar * 0.7, class: "value" }, String(value)));
+  });
+  return chart;
+}
+
+function dailyChart(daily, market) {
+  const rows = daily.filter((r) => r.market === market || (market === "ALL"));
+  const byDay = new Map();
+  for (const r of rows) {
+    const cur = byDay.get(r.day) || { units: 0, outOfStock: false };
+    cur.units += r.units;
+    cur.outOfStock = cur.outOfStock || r.stocked_out;
+    byDay.set(r.day, cur);
+  }
+  const days = [...byDay.keys()].sort();
+  const width = 620;
+  const height = 200;
+  const chart = chartFrame(width, height, `Daily units sold, ${market}; stock-out days marked`);
+  if (days.length === 0) {
+    chart.append(svg("text", { x: 10, y: 30, class: "axis" }, "no daily series yet"));
+    return chart;
+  }
+  const max = Math.max(1, ...days.map((d) => byDay.get(d).units));
+  const step = (width - 40) / days.length;
+  days.forEach((day, i) => {
+    const v = byDay.get(day);
+    const h = (v.units / max) * (height - 50);
+    const x = 30 + i * step;
+    if (v.outOfStock) {
+      chart.append(svg("rect", { x, y: 10, width: Math.max(step - 1, 1), height: height - 40, class: "stockout" },
+        svg("title", {}, `${day}: out of stock part of the day`)));
+    }
+    chart.append(svg("rect", { x, y: height - 30 - h, width: Math.max(step - 2, 1), height: h, class: "bar" },
+      svg("title", {}, `${day}: ${v.units} units`)));
+  });
+  chart.append(svg("text", { x: 30, y: height - 12, class: "axis" }, days[0]),
+    svg("text", { x: width - 90, y: height - 12, class: "axis" }, days[days.length - 1]),
+    svg("text", { x: 0, y: 20, class: "axis" }, String(max)));
+  return chart;
+}
+
+function posteriorChart(d) {
+  const width = 620;
+  const height = 220;
+  const chart = chartFrame(width, height,
+    `Posterior of the daily rate of sale against the drop level ${num(d.drop_rate, 2)} and the keep level ${num(d.keep_rate, 2)}`);
+  const hi = Math.max(d.keep_rate * 1.6, gammaQuantile(d.rate_shape, d.rate_rate, 3.1), 0.1);
+  const n = 160;
+  const xs = Array.from({ length: n + 1 }, (_, i) => (hi * i) / n);
+  const ys = xs.map((x) => gammaPdf(x, d.rate_shape, d.rate_rate));
+  const ymax = Math.max(...ys, 1e-12);
+  const sx = (x) => 30 + (x / hi) * (width - 50);
+  const sy = (y) => height - 30 - (y / ymax) * (height - 60);
+  const path = xs.map((x, i) => `${i ? "L" : "M"}${sx(x).toFixed(1)},${sy(ys[i]).toFixed(1)}`).join(" ");
+  chart.append(
+    svg("rect", { x: sx(0), y: 20, width: sx(d.drop_rate) - sx(0), height: height - 50, class: "zone-drop" }),
+    svg("rect", { x: sx(d.keep_rate), y: 20, width: Math.max(0, sx(hi) - sx(d.keep_rate)), height: height - 50, class: "zone-keep" }),
+    svg("path", { d: path, class: "density" }),
+    svg("line", { x1: sx(d.drop_rate), x2: sx(d.drop_rate), y1: 15, y2: height - 30, class: "level" }),
+    svg("line", { x1: sx(d.keep_rate), x2: sx(d.keep_rate), y1: 15, y2: height - 30, class: "level" }),
+    svg("text", { x: sx(d.drop_rate) + 4, y: 14, class: "axis" }, `drop ${num(d.drop_rate, 2)}`),
+    svg("text", { x: sx(d.keep_rate) + 4, y: 14, class: "axis" }, `keep ${num(d.keep_rate, 2)}`),
+    svg("text", { x: 30, y: height - 10, class: "axis" }, "0"),
+    svg("text", { x: width - 120, y: height - 10, class: "axis" }, `${num(hi, 2)} units/day`),
+    svg("text", { x: 40, y: 36, class: "value" }, `P(drop) ${pct(d.p_drop, 1)}`),
+    svg("text", { x: width - 150, y: 36, class: "value" }, `P(keep) ${pct(d.p_keep, 1)}`));
+  return chart;
+}
+
+function projectionChart(d) {
+  const width = 620;
+  const chart = chartFrame(width, 60, `Projected sell-through: P10 ${pct(d.projected_st_p10)}, P50 ${pct(d.projected_st_p50)}, P90 ${pct(d.projected_st_p90)}`);
+  const sx = (x) => 20 + Math.min(Math.max(x, 0), 1) * (width - 40);
+  chart.append(
+    svg("line", { x1: sx(0), x2: sx(1), y1: 30, y2: 30, class: "axis-line" }),
+    svg("rect", { x: sx(d.projected_st_p10), y: 20, width: Math.max(2, sx(d.projected_st_p90) - sx(d.projected_st_p10)), height: 20, class: "band" }),
+    svg("line", { x1: sx(d.projected_st_p50), x2: sx(d.projected_st_p50), y1: 15, y2: 45, class: "level" }),
+    svg("text", { x: sx(0), y: 58, class: "axis" }, "0 %"),
+    svg("text", { x: sx(1) - 30, y: 58, class: "axis" }, "100 %"),
+    svg("text", { x: sx(d.projected_st_p50) + 4, y: 12, class: "value" }, `P50 ${pct(d.projected_st_p50)}`));
+  return chart;
+}
+
+async function renderStyle(styleId, market) {
+  const app = document.getElementById("app");
+  app.replaceChildren(el("p", {}, "Loading…"));
+  let style;
+  try {
+    style = await api("/v1/styles/" + encodeURIComponent(styleId));
+  } catch (err) {
+    app.replaceChildren(el("p", { class: "error", role: "alert" }, err.message), el("a", { href: "#/" }, "Back to the list"));
+    return;
+  }
+  const markets = style.decisions.map((d) => d.market);
+  const current = markets.includes(market) ? market : markets[0];
+  const d = style.decisions.find((x) => x.market === current);
+  const marketNav = el("nav", { class: "markets", "aria-label": "Markets" }, markets.map((m) =>
+    el("a", { href: `#/style/${encodeURIComponent(styleId)}/${encodeURIComponent(m)}`, "aria-current": m === current ? "page" : false }, m === "ALL" ? "ALL (pooled)" : m)));
+  const facts = el("dl", { class: "facts" },
+    el("dt", {}, "Category"), el("dd", {}, style.category),
+    el("dt", {}, "Launched"), el("dd", {}, isoDate(style.launch_at)),
+    el("dt", {}, "Price / cost"), el("dd", {}, `${num(style.list_price, 2)} / ${num(style.unit_cost, 2)}`),
+    el("dt", {}, "Lead time / MOQ"), el("dd", {}, `${style.lead_time_days} days / ${style.moq}`),
+    el("dt", {}, "Model verdict"), el("dd", {}, el("span", { class: `badge ${d.model_verdict}` }, d.model_verdict)),
+    el("dt", {}, "Verdict"), el("dd", { id: "effective-verdict" }, el("span", { class: `badge ${d.verdict}` }, d.verdict),
+      d.override ? ` (override by ${d.override.user}: ${OVERRIDE_REASONS[d.override.reason] || d.override.reason})` : ""),
+    el("dt", {}, "Why"), el("dd", {}, reasonWords(d.reasons)),
+    el("dt", {}, "Reorder"), el("dd", {}, `${d.reorder_units} units`),
+    el("dt", {}, "Received / sold / on hand"), el("dd", {}, `${d.units_received} / ${d.units_sold} / ${d.on_hand}`));
+  const actions = el("div", { class: "actions" });
+  if (state.me && state.me.may_override) {
+    actions.append(el("button", { type: "button", "data-action": "override",
+      onclick: () => openOverride(d, () => renderStyle(styleId, current)) }, `Override ${current}`));
+    if (d.override) {
+      actions.append(" ", el("button", { type: "button", "data-action": "revoke",
+        onclick: () => revoke(d.override, styleId, () => renderStyle(styleId, current)) }, "Revoke override"));
+    }
+  }
+  const history = el("table", { class: "list", id: "history" },
+    el("caption", {}, "Override history"),
+    el("thead", {}, el("tr", {}, ["When", "Market", "Verdict", "Reason", "Comment", "By", "Expires", "Revoked"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, style.overrides.length === 0
+      ? el("tr", {}, el("td", { colspan: 8 }, "No overrides."))
+      : style.overrides.map((o) => el("tr", {},
+        el("td", {}, o.created_at.replace("T", " ").slice(0, 16)), el("td", {}, o.market), el("td", {}, o.verdict),
+        el("td", {}, OVERRIDE_REASONS[o.reason] || o.reason), el("td", {}, o.comment || ""), el("td", {}, o.user),
+        el("td", {}, o.expires_at ? o.expires_at.slice(0, 16).replace("T", " ") : ""),
+        el("td", {}, o.revoked_at ? `${o.revoked_at.slice(0, 16).replace("T", " ")} by ${o.revoked_by}` : "")))));
+  app.replaceChildren(
+    el("p", {}, el("a", { href: "#/" }, "← Back to the list")),
+    el("h1", {}, `${style.style_id} · ${style.name || ""}`),
+    marketNav, facts, actions,
+    el("section", {}, el("h2", {}, "Funnel"), funnelChart(d)),
+    el("section", {}, el("h2", {}, "Daily sales"), dailyChart(style.daily, current)),
+    el("section", {}, el("h2", {}, "Rate of sale: posterior against the keep and drop levels"), posteriorChart(d)),
+    el("section", {}, el("h2", {}, "Projected sell-through over the planned life"), projectionChart(d)),
+    el("section", {}, history));
+  app.focus();
+}
+
+// ---------- routing ----------
+
+function route() {
+  if (!state.me) return;
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  if (parts[0] === "style" && parts[1]) {
+    renderStyle(parts[1], parts[2] || "ALL");
+  } else {
+    renderList();
+  }
+}
+
+window.addEventListener("hashchange", route);
+window.addEventListener("DOMContentLoaded", async () => {
+  document.getElementById("sign-out").addEventListener("click", () => signOut("Signed out."));
+  if (!sessionStorage.getItem(TOKEN_KEY)) {
+    renderSignIn();
+    return;
+  }
+  try {
+    await start();
+  } catch (err) {
+    signOut(err.status === 401 ? "Sign in again." : "Could not load: " + err.message);
+  }
+});

@@ -1,0 +1,276 @@
+//! The merchandisers' page in a real headless Chromium (driven by Playwright with the
+//! system's `/usr/bin/chromium`) against the real server: sign in, filter, open a style,
+//! override, see the list change, export CSV, revoke; a viewer sees no buttons. Every
+//! request the page makes must go to assay's own origin. Screenshots go to
+//! `test-artifacts/screenshots/`.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::server::{Server, sample_copy, token};
+use crate::support::{path_str, run_python};
+
+const BROWSER: &str = r##"
+import csv, io, json, os, tempfile, urllib.request
+from playwright.sync_api import sync_playwright, expect
+
+base = os.environ["BASE"]
+shots = os.environ["SHOTS"]
+merch, viewer = os.environ["MERCH"], os.environ["VIEWER"]
+category = os.environ["CATEGORY"]
+out = {"outside": [], "console_errors": []}
+
+def api(path, token, method="GET", accept="application/json"):
+    req = urllib.request.Request(base + path, method=method,
+                                 headers={"Authorization": "Bearer " + token, "Accept": accept})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+def watch(page):
+    def on_request(request):
+        url = request.url
+        if not (url.startswith(base + "/") or url == base or url.startswith("blob:") or url.startswith("data:")):
+            out["outside"].append(url)
+    page.on("request", on_request)
+    page.on("console", lambda m: m.type == "error" and out["console_errors"].append(m.text))
+    page.on("response", lambda r: r.status >= 400 and out["console_errors"].append(f"{r.status} {r.request.method} {r.url}"))
+    page.on("dialog", lambda d: d.accept())
+
+def sign_in(page, token):
+    page.goto(base + "/")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("table#list")).to_be_visible(timeout=30000)
+
+with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+    ctx = p.chromium.launch_persistent_context(
+        profile, executable_path="/usr/bin/chromium", headless=True, args=args,
+        viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page = ctx.new_page()
+    watch(page)
+    sign_in(page, merch)
+    out["render_ms"] = page.evaluate("""() => { const t = performance.now();
+        document.querySelector('#f-market').dispatchEvent(new Event('change'));
+        return performance.now() - t; }""")
+    page.screenshot(path=os.path.join(shots, "01-list.png"), full_page=False)
+
+    # Filter to the drops of one category.
+    page.select_option("#f-verdict", "drop")
+    page.select_option("#f-category", category)
+    rows = page.locator("table#list tbody tr")
+    expect(rows.first).to_be_visible()
+    n = rows.count()
+    out["drop_rows"] = n
+    out["drop_rows_ok"] = all(
+        rows.nth(i).locator("td").nth(2).inner_text() == category
+        and rows.nth(i).locator("td.verdict .badge").inner_text() == "drop" for i in range(n))
+    page.screenshot(path=os.path.join(shots, "02-drops-in-category.png"))
+
+    # Open the first style; its charts are drawn by the page.
+    style_id = rows.first.get_attribute("data-style")
+    out["style_id"] = style_id
+    rows.first.locator("a").first.click()
+    expect(page.locator("h1")).to_contain_text(style_id)
+    out["charts"] = page.locator("svg.chart").count()
+    out["effective_before"] = page.locator("#effective-verdict").inner_text()
+    page.screenshot(path=os.path.join(shots, "03-style.png"), full_page=True)
+
+    # Override it to keep, with a reason; the verdict changes without a reload.
+    page.get_by_role("button", name="Override ALL").click()
+    page.select_option("#ov-verdict", "keep")
+    page.select_option("#ov-reason", "other")
+    page.get_by_role("button", name="Save override").click()
+    # "other" needs a comment: the form does not submit without one.
+    out["comment_required"] = page.locator("#ov-comment").evaluate("e => e.required && e.validity.valueMissing")
+    out["dialog_still_open"] = page.locator("#override-dialog").evaluate("d => d.open")
+    page.fill("#ov-comment", "Influencer post on Friday, café crème colour")
+    page.get_by_role("button", name="Save override").click()
+    expect(page.locator("#effective-verdict")).to_contain_text("keep")
+    out["effective_after"] = page.locator("#effective-verdict").inner_text()
+    out["history_rows"] = page.locator("#history tbody tr").count()
+    page.screenshot(path=os.path.join(shots, "04-overridden.png"), full_page=True)
+
+    # Back in the list: the row shows the effective verdict, marked as an override.
+    page.get_by_role("link", name="← Back to the list").click()
+    page.select_option("#f-verdict", "")
+    page.fill("#search", style_id)
+    row = page.locator(f'table#list tbody tr[data-style="{style_id}"][data-market="ALL"]')
+    expect(row.locator("td.verdict")).to_contain_text("override by mer")
+    out["list_verdict"] = row.locator("td.verdict").inner_text()
+    page.screenshot(path=os.path.join(shots, "05-list-after-override.png"))
+
+    # Export what is shown: the category's pooled rows, any verdict.
+    page.fill("#search", "")
+    page.select_option("#f-market", "ALL")
+    shown = page.locator("#counts").inner_text()
+    with page.expect_download() as download:
+        page.click("#export")
+    raw = open(download.value.path(), "rb").read()
+    out["bom"] = raw[:3] == b"\xef\xbb\xbf"
+    text = raw[3:].decode("utf-8")
+    exported = list(csv.DictReader(io.StringIO(text)))
+    out["exported"] = [[r["style_id"], r["market"], r["verdict"], r["launched"]] for r in exported]
+    out["exported_comment"] = [r["override_comment"] for r in exported if r["style_id"] == style_id]
+    out["shown"] = shown
+    status, body = api("/v1/decisions?market=ALL&category=" + category + "&format=csv", merch)
+    out["api_rows"] = [[r["style_id"], r["market"], r["verdict"]] for r in csv.DictReader(io.StringIO(body.decode()))]
+
+    # Revoke from the list: the model's verdict is back.
+    page.fill("#search", style_id)
+    row.get_by_role("button", name="Revoke").click()
+    expect(row.locator("td.verdict")).not_to_contain_text("override")
+    out["after_revoke"] = row.locator("td.verdict").inner_text()
+
+    # Keyboard: the filters are reachable and labelled.
+    out["labels"] = page.evaluate("""() => [...document.querySelectorAll('select, input')]
+        .filter(e => !e.closest('dialog'))
+        .every(e => e.labels && e.labels.length > 0)""")
+    page.keyboard.press("Tab")
+    ctx.close()
+
+    # A viewer sees no override buttons, and the server refuses one anyway.
+    with tempfile.TemporaryDirectory() as profile2:
+        ctx = p.chromium.launch_persistent_context(
+            profile2, executable_path="/usr/bin/chromium", headless=True, args=args,
+            viewport={"width": 1280, "height": 800})
+        page = ctx.new_page()
+        watch(page)
+        sign_in(page, viewer)
+        out["viewer_buttons"] = page.locator("[data-action]").count()
+        page.screenshot(path=os.path.join(shots, "06-viewer.png"))
+        page.goto(base + "/#/style/" + style_id)
+        expect(page.locator("h1")).to_contain_text(style_id)
+        out["viewer_style_buttons"] = page.locator("[data-action]").count()
+        ctx.close()
+req = urllib.request.Request(base + f"/v1/styles/{style_id}/overrides", method="POST",
+    data=json.dumps({"verdict": "keep", "reason": "trend_signal", "market": "ALL"}).encode(),
+    headers={"Authorization": "Bearer " + viewer, "Content-Type": "application/json"})
+try:
+    urllib.request.urlopen(req)
+    out["viewer_post"] = 200
+except urllib.error.HTTPError as e:
+    out["viewer_post"] = e.code
+print(json.dumps(out))
+"##;
+
+#[tokio::test]
+async fn a_merchandiser_filters_overrides_exports_and_revokes_in_a_real_browser() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let merch = token(data, "merchandiser", "mer");
+    let viewer = token(data, "viewer", "vic");
+    let server = Server::start(data);
+
+    // A category with pooled drops to filter to.
+    let client = reqwest::Client::new();
+    let drops: Value = client
+        .get(format!(
+            "{}/v1/decisions?market=ALL&verdict=drop&limit=1",
+            server.base
+        ))
+        .bearer_auth(&merch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let category = drops["items"][0]["category"].as_str().unwrap().to_owned();
+
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-artifacts/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = run_python(
+        BROWSER,
+        &[
+            ("BASE", &server.base),
+            ("SHOTS", path_str(&shots)),
+            ("MERCH", &merch),
+            ("VIEWER", &viewer),
+            ("CATEGORY", &category),
+        ],
+    );
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    println!("web page: rendered the list in {} ms", v["render_ms"]);
+
+    assert_eq!(
+        v["outside"],
+        serde_json::json!([]),
+        "requests outside assay's origin"
+    );
+    assert_eq!(v["console_errors"], serde_json::json!([]));
+    assert!(v["drop_rows"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        v["drop_rows_ok"], true,
+        "every row shown is a drop of {category}"
+    );
+    assert_eq!(v["charts"], 4, "funnel, daily sales, posterior, projection");
+    assert!(v["effective_before"].as_str().unwrap().starts_with("drop"));
+    assert_eq!(v["comment_required"], true, "`other` needs a comment");
+    assert_eq!(v["dialog_still_open"], true);
+    let after = v["effective_after"].as_str().unwrap();
+    assert!(
+        after.starts_with("keep") && after.contains("override by mer"),
+        "{after}"
+    );
+    assert_eq!(v["history_rows"], 1);
+    assert!(v["list_verdict"].as_str().unwrap().starts_with("keep"));
+    assert!(v["after_revoke"].as_str().unwrap().starts_with("drop"));
+
+    // The export is exactly the rows shown, against the API's own answer.
+    assert_eq!(v["bom"], true, "UTF-8 with BOM for Excel");
+    let exported = v["exported"].as_array().unwrap();
+    let api_rows = v["api_rows"].as_array().unwrap();
+    assert!(
+        v["shown"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{} rows", exported.len()))
+    );
+    let mut from_page: Vec<(String, String, String)> = exported
+        .iter()
+        .map(|r| {
+            let launched = r[3].as_str().unwrap();
+            assert_eq!(launched.len(), 10, "ISO date: {launched}");
+            (r[0].to_string(), r[1].to_string(), r[2].to_string())
+        })
+        .collect();
+    let mut from_api: Vec<(String, String, String)> = api_rows
+        .iter()
+        .map(|r| (r[0].to_string(), r[1].to_string(), r[2].to_string()))
+        .collect();
+    from_page.sort();
+    from_api.sort();
+    assert!(!from_api.is_empty());
+    assert_eq!(from_page, from_api);
+    assert_eq!(
+        v["exported_comment"],
+        serde_json::json!(["Influencer post on Friday, café crème colour"])
+    );
+
+    assert_eq!(v["labels"], true, "every filter control has a label");
+    assert_eq!(v["viewer_buttons"], 0, "a viewer sees no override buttons");
+    assert_eq!(v["viewer_style_buttons"], 0);
+    assert_eq!(
+        v["viewer_post"], 403,
+        "and the server refuses a viewer's override"
+    );
+    for shot in [
+        "01-list.png",
+        "02-drops-in-category.png",
+        "03-style.png",
+        "04-overridden.png",
+        "05-list-after-override.png",
+        "06-viewer.png",
+    ] {
+        let size = std::fs::metadata(shots.join(shot)).unwrap().len();
+        assert!(size > 10_000, "{shot}: {size} bytes");
+    }
+    server.stop();
+}
