@@ -8,12 +8,9 @@ events="${1:-10000000}"
 cargo build --release -p assay-api
 assay="$CARGO_TARGET_DIR/release/assay"
 work="${ASSAY_BENCH_DIR:-$PWD/bench/out/ingest}"
-data="$work/gen-$events-2000"
-if [ ! -f "$data/.complete" ]; then
-  rm -rf "$data"
-  "$assay" generate --out "$data" --styles 2000 --days 60 --events "$events" --seed 7 >/dev/null
-  touch "$data/.complete"
-fi
+mkdir -p "$work"
+. bench/lib.sh
+data=$(dataset "$events" 2000)
 rm -rf "$data/rollup" "$work/backtest"
 /usr/bin/time -f "%e %M" -o "$work/time.txt" "$assay" backtest --data "$data" \
   --from 2026-09-01 --to 2026-10-30 --out "$work/backtest" > "$work/backtest.txt"

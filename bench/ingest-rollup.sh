@@ -24,6 +24,7 @@ cargo build --release -p assay-api
 assay="$CARGO_TARGET_DIR/release/assay"
 work="${ASSAY_BENCH_DIR:-$PWD/bench/out/ingest}"
 mkdir -p "$work"
+. bench/lib.sh
 
 # Wall seconds and peak RSS (MiB) of a command: "SECONDS MIB".
 measure() {
@@ -33,12 +34,7 @@ measure() {
 
 rows=""
 for n in "${sizes[@]}"; do
-  data="$work/gen-$n-$styles"
-  if [ ! -f "$data/.complete" ]; then
-    rm -rf "$data"
-    "$assay" generate --out "$data" --styles "$styles" --days 60 --events "$n" --seed 7 >/dev/null
-    touch "$data/.complete"
-  fi
+  data=$(dataset "$n" "$styles")
   run="$work/run-$n"
   rm -rf "$run" && mkdir -p "$run"
   cp -al "$data/." "$run/"   # hard links: the run never rewrites an event file

@@ -21,7 +21,7 @@ use arrow_flight::sql::{
 use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
-use assay_engine::sandbox::{QueryMessage, Sandbox, SandboxError};
+use assay_engine::sandbox::{Sandbox, SandboxError};
 use base64::Engine as _;
 use datafusion::prelude::SessionContext;
 use futures::{Stream, TryStreamExt, stream};
@@ -240,22 +240,14 @@ impl FlightSqlService for FlightSqlServiceImpl {
         let sql = String::from_utf8(ticket.statement_handle.to_vec()).map_err(|_| {
             Status::invalid_argument("the ticket is not a statement of this server")
         })?;
-        let mut rx = self.sandbox.execute(sql).map_err(to_status)?;
-        let schema = match rx.recv().await {
-            Some(QueryMessage::Schema(schema)) => schema,
-            Some(QueryMessage::Error(e)) => return Err(to_status(e)),
-            Some(QueryMessage::Batch(_)) | None => {
-                return Err(Status::internal("the query ended before its schema"));
-            }
-        };
-        let batches = stream::unfold(rx, |mut rx| async move {
-            match rx.recv().await? {
-                QueryMessage::Batch(batch) => Some((Ok(batch), rx)),
-                QueryMessage::Error(e) => {
-                    Some((Err(FlightError::Tonic(Box::new(to_status(e)))), rx))
-                }
-                QueryMessage::Schema(_) => None,
-            }
+        let answer = self.sandbox.run(sql).await.map_err(to_status)?;
+        let schema = Arc::clone(&answer.schema);
+        let batches = stream::unfold(answer, |mut answer| async move {
+            let next = answer
+                .next()
+                .await?
+                .map_err(|e| FlightError::Tonic(Box::new(to_status(e))));
+            Some((next, answer))
         });
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(schema)

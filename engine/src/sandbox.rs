@@ -86,12 +86,42 @@ impl SandboxError {
     }
 }
 
-/// What a query sends back: its schema first, then batches, or an error at any point.
+/// What a query task sends back: its schema first, then batches, or an error at any point.
 #[derive(Debug)]
-pub enum QueryMessage {
+enum QueryMessage {
     Schema(SchemaRef),
     Batch(RecordBatch),
     Error(SandboxError),
+}
+
+/// A query that has planned and started: its schema, then its batches as they come.
+/// Dropping it stops the query.
+#[derive(Debug)]
+pub struct Answer {
+    pub schema: SchemaRef,
+    rx: mpsc::Receiver<QueryMessage>,
+}
+
+impl Answer {
+    /// Waits for the schema, or for the error that came first.
+    async fn begin(mut rx: mpsc::Receiver<QueryMessage>) -> Result<Self, SandboxError> {
+        match rx.recv().await {
+            Some(QueryMessage::Schema(schema)) => Ok(Self { schema, rx }),
+            Some(QueryMessage::Error(e)) => Err(e),
+            Some(QueryMessage::Batch(_)) | None => Err(SandboxError::Query(
+                "the query ended before its schema".into(),
+            )),
+        }
+    }
+
+    /// The next batch; `None` at the end. An error (memory, time) ends the answer.
+    pub async fn next(&mut self) -> Option<Result<RecordBatch, SandboxError>> {
+        match self.rx.recv().await? {
+            QueryMessage::Batch(batch) => Some(Ok(batch)),
+            QueryMessage::Error(e) => Some(Err(e)),
+            QueryMessage::Schema(_) => None,
+        }
+    }
 }
 
 /// Runs analysts' queries; one per server.
@@ -140,19 +170,19 @@ impl Sandbox {
             .handle()
     }
 
-    /// Starts `sql`; the receiver yields its schema, then its batches. Dropping the
-    /// receiver stops the query.
+    /// Plans and starts `sql`; the answer's schema is known when this returns.
     ///
     /// # Errors
-    /// Text too long or too many queries running: refused before anything runs.
-    pub fn execute(&self, sql: String) -> Result<mpsc::Receiver<QueryMessage>, SandboxError> {
+    /// Text too long or too many queries running (refused before anything runs), not
+    /// read-only, or failed before its schema (planning, or a limit hit that early).
+    pub async fn run(&self, sql: String) -> Result<Answer, SandboxError> {
         if sql.len() > self.limits.max_sql_bytes {
             return Err(SandboxError::TooLarge {
                 len: sql.len(),
                 max: self.limits.max_sql_bytes,
             });
         }
-        self.start(Query::Sql(sql))
+        Answer::begin(self.start(Query::Sql(sql))?).await
     }
 
     /// Starts a plan someone else planned against this sandbox's session (the
@@ -160,19 +190,16 @@ impl Sandbox {
     /// within the same limits as SQL text.
     ///
     /// # Errors
-    /// Too many queries running.
-    pub fn execute_plan(
-        &self,
-        plan: LogicalPlan,
-    ) -> Result<mpsc::Receiver<QueryMessage>, SandboxError> {
-        self.start(Query::Plan(plan))
+    /// As [`Sandbox::run`].
+    pub async fn run_plan(&self, plan: LogicalPlan) -> Result<Answer, SandboxError> {
+        Answer::begin(self.start(Query::Plan(plan))?).await
     }
 
     /// The schema `sql`'s answer will have, without running it (Flight SQL announces it
     /// before the answer is fetched). Planned on the sandbox's runtime, like a query.
     ///
     /// # Errors
-    /// As [`Sandbox::execute`], and whatever planning finds wrong.
+    /// As [`Sandbox::run`].
     pub async fn schema_of(&self, sql: String) -> Result<SchemaRef, SandboxError> {
         if sql.len() > self.limits.max_sql_bytes {
             return Err(SandboxError::TooLarge {

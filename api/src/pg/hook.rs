@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use assay_engine::sandbox::{QueryMessage, Sandbox, SandboxError};
+use assay_engine::sandbox::{Answer, Sandbox, SandboxError};
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
@@ -20,7 +20,6 @@ use datafusion_postgres::pgwire::api::results::{QueryResponse, Response};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::{StreamExt, stream};
-use tokio::sync::mpsc;
 
 /// Session variables a client may set: each is kept per connection by
 /// datafusion-postgres or ignored. Anything else (above all `datafusion.*`, which would
@@ -144,38 +143,26 @@ fn to_pg_error(e: SandboxError) -> PgWireError {
 }
 
 /// Turns a sandbox answer into pgwire rows, in text format.
-async fn respond(
-    mut rx: mpsc::Receiver<QueryMessage>,
+fn respond(
+    answer: Result<Answer, SandboxError>,
     client: &(dyn ClientInfo + Send + Sync),
 ) -> PgWireResult<Response> {
-    let schema = match rx.recv().await {
-        Some(QueryMessage::Schema(schema)) => schema,
-        Some(QueryMessage::Error(e)) => return Err(to_pg_error(e)),
-        Some(QueryMessage::Batch(_)) | None => {
-            return Err(user_error(
-                "XX000",
-                "the query ended before its schema".into(),
-            ));
-        }
-    };
+    let answer = answer.map_err(to_pg_error)?;
     let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
     let fields = Arc::new(arrow_schema_to_pg_fields(
-        &schema,
+        &answer.schema,
         &Format::UnifiedText,
         Some(options),
     )?);
     let row_fields = Arc::clone(&fields);
-    let rows = stream::unfold(rx, |mut rx| async move {
-        let message = rx.recv().await?;
-        Some((message, rx))
+    let rows = stream::unfold(answer, |mut answer| async move {
+        let next = answer.next().await?;
+        Some((next, answer))
     })
-    .flat_map(move |message| {
-        let rows: Vec<PgWireResult<_>> = match message {
-            QueryMessage::Batch(batch) => {
-                encode_recordbatch(Arc::clone(&row_fields), batch).collect()
-            }
-            QueryMessage::Error(e) => vec![Err(to_pg_error(e))],
-            QueryMessage::Schema(_) => Vec::new(),
+    .flat_map(move |next| {
+        let rows: Vec<PgWireResult<_>> = match next {
+            Ok(batch) => encode_recordbatch(Arc::clone(&row_fields), batch).collect(),
+            Err(e) => vec![Err(to_pg_error(e))],
         };
         stream::iter(rows)
     });
@@ -193,10 +180,10 @@ impl QueryHook for SandboxHook {
         match route(statement) {
             Route::PassOn => None,
             Route::Refuse(what) => Some(Err(not_allowed(&what))),
-            Route::Sandbox => Some(match self.sandbox.execute(statement.to_string()) {
-                Ok(rx) => respond(rx, client).await,
-                Err(e) => Err(to_pg_error(e)),
-            }),
+            Route::Sandbox => Some(respond(
+                self.sandbox.run(statement.to_string()).await,
+                client,
+            )),
         }
     }
 
@@ -228,10 +215,7 @@ impl QueryHook for SandboxHook {
                     Ok(plan) => plan,
                     Err(e) => return Some(Err(user_error("22023", e.to_string()))),
                 };
-                Some(match self.sandbox.execute_plan(plan) {
-                    Ok(rx) => respond(rx, client).await,
-                    Err(e) => Err(to_pg_error(e)),
-                })
+                Some(respond(self.sandbox.run_plan(plan).await, client))
             }
         }
     }

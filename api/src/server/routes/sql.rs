@@ -5,14 +5,13 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use assay_engine::sandbox::{QueryMessage, SandboxError};
+use assay_engine::sandbox::{Answer, SandboxError};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::{Extension, Json};
-use tokio::sync::mpsc;
 
 use crate::auth::{Permission, Principal};
 use crate::server::dto::SqlBody;
@@ -53,26 +52,16 @@ pub async fn post_sql(
     principal.require(Permission::Sql)?;
     let Json(body) = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     let format = Format::negotiate(&headers)?;
-    let mut rx = state.sandbox.execute(body.sql).map_err(to_api_error)?;
-    let schema = match rx.recv().await {
-        Some(QueryMessage::Schema(schema)) => schema,
-        Some(QueryMessage::Error(e)) => return Err(to_api_error(e)),
-        Some(QueryMessage::Batch(_)) | None => {
-            return Err(ApiError::internal(&"the query ended before its schema"));
-        }
-    };
+    let mut answer = state.sandbox.run(body.sql).await.map_err(to_api_error)?;
     // Wait for the first rows (or the end) before answering: a blocking query (an
     // aggregation, a sort) fails on memory or time before then, with its own status.
-    let first = match rx.recv().await {
-        Some(QueryMessage::Batch(batch)) => Some(batch),
-        Some(QueryMessage::Error(e)) => return Err(to_api_error(e)),
-        Some(QueryMessage::Schema(_)) | None => None,
-    };
+    let first = answer.next().await.transpose().map_err(to_api_error)?;
+    let schema = Arc::clone(&answer.schema);
     let max_rows = state.sandbox.limits().max_rows;
     let encoder = Encoder::new(format, &schema).map_err(|e| ApiError::internal(&e))?;
     let stream = futures::stream::unfold(
         Streaming {
-            rx: Some(rx),
+            answer: Some(answer),
             pending: first,
             encoder,
             rows: 0,
@@ -246,7 +235,7 @@ impl Encoder {
 }
 
 struct Streaming {
-    rx: Option<mpsc::Receiver<QueryMessage>>,
+    answer: Option<Answer>,
     /// Rows received before the answer began.
     pending: Option<RecordBatch>,
     encoder: Encoder,
@@ -265,12 +254,12 @@ async fn next_chunk(mut s: Streaming) -> Option<(Result<Bytes, std::io::Error>, 
         return Some((Ok(Bytes::from(opening)), s));
     }
     let message = match s.pending.take() {
-        Some(batch) => Some(QueryMessage::Batch(batch)),
-        None => s.rx.as_mut()?.recv().await,
+        Some(batch) => Some(Ok(batch)),
+        None => s.answer.as_mut()?.next().await,
     };
     let io = |e: arrow::error::ArrowError| std::io::Error::other(e.to_string());
     match message {
-        Some(QueryMessage::Batch(batch)) => {
+        Some(Ok(batch)) => {
             let room = s.max_rows - s.rows;
             let batch = if batch.num_rows() > room {
                 batch.slice(0, room)
@@ -284,8 +273,8 @@ async fn next_chunk(mut s: Streaming) -> Option<(Result<Bytes, std::io::Error>, 
                 Err(e) => return Some((Err(io(e)), s)),
             };
             if s.rows >= s.max_rows {
-                // Dropping the receiver stops the query.
-                s.rx = None;
+                // Dropping the answer stops the query.
+                s.answer = None;
                 match s.encoder.end(s.rows, true, None) {
                     Ok(end) => chunk.extend(end),
                     Err(e) => return Some((Err(io(e)), s)),
@@ -293,8 +282,8 @@ async fn next_chunk(mut s: Streaming) -> Option<(Result<Bytes, std::io::Error>, 
             }
             Some((Ok(Bytes::from(chunk)), s))
         }
-        Some(QueryMessage::Error(e)) => {
-            s.rx = None;
+        Some(Err(e)) => {
+            s.answer = None;
             match s.encoder {
                 Encoder::Json => {
                     let end = s.encoder.end(s.rows, false, Some(&e.to_string())).ok()?;
@@ -303,8 +292,8 @@ async fn next_chunk(mut s: Streaming) -> Option<(Result<Bytes, std::io::Error>, 
                 _ => Some((Err(std::io::Error::other(e.to_string())), s)),
             }
         }
-        Some(QueryMessage::Schema(_)) | None => {
-            s.rx = None;
+        None => {
+            s.answer = None;
             match s.encoder.end(s.rows, false, None) {
                 Ok(end) => Some((Ok(Bytes::from(end)), s)),
                 Err(e) => Some((Err(io(e)), s)),

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# assay against DuckDB and Polars on the same work, side by side, in one run.
+#
+#   bench/run.sh [EVENTS...]      default: 10000000 100000000
+#
+# For each size: a generated 60-day season of STYLES (default 2000) styles in 2 markets
+# (`assay generate`, seed 7; reused if already there), then the per-style launch funnel
+# over raw events (bench/funnel.sql: views, carts, purchases, units, revenue and distinct
+# buyers inside each style's first 21 days, joined to styles) by
+#   - assay      `assay sql` over the dataset (DataFusion, assay's session settings)
+#   - duckdb     the same SQL text over the same Parquet files
+#   - polars     the same funnel in Polars' lazy API, streaming engine
+# alternating engines: one warm-up each, then RUNS (default 5) timed rounds. Every
+# engine's answer is checked equal to assay's (revenue to 1e-9 relative). Wall time and
+# peak RSS come from /usr/bin/time and include process start, as a user would see.
+#
+# DuckDB and Polars are installed from PyPI into $ASSAY_BENCH_VENV (default
+# ~/.cache/assay-bench-venv). Writes BENCHMARKS.md (section "Funnel: assay, DuckDB,
+# Polars"). Not a test: the numbers depend on the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/assay-target}"
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(10000000 100000000)
+styles="${STYLES:-2000}"
+runs="${RUNS:-5}"
+venv="${ASSAY_BENCH_VENV:-$HOME/.cache/assay-bench-venv}"
+
+cargo build --release -p assay-api
+assay="$CARGO_TARGET_DIR/release/assay"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c "import duckdb, polars" 2>/dev/null ||
+  "$venv/bin/pip" install --quiet "duckdb==2.0.0" "polars==2.1.0"
+work="${ASSAY_BENCH_DIR:-$PWD/bench/out/ingest}"
+mkdir -p "$work/funnel"
+. bench/lib.sh
+
+# One timed run: "SECONDS MIB", the answer in $work/funnel/ENGINE.csv.
+run_engine() {
+  local engine=$1 data=$2 out="$work/funnel/$1.csv"
+  case $engine in
+    assay) /usr/bin/time -f "%e %M" -o "$work/funnel/time.txt" \
+             "$assay" sql --data "$data" --format csv "$(cat bench/funnel.sql)" > "$out" ;;
+    *) /usr/bin/time -f "%e %M" -o "$work/funnel/time.txt" \
+         "$venv/bin/python" bench/peers.py "$engine" "$data" > "$out" ;;
+  esac
+  awk '{printf "%.3f %.0f\n", $1, $2 / 1024}' "$work/funnel/time.txt"
+}
+
+engines=(assay duckdb polars)
+rows=""
+for n in "${sizes[@]}"; do
+  data=$(dataset "$n" "$styles")
+  events=$("$assay" sql --data "$data" --format csv "SELECT COUNT(*) FROM events" | tail -1)
+  declare -A times=() rss=()
+  for e in "${engines[@]}"; do run_engine "$e" "$data" >/dev/null; done   # warm-up
+  for e in assay duckdb polars; do cp "$work/funnel/$e.csv" "$work/funnel/$e.answer.csv"; done
+  "$venv/bin/python" - "$work/funnel" <<'PY'
+import csv, sys
+folder = sys.argv[1]
+def load(e):
+    return list(csv.DictReader(open(f"{folder}/{e}.answer.csv")))
+ref = load("assay")
+assert ref, "assay returned no rows"
+for other in ("duckdb", "polars"):
+    rows = load(other)
+    assert len(rows) == len(ref), f"{other}: {len(rows)} rows, assay {len(ref)}"
+    for a, b in zip(ref, rows):
+        for k in a:
+            if k == "revenue":
+                x, y = float(a[k]), float(b[k])
+                assert abs(x - y) <= 1e-9 * max(1.0, abs(x)), (other, a["style_id"], k, x, y)
+            else:
+                assert a[k] == b[k], (other, a["style_id"], k, a[k], b[k])
+print(f"answers equal: {len(ref)} styles")
+PY
+  for ((i = 0; i < runs; i++)); do
+    for e in "${engines[@]}"; do
+      read -r s mb < <(run_engine "$e" "$data")
+      times[$e]+="$s "
+      rss[$e]+="$mb "
+    done
+  done
+  rows+=$("$venv/bin/python" - "$events" "${times[assay]}" "${rss[assay]}" "${times[duckdb]}" \
+    "${rss[duckdb]}" "${times[polars]}" "${rss[polars]}" <<'PY'
+import statistics, sys
+events = int(sys.argv[1])
+vals = [list(map(float, a.split())) for a in sys.argv[2:]]
+(at, am), (dt, dm), (pt, pm) = (vals[0], vals[1]), (vals[2], vals[3]), (vals[4], vals[5])
+duck = statistics.median(dt)
+out = []
+for name, t, m in (("assay", at, am), ("DuckDB", dt, dm), ("Polars (streaming)", pt, pm)):
+    med = statistics.median(t)
+    out.append(f"| {events:,} | {name} | {med:.2f} s | {min(t):.2f}–{max(t):.2f} s | {med / duck:.2f} | {max(m):.0f} MiB |")
+print("\n".join(out))
+PY
+)$'\n'
+  unset times rss
+done
+
+machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM"
+body="\`bench/run.sh ${sizes[*]}\`, $(date -u +%F), release build, ${machine}. Generated 60-day
+seasons of ${styles} styles in 2 markets. The per-style launch funnel over raw events
+(\`bench/funnel.sql\`, the same text for assay and DuckDB; the same funnel in Polars' lazy
+API with the streaming engine), engines alternating, one warm-up each, then ${runs} timed
+rounds; every answer checked equal to assay's. Wall time of the whole process (start,
+planning, reading Parquet, writing the CSV answer); peak RSS from \`/usr/bin/time\`.
+
+| events | engine | median | min–max | ratio to DuckDB | peak RSS |
+|---:|---|---:|---:|---:|---:|
+${rows}
+Targets (the performance issue): assay ≤ 0.8 × DuckDB's time at 10⁸ events, peak RSS ≤ 1 GiB."
+printf '## Funnel: assay, DuckDB, Polars\n\n%s\n' "$body" |
+  python3 bench/write-section.py "Funnel: assay, DuckDB, Polars"
+echo "$body"
