@@ -24,14 +24,16 @@ def polars_funnel(data: Path) -> None:
     import polars as pl
 
     events = pl.scan_parquet(f"{data}/events/*/*.parquet", hive_partitioning=True)
-    styles = pl.scan_parquet(f"{data}/styles.parquet").select("style_id", "category", "launch_at")
+    styles = pl.scan_parquet(f"{data}/styles.parquet").select(
+        "style_id", "category", "launch_at", window_end=pl.col("launch_at") + pl.duration(days=21)
+    )
     purchase = pl.col("event_type") == "purchase"
     funnel = (
         events.select("style_id", "event_time", "event_type", "user_id", "quantity", "price")
         .join(styles, on="style_id")
         .filter(
             (pl.col("event_time") >= pl.col("launch_at"))
-            & (pl.col("event_time") < pl.col("launch_at") + pl.duration(days=21))
+            & (pl.col("event_time") < pl.col("window_end"))
         )
         .group_by("style_id", "category")
         .agg(
