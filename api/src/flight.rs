@@ -242,13 +242,9 @@ impl FlightSqlService for FlightSqlServiceImpl {
         })?;
         let answer = self.sandbox.run(sql).await.map_err(to_status)?;
         let schema = Arc::clone(&answer.schema);
-        let batches = stream::unfold(answer, |mut answer| async move {
-            let next = answer
-                .next()
-                .await?
-                .map_err(|e| FlightError::Tonic(Box::new(to_status(e))));
-            Some((next, answer))
-        });
+        let batches = answer
+            .into_stream()
+            .map_err(|e| FlightError::Tonic(Box::new(to_status(e))));
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)

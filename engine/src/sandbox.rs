@@ -122,6 +122,16 @@ impl Answer {
             QueryMessage::Schema(_) => None,
         }
     }
+
+    /// The batches as a stream, for protocols that encode one.
+    pub fn into_stream(
+        self,
+    ) -> impl futures::Stream<Item = Result<RecordBatch, SandboxError>> + Send {
+        futures::stream::unfold(self, |mut answer| async move {
+            let next = answer.next().await?;
+            Some((next, answer))
+        })
+    }
 }
 
 /// Runs analysts' queries; one per server.

@@ -155,11 +155,7 @@ fn respond(
         Some(options),
     )?);
     let row_fields = Arc::clone(&fields);
-    let rows = stream::unfold(answer, |mut answer| async move {
-        let next = answer.next().await?;
-        Some((next, answer))
-    })
-    .flat_map(move |next| {
+    let rows = answer.into_stream().flat_map(move |next| {
         let rows: Vec<PgWireResult<_>> = match next {
             Ok(batch) => encode_recordbatch(Arc::clone(&row_fields), batch).collect(),
             Err(e) => vec![Err(to_pg_error(e))],
