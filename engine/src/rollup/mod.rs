@@ -249,8 +249,23 @@ impl Rollup {
             link_days_before(&self.generation_dir(prev.generation), &staging, from)?;
         }
         let until = through + Days::new(1);
-        let sql = params.style_daily_days(from, until);
-        let (days_written, rows_written) = write_days(ctx, &sql, &staging).await?;
+        let (mut days_written, mut rows_written) = (0, 0);
+        let mut chunk_from = from;
+        while chunk_from < until {
+            // A week at a time: memory follows a week's events, not the whole history
+            // (the query's hash joins cannot spill).
+            let chunk_until = (chunk_from + Days::new(CHUNK_DAYS)).min(until);
+            let sql = params.style_daily_days(chunk_from, chunk_until);
+            let (days, rows) = write_days(ctx, &sql, &staging).await?;
+            days_written += days;
+            rows_written += rows;
+            if days > 0 {
+                // The next week carries its stock in from the rows just written.
+                ctx.deregister_table(TABLE)?;
+                register_dir(ctx, &staging).await?;
+            }
+            chunk_from = chunk_until;
+        }
         let inputs = self.inputs_dir(generation);
         copy_inputs(data, &inputs)?;
 
@@ -411,6 +426,9 @@ fn link_days_before(old: &Path, new: &Path, from: NaiveDate) -> Result<()> {
 }
 
 /// Runs the rollup query and writes one file per day under `dir`.
+/// Days recomputed by one query of a refresh.
+const CHUNK_DAYS: u64 = 7;
+
 async fn write_days(ctx: &SessionContext, sql: &str, dir: &Path) -> Result<(usize, usize)> {
     let ordered = format!("SELECT * FROM ({sql}) r ORDER BY day, style_id, market");
     let mut stream = ctx.sql(&ordered).await?.execute_stream().await?;
