@@ -186,12 +186,7 @@ impl Sandbox {
     /// Text too long or too many queries running (refused before anything runs), not
     /// read-only, or failed before its schema (planning, or a limit hit that early).
     pub async fn run(&self, sql: String) -> Result<Answer, SandboxError> {
-        if sql.len() > self.limits.max_sql_bytes {
-            return Err(SandboxError::TooLarge {
-                len: sql.len(),
-                max: self.limits.max_sql_bytes,
-            });
-        }
+        self.check_size(&sql)?;
         Answer::begin(self.start(Query::Sql(sql))?).await
     }
 
@@ -211,12 +206,7 @@ impl Sandbox {
     /// # Errors
     /// As [`Sandbox::run`].
     pub async fn schema_of(&self, sql: String) -> Result<SchemaRef, SandboxError> {
-        if sql.len() > self.limits.max_sql_bytes {
-            return Err(SandboxError::TooLarge {
-                len: sql.len(),
-                max: self.limits.max_sql_bytes,
-            });
-        }
+        self.check_size(&sql)?;
         let state = self.ctx.state();
         let limits = self.limits.clone();
         self.handle()
@@ -228,6 +218,17 @@ impl Sandbox {
             .map_err(|e| SandboxError::Query(format!("planning stopped: {e}")))?
     }
 
+    /// Text too long to plan is refused before parsing.
+    fn check_size(&self, sql: &str) -> Result<(), SandboxError> {
+        if sql.len() > self.limits.max_sql_bytes {
+            return Err(SandboxError::TooLarge {
+                len: sql.len(),
+                max: self.limits.max_sql_bytes,
+            });
+        }
+        Ok(())
+    }
+
     fn start(&self, query: Query) -> Result<mpsc::Receiver<QueryMessage>, SandboxError> {
         let permit = Arc::clone(&self.permits)
             .try_acquire_owned()
@@ -235,13 +236,9 @@ impl Sandbox {
         let limits = self.limits.clone();
         let state = self.ctx.state();
         let (tx, rx) = mpsc::channel(4);
-        let runtime = self
-            .runtime
-            .as_ref()
-            .expect("runtime lives as long as the sandbox");
         let errors = tx.clone();
         let timeout = limits.timeout;
-        let work = runtime.spawn(async move {
+        let work = self.handle().spawn(async move {
             // The permit is held until the query has really stopped, so the cap counts
             // the queries that use cores, not the answers still being awaited.
             let _permit = permit;

@@ -425,10 +425,10 @@ fn link_days_before(old: &Path, new: &Path, from: NaiveDate) -> Result<()> {
     Ok(())
 }
 
-/// Runs the rollup query and writes one file per day under `dir`.
 /// Days recomputed by one query of a refresh.
 const CHUNK_DAYS: u64 = 7;
 
+/// Runs the rollup query and writes one file per day under `dir`.
 async fn write_days(ctx: &SessionContext, sql: &str, dir: &Path) -> Result<(usize, usize)> {
     let ordered = format!("SELECT * FROM ({sql}) r ORDER BY day, style_id, market");
     let mut stream = ctx.sql(&ordered).await?.execute_stream().await?;
