@@ -5,8 +5,12 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = assay_api::cli::Cli::parse();
     assay_api::cli::init_tracing(cli.verbose);
+    // Deep plans recurse: DataFusion's planner, and Ballista's plan (de)serialisation in
+    // the in-process scheduler and executors, overflow tokio's 2 MiB default. Ballista's
+    // own binaries use 32 MiB too; it is address space, touched only when needed.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(32 * 1024 * 1024)
         .build()
     {
         Ok(rt) => rt,

@@ -46,6 +46,14 @@ pub enum EngineError {
     Store { path: String, message: String },
     #[error("run `{run_id}` not found")]
     RunNotFound { run_id: String },
+    #[error("--engine `{given}`: expected local, ballista-standalone or ballista://HOST:PORT")]
+    BadEngine { given: String },
+    #[error(
+        "--engine {engine}: this assay was built without Ballista; rebuild with `--features ballista`"
+    )]
+    BallistaNotBuilt { engine: String },
+    #[error("--engine {engine}: {message}")]
+    Ballista { engine: String, message: String },
     #[error("I/O on {path}: {source}")]
     Io {
         path: String,

@@ -74,7 +74,7 @@ impl Engine {
 
     async fn observations_from(&self, sql: &str) -> Result<Vec<StyleObservation>> {
         let mut out = Vec::new();
-        for batch in &self.run_internal(sql).await? {
+        for batch in &self.run_compute(sql).await? {
             let c = Columns {
                 query: "style_funnel",
                 batch,

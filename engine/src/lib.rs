@@ -4,10 +4,12 @@
 //! tables, [`sql`] holds the funnel views, [`funnel`] reads them into typed rows,
 //! [`rollup`] keeps the daily rollup
 //! the funnel reads, [`decision`] is the pure decision math, [`store`] keeps decision runs.
+//! [`compute`] picks where the heavy queries run (this process or Ballista).
 //! [`generate`] makes realistic launch data with known truth.
 
 pub mod backtest;
 mod columns;
+pub mod compute;
 pub mod decision;
 pub mod error;
 pub mod funnel;
@@ -22,6 +24,7 @@ pub mod source;
 pub mod sql;
 pub mod store;
 
+pub use compute::QueryEngine;
 pub use error::{EngineError, Result};
 pub use funnel::{DailyRow, StyleInfo};
 pub use session::Engine;

@@ -21,7 +21,7 @@ impl Engine {
     ) -> Result<DecisionRun> {
         let run = self.compute(as_of, policy).await?;
         self.store().write_run(&run)?;
-        self.store().register(self.ctx()).await?;
+        self.register_decisions().await?;
         Ok(run)
     }
 
@@ -122,7 +122,7 @@ impl Engine {
                    SELECT 1 AS n, style_id, event_date AS day FROM ({raw}) r \
                  ) problems"
             );
-            let batches = self.run_internal(&sql).await?;
+            let batches = self.run_compute(&sql).await?;
             let Some(b) = batches.first() else { continue };
             let n = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64)?;
             let n = n

@@ -6,8 +6,9 @@ use arrow::array::{Array, TimestampMicrosecondArray};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use datafusion::execution::context::SQLOptions;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 
+use crate::compute::{self, QueryEngine};
 use crate::error::{EngineError, Result};
 use crate::rollup::{RefreshReport, Rollup};
 use crate::source::{self, BadFiles, Dataset, SetAside, SourceSummary};
@@ -18,6 +19,10 @@ use crate::store::{DecisionStore, OverridesTable};
 /// Owns the session every consumer (CLI, HTTP, SQL ports) queries.
 pub struct Engine {
     ctx: SessionContext,
+    /// Where the funnel and rollup queries run: `ctx` itself, or a Ballista session over
+    /// the same Parquet tables (overrides and decision runs stay with `ctx`).
+    compute: SessionContext,
+    query_engine: QueryEngine,
     dataset: Dataset,
     sources: SourceSummary,
     latest_event: DateTime<Utc>,
@@ -45,13 +50,22 @@ impl Engine {
     /// # Errors
     /// As [`Engine::open`].
     pub async fn open_with(root: impl Into<std::path::PathBuf>, bad: BadFiles) -> Result<Self> {
+        Self::open_on(root, bad, &QueryEngine::Local).await
+    }
+
+    /// Opens a dataset whose funnel and rollup queries run on `engine`.
+    ///
+    /// # Errors
+    /// As [`Engine::open`], or a Ballista engine that cannot be started or reached.
+    pub async fn open_on(
+        root: impl Into<std::path::PathBuf>,
+        bad: BadFiles,
+        engine: &QueryEngine,
+    ) -> Result<Self> {
         let dataset = Dataset::new(root);
         // A batch interrupted mid-publish is finished before anything reads the data.
         crate::ingest::recover(&dataset)?;
-        let config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("assay", "public");
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = compute::session_context(&QueryEngine::Local).await?;
         let sources = source::register_inputs(&ctx, &dataset, bad).await?;
         let latest_event = latest_event_time(&ctx)
             .await?
@@ -66,8 +80,18 @@ impl Engine {
         )?;
         let rollup = Rollup::new(&dataset);
         rollup.register(&ctx).await?;
+        let compute = if engine.is_ballista() {
+            let compute = compute::session_context(engine).await?;
+            source::register_tables(&compute, &dataset).await?;
+            rollup.register(&compute).await?;
+            compute
+        } else {
+            ctx.clone()
+        };
         let engine = Self {
             ctx,
+            compute,
+            query_engine: engine.clone(),
             rollup,
             bad_files: bad,
             set_aside: std::sync::Mutex::new(sources.set_aside.clone()),
@@ -77,9 +101,24 @@ impl Engine {
             store,
             overrides,
         };
-        sql::register_views(&engine.ctx, &ViewParams::as_of(latest_event)).await?;
-        engine.store.register(&engine.ctx).await?;
+        for ctx in engine.contexts() {
+            sql::register_views(ctx, &ViewParams::as_of(latest_event)).await?;
+        }
+        engine.register_decisions().await?;
         Ok(engine)
+    }
+
+    /// The sessions that hold the tables: this process's, and Ballista's when chosen.
+    fn contexts(&self) -> impl Iterator<Item = &SessionContext> {
+        std::iter::once(&self.ctx).chain(self.query_engine.is_ballista().then_some(&self.compute))
+    }
+
+    /// Makes the stored runs queryable as `decisions` (again, after a new run).
+    pub(crate) async fn register_decisions(&self) -> Result<()> {
+        for ctx in self.contexts() {
+            self.store.register(ctx).await?;
+        }
+        Ok(())
     }
 
     pub fn ctx(&self) -> &SessionContext {
@@ -113,9 +152,19 @@ impl Engine {
         rebuild: bool,
     ) -> Result<RefreshReport> {
         self.check_new_event_files()?;
-        self.rollup
-            .refresh(&self.ctx, &self.dataset, params, rebuild)
-            .await
+        let report = self
+            .rollup
+            .refresh(&self.compute, &self.dataset, params, rebuild)
+            .await?;
+        if self.query_engine.is_ballista() {
+            self.rollup.register(&self.ctx).await?;
+        }
+        Ok(report)
+    }
+
+    /// The engine the funnel and rollup queries run on.
+    pub fn query_engine(&self) -> &QueryEngine {
+        &self.query_engine
     }
 
     /// Event files set aside as unreadable since the engine opened.
@@ -154,22 +203,29 @@ impl Engine {
     }
 
     /// Runs one read-only statement from a user: no DDL, no DML, no `SET`, no `COPY`.
+    /// It runs on the chosen [`QueryEngine`]; on Ballista every table but `overrides`
+    /// (which lives in this process) is there.
     ///
     /// # Errors
     /// A statement that is not read-only, a syntax or planning error, or an execution
     /// failure, with DataFusion's message.
     pub async fn query(&self, text: &str) -> Result<Vec<RecordBatch>> {
         let df = self
-            .ctx
+            .compute
             .sql_with_options(text, read_only_options())
             .await
             .map_err(refusal)?;
         Ok(df.collect().await?)
     }
 
-    /// Runs engine-owned SQL (trusted text built by assay).
+    /// Runs engine-owned SQL (trusted text built by assay) in this process.
     pub(crate) async fn run_internal(&self, text: &str) -> Result<Vec<RecordBatch>> {
         Ok(self.ctx.sql(text).await?.collect().await?)
+    }
+
+    /// Runs engine-owned SQL over the whole history on the chosen [`QueryEngine`].
+    pub(crate) async fn run_compute(&self, text: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.compute.sql(text).await?.collect().await?)
     }
 }
 

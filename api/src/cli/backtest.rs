@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use assay_engine::Engine;
+use assay_engine::QueryEngine;
 use assay_engine::backtest::{self, BacktestRequest, NamedPolicy, report};
 use assay_engine::decision::Policy;
 use chrono::NaiveDate;
@@ -29,7 +29,7 @@ pub struct BacktestArgs {
     pub out: Option<PathBuf>,
 }
 
-pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
+pub async fn run(args: BacktestArgs, engine: &QueryEngine) -> anyhow::Result<()> {
     let data = args.data.clone().unwrap_or_else(super::default_data_dir);
     let mut policies = Vec::new();
     for path in &args.policies {
@@ -47,9 +47,7 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
     if let Some(grid) = &args.grid {
         policies = expand_grid(&policies[0].policy, grid)?;
     }
-    let engine = Engine::open(&data)
-        .await
-        .with_context(|| format!("opening dataset {}", data.display()))?;
+    let engine = super::open_engine(&data, engine).await?;
     let request = BacktestRequest {
         from: args.from,
         to: args.to,

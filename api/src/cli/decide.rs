@@ -1,10 +1,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use assay_engine::decision::style::expected_days_to_verdict;
 use assay_engine::decision::{ALL_MARKETS, Decision, Policy, Verdict};
-use assay_engine::{DecisionRun, Engine};
+use assay_engine::{DecisionRun, QueryEngine};
 use chrono::{DateTime, Utc};
 
 use super::output::{Format, print_batches};
@@ -45,12 +44,10 @@ pub fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Policy> {
     })
 }
 
-pub async fn run(args: DecideArgs) -> anyhow::Result<()> {
+pub async fn run(args: DecideArgs, engine: &QueryEngine) -> anyhow::Result<()> {
     let policy = load_policy(args.policy.as_ref())?;
     let data = args.data.unwrap_or_else(super::default_data_dir);
-    let engine = Engine::open(&data)
-        .await
-        .with_context(|| format!("opening dataset {}", data.display()))?;
+    let engine = super::open_engine(&data, engine).await?;
     let run = engine.decide(args.as_of, &policy).await?;
     match args.format {
         Format::Table => print_summary(&run, &policy, args.top),

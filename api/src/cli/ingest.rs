@@ -2,7 +2,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use assay_engine::Engine;
+use assay_engine::QueryEngine;
 use assay_engine::ingest::{self, Format, IngestRequest, IngestSummary};
 use assay_engine::rollup::RefreshReport;
 use assay_engine::source::Dataset;
@@ -52,7 +52,7 @@ pub struct RollupArgs {
     pub policy: Option<PathBuf>,
 }
 
-pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
+pub async fn run(args: IngestArgs, engine: &QueryEngine) -> anyhow::Result<()> {
     let data = args.data.clone().unwrap_or_else(super::default_data_dir);
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
     let request = IngestRequest {
@@ -67,7 +67,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         .await?
         .context("ingest failed; the dataset is unchanged")?;
     let rollup = if summary.events_added > 0 && !args.no_rollup {
-        Some(refresh(&data, args.policy.as_ref(), false).await?)
+        Some(refresh(&data, args.policy.as_ref(), false, engine).await?)
     } else {
         None
     };
@@ -80,9 +80,9 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run_rollup(args: RollupArgs) -> anyhow::Result<()> {
+pub async fn run_rollup(args: RollupArgs, engine: &QueryEngine) -> anyhow::Result<()> {
     let data = args.data.unwrap_or_else(super::default_data_dir);
-    let report = refresh(&data, args.policy.as_ref(), args.rebuild).await?;
+    let report = refresh(&data, args.policy.as_ref(), args.rebuild, engine).await?;
     print_report(&report);
     Ok(())
 }
@@ -91,11 +91,10 @@ async fn refresh(
     data: &std::path::Path,
     policy: Option<&PathBuf>,
     rebuild: bool,
+    engine: &QueryEngine,
 ) -> anyhow::Result<RefreshReport> {
     let policy = load_policy(policy)?;
-    let engine = Engine::open(data)
-        .await
-        .with_context(|| format!("opening dataset {}", data.display()))?;
+    let engine = super::open_engine(data, engine).await?;
     let params = ViewParams::for_policy(engine.latest_event(), &policy);
     Ok(engine.refresh_rollup(&params, rebuild).await?)
 }

@@ -9,8 +9,11 @@ mod serve;
 mod sql;
 mod token;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+use assay_engine::source::BadFiles;
+use assay_engine::{Engine, QueryEngine};
 use clap::{Parser, Subcommand};
 
 /// assay: keep, drop or keep testing each newly launched style, from how customers behave.
@@ -20,6 +23,11 @@ pub struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Where the funnel, rollup and SQL queries run: `local`, `ballista-standalone` (a
+    /// scheduler and executor in this process) or `ballista://HOST:PORT` (a running
+    /// Ballista scheduler; build with `--features ballista`) [default: local].
+    #[arg(long, global = true, env = "ASSAY_ENGINE")]
+    pub engine: Option<QueryEngine>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -70,14 +78,22 @@ pub fn init_tracing(verbose: u8) {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let engine = cli.engine.clone().unwrap_or_default();
     match cli.command {
         Command::Generate(args) => generate::run(args),
-        Command::Sql(args) => sql::run(args).await,
-        Command::Decide(args) => decide::run(args).await,
-        Command::Serve(args) => serve::run(args).await,
+        Command::Sql(args) => sql::run(args, &engine).await,
+        Command::Decide(args) => decide::run(args, &engine).await,
+        Command::Serve(args) => serve::run(args, cli.engine).await,
         Command::Token(command) => token::run(command),
-        Command::Ingest(args) => ingest::run(args).await,
-        Command::Rollup(args) => ingest::run_rollup(args).await,
-        Command::Backtest(args) => backtest::run(args).await,
+        Command::Ingest(args) => ingest::run(args, &engine).await,
+        Command::Rollup(args) => ingest::run_rollup(args, &engine).await,
+        Command::Backtest(args) => backtest::run(args, &engine).await,
     }
+}
+
+/// Opens a dataset for a one-shot command (bad files fail it: the user is there).
+async fn open_engine(data: &Path, engine: &QueryEngine) -> anyhow::Result<Engine> {
+    Engine::open_on(data, BadFiles::Fail, engine)
+        .await
+        .with_context(|| format!("opening dataset {} on engine {engine}", data.display()))
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
+use assay_engine::QueryEngine;
 use assay_engine::sandbox::SandboxLimits;
 
 use crate::server::{Application, Limits, ServeConfig, shutdown_signal};
@@ -25,8 +26,9 @@ pub struct ServeArgs {
     /// Also serve Arrow Flight SQL here (e.g. 127.0.0.1:50051) [default: off].
     #[arg(long, env = "ASSAY_FLIGHT_LISTEN")]
     pub flight_listen: Option<SocketAddr>,
-    /// TOML file with any of: data, listen, pg_listen, flight_listen, policy, tokens, request_timeout_secs,
-    /// max_body_bytes, sql_timeout_secs, sql_memory_mib, sql_max_rows, sql_max_concurrent.
+    /// TOML file with any of: data, engine, listen, pg_listen, flight_listen, policy, tokens,
+    /// request_timeout_secs, max_body_bytes, sql_timeout_secs, sql_memory_mib, sql_max_rows,
+    /// sql_max_concurrent.
     #[arg(long, env = "ASSAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Decision policy file (TOML) [default: the built-in policy].
@@ -70,6 +72,7 @@ struct ConfigFile {
     sql_memory_mib: Option<usize>,
     sql_max_rows: Option<usize>,
     sql_max_concurrent: Option<usize>,
+    engine: Option<String>,
 }
 
 fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
@@ -83,10 +86,21 @@ pub fn default_tokens(data: &Path) -> PathBuf {
     data.join(".assay").join("tokens.json")
 }
 
-pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeConfig> {
+/// `engine` is the global `--engine` flag (or `ASSAY_ENGINE`), which wins over the file.
+pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<ServeConfig> {
     let file = match &args.config {
         Some(p) => read_config(p)?,
         None => ConfigFile::default(),
+    };
+    let engine = match (engine, &file.engine) {
+        (Some(engine), _) => engine,
+        (None, Some(text)) => text.parse().with_context(|| {
+            format!(
+                "config file {}",
+                args.config.as_deref().unwrap_or(Path::new("")).display()
+            )
+        })?,
+        (None, None) => QueryEngine::Local,
     };
     let data = args
         .data
@@ -140,11 +154,12 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeConfig> {
         },
         sql,
         data,
+        engine,
     })
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = resolve(args)?;
+pub async fn run(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<()> {
+    let config = resolve(args, engine)?;
     let app = Application::build(config).await?;
     let addr = app.local_addr()?;
     if let Some(pg) = app.pg_addr() {
@@ -189,10 +204,12 @@ mod tests {
         let file = dir.path().join("assay.toml");
         std::fs::write(
             &file,
-            "data = \"/srv/data\"\nlisten = \"127.0.0.1:9000\"\nrequest_timeout_secs = 5\n",
+            "data = \"/srv/data\"\nlisten = \"127.0.0.1:9000\"\nrequest_timeout_secs = 5\n\
+             engine = \"ballista://sched:50050\"\n",
         )
         .unwrap();
-        let from_file = resolve(args(None, None, Some(file.clone()))).unwrap();
+        let from_file = resolve(args(None, None, Some(file.clone())), None).unwrap();
+        assert_eq!(from_file.engine.to_string(), "ballista://sched:50050");
         assert_eq!(from_file.data, PathBuf::from("/srv/data"));
         assert_eq!(from_file.listen.port(), 9000);
         assert_eq!(from_file.limits.request_timeout, Duration::from_secs(5));
@@ -201,8 +218,13 @@ mod tests {
             from_file.tokens,
             PathBuf::from("/srv/data/.assay/tokens.json")
         );
-        let flags = resolve(args(Some("/other"), Some("127.0.0.1:7000"), Some(file))).unwrap();
+        let flags = resolve(
+            args(Some("/other"), Some("127.0.0.1:7000"), Some(file)),
+            Some(QueryEngine::Local),
+        )
+        .unwrap();
         assert_eq!(flags.data, PathBuf::from("/other"));
+        assert_eq!(flags.engine, QueryEngine::Local);
         assert_eq!(flags.listen.port(), 7000);
     }
 
@@ -211,7 +233,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("assay.toml");
         std::fs::write(&file, "listn = \"127.0.0.1:1\"\n").unwrap();
-        let err = format!("{:#}", resolve(args(None, None, Some(file))).unwrap_err());
+        let err = format!(
+            "{:#}",
+            resolve(args(None, None, Some(file.clone())), None).unwrap_err()
+        );
         assert!(err.contains("assay.toml") && err.contains("listn"), "{err}");
+        std::fs::write(&file, "engine = \"spark://h:1\"\n").unwrap();
+        let err = format!(
+            "{:#}",
+            resolve(args(None, None, Some(file)), None).unwrap_err()
+        );
+        assert!(
+            err.contains("assay.toml") && err.contains("ballista://HOST:PORT"),
+            "{err}"
+        );
     }
 }

@@ -1,7 +1,6 @@
 use std::path::PathBuf;
 
-use anyhow::Context;
-use assay_engine::Engine;
+use assay_engine::QueryEngine;
 
 use super::output::{Format, print_batches};
 
@@ -16,11 +15,9 @@ pub struct SqlArgs {
     pub format: Format,
 }
 
-pub async fn run(args: SqlArgs) -> anyhow::Result<()> {
+pub async fn run(args: SqlArgs, engine: &QueryEngine) -> anyhow::Result<()> {
     let data = args.data.unwrap_or_else(super::default_data_dir);
-    let engine = Engine::open(&data)
-        .await
-        .with_context(|| format!("opening dataset {}", data.display()))?;
+    let engine = super::open_engine(&data, engine).await?;
     let batches = engine.query(&args.sql).await?;
     print_batches(&batches, args.format)
 }

@@ -43,6 +43,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Limits of analysts' SQL.
     pub sql: assay_engine::sandbox::SandboxLimits,
+    /// Where the funnel and rollup queries of decision runs execute.
+    pub engine: assay_engine::QueryEngine,
 }
 
 pub struct Application {
@@ -74,9 +76,15 @@ impl Application {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         // One unreadable event file must not stop every buyer: it is set aside,
         // logged and reported by /readyz.
-        let engine = Engine::open_with(&config.data, BadFiles::SetAside)
+        let engine = Engine::open_on(&config.data, BadFiles::SetAside, &config.engine)
             .await
-            .with_context(|| format!("opening dataset {}", config.data.display()))?;
+            .with_context(|| {
+                format!(
+                    "opening dataset {} on engine {}",
+                    config.data.display(),
+                    config.engine
+                )
+            })?;
         let tokens = TokenStore::open(&config.tokens)?;
         if tokens.is_empty() {
             let token = tokens.create("admin", Role::Admin)?;

@@ -19,6 +19,7 @@ use arrow::array::{Array, Date32Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::{Days, NaiveDate};
 use datafusion::datasource::MemTable;
+use datafusion::datasource::empty::EmptyTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -394,9 +395,9 @@ async fn register_dir(ctx: &SessionContext, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// An `EmptyTable` rather than a `MemTable`: Ballista can ship it to its executors.
 fn register_empty(ctx: &SessionContext) -> Result<()> {
-    let table = MemTable::try_new(style_daily_schema(), vec![vec![]])?;
-    ctx.register_table(TABLE, Arc::new(table))?;
+    ctx.register_table(TABLE, Arc::new(EmptyTable::new(style_daily_schema())))?;
     Ok(())
 }
 

@@ -130,14 +130,7 @@ pub async fn register_inputs(
             path: data.root.display().to_string(),
         });
     }
-    for (path, table, expected) in [
-        (data.styles_file(), "styles", schema::styles_schema()),
-        (
-            data.receipts_file(),
-            "stock_receipts",
-            schema::stock_receipts_schema(),
-        ),
-    ] {
+    for (path, table, expected) in catalog_tables(data) {
         if !path.is_file() {
             return Err(EngineError::MissingTable {
                 path: path.display().to_string(),
@@ -145,18 +138,10 @@ pub async fn register_inputs(
             });
         }
         check_file(&path, &expected)?;
-        let options = ParquetReadOptions::default().schema(&expected);
-        ctx.register_parquet(table, path.to_string_lossy().as_ref(), options)
-            .await?;
     }
-
     let truth = data.truth_file();
     if truth.is_file() {
-        let expected = schema::truth_schema();
-        check_file(&truth, &expected)?;
-        let options = ParquetReadOptions::default().schema(&expected);
-        ctx.register_parquet("truth", truth.to_string_lossy().as_ref(), options)
-            .await?;
+        check_file(&truth, &schema::truth_schema())?;
     }
 
     let events_dir = data.events_dir();
@@ -168,12 +153,50 @@ pub async fn register_inputs(
             path: events_dir.display().to_string(),
         });
     }
-    let expected = schema::events_file_schema();
     let partitions = files
         .iter()
         .filter_map(|f| f.parent())
         .collect::<std::collections::BTreeSet<_>>()
         .len();
+    register_tables(ctx, data).await?;
+    Ok(SourceSummary {
+        event_files: files.len(),
+        event_partitions: partitions,
+        set_aside,
+    })
+}
+
+/// The catalog tables every dataset has: file, table name, schema.
+fn catalog_tables(data: &Dataset) -> [(PathBuf, &'static str, SchemaRef); 2] {
+    [
+        (data.styles_file(), "styles", schema::styles_schema()),
+        (
+            data.receipts_file(),
+            "stock_receipts",
+            schema::stock_receipts_schema(),
+        ),
+    ]
+}
+
+/// Registers the input tables of a dataset [`register_inputs`] has checked, as Parquet
+/// listing tables: the one kind of table every engine (Ballista too) can run.
+///
+/// # Errors
+/// A folder that cannot be resolved, or a registration failure.
+pub async fn register_tables(ctx: &SessionContext, data: &Dataset) -> Result<()> {
+    for (path, table, expected) in catalog_tables(data) {
+        let options = ParquetReadOptions::default().schema(&expected);
+        ctx.register_parquet(table, path.to_string_lossy().as_ref(), options)
+            .await?;
+    }
+    let truth = data.truth_file();
+    if truth.is_file() {
+        let expected = schema::truth_schema();
+        let options = ParquetReadOptions::default().schema(&expected);
+        ctx.register_parquet("truth", truth.to_string_lossy().as_ref(), options)
+            .await?;
+    }
+    let events_dir = data.events_dir();
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(vec![(EVENT_DATE.to_string(), DataType::Date32)]);
@@ -184,13 +207,15 @@ pub async fn register_inputs(
             .map_err(|source| io_err(&events_dir, source))?
             .display()
     );
-    ctx.register_listing_table("events", url, options, Some(expected), None)
-        .await?;
-    Ok(SourceSummary {
-        event_files: files.len(),
-        event_partitions: partitions,
-        set_aside,
-    })
+    ctx.register_listing_table(
+        "events",
+        url,
+        options,
+        Some(schema::events_file_schema()),
+        None,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Every `*.parquet` file under `events/event_date=YYYY-MM-DD/`, sorted.

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use datafusion::datasource::MemTable;
+use datafusion::datasource::empty::EmptyTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::prelude::SessionContext;
@@ -167,8 +167,8 @@ impl DecisionStore {
     pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
         ctx.deregister_table("decisions")?;
         if self.run_files()?.is_empty() {
-            let empty = MemTable::try_new(decisions_schema(), vec![vec![]])?;
-            ctx.register_table("decisions", Arc::new(empty))?;
+            // Not a `MemTable`: Ballista can ship an `EmptyTable` to its executors.
+            ctx.register_table("decisions", Arc::new(EmptyTable::new(decisions_schema())))?;
             return Ok(());
         }
         let options =

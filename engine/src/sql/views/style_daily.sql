@@ -15,8 +15,10 @@ catalog AS (
 calendar AS (
     SELECT day, arrow_cast(day, {timestamp_type}) AS day_start,
            arrow_cast(day, {timestamp_type}) + INTERVAL '1 day' AS day_end
-    FROM (SELECT CAST(value AS DATE) AS day
-          FROM generate_series({from_date}, {until_date} - INTERVAL '1 day', INTERVAL '1 day')) d
+    -- The array form unnested, not the generate_series table function: a table
+    -- function cannot be shipped to Ballista's executors.
+    FROM (SELECT CAST(unnest(generate_series({from_date}, {until_date} - INTERVAL '1 day',
+                                             INTERVAL '1 day')) AS DATE) AS day) d
 ),
 day_events AS (
     SELECT e.style_id, e.market, e.event_date AS day, e.event_type, e.event_time,
