@@ -1,6 +1,8 @@
 //! Subcommands of `assay`. Each one parses its flags, calls the engine, and prints.
 
 mod backtest;
+#[cfg(feature = "ballista")]
+mod cluster;
 mod decide;
 mod generate;
 mod ingest;
@@ -51,6 +53,12 @@ pub enum Command {
     Rollup(ingest::RollupArgs),
     /// Replay history day by day and score policies against baselines and hindsight.
     Backtest(backtest::BacktestArgs),
+    /// Run a Ballista scheduler for `--engine ballista://HOST:PORT` (feature `ballista`).
+    #[cfg(feature = "ballista")]
+    Scheduler(cluster::SchedulerArgs),
+    /// Run a Ballista executor that takes tasks from a scheduler (feature `ballista`).
+    #[cfg(feature = "ballista")]
+    Executor(cluster::ExecutorArgs),
 }
 
 /// The bundled sample dataset, found relative to the working directory or the binary's
@@ -88,6 +96,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(args) => ingest::run(args, &engine).await,
         Command::Rollup(args) => ingest::run_rollup(args, &engine).await,
         Command::Backtest(args) => backtest::run(args, &engine).await,
+        #[cfg(feature = "ballista")]
+        Command::Scheduler(args) => cluster::run_scheduler(args).await,
+        #[cfg(feature = "ballista")]
+        Command::Executor(args) => cluster::run_executor(args).await,
     }
 }
 
