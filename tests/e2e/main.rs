@@ -7,6 +7,8 @@ mod flight;
 mod ingest;
 mod notebooks;
 mod pg;
+#[cfg(feature = "ballista")]
+mod scale_out;
 mod server;
 mod sql;
 mod support;

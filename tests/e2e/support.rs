@@ -10,6 +10,7 @@ pub fn assay(args: &[&str]) -> (bool, String, String) {
         .args(args)
         .env_remove("ASSAY_DATA")
         .env_remove("ASSAY_POLICY")
+        .env_remove("ASSAY_ENGINE")
         .output()
         .expect("the assay binary runs");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();

@@ -72,9 +72,11 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 pub fn init_tracing(verbose: u8) {
+    // Ballista's scheduler logs an ERROR for every stage whose metrics it cannot line
+    // up with the plan's (cosmetic: the stage ran); it would bury real warnings.
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,ballista_scheduler::display=off",
+        1 => "info,ballista_scheduler::display=off",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
