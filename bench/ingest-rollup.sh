@@ -60,9 +60,22 @@ for n in "${sizes[@]}"; do
   # Warm the page cache for both runs alike, then time.
   "$assay" decide --data "$run" --format json >/dev/null
   read -r decide_s decide_mb < <(measure "$assay" decide --data "$run" --format json)
+  # A full run from raw events: no rollup yet, so it builds one, then decides.
+  full="$work/full-$n"
+  rm -rf "$full" && mkdir -p "$full"
+  cp -al "$run/." "$full/"
+  rm -rf "$full/rollup" "$full/decisions"
+  read -r full_s full_mb < <(measure "$assay" decide --data "$full" --format json)
+  rm -rf "$full"
+  duck="n/a"
+  if [ -n "${FUNNEL_MEDIANS:-}" ] && [ -f "$FUNNEL_MEDIANS/duckdb-$n.median" ]; then
+    duck_s=$(cat "$FUNNEL_MEDIANS/duckdb-$n.median")
+    duck=$(python3 -c 'import sys; d, a = map(float, sys.argv[1:]); print(f"{d:.2f} s: {d / a:.1f} ×")' "$duck_s" "$decide_s")
+  fi
   read -r raw_s raw_mb < <(measure "$assay" sql --data "$run" --format csv \
     "SELECT COUNT(*), SUM(units_sold) FROM style_funnel")
-  rows+="| ${total} | ${day_events} | ${ingest_s} s (${ingest_rate} rows/s, rollup ${refresh_s} s) | ${decide_s} s / ${decide_mb} MiB | ${raw_s} s / ${raw_mb} MiB | ${rebuild_s} s |"$'\n'
+  parquet_rate=$(python3 -c 'import sys; print("%.0f" % (int(sys.argv[1]) / float(sys.argv[2])))' "$day_events" "$ingest_s")
+  rows+="| ${total} | ${day_events} | ${ingest_s} s (${ingest_rate} rows/s staged; ${parquet_rate} events/s whole command, rollup ${refresh_s} s) | ${decide_s} s / ${decide_mb} MiB | ${duck} | ${full_s} s / ${full_mb} MiB | ${raw_s} s / ${raw_mb} MiB | ${rebuild_s} s |"$'\n'
 done
 
 # REES46: the first dataset's events as a REES46 CSV (view / cart / purchase rows).
@@ -94,11 +107,15 @@ styles, not more of them. Each history's last day is dropped and the same one-da
 which a decision run follows. "Decision run" reads the daily
 rollup for the past days and raw events only for the last; "funnel from raw events" is
 the same funnel computed over all history (\`SELECT … FROM style_funnel\`), which is what
-every run cost before the rollup. Times are wall-clock of the whole command (process
+every run cost before the rollup. "Full run" is a decision run on the same history with
+no rollup yet (it builds one, then decides). "DuckDB funnel" is DuckDB's median time for
+the per-style funnel over the same raw events (section "Funnel: assay, DuckDB, Polars",
+same run of \`bench/run.sh\`) and how many times longer it takes than assay's decision
+run after the new day. Times are wall-clock of the whole command (process
 start, opening the dataset, writing the run), peak RSS from \`/usr/bin/time\`.
 
-| events in history (before the batch) | the batch's events | ingest of the batch | decision run | funnel from raw events | rollup rebuild |
-|---:|---:|---|---:|---:|---:|
+| events in history (before the batch) | the batch's events | ingest of the batch (canonical Parquet) | decision run after the new day | DuckDB funnel over raw events | full run from raw events | assay funnel from raw events | rollup rebuild |
+|---:|---:|---|---:|---:|---:|---:|---:|
 ${rows}
 REES46 CSV ingest: ${rees_rows} rows (${rees_mb} MiB) in ${rees_s} s:
 **${rees_rate} rows/s** (\`--no-rollup\`: parsing, staging, dedupe and publish only), peak

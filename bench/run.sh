@@ -13,6 +13,9 @@
 # alternating engines: one warm-up each, then RUNS (default 5) timed rounds. Every
 # engine's answer is checked equal to assay's (revenue to 1e-9 relative). Wall time and
 # peak RSS come from /usr/bin/time and include process start, as a user would see.
+# Then bench/ingest-rollup.sh on the same datasets: a full decision run from raw
+# events, a decision run after one new day (against DuckDB's funnel time from above),
+# and ingest of canonical Parquet and of REES46 CSV, rows/s.
 #
 # DuckDB and Polars are installed from PyPI into $ASSAY_BENCH_VENV (default
 # ~/.cache/assay-bench-venv). Writes BENCHMARKS.md (section "Funnel: assay, DuckDB,
@@ -81,6 +84,9 @@ PY
       rss[$e]+="$mb "
     done
   done
+  # DuckDB's median funnel time, for the decision-run comparison that follows.
+  "$venv/bin/python" -c 'import statistics, sys; print(statistics.median(map(float, sys.argv[1].split())))' \
+    "${times[duckdb]}" > "$work/funnel/duckdb-$n.median"
   rows+=$("$venv/bin/python" - "$events" "${times[assay]}" "${rss[assay]}" "${times[duckdb]}" \
     "${rss[duckdb]}" "${times[polars]}" "${rss[polars]}" <<'PY'
 import statistics, sys
@@ -122,3 +128,7 @@ every probed row inside the hash join's filter (EXPLAIN ANALYZE: 1.29 s of the j
 printf '## Funnel: assay, DuckDB, Polars\n\n%s\n' "$body" |
   python3 bench/write-section.py "Funnel: assay, DuckDB, Polars"
 echo "$body"
+
+# The same run goes on with decision runs (full, and after one new day) and ingest, on
+# the same datasets, compared with DuckDB's funnel times measured above.
+FUNNEL_MEDIANS="$work/funnel" bench/ingest-rollup.sh "${sizes[@]}"

@@ -367,6 +367,36 @@ fn canonical_csv_and_parquet_check_every_field() {
 }
 
 #[test]
+fn canonical_parquet_events_come_through_ingest_unchanged() {
+    // A generated dataset's own partition files are canonical and clean: every row takes
+    // the column-wise path, and the events table must come out the same, column by column.
+    let source = shared_dataset();
+    let files: Vec<PathBuf> = crate::support::walk(&source.join("events"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ds");
+    let sources: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let styles = source.join("styles.parquet");
+    let s = ingest(
+        &data,
+        "events-parquet",
+        &sources,
+        &["--no-rollup", "--styles", styles.to_str().unwrap()],
+    );
+    let expected = rows(source, "SELECT COUNT(*) FROM events")[0].parse::<u64>().unwrap();
+    assert_eq!(s["events_added"].as_u64(), Some(expected));
+    assert_eq!(s["rejected"].as_u64(), Some(0));
+    let all = "SELECT event_id, CAST(event_date AS VARCHAR) AS d, arrow_cast(event_time, 'Int64'), \
+               event_type, style_id, sku_id, size, user_id, session_id, order_id, quantity, \
+               price, market, channel, return_reason FROM events ORDER BY event_id";
+    let (before, after) = (rows(source, all), rows(&data, all));
+    assert_eq!(before.len() as u64, expected);
+    assert!(before == after, "the ingested events differ from their source");
+}
+
+#[test]
 fn a_batch_is_idempotent_and_an_unreadable_source_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("ds");

@@ -105,8 +105,9 @@ pub struct Event {
     pub brand_hint: Option<String>,
 }
 
-const EVENT_TYPES: [&str; 5] = ["view", "cart", "remove_from_cart", "purchase", "return"];
-const RETURN_REASONS: [&str; 7] = [
+pub(super) const EVENT_TYPES: [&str; 5] =
+    ["view", "cart", "remove_from_cart", "purchase", "return"];
+pub(super) const RETURN_REASONS: [&str; 7] = [
     "size_small",
     "size_large",
     "quality",

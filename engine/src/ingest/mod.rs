@@ -10,6 +10,7 @@
 //! command that opens the dataset; before that, nothing of the batch is visible.
 
 mod catalog;
+mod columnar;
 pub mod formats;
 mod journal;
 mod rows;
@@ -19,6 +20,9 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use arrow::array::{
+    Array, AsArray, Float64Array, RecordBatch, TimestampMicrosecondArray, UInt32Array,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -245,6 +249,8 @@ fn read_csv(
 pub(crate) struct Stager {
     dir: PathBuf,
     buffers: BTreeMap<NaiveDate, Vec<Event>>,
+    /// Rows that came as Arrow batches already in the events file schema.
+    batches: BTreeMap<NaiveDate, Vec<RecordBatch>>,
     buffered: usize,
     spills: usize,
     rows_read: u64,
@@ -266,6 +272,7 @@ impl Stager {
         Ok(Self {
             dir: dir.to_path_buf(),
             buffers: BTreeMap::new(),
+            batches: BTreeMap::new(),
             buffered: 0,
             spills: 0,
             rows_read: 0,
@@ -285,24 +292,69 @@ impl Stager {
 
     pub(crate) fn push(&mut self, event: Event) -> Result<()> {
         self.rows_read += 1;
-        let seen = self
-            .styles
-            .entry(event.style_id.clone())
-            .or_insert_with(|| StyleSeen {
-                first_event: event.event_time,
-                category: None,
-                brand: None,
-                price: None,
-            });
-        seen.first_event = seen.first_event.min(event.event_time);
-        seen.category = seen.category.take().or_else(|| event.category_hint.clone());
-        seen.brand = seen.brand.take().or_else(|| event.brand_hint.clone());
-        seen.price = seen.price.or(event.price);
+        self.note_style(&event.style_id, event.event_time, event.price);
+        if let Some(seen) = self.styles.get_mut(&event.style_id) {
+            seen.category = seen.category.take().or_else(|| event.category_hint.clone());
+            seen.brand = seen.brand.take().or_else(|| event.brand_hint.clone());
+        }
         self.buffers
             .entry(event.event_time.date_naive())
             .or_default()
             .push(event);
         self.buffered += 1;
+        if self.buffered >= BUFFERED_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Notes a style's event for its placeholder catalog entry.
+    fn note_style(&mut self, style: &str, at: DateTime<Utc>, price: Option<f64>) {
+        match self.styles.get_mut(style) {
+            Some(seen) => {
+                seen.first_event = seen.first_event.min(at);
+                seen.price = seen.price.or(price);
+            }
+            None => {
+                let seen = StyleSeen {
+                    first_event: at,
+                    category: None,
+                    brand: None,
+                    price,
+                };
+                self.styles.insert(style.to_string(), seen);
+            }
+        }
+    }
+
+    /// Takes rows already in the events file schema (see `columnar`), a day at a time.
+    pub(crate) fn push_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        const DAY_US: i64 = 86_400_000_000;
+        let n = batch.num_rows();
+        let times: &TimestampMicrosecondArray = batch.column(1).as_primitive();
+        let styles = batch.column(3).as_string::<i32>();
+        let prices: &Float64Array = batch.column(10).as_primitive();
+        let mut days: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        for i in 0..n {
+            let t = times.value(i);
+            days.entry(t.div_euclid(DAY_US)).or_default().push(i as u32);
+            let at = DateTime::from_timestamp_micros(t).expect("a valid instant");
+            let price = prices.is_valid(i).then(|| prices.value(i));
+            self.note_style(styles.value(i), at, price);
+        }
+        for (day, rows) in days {
+            let date = DateTime::from_timestamp_micros(day * DAY_US)
+                .expect("a valid day")
+                .date_naive();
+            let rows = if rows.len() == n {
+                batch.clone()
+            } else {
+                arrow::compute::take_record_batch(batch, &UInt32Array::from(rows))?
+            };
+            self.batches.entry(date).or_default().push(rows);
+        }
+        self.rows_read += n as u64;
+        self.buffered += n;
         if self.buffered >= BUFFERED_ROWS {
             self.flush()?;
         }
@@ -344,12 +396,18 @@ impl Stager {
     }
 
     fn flush(&mut self) -> Result<()> {
-        for (day, events) in std::mem::take(&mut self.buffers) {
+        let mut events = std::mem::take(&mut self.buffers);
+        let mut batches = std::mem::take(&mut self.batches);
+        let days: std::collections::BTreeSet<NaiveDate> =
+            events.keys().chain(batches.keys()).copied().collect();
+        for day in days {
             let path = self
                 .dir
                 .join(day.to_string())
                 .join(format!("{:06}.parquet", self.spills));
-            rows::write_events(&path, &events)?;
+            let events = events.remove(&day).unwrap_or_default();
+            let batches = batches.remove(&day).unwrap_or_default();
+            rows::write_events(&path, &events, &batches)?;
             self.spills += 1;
         }
         self.buffered = 0;

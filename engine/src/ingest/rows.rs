@@ -16,21 +16,31 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::columnar;
 use super::formats::{self, Event, Format, Header};
 use super::{Stager, io_err};
 use crate::error::{EngineError, Result};
 use crate::parquet_io::writer_properties;
 use crate::source::schema;
 
-/// Writes events to a new Parquet file with the `events` file schema.
-pub(crate) fn write_events(path: &Path, events: &[Event]) -> Result<()> {
+/// Writes events, and batches already in the `events` file schema, to a new Parquet
+/// file.
+pub(crate) fn write_events(path: &Path, events: &[Event], batches: &[RecordBatch]) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
     }
-    let batch = to_batch(events)?;
     let file = std::fs::File::create(path).map_err(|e| io_err(path, e))?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))?;
-    writer.write(&batch)?;
+    let mut writer = ArrowWriter::try_new(
+        file,
+        schema::events_file_schema(),
+        Some(writer_properties()),
+    )?;
+    if !events.is_empty() {
+        writer.write(&to_batch(events)?)?;
+    }
+    for batch in batches {
+        writer.write(batch)?;
+    }
     writer.close()?;
     Ok(())
 }
@@ -158,20 +168,29 @@ pub(crate) fn read_parquet(source: &Path, stager: &mut Stager, bar: &ProgressBar
     )
     .map_err(|m| unreadable(format!("not an events file: {m}")))?;
     let options = FormatOptions::default().with_null("");
-    let mut line = 0u64;
+    // A row's "line" is its 1-based position in the file.
+    let mut first_line = 1u64;
     let mut unused = std::collections::HashMap::new();
     let reader = builder
         .build()
         .map_err(|e| unreadable(format!("not a readable Parquet file: {e}")))?;
     for batch in reader {
         let batch = batch.map_err(|e| unreadable(format!("corrupt data: {e}")))?;
+        // Rows valid as they stand go through as Arrow; the rest are read one by one.
+        let per_row: Vec<usize> = match columnar::split(&batch)? {
+            Some(split) => {
+                stager.push_batch(&split.clean)?;
+                split.others
+            }
+            None => (0..batch.num_rows()).collect(),
+        };
         let formatters = batch
             .columns()
             .iter()
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        for row in 0..batch.num_rows() {
-            line += 1;
+        for row in per_row {
+            let line = first_line + row as u64;
             let record: csv::StringRecord = formatters
                 .iter()
                 .zip(batch.columns())
@@ -188,6 +207,7 @@ pub(crate) fn read_parquet(source: &Path, stager: &mut Stager, bar: &ProgressBar
                 Err(reject) => stager.reject(source, line, &record, &reject)?,
             }
         }
+        first_line += batch.num_rows() as u64;
         stager.show_progress(bar);
     }
     Ok(())
