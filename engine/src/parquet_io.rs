@@ -21,6 +21,17 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
+/// Properties for event partition files: as [`writer_properties`], without dictionary
+/// encoding for the columns that are nearly unique per event. Dictionary-encoding them
+/// interned every value only to fall back to plain pages, a fifth of ingest's time.
+pub fn events_writer_properties() -> WriterProperties {
+    let mut builder = writer_properties().into_builder();
+    for column in ["event_id", "user_id", "session_id", "order_id"] {
+        builder = builder.set_column_dictionary_enabled(column.into(), false);
+    }
+    builder.build()
+}
+
 /// A Parquet file being written under a temporary name; [`AtomicParquetFile::publish`]
 /// renames it into place, so readers see the whole file or nothing.
 pub struct AtomicParquetFile {

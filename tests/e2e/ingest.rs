@@ -385,7 +385,9 @@ fn canonical_parquet_events_come_through_ingest_unchanged() {
         &sources,
         &["--no-rollup", "--styles", styles.to_str().unwrap()],
     );
-    let expected = rows(source, "SELECT COUNT(*) FROM events")[0].parse::<u64>().unwrap();
+    let expected = rows(source, "SELECT COUNT(*) FROM events")[0]
+        .parse::<u64>()
+        .unwrap();
     assert_eq!(s["events_added"].as_u64(), Some(expected));
     assert_eq!(s["rejected"].as_u64(), Some(0));
     let all = "SELECT event_id, CAST(event_date AS VARCHAR) AS d, arrow_cast(event_time, 'Int64'), \
@@ -393,7 +395,10 @@ fn canonical_parquet_events_come_through_ingest_unchanged() {
                price, market, channel, return_reason FROM events ORDER BY event_id";
     let (before, after) = (rows(source, all), rows(&data, all));
     assert_eq!(before.len() as u64, expected);
-    assert!(before == after, "the ingested events differ from their source");
+    assert!(
+        before == after,
+        "the ingested events differ from their source"
+    );
 }
 
 #[test]

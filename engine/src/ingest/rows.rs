@@ -1,7 +1,6 @@
 //! Canonical events ⇄ Parquet: staging files, the partition files, and canonical
 //! Parquet sources.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -10,6 +9,9 @@ use arrow::array::{
     StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::compute::filter_record_batch;
+use arrow::ipc::CompressionType;
+use arrow::ipc::reader::FileReader;
+use arrow::ipc::writer::{FileWriter, IpcWriteOptions};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use indicatif::ProgressBar;
 use parquet::arrow::ArrowWriter;
@@ -18,30 +20,31 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::columnar;
 use super::formats::{self, Event, Format, Header};
-use super::{Stager, io_err};
+use super::{IdSet, Stager, io_err};
 use crate::error::{EngineError, Result};
-use crate::parquet_io::writer_properties;
+use crate::parquet_io::events_writer_properties;
 use crate::source::schema;
 
-/// Writes events, and batches already in the `events` file schema, to a new Parquet
-/// file.
+/// Writes events, and batches already in the `events` file schema, to a new staging
+/// file: Arrow IPC with LZ4, because staging is read back once, at publish, and Parquet's
+/// encoding would be paid twice.
 pub(crate) fn write_events(path: &Path, events: &[Event], batches: &[RecordBatch]) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
     }
     let file = std::fs::File::create(path).map_err(|e| io_err(path, e))?;
-    let mut writer = ArrowWriter::try_new(
-        file,
-        schema::events_file_schema(),
-        Some(writer_properties()),
-    )?;
+    let options =
+        IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
+    let schema = schema::events_file_schema();
+    let mut writer =
+        FileWriter::try_new_with_options(std::io::BufWriter::new(file), &schema, options)?;
     if !events.is_empty() {
         writer.write(&to_batch(events)?)?;
     }
     for batch in batches {
         writer.write(batch)?;
     }
-    writer.close()?;
+    writer.finish()?;
     Ok(())
 }
 
@@ -82,7 +85,7 @@ fn to_batch(events: &[Event]) -> Result<RecordBatch> {
 }
 
 /// Adds the `event_id`s of one file to `ids`.
-pub(crate) fn read_ids(path: &Path, ids: &mut HashSet<String>) -> Result<()> {
+pub(crate) fn read_ids(path: &Path, ids: &mut IdSet) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
     let mask = ProjectionMask::columns(builder.parquet_schema(), ["event_id"]);
@@ -106,14 +109,14 @@ pub(crate) fn read_ids(path: &Path, ids: &mut HashSet<String>) -> Result<()> {
 /// writer; returns (rows written, duplicates dropped).
 pub(crate) fn copy_new_rows(
     staged: &[std::path::PathBuf],
-    ids: &mut HashSet<String>,
+    ids: &mut IdSet,
     dest: &Path,
 ) -> Result<(u64, u64)> {
     let mut writer: Option<ArrowWriter<std::fs::File>> = None;
     let (mut added, mut dropped) = (0u64, 0u64);
     for path in staged {
         let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
-        for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
+        for batch in FileReader::try_new(std::io::BufReader::new(file), None)? {
             let batch = batch?;
             let column = batch
                 .column(0)
@@ -134,7 +137,7 @@ pub(crate) fn copy_new_rows(
                 writer = Some(ArrowWriter::try_new(
                     file,
                     schema::events_file_schema(),
-                    Some(writer_properties()),
+                    Some(events_writer_properties()),
                 )?);
             }
             if let Some(w) = writer.as_mut() {
