@@ -143,24 +143,16 @@ async fn ballista_context(engine: &QueryEngine) -> Result<SessionContext> {
         .with_runtime_env(runtime_env()?)
         .with_default_features()
         .build();
-    let ctx = match engine {
+    let started = match engine {
         QueryEngine::Ballista { scheduler } => {
-            let url = format!("df://{scheduler}");
-            SessionContext::remote_with_state(&url, state)
-                .await
-                .map_err(|e| EngineError::Ballista {
-                    engine: engine.to_string(),
-                    message: e.to_string(),
-                })?
+            SessionContext::remote_with_state(&format!("df://{scheduler}"), state).await
         }
-        _ => SessionContext::standalone_with_state(state)
-            .await
-            .map_err(|e| EngineError::Ballista {
-                engine: engine.to_string(),
-                message: e.to_string(),
-            })?,
+        _ => SessionContext::standalone_with_state(state).await,
     };
-    Ok(ctx)
+    started.map_err(|e| EngineError::Ballista {
+        engine: engine.to_string(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -237,32 +237,28 @@ fn a_scheduler_and_two_executor_processes_compute_what_local_computes() {
         data.path(),
     );
     // The funnel view over raw events, as an analyst would query it.
-    let funnel = "SELECT * FROM style_funnel ORDER BY style_id, market";
+    let funnel = |engine: &str| {
+        crate::support::assay(&[
+            "--engine",
+            engine,
+            "sql",
+            "--data",
+            path_str(data.path()),
+            "--format",
+            "csv",
+            "SELECT * FROM style_funnel ORDER BY style_id, market",
+        ])
+    };
     let started = Instant::now();
-    let (ok, on_cluster, stderr) = crate::support::assay(&[
-        "--engine",
-        &engine,
-        "sql",
-        "--data",
-        path_str(data.path()),
-        "--format",
-        "csv",
-        funnel,
-    ]);
+    let (ok, on_cluster, stderr) = funnel(&engine);
     assert!(
         ok,
         "the funnel on the cluster failed:\n{stderr}\nscheduler log:\n{}",
         std::fs::read_to_string(&scheduler_log).unwrap_or_default()
     );
     let seconds = started.elapsed().as_secs_f64();
-    let local = assay_ok(&[
-        "sql",
-        "--data",
-        path_str(data.path()),
-        "--format",
-        "csv",
-        funnel,
-    ]);
+    let (ok, local, stderr) = funnel("local");
+    assert!(ok, "{stderr}");
     assert_same("funnel", &parse_csv(&local), &parse_csv(&on_cluster), &[]);
 
     // A whole decision run: rollup and funnel on the cluster.

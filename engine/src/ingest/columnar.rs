@@ -72,6 +72,8 @@ pub(super) fn split(batch: &RecordBatch) -> Result<Option<Split>> {
             && types.is_valid(i)
             && EVENT_TYPES.contains(&types.value(i))
             && times.is_valid(i)
+            // Beyond chrono's range (±262,000 years) the per-row path says why.
+            && chrono::DateTime::from_timestamp_micros(times.value(i)).is_some()
             && quantity.is_valid(i)
             && quantity.value(i) >= 1
             && prices
