@@ -5,8 +5,10 @@
 //! and are removed.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::{IngestRequest, IngestSummary, Stager, catalog, existing_ids, io_err, rows};
@@ -129,6 +131,80 @@ fn apply(journal: &Journal) -> Result<()> {
     Ok(())
 }
 
+/// What deduplicating one day's staged rows did.
+struct DayOutcome {
+    added: u64,
+    dropped: u64,
+    /// The day's new partition file, written under a temporary name, and its final name.
+    rename: Option<(PathBuf, PathBuf)>,
+}
+
+/// Drops each day's rows whose ids its partition (or the batch) already has, and writes
+/// the rest under temporary names. Days are independent, so they run on all cores; the
+/// outcomes come back in day order, and the first failing day's error is the batch's.
+fn dedupe_days(
+    data: &Dataset,
+    batch_id: &str,
+    staged: &[(NaiveDate, Vec<PathBuf>)],
+) -> Result<Vec<DayOutcome>> {
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, staged.len().max(1));
+    let mut outcomes: Vec<Option<Result<DayOutcome>>> = staged.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((day, files)) = staged.get(i) else {
+                            break;
+                        };
+                        done.push((i, dedupe_day(data, batch_id, *day, files)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for handle in handles {
+            for (i, outcome) in handle.join().expect("a dedupe worker does not panic") {
+                outcomes[i] = Some(outcome);
+            }
+        }
+    });
+    outcomes
+        .into_iter()
+        .map(|o| o.expect("every day was taken by a worker"))
+        .collect()
+}
+
+fn dedupe_day(
+    data: &Dataset,
+    batch_id: &str,
+    day: NaiveDate,
+    files: &[PathBuf],
+) -> Result<DayOutcome> {
+    let partition = data.events_dir().join(format!("event_date={day}"));
+    std::fs::create_dir_all(&partition).map_err(|e| io_err(&partition, e))?;
+    let mut ids = existing_ids(&partition)?;
+    let dest = partition.join(format!("part-{batch_id}.parquet"));
+    let tmp = temp_name(&dest, batch_id);
+    let (added, dropped) = rows::copy_new_rows(files, &mut ids, &tmp)?;
+    let rename = if added > 0 {
+        sync(&tmp)?;
+        Some((tmp, dest))
+    } else {
+        None
+    };
+    Ok(DayOutcome {
+        added,
+        dropped,
+        rename,
+    })
+}
+
 fn sync(path: &Path) -> Result<()> {
     std::fs::File::open(path)
         .and_then(|f| f.sync_all())
@@ -148,17 +224,15 @@ pub(crate) fn publish(
     let mut renames = Vec::new();
     let (mut added, mut dropped) = (0u64, 0u64);
     let mut days = Vec::new();
-    for (day, files) in stager.staged_days()? {
-        let partition = data.events_dir().join(format!("event_date={day}"));
-        std::fs::create_dir_all(&partition).map_err(|e| io_err(&partition, e))?;
-        let mut ids = existing_ids(&partition)?;
-        let dest = partition.join(format!("part-{batch_id}.parquet"));
-        let tmp = temp_name(&dest, batch_id);
-        let (n, d) = rows::copy_new_rows(&files, &mut ids, &tmp)?;
-        (added, dropped) = (added + n, dropped + d);
-        if n > 0 {
-            sync(&tmp)?;
-            renames.push((tmp, dest));
+    let staged: Vec<(NaiveDate, Vec<PathBuf>)> = stager.staged_days()?.into_iter().collect();
+    for (day, outcome) in staged
+        .iter()
+        .map(|(d, _)| *d)
+        .zip(dedupe_days(data, batch_id, &staged)?)
+    {
+        (added, dropped) = (added + outcome.added, dropped + outcome.dropped);
+        if let Some(rename) = outcome.rename {
+            renames.push(rename);
             days.push(day);
         }
     }
