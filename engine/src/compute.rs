@@ -85,14 +85,22 @@ fn base_config(config: SessionConfig) -> SessionConfig {
 /// folders are listed at every query, not cached for ever (DataFusion's default). Only
 /// `deregister_table` clears that cache, and only in its own process: a Ballista
 /// scheduler kept the first week's listing and carried the wrong stock into the next.
+/// Tables on `s3://` need no registration: the first scan of a bucket builds its
+/// client from the `AWS_*` settings (see [`crate::storage::s3`]).
 ///
 /// # Errors
 /// The runtime cannot be built.
 pub fn runtime_env() -> Result<Arc<RuntimeEnv>> {
+    Ok(runtime_builder().build_arc()?)
+}
+
+/// [`runtime_env`]'s settings, for a runtime that adds its own (an executor's spill
+/// folder).
+pub fn runtime_builder() -> RuntimeEnvBuilder {
     let caches = CacheManagerConfig::default().with_list_files_cache_limit(0);
-    Ok(RuntimeEnvBuilder::new()
+    RuntimeEnvBuilder::new()
         .with_cache_manager(caches)
-        .build_arc()?)
+        .with_object_store_registry(Arc::new(crate::storage::s3::Registry::default()))
 }
 
 /// Builds the session for `engine`: plain DataFusion, or a Ballista client whose

@@ -54,11 +54,32 @@ pub enum EngineError {
     BallistaNotBuilt { engine: String },
     #[error("--engine {engine}: {message}")]
     Ballista { engine: String, message: String },
+    #[error("--data `{given}`: {message}")]
+    BadLocation { given: String, message: String },
+    #[error("{path}: {}", innermost(source))]
+    ObjectStore {
+        path: String,
+        source: object_store::Error,
+    },
+    #[error(
+        "{path} is locked by {holder}; if that process is gone, delete the lock object and retry"
+    )]
+    Locked { path: String, holder: String },
     #[error("I/O on {path}: {source}")]
     Io {
         path: String,
         source: std::io::Error,
     },
+}
+
+/// The deepest cause of an error: `object_store` repeats each cause in its own message,
+/// so the whole chain printed an S3 response four times over.
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut deepest = error;
+    while let Some(next) = deepest.source() {
+        deepest = next;
+    }
+    deepest.to_string().trim().to_string()
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

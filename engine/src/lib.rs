@@ -22,6 +22,7 @@ pub mod sandbox;
 mod session;
 pub mod source;
 pub mod sql;
+pub mod storage;
 pub mod store;
 
 pub use compute::QueryEngine;

@@ -50,19 +50,14 @@ impl Engine {
     /// # Errors
     /// As [`Engine::open`].
     pub async fn open_with(root: impl Into<std::path::PathBuf>, bad: BadFiles) -> Result<Self> {
-        Self::open_on(root, bad, &QueryEngine::Local).await
+        Self::open_on(Dataset::new(root), bad, &QueryEngine::Local).await
     }
 
     /// Opens a dataset whose funnel and rollup queries run on `engine`.
     ///
     /// # Errors
     /// As [`Engine::open`], or a Ballista engine that cannot be started or reached.
-    pub async fn open_on(
-        root: impl Into<std::path::PathBuf>,
-        bad: BadFiles,
-        engine: &QueryEngine,
-    ) -> Result<Self> {
-        let dataset = Dataset::new(root);
+    pub async fn open_on(dataset: Dataset, bad: BadFiles, engine: &QueryEngine) -> Result<Self> {
         // A batch interrupted mid-publish is finished before anything reads the data.
         crate::ingest::recover(&dataset)?;
         let ctx = compute::session_context(&QueryEngine::Local).await?;
@@ -70,10 +65,10 @@ impl Engine {
         let latest_event = latest_event_time(&ctx)
             .await?
             .ok_or_else(|| EngineError::NoEvents {
-                path: dataset.events_dir().display().to_string(),
+                path: dataset.storage.display(source::EVENTS),
             })?;
-        let store = DecisionStore::new(dataset.root.join("decisions"));
-        let overrides = OverrideStore::open(dataset.root.join("overrides"))?;
+        let store = DecisionStore::new(dataset.storage.clone());
+        let overrides = OverrideStore::open(dataset.storage.clone())?;
         ctx.register_table(
             "overrides",
             Arc::new(OverridesTable::new(Arc::clone(&overrides))),
@@ -179,9 +174,10 @@ impl Engine {
     /// after opening is handled as at opening.
     fn check_new_event_files(&self) -> Result<()> {
         let seen = self.rollup.state()?.map(|s| s.events).unwrap_or_default();
-        let new: Vec<std::path::PathBuf> = source::event_files(&self.dataset.events_dir())?
+        let new: Vec<String> = source::event_files(&self.dataset.storage)?
             .into_iter()
-            .filter(|f| !crate::rollup::is_listed(&seen, f))
+            .map(|f| f.key)
+            .filter(|key| !crate::rollup::is_listed(&seen, key))
             .collect();
         let set_aside = source::check_event_files(&self.dataset, &new, self.bad_files)?;
         if !set_aside.is_empty() {

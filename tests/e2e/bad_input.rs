@@ -126,7 +126,16 @@ fn an_empty_dataset_and_a_missing_directory_say_so() {
 #[test]
 fn a_badly_named_partition_is_named() {
     let tmp = dataset_copy();
-    std::fs::create_dir_all(tmp.path().join("events/date=yesterday")).unwrap();
+    // A folder of events under a name DataFusion cannot read as a day. (An empty one
+    // is no folder at all on an object store, and hides nothing.)
+    let folder = tmp.path().join("events/date=yesterday");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(
+        tmp.path()
+            .join("events/event_date=2026-09-10/part-0.parquet"),
+        folder.join("part-0.parquet"),
+    )
+    .unwrap();
     decide_fails_with(tmp.path(), &["date=yesterday", "event_date=YYYY-MM-DD"]);
 }
 

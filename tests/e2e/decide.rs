@@ -2,6 +2,7 @@
 
 use assay_engine::decision::numerics::{gamma_cdf, gamma_sf};
 use assay_engine::decision::{ALL_MARKETS, Policy, Reason, Verdict};
+use assay_engine::storage::Storage;
 use assay_engine::{DecisionStore, Engine};
 
 use crate::support::{assay_ok, copy_inputs, path_str, shared_dataset};
@@ -14,7 +15,7 @@ fn every_stored_verdict_follows_from_its_numbers_and_the_policy() {
     let summary = assay_ok(&["decide", "--data", data]);
     assert!(summary.contains("styles:"), "{summary}");
 
-    let store = DecisionStore::new(tmp.path().join("decisions"));
+    let store = DecisionStore::new(Storage::local(tmp.path()));
     let latest = store.latest_run().unwrap().expect("a stored run");
     let run = store.read_run(&latest.run_id).unwrap();
     let rules = Policy::default().defaults;

@@ -7,6 +7,7 @@ mod flight;
 mod ingest;
 mod notebooks;
 mod pg;
+mod s3;
 #[cfg(feature = "ballista")]
 mod scale_out;
 mod server;

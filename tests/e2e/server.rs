@@ -26,9 +26,16 @@ impl Server {
 
     /// Starts `assay serve` on the dataset with extra flags.
     pub fn start_with(data: &Path, extra: &[&str]) -> Self {
+        Self::start_env(path_str(data), extra, &[])
+    }
+
+    /// Starts `assay serve` on a dataset (a folder or a URL) with extra flags and
+    /// environment variables.
+    pub fn start_env(data: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_assay"))
-            .args(["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"])
+            .args(["serve", "--data", data, "--listen", "127.0.0.1:0"])
             .args(extra)
+            .envs(env.iter().copied())
             .env_remove("ASSAY_DATA")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -51,9 +58,12 @@ impl Server {
                 }
             }
         });
-        let (base, pg, flight) = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("the server reports its address");
+        let Ok((base, pg, flight)) = rx.recv_timeout(Duration::from_secs(120)) else {
+            // Not left running behind a failed test.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not report its address within 120 s");
+        };
         Self {
             child,
             base,
@@ -120,7 +130,7 @@ pub fn token(data: &Path, role: &str, name: &str) -> String {
     .to_string()
 }
 
-async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> Value {
+pub async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> Value {
     let r = client.get(url).bearer_auth(token).send().await.unwrap();
     assert!(r.status().is_success(), "GET {url}: {}", r.status());
     r.json().await.unwrap()

@@ -6,8 +6,14 @@ use std::sync::OnceLock;
 
 /// Runs `assay` with `args`; returns (exit success, stdout, stderr).
 pub fn assay(args: &[&str]) -> (bool, String, String) {
+    assay_env(args, &[])
+}
+
+/// Runs `assay` with `args` and extra environment variables.
+pub fn assay_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let out: Output = std::process::Command::new(env!("CARGO_BIN_EXE_assay"))
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("ASSAY_DATA")
         .env_remove("ASSAY_POLICY")
         .env_remove("ASSAY_ENGINE")

@@ -8,9 +8,9 @@ use chrono::NaiveDate;
 
 #[derive(Debug, clap::Args)]
 pub struct BacktestArgs {
-    /// Dataset directory [default: the bundled data/sample].
+    /// Dataset: a folder or s3://BUCKET/PREFIX [default: the bundled data/sample].
     #[arg(long, env = "ASSAY_DATA")]
-    pub data: Option<PathBuf>,
+    pub data: Option<String>,
     /// First day replayed (styles launched from this day on are scored).
     #[arg(long)]
     pub from: NaiveDate,
@@ -30,7 +30,7 @@ pub struct BacktestArgs {
 }
 
 pub async fn run(args: BacktestArgs, engine: &QueryEngine) -> anyhow::Result<()> {
-    let data = args.data.clone().unwrap_or_else(super::default_data_dir);
+    let data = super::data_location(args.data.clone());
     let mut policies = Vec::new();
     for path in &args.policies {
         policies.push(NamedPolicy {
@@ -54,13 +54,13 @@ pub async fn run(args: BacktestArgs, engine: &QueryEngine) -> anyhow::Result<()>
         policies,
     };
     let result = backtest::run(&engine, &request).await?;
-    let out = args
-        .out
-        .unwrap_or_else(|| data.join("backtests").join(&result.id));
-    let files = report::write(&result, &out)?;
+    let files = match &args.out {
+        Some(out) => report::write(&result, out)?,
+        None => report::store(&result, &engine.dataset().storage)?,
+    };
     print_summary(&result);
     for f in files {
-        println!("wrote {}", f.display());
+        println!("wrote {f}");
     }
     Ok(())
 }

@@ -53,7 +53,8 @@ pub struct ExecutorArgs {
     /// Tasks run at once [default: the machine's cores].
     #[arg(long)]
     pub vcores: Option<usize>,
-    /// Folder for shuffle files [default: a temporary folder].
+    /// Folder for shuffle and spill files [default: assay-executor-PID in the temporary
+    /// folder].
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// Memory all tasks of this executor may use before spilling, MiB [default:
@@ -102,6 +103,14 @@ pub async fn run_executor(args: ExecutorArgs) -> anyhow::Result<()> {
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
         .with_context(|| format!("--scheduler `{}`: expected HOST:PORT", args.scheduler))?;
+    // Tasks read `s3://` tables through assay's object stores, and spill here.
+    let work_dir = match args.work_dir {
+        Some(dir) => dir,
+        None => std::env::temp_dir().join(format!("assay-executor-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("creating work dir {}", work_dir.display()))?;
+    let spill = work_dir.display().to_string();
     let mut config = ExecutorProcessConfig {
         bind_host: args.bind_host.clone(),
         external_host: Some(args.external_host.unwrap_or(args.bind_host)),
@@ -112,7 +121,13 @@ pub async fn run_executor(args: ExecutorArgs) -> anyhow::Result<()> {
         // Wait for a scheduler that starts after this executor.
         scheduler_connect_timeout_seconds: 30,
         task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
-        work_dir: args.work_dir.map(|d| d.display().to_string()),
+        work_dir: Some(spill.clone()),
+        override_runtime_producer: Some(Arc::new(move |_| {
+            let runtime = assay_engine::compute::runtime_builder()
+                .with_temp_file_path(spill.clone())
+                .build()?;
+            Ok(Arc::new(runtime))
+        })),
         memory_pool_size: args.memory_mib.map(|m| m * 1024 * 1024),
         print_thread_info: false,
         ..ExecutorProcessConfig::default()

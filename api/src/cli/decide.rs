@@ -10,9 +10,9 @@ use super::output::{Format, print_batches};
 
 #[derive(Debug, clap::Args)]
 pub struct DecideArgs {
-    /// Dataset directory [default: the bundled data/sample].
+    /// Dataset: a folder or s3://BUCKET/PREFIX [default: the bundled data/sample].
     #[arg(long, env = "ASSAY_DATA")]
-    pub data: Option<PathBuf>,
+    pub data: Option<String>,
     /// Decide as of this time (RFC 3339, or a date meaning its end) [default: the latest event].
     #[arg(long, value_parser = parse_as_of)]
     pub as_of: Option<DateTime<Utc>>,
@@ -46,7 +46,7 @@ pub fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Policy> {
 
 pub async fn run(args: DecideArgs, engine: &QueryEngine) -> anyhow::Result<()> {
     let policy = load_policy(args.policy.as_ref())?;
-    let data = args.data.unwrap_or_else(super::default_data_dir);
+    let data = super::data_location(args.data);
     let engine = super::open_engine(&data, engine).await?;
     let run = engine.decide(args.as_of, &policy).await?;
     match args.format {

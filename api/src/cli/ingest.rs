@@ -5,7 +5,6 @@ use anyhow::Context;
 use assay_engine::QueryEngine;
 use assay_engine::ingest::{self, Format, IngestRequest, IngestSummary};
 use assay_engine::rollup::RefreshReport;
-use assay_engine::source::Dataset;
 use assay_engine::sql::ViewParams;
 
 use super::decide::load_policy;
@@ -18,9 +17,9 @@ pub struct IngestArgs {
     /// Files to ingest (CSV may be gzip: `.gz`), as one batch.
     #[arg(required = true)]
     pub sources: Vec<PathBuf>,
-    /// Dataset directory [default: the bundled data/sample].
+    /// Dataset: a folder or s3://BUCKET/PREFIX [default: the bundled data/sample].
     #[arg(long, env = "ASSAY_DATA")]
-    pub data: Option<PathBuf>,
+    pub data: Option<String>,
     /// The market of formats that carry none (REES46, RetailRocket, H&M).
     #[arg(long)]
     pub market: Option<String>,
@@ -41,9 +40,9 @@ pub struct IngestArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RollupArgs {
-    /// Dataset directory [default: the bundled data/sample].
+    /// Dataset: a folder or s3://BUCKET/PREFIX [default: the bundled data/sample].
     #[arg(long, env = "ASSAY_DATA")]
-    pub data: Option<PathBuf>,
+    pub data: Option<String>,
     /// Recompute every day from `events/` instead of only the changed ones.
     #[arg(long)]
     pub rebuild: bool,
@@ -53,8 +52,11 @@ pub struct RollupArgs {
 }
 
 pub async fn run(args: IngestArgs, engine: &QueryEngine) -> anyhow::Result<()> {
-    let data = args.data.clone().unwrap_or_else(super::default_data_dir);
-    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    let data = super::data_location(args.data.clone());
+    let dataset = super::dataset(&data)?;
+    if let Some(root) = dataset.storage.local_root() {
+        std::fs::create_dir_all(root).with_context(|| format!("creating {data}"))?;
+    }
     let request = IngestRequest {
         format: args.format,
         sources: args.sources.clone(),
@@ -62,7 +64,6 @@ pub async fn run(args: IngestArgs, engine: &QueryEngine) -> anyhow::Result<()> {
         styles: args.styles.clone(),
         show_progress: std::io::stderr().is_terminal(),
     };
-    let dataset = Dataset::new(&data);
     let summary = tokio::task::spawn_blocking(move || ingest::ingest(&dataset, &request))
         .await?
         .context("ingest failed; the dataset is unchanged")?;
@@ -81,14 +82,14 @@ pub async fn run(args: IngestArgs, engine: &QueryEngine) -> anyhow::Result<()> {
 }
 
 pub async fn run_rollup(args: RollupArgs, engine: &QueryEngine) -> anyhow::Result<()> {
-    let data = args.data.unwrap_or_else(super::default_data_dir);
+    let data = super::data_location(args.data);
     let report = refresh(&data, args.policy.as_ref(), args.rebuild, engine).await?;
     print_report(&report);
     Ok(())
 }
 
 async fn refresh(
-    data: &std::path::Path,
+    data: &str,
     policy: Option<&PathBuf>,
     rebuild: bool,
     engine: &QueryEngine,
@@ -115,7 +116,7 @@ fn print_summary(s: &IngestSummary, rollup: Option<&RefreshReport>) {
         println!("    {n:>8}  {reason}");
     }
     if let Some(file) = &s.rejects_file {
-        println!("  rejects (line, raw row, reason): {}", file.display());
+        println!("  rejects (line, raw row, reason): {file}");
     }
     if let (Some(first), Some(last)) = (s.days.first(), s.days.last()) {
         println!("  days: {} ({first} … {last})", s.days.len());

@@ -11,10 +11,10 @@ mod serve;
 mod sql;
 mod token;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
-use assay_engine::source::BadFiles;
+use assay_engine::source::{BadFiles, Dataset};
 use assay_engine::{Engine, QueryEngine};
 use clap::{Parser, Subcommand};
 
@@ -71,6 +71,16 @@ pub fn default_data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/sample")
 }
 
+/// `--data` as given, or the bundled sample.
+pub fn data_location(data: Option<String>) -> String {
+    data.unwrap_or_else(|| default_data_dir().display().to_string())
+}
+
+/// The dataset at a `--data` location: a folder or `s3://bucket/prefix`.
+fn dataset(location: &str) -> anyhow::Result<Dataset> {
+    Dataset::open(location).with_context(|| format!("dataset {location}"))
+}
+
 pub fn init_tracing(verbose: u8) {
     // Ballista's scheduler logs an ERROR for every stage whose metrics it cannot line
     // up with the plan's (cosmetic: the stage ran); it would bury real warnings.
@@ -106,8 +116,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Opens a dataset for a one-shot command (bad files fail it: the user is there).
-async fn open_engine(data: &Path, engine: &QueryEngine) -> anyhow::Result<Engine> {
-    Engine::open_on(data, BadFiles::Fail, engine)
+async fn open_engine(data: &str, engine: &QueryEngine) -> anyhow::Result<Engine> {
+    Engine::open_on(dataset(data)?, BadFiles::Fail, engine)
         .await
-        .with_context(|| format!("opening dataset {} on engine {engine}", data.display()))
+        .with_context(|| format!("opening dataset {data} on engine {engine}"))
 }

@@ -13,9 +13,9 @@ use crate::server::{Application, Limits, ServeConfig, shutdown_signal};
 /// Settings win in this order: flag, `ASSAY_*` environment variable, config file, default.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Dataset directory [default: the bundled data/sample].
+    /// Dataset: a folder or s3://BUCKET/PREFIX [default: the bundled data/sample].
     #[arg(long, env = "ASSAY_DATA")]
-    pub data: Option<PathBuf>,
+    pub data: Option<String>,
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "ASSAY_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -28,13 +28,14 @@ pub struct ServeArgs {
     pub flight_listen: Option<SocketAddr>,
     /// TOML file with any of: data, engine, listen, pg_listen, flight_listen, policy, tokens,
     /// request_timeout_secs, max_body_bytes, sql_timeout_secs, sql_memory_mib, sql_max_rows,
-    /// sql_max_concurrent.
+    /// sql_max_concurrent, and an [s3] table (endpoint, region, access_key_id, …).
     #[arg(long, env = "ASSAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Decision policy file (TOML) [default: the built-in policy].
     #[arg(long, env = "ASSAY_POLICY")]
     pub policy: Option<PathBuf>,
-    /// API token file [default: DATA/.assay/tokens.json].
+    /// API token file [default: DATA/.assay/tokens.json; for s3:// data,
+    /// ~/.config/assay/tokens/BUCKET/PREFIX/tokens.json].
     #[arg(long, env = "ASSAY_TOKENS")]
     pub tokens: Option<PathBuf>,
     /// Requests taking longer are stopped with 408 [default: 30].
@@ -60,7 +61,7 @@ pub struct ServeArgs {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
-    data: Option<PathBuf>,
+    data: Option<String>,
     listen: Option<SocketAddr>,
     pg_listen: Option<SocketAddr>,
     flight_listen: Option<SocketAddr>,
@@ -73,6 +74,8 @@ struct ConfigFile {
     sql_max_rows: Option<usize>,
     sql_max_concurrent: Option<usize>,
     engine: Option<String>,
+    /// S3 settings by `object_store`'s names, over the `AWS_*` environment.
+    s3: Option<std::collections::BTreeMap<String, String>>,
 }
 
 fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
@@ -81,9 +84,20 @@ fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
     toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
 }
 
-/// Where a dataset's API tokens live unless configured otherwise.
-pub fn default_tokens(data: &Path) -> PathBuf {
-    data.join(".assay").join("tokens.json")
+/// Where a dataset's API tokens live unless configured otherwise: beside a local
+/// dataset; for one on object storage, in this machine's config folder (the file holds
+/// only salted hashes, but it is the server's to guard, not the bucket's readers').
+pub fn default_tokens(data: &str) -> PathBuf {
+    match data.split_once("://") {
+        Some((scheme, rest)) => {
+            let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+            home.join(".config/assay/tokens")
+                .join(scheme)
+                .join(rest.trim_matches('/'))
+                .join("tokens.json")
+        }
+        None => Path::new(data).join(".assay").join("tokens.json"),
+    }
 }
 
 /// `engine` is the global `--engine` flag (or `ASSAY_ENGINE`), which wins over the file.
@@ -102,10 +116,16 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
         })?,
         (None, None) => QueryEngine::Local,
     };
-    let data = args
-        .data
-        .or(file.data)
-        .unwrap_or_else(super::default_data_dir);
+    if let Some(s3) = &file.s3 {
+        assay_engine::storage::s3::set_options(s3.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .with_context(|| {
+                format!(
+                    "config file {}, [s3]",
+                    args.config.as_deref().unwrap_or(Path::new("")).display()
+                )
+            })?;
+    }
+    let data = super::data_location(args.data.or(file.data));
     let policy = super::decide::load_policy(args.policy.or(file.policy).as_ref())?;
     let tokens = args
         .tokens
@@ -182,7 +202,7 @@ mod tests {
 
     fn args(data: Option<&str>, listen: Option<&str>, config: Option<PathBuf>) -> ServeArgs {
         ServeArgs {
-            data: data.map(PathBuf::from),
+            data: data.map(String::from),
             listen: listen.map(|l| l.parse().unwrap()),
             pg_listen: None,
             flight_listen: None,
@@ -210,7 +230,7 @@ mod tests {
         .unwrap();
         let from_file = resolve(args(None, None, Some(file.clone())), None).unwrap();
         assert_eq!(from_file.engine.to_string(), "ballista://sched:50050");
-        assert_eq!(from_file.data, PathBuf::from("/srv/data"));
+        assert_eq!(from_file.data, "/srv/data");
         assert_eq!(from_file.listen.port(), 9000);
         assert_eq!(from_file.limits.request_timeout, Duration::from_secs(5));
         assert_eq!(from_file.limits.max_body_bytes, 64 * 1024, "default");
@@ -223,7 +243,7 @@ mod tests {
             Some(QueryEngine::Local),
         )
         .unwrap();
-        assert_eq!(flags.data, PathBuf::from("/other"));
+        assert_eq!(flags.data, "/other");
         assert_eq!(flags.engine, QueryEngine::Local);
         assert_eq!(flags.listen.port(), 7000);
     }

@@ -11,10 +11,12 @@ pub enum TokenCommand {
         /// A name for the token's holder: a person or a system. Overrides are recorded under it.
         #[arg(long)]
         name: String,
-        /// Dataset directory whose token file to use [default: the bundled data/sample].
+        /// Dataset whose token file to use: a folder or s3://BUCKET/PREFIX [default: the
+        /// bundled data/sample].
         #[arg(long, env = "ASSAY_DATA")]
-        data: Option<PathBuf>,
-        /// Token file [default: DATA/.assay/tokens.json].
+        data: Option<String>,
+        /// Token file [default: DATA/.assay/tokens.json; for s3:// data,
+        /// ~/.config/assay/tokens/BUCKET/PREFIX/tokens.json].
         #[arg(long, env = "ASSAY_TOKENS")]
         tokens: Option<PathBuf>,
     },
@@ -28,7 +30,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<()> {
             data,
             tokens,
         } => {
-            let data = data.unwrap_or_else(super::default_data_dir);
+            let data = super::data_location(data);
             let path = tokens.unwrap_or_else(|| super::serve::default_tokens(&data));
             let store = TokenStore::open(&path)?;
             let token = store.create(&name, role)?;

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 
 use assay_engine::Engine;
 use assay_engine::decision::Policy;
-use assay_engine::source::BadFiles;
+use assay_engine::source::{BadFiles, Dataset};
 
 use crate::auth::{Role, TokenStore};
 use crate::pg::PgServer;
@@ -32,7 +32,8 @@ use state::AppState;
 /// Everything `assay serve` needs, resolved from flags, environment and config file.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    pub data: PathBuf,
+    /// A folder or `s3://bucket/prefix`.
+    pub data: String,
     pub listen: SocketAddr,
     /// Where to serve the PostgreSQL wire protocol, if at all.
     pub pg_listen: Option<SocketAddr>,
@@ -76,13 +77,14 @@ impl Application {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         // One unreadable event file must not stop every buyer: it is set aside,
         // logged and reported by /readyz.
-        let engine = Engine::open_on(&config.data, BadFiles::SetAside, &config.engine)
+        let dataset =
+            Dataset::open(&config.data).with_context(|| format!("dataset {}", config.data))?;
+        let engine = Engine::open_on(dataset, BadFiles::SetAside, &config.engine)
             .await
             .with_context(|| {
                 format!(
                     "opening dataset {} on engine {}",
-                    config.data.display(),
-                    config.engine
+                    config.data, config.engine
                 )
             })?;
         let tokens = TokenStore::open(&config.tokens)?;

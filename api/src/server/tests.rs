@@ -722,14 +722,7 @@ async fn stored_backtests_are_listed_and_their_reports_served() {
     let report = assay_engine::backtest::run(&f.state.engine, &request)
         .await
         .unwrap();
-    let dir = f
-        .state
-        .engine
-        .dataset()
-        .root
-        .join("backtests")
-        .join(&report.id);
-    assay_engine::backtest::report::write(&report, &dir).unwrap();
+    assay_engine::backtest::report::store(&report, &f.state.engine.dataset().storage).unwrap();
 
     let list = get(&f, "/v1/backtests", Some(Role::Buyer)).await.json();
     let first = &list["backtests"][0];

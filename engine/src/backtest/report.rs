@@ -3,34 +3,63 @@
 //! charts drawn here, no script, no network).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
 
 use super::BacktestReport;
 use super::score::{Call, Outcome, Scores};
-use crate::error::{EngineError, Result};
-use crate::parquet_io::AtomicParquetFile;
+use crate::error::Result;
+use crate::parquet_io::writer_properties;
+use crate::storage::Storage;
 
-/// Writes the report's three files into `dir`.
+/// The report's three files, by name. `scores.json` comes last: a stored backtest
+/// counts as there once its scores are.
+///
+/// # Errors
+/// The outcomes cannot be encoded.
+fn files(report: &BacktestReport) -> Result<Vec<(&'static str, Bytes)>> {
+    let batch = outcomes_batch(report)?;
+    let mut parquet = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties()))?;
+    parquet.write(&batch)?;
+    let scores = serde_json::to_vec_pretty(report).expect("report serialises");
+    Ok(vec![
+        ("outcomes.parquet", parquet.into_inner()?.into()),
+        ("report.html", render_html(report).into()),
+        ("scores.json", scores.into()),
+    ])
+}
+
+/// Writes the report's files into the local folder `dir`.
 ///
 /// # Errors
 /// I/O.
-pub fn write(report: &BacktestReport, dir: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    let json = dir.join("scores.json");
-    let text = serde_json::to_string_pretty(report).expect("report serialises");
-    std::fs::write(&json, text).map_err(|e| io_err(&json, e))?;
-    let parquet = dir.join("outcomes.parquet");
-    let batch = outcomes_batch(report)?;
-    let mut file = AtomicParquetFile::create(&parquet, batch.schema())?;
-    file.write(&batch)?;
-    file.publish()?;
-    let html = dir.join("report.html");
-    std::fs::write(&html, render_html(report)).map_err(|e| io_err(&html, e))?;
-    Ok(vec![json, parquet, html])
+pub fn write(report: &BacktestReport, dir: &Path) -> Result<Vec<String>> {
+    let storage = Storage::local(dir);
+    let mut written = Vec::new();
+    for (name, body) in files(report)? {
+        storage.write(name, body)?;
+        written.push(storage.display(name));
+    }
+    Ok(written)
+}
+
+/// Stores the report with the dataset, under `backtests/<id>/`.
+///
+/// # Errors
+/// The dataset cannot be written.
+pub fn store(report: &BacktestReport, storage: &Storage) -> Result<Vec<String>> {
+    let mut written = Vec::new();
+    for (name, body) in files(report)? {
+        let key = format!("{DIR}/{}/{name}", report.id);
+        storage.write(&key, body)?;
+        written.push(storage.display(&key));
+    }
+    Ok(written)
 }
 
 /// One row of `outcomes.parquet`: a policy's call on a style, and the style's outcome.
@@ -320,34 +349,35 @@ pub fn render_html(report: &BacktestReport) -> String {
     html
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> EngineError {
-    EngineError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
+const DIR: &str = "backtests";
 
-/// The backtests stored under a dataset (`DATA/backtests/<id>/`), newest first.
+/// The ids of the backtests stored with a dataset (`DATA/backtests/<id>/`), newest
+/// first.
 ///
 /// # Errors
-/// The folder exists but cannot be read.
-pub fn stored(data_root: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let dir = data_root.join("backtests");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(|e| io_err(&dir, e))?.path();
-        if path.join("scores.json").is_file() {
-            let id = path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            out.push((id, path));
-        }
-    }
+/// The folder cannot be listed.
+pub fn stored(storage: &Storage) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = storage
+        .list(DIR)?
+        .into_iter()
+        .filter_map(|e| {
+            let (id, name) = e.key[DIR.len() + 1..].split_once('/')?;
+            (name == "scores.json").then(|| id.to_string())
+        })
+        .collect();
     // Ids start with their creation time.
-    out.sort_by(|a, b| b.0.cmp(&a.0));
-    Ok(out)
+    ids.sort_by(|a, b| b.cmp(a));
+    Ok(ids)
+}
+
+/// One file (`scores.json`, `report.html`) of a stored backtest, if there is one. Only
+/// ids [`stored`] lists are looked up: no key is built from a caller's text.
+///
+/// # Errors
+/// The file exists but cannot be read.
+pub fn stored_file(storage: &Storage, id: &str, name: &str) -> Result<Option<Bytes>> {
+    if !stored(storage)?.iter().any(|s| s == id) {
+        return Ok(None);
+    }
+    storage.read_opt(&format!("{DIR}/{id}/{name}"))
 }

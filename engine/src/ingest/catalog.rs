@@ -13,7 +13,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{StyleSeen, io_err};
 use crate::error::{EngineError, Result};
-use crate::source::schema;
+use crate::source::{self, schema};
+use crate::storage::{Blob, Storage};
 
 /// The catalog after this batch, if it changed, with the styles added as placeholders
 /// and the styles still unknown.
@@ -24,19 +25,24 @@ pub(crate) struct CatalogChange {
 }
 
 pub(crate) fn update(
-    current: &Path,
+    storage: &Storage,
     given: Option<&Path>,
     seen: &HashMap<String, StyleSeen>,
 ) -> Result<CatalogChange> {
     let styles_schema = schema::styles_schema();
-    let existing = if current.is_file() {
-        read(current)?
+    let has_catalog = storage.exists(source::STYLES)?;
+    let existing = if has_catalog {
+        read(
+            storage.open(source::STYLES)?,
+            &storage.display(source::STYLES),
+        )?
     } else {
         RecordBatch::new_empty(Arc::clone(&styles_schema))
     };
     let mut merged = existing.clone();
     if let Some(given) = given {
-        let given = read(given)?;
+        let file = std::fs::File::open(given).map_err(|e| io_err(given, e))?;
+        let given = read(Blob::File(file), &given.display().to_string())?;
         let given_ids: HashSet<String> = ids(&given).into_iter().collect();
         let keep: arrow::array::BooleanArray = ids(&existing)
             .iter()
@@ -60,7 +66,7 @@ pub(crate) fn update(
         merged = concat_batches(&styles_schema, [&merged, &placeholders])?;
         change.added = missing.into_iter().cloned().collect();
     }
-    if given.is_some() || !change.added.is_empty() || !current.is_file() {
+    if given.is_some() || !change.added.is_empty() || !has_catalog {
         change.catalog = Some(merged);
     }
     Ok(change)
@@ -98,20 +104,15 @@ fn placeholders(missing: &[&String], seen: &HashMap<String, StyleSeen>) -> Resul
     Ok(RecordBatch::try_new(schema::styles_schema(), columns)?)
 }
 
-fn read(path: &Path) -> Result<RecordBatch> {
-    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
-        EngineError::Ingest(format!(
-            "{}: not a readable Parquet catalog: {e}",
-            path.display()
-        ))
-    })?;
+fn read(file: Blob, path: &str) -> Result<RecordBatch> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| EngineError::Ingest(format!("{path}: not a readable Parquet catalog: {e}")))?;
     let expected = schema::styles_schema();
     let problems = schema::check_schema(builder.schema(), &expected);
     if !problems.is_empty() {
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         return Err(EngineError::Schema {
-            path: path.display().to_string(),
+            path: path.to_string(),
             problems: text.join("; "),
         });
     }

@@ -1,10 +1,10 @@
-//! Publishing a batch all at once: every new file is written under a temporary name,
-//! then a journal lists the renames that publish them. Writing the journal commits the
-//! batch; the renames follow, and whoever opens the dataset next finishes them if the
-//! writer died half way. Temporary files without a journal are an uncommitted batch's
-//! and are removed.
+//! Publishing a batch all at once: every new file is stored under a temporary key, then
+//! a journal lists the renames that publish them. Storing the journal (one object,
+//! whole) commits the batch; the renames follow (on an object store, copies and
+//! deletes), and whoever opens the dataset next finishes them if the writer died half
+//! way. Temporary files without a journal are an uncommitted batch's and are removed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -13,35 +13,30 @@ use serde::{Deserialize, Serialize};
 
 use super::{IngestRequest, IngestSummary, Stager, catalog, existing_ids, io_err, rows};
 use crate::error::{EngineError, Result};
-use crate::parquet_io::AtomicParquetFile;
-use crate::source::{Dataset, schema};
+use crate::source::{self, Dataset, schema};
+use crate::storage::{Lock, Storage};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Journal {
     batch_id: String,
-    /// (temporary, final) paths, applied in order; the batch's summary comes last.
-    renames: Vec<(PathBuf, PathBuf)>,
+    /// (temporary, final) keys, applied in order; the batch's summary comes last.
+    renames: Vec<(String, String)>,
 }
 
-pub(crate) fn summary_path(data: &Dataset, batch_id: &str) -> PathBuf {
-    data.root
-        .join("ingest")
-        .join("batches")
-        .join(format!("{batch_id}.json"))
+const DIR: &str = "ingest";
+const LOCK: &str = "ingest/.lock";
+
+pub(crate) fn summary_key(batch_id: &str) -> String {
+    format!("{DIR}/batches/{batch_id}.json")
 }
 
-fn temp_name(dest: &Path, batch_id: &str) -> PathBuf {
-    let mut name = dest.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".ingest-{batch_id}.tmp"));
-    dest.with_file_name(name)
+fn temp_key(dest: &str, batch_id: &str) -> String {
+    format!("{dest}.ingest-{batch_id}.tmp")
 }
 
 /// Takes the dataset's ingest lock (one batch at a time, across processes).
-pub(crate) fn lock(ingest_dir: &Path) -> Result<std::fs::File> {
-    let path = ingest_dir.join(".lock");
-    let file = std::fs::File::create(&path).map_err(|e| io_err(&path, e))?;
-    file.lock().map_err(|e| io_err(&path, e))?;
-    Ok(file)
+pub(crate) fn lock(storage: &Storage) -> Result<Lock> {
+    Ok(storage.lock(LOCK, true)?.expect("a waiting lock is taken"))
 }
 
 /// Finishes or discards an interrupted batch, unless an ingest is running right now
@@ -50,81 +45,64 @@ pub(crate) fn lock(ingest_dir: &Path) -> Result<std::fs::File> {
 /// # Errors
 /// I/O while renaming or removing files.
 pub fn recover(data: &Dataset) -> Result<()> {
-    let ingest_dir = data.root.join("ingest");
-    if !ingest_dir.is_dir() {
+    let storage = &data.storage;
+    if storage.list(DIR)?.is_empty() {
         return Ok(());
     }
-    let path = ingest_dir.join(".lock");
-    let Ok(file) = std::fs::File::create(&path) else {
+    match storage.lock(LOCK, false) {
+        Ok(Some(_lock)) => recover_locked(data),
+        // Held: the running ingest finishes its own batch.
+        Ok(None) => Ok(()),
         // A read-only dataset: nobody can be ingesting into it.
-        return Ok(());
-    };
-    if file.try_lock().is_err() {
-        return Ok(());
+        Err(_) => Ok(()),
     }
-    recover_locked(data)
 }
 
 pub(crate) fn recover_locked(data: &Dataset) -> Result<()> {
-    let ingest_dir = data.root.join("ingest");
-    for entry in std::fs::read_dir(&ingest_dir).map_err(|e| io_err(&ingest_dir, e))? {
-        let path = entry.map_err(|e| io_err(&ingest_dir, e))?.path();
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        if name.starts_with("journal-") && name.ends_with(".json") {
-            let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
-            let journal: Journal = serde_json::from_str(&text).map_err(|e| {
-                EngineError::Ingest(format!("{}: unreadable journal: {e}", path.display()))
+    let storage = &data.storage;
+    let mut staging = std::collections::BTreeSet::new();
+    for entry in storage.list(DIR)? {
+        let relative = &entry.key[DIR.len() + 1..];
+        if relative.starts_with("journal-") && relative.ends_with(".json") {
+            let text = storage.read(&entry.key)?;
+            let journal: Journal = serde_json::from_slice(&text).map_err(|e| {
+                EngineError::Ingest(format!(
+                    "{}: unreadable journal: {e}",
+                    storage.display(&entry.key)
+                ))
             })?;
-            apply(&journal)?;
+            apply(storage, &journal)?;
             tracing::info!(batch = %journal.batch_id, "finished publishing an interrupted batch");
-            std::fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
-        } else if name.starts_with(".staging-") {
-            std::fs::remove_dir_all(&path).map_err(|e| io_err(&path, e))?;
+            storage.delete(&entry.key)?;
+        } else if let Some((folder, _)) = relative.split_once('/')
+            && folder.starts_with(".staging-")
+        {
+            staging.insert(format!("{DIR}/{folder}"));
         }
     }
-    // Temporary files of a batch that never committed.
-    let mut dirs = vec![
-        data.root.clone(),
-        ingest_dir.join("batches"),
-        ingest_dir.join("rejects"),
-    ];
-    if let Ok(entries) = std::fs::read_dir(data.events_dir()) {
-        dirs.extend(
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_dir()),
-        );
+    for folder in staging {
+        storage.delete_all(&folder)?;
     }
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.filter_map(|e| e.ok()) {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.contains(".ingest-") && name.ends_with(".tmp") {
-                let path = entry.path();
-                std::fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
-            }
+    // Temporary files of a batch that never committed.
+    for entry in storage.list("")? {
+        if entry.name().contains(".ingest-") && entry.key.ends_with(".tmp") {
+            storage.delete(&entry.key)?;
         }
     }
     Ok(())
 }
 
-fn apply(journal: &Journal) -> Result<()> {
+fn apply(storage: &Storage, journal: &Journal) -> Result<()> {
     for (from, to) in &journal.renames {
         // Done already when the temporary file is gone and the final one exists.
-        if from.exists() {
-            std::fs::rename(from, to).map_err(|e| io_err(to, e))?;
-        } else if !to.exists() {
+        if storage.exists(from)? {
+            storage.rename(from, to)?;
+        } else if !storage.exists(to)? {
             return Err(EngineError::Ingest(format!(
                 "batch {}: {} is missing and {} was never published",
                 journal.batch_id,
-                from.display(),
-                to.display()
+                storage.display(from),
+                storage.display(to)
             )));
         }
     }
@@ -135,8 +113,8 @@ fn apply(journal: &Journal) -> Result<()> {
 struct DayOutcome {
     added: u64,
     dropped: u64,
-    /// The day's new partition file, written under a temporary name, and its final name.
-    rename: Option<(PathBuf, PathBuf)>,
+    /// The day's new partition file, stored under a temporary key, and its final key.
+    rename: Option<(String, String)>,
 }
 
 /// Drops each day's rows whose ids its partition (or the batch) already has, and writes
@@ -186,14 +164,14 @@ fn dedupe_day(
     day: NaiveDate,
     files: &[PathBuf],
 ) -> Result<DayOutcome> {
-    let partition = data.events_dir().join(format!("event_date={day}"));
-    std::fs::create_dir_all(&partition).map_err(|e| io_err(&partition, e))?;
-    let mut ids = existing_ids(&partition)?;
-    let dest = partition.join(format!("part-{batch_id}.parquet"));
-    let tmp = temp_name(&dest, batch_id);
-    let (added, dropped) = rows::copy_new_rows(files, &mut ids, &tmp)?;
+    let partition = format!("{}/event_date={day}", source::EVENTS);
+    let mut ids = existing_ids(&data.storage, &partition)?;
+    let dest = format!("{partition}/part-{batch_id}.parquet");
+    let tmp = temp_key(&dest, batch_id);
+    let local = data.storage.work_path(&tmp)?;
+    let (added, dropped) = rows::copy_new_rows(files, &mut ids, &local)?;
     let rename = if added > 0 {
-        sync(&tmp)?;
+        data.storage.put_file(&local, &tmp)?;
         Some((tmp, dest))
     } else {
         None
@@ -203,12 +181,6 @@ fn dedupe_day(
         dropped,
         rename,
     })
-}
-
-fn sync(path: &Path) -> Result<()> {
-    std::fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io_err(path, e))
 }
 
 /// Dedupes the staged rows against their partitions, writes every new file under a
@@ -237,40 +209,26 @@ pub(crate) fn publish(
         }
     }
 
-    let change = catalog::update(
-        &data.styles_file(),
-        request.styles.as_deref(),
-        &stager.styles,
-    )?;
+    let storage = &data.storage;
+    let change = catalog::update(storage, request.styles.as_deref(), &stager.styles)?;
     if let Some(batch) = &change.catalog {
-        let dest = data.styles_file();
-        let tmp = temp_name(&dest, batch_id);
-        write_batch(&tmp, batch)?;
-        renames.push((tmp, dest));
+        let tmp = temp_key(source::STYLES, batch_id);
+        storage.write(&tmp, parquet_bytes(batch)?)?;
+        renames.push((tmp, source::STYLES.to_string()));
     }
-    if !data.receipts_file().is_file() {
+    if !storage.exists(source::RECEIPTS)? {
         // A dataset needs its receipts table; without receipts nothing is in stock yet.
-        let dest = data.receipts_file();
-        let tmp = temp_name(&dest, batch_id);
-        write_batch(
-            &tmp,
-            &arrow::array::RecordBatch::new_empty(schema::stock_receipts_schema()),
-        )?;
-        renames.push((tmp, dest));
+        let tmp = temp_key(source::RECEIPTS, batch_id);
+        let empty = arrow::array::RecordBatch::new_empty(schema::stock_receipts_schema());
+        storage.write(&tmp, parquet_bytes(&empty)?)?;
+        renames.push((tmp, source::RECEIPTS.to_string()));
     }
     let rejects_file = if stager.rejected > 0 {
-        let dest = data
-            .root
-            .join("ingest")
-            .join("rejects")
-            .join(format!("{batch_id}.csv"));
-        std::fs::create_dir_all(dest.parent().expect("has a parent"))
-            .map_err(|e| io_err(&dest, e))?;
-        let tmp = temp_name(&dest, batch_id);
-        let staged = stager.dir.join("rejects.csv");
-        std::fs::copy(&staged, &tmp).map_err(|e| io_err(&staged, e))?;
+        let dest = format!("{DIR}/rejects/{batch_id}.csv");
+        let tmp = temp_key(&dest, batch_id);
+        storage.put_file(&stager.dir.join("rejects.csv"), &tmp)?;
         renames.push((tmp, dest.clone()));
-        Some(dest)
+        Some(storage.display(&dest))
     } else {
         None
     };
@@ -291,36 +249,32 @@ pub(crate) fn publish(
         seconds,
         rows_per_second: stager.rows_read as f64 / seconds.max(1e-9),
     };
-    let dest = summary_path(data, batch_id);
-    std::fs::create_dir_all(dest.parent().expect("has a parent")).map_err(|e| io_err(&dest, e))?;
-    let tmp = temp_name(&dest, batch_id);
-    let text = serde_json::to_string_pretty(&summary).expect("summary serialises");
-    std::fs::write(&tmp, text).map_err(|e| io_err(&tmp, e))?;
+    let dest = summary_key(batch_id);
+    let tmp = temp_key(&dest, batch_id);
+    let text = serde_json::to_vec_pretty(&summary).expect("summary serialises");
+    storage.write(&tmp, text.into())?;
     renames.push((tmp, dest));
 
     let journal = Journal {
         batch_id: batch_id.to_string(),
         renames,
     };
-    let ingest_dir = data.root.join("ingest");
-    let journal_path = ingest_dir.join(format!("journal-{batch_id}.json"));
-    let journal_tmp = temp_name(&journal_path, batch_id);
-    std::fs::write(
-        &journal_tmp,
-        serde_json::to_string(&journal).expect("serialises"),
-    )
-    .map_err(|e| io_err(&journal_tmp, e))?;
-    sync(&journal_tmp)?;
-    // The commit point.
-    std::fs::rename(&journal_tmp, &journal_path).map_err(|e| io_err(&journal_path, e))?;
-    apply(&journal)?;
-    std::fs::remove_file(&journal_path).map_err(|e| io_err(&journal_path, e))?;
+    let journal_key = format!("{DIR}/journal-{batch_id}.json");
+    let text = serde_json::to_vec(&journal).expect("serialises");
+    // The commit point: one object, stored whole.
+    storage.write(&journal_key, text.into())?;
+    apply(storage, &journal)?;
+    storage.delete(&journal_key)?;
     Ok(summary)
 }
 
-fn write_batch(path: &Path, batch: &arrow::array::RecordBatch) -> Result<()> {
-    let mut file = AtomicParquetFile::create(path, batch.schema())?;
-    file.write(batch)?;
-    file.publish()?;
-    sync(path)
+/// A small table (the catalog, empty receipts) as a Parquet file's bytes.
+fn parquet_bytes(batch: &arrow::array::RecordBatch) -> Result<bytes::Bytes> {
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        Vec::new(),
+        batch.schema(),
+        Some(crate::parquet_io::writer_properties()),
+    )?;
+    writer.write(batch)?;
+    Ok(writer.into_inner()?.into())
 }

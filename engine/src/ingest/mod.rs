@@ -33,6 +33,7 @@ pub use journal::recover;
 
 use crate::error::{EngineError, Result};
 use crate::source::Dataset;
+use crate::storage::Storage;
 use formats::{Event, Header};
 
 /// Event ids of a day, for dropping duplicates: ahash, because SipHash over every id was
@@ -66,7 +67,8 @@ pub struct IngestSummary {
     pub rejected: u64,
     /// Rejects by reason, with counts.
     pub reject_reasons: BTreeMap<String, u64>,
-    pub rejects_file: Option<PathBuf>,
+    /// Where the rejected rows were stored: a path or a URL.
+    pub rejects_file: Option<String>,
     pub days: Vec<NaiveDate>,
     /// Styles seen in events that the catalog lacked, added with placeholders.
     pub new_styles: Vec<String>,
@@ -108,22 +110,22 @@ pub fn ingest(data: &Dataset, request: &IngestRequest) -> Result<IngestSummary> 
             )));
         }
     };
-    let ingest_dir = data.root.join("ingest");
-    std::fs::create_dir_all(&ingest_dir).map_err(|e| io_err(&ingest_dir, e))?;
-    let _lock = journal::lock(&ingest_dir)?;
+    let _lock = journal::lock(&data.storage)?;
     journal::recover_locked(data)?;
 
     let batch_id = batch_id(request)?;
-    let done = journal::summary_path(data, &batch_id);
-    if done.is_file() {
-        let text = std::fs::read_to_string(&done).map_err(|e| io_err(&done, e))?;
+    if let Some(text) = data.storage.read_opt(&journal::summary_key(&batch_id))? {
         let mut summary: IngestSummary =
-            serde_json::from_str(&text).map_err(|e| EngineError::Ingest(e.to_string()))?;
+            serde_json::from_slice(&text).map_err(|e| EngineError::Ingest(e.to_string()))?;
         summary.already_ingested = true;
         return Ok(summary);
     }
 
-    let staging = ingest_dir.join(format!(".staging-{batch_id}"));
+    // Local scratch either way: beside the data in a folder, in a temporary folder for
+    // an object store.
+    let staging = data
+        .storage
+        .work_path(&format!("ingest/.staging-{batch_id}"))?;
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(|e| io_err(&staging, e))?;
     }
@@ -467,16 +469,17 @@ fn batch_id(request: &IngestRequest) -> Result<String> {
         .collect())
 }
 
-/// Event ids already in a partition.
-fn existing_ids(partition: &Path) -> Result<IdSet> {
+/// Event ids already in a partition (a folder key).
+fn existing_ids(storage: &Storage, partition: &str) -> Result<IdSet> {
     let mut ids = IdSet::default();
-    let Ok(entries) = std::fs::read_dir(partition) else {
-        return Ok(ids);
-    };
-    for entry in entries {
-        let path = entry.map_err(|e| io_err(partition, e))?.path();
-        if path.extension().is_some_and(|x| x == "parquet") {
-            rows::read_ids(&path, &mut ids)?;
+    for entry in storage.list(partition)? {
+        let in_partition = !entry.key[partition.len() + 1..].contains('/');
+        if in_partition && entry.key.ends_with(".parquet") {
+            rows::read_ids(
+                storage.open(&entry.key)?,
+                &storage.display(&entry.key),
+                &mut ids,
+            )?;
         }
     }
     Ok(ids)

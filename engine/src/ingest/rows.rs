@@ -24,6 +24,7 @@ use super::{IdSet, Stager, io_err};
 use crate::error::{EngineError, Result};
 use crate::parquet_io::events_writer_properties;
 use crate::source::schema;
+use crate::storage::Blob;
 
 /// Writes events, and batches already in the `events` file schema, to a new staging
 /// file: Arrow IPC with LZ4, because staging is read back once, at publish, and Parquet's
@@ -84,9 +85,8 @@ fn to_batch(events: &[Event]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema::events_file_schema(), columns)?)
 }
 
-/// Adds the `event_id`s of one file to `ids`.
-pub(crate) fn read_ids(path: &Path, ids: &mut IdSet) -> Result<()> {
-    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+/// Adds the `event_id`s of one stored file (named `path` in messages) to `ids`.
+pub(crate) fn read_ids(file: Blob, path: &str, ids: &mut IdSet) -> Result<()> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
     let mask = ProjectionMask::columns(builder.parquet_schema(), ["event_id"]);
     for batch in builder.with_projection(mask).build()? {
@@ -95,9 +95,7 @@ pub(crate) fn read_ids(path: &Path, ids: &mut IdSet) -> Result<()> {
             .column(0)
             .as_any()
             .downcast_ref::<StringArray>()
-            .ok_or_else(|| {
-                EngineError::Ingest(format!("{}: event_id is not text", path.display()))
-            })?;
+            .ok_or_else(|| EngineError::Ingest(format!("{path}: event_id is not text")))?;
         for id in column.iter().flatten() {
             ids.insert(id.to_string());
         }

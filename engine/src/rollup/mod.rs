@@ -2,16 +2,15 @@
 //!
 //! Each refresh recomputes only the days from the earliest change on (stock carries
 //! from day to day, so a late event also moves the days after it) and links the
-//! unchanged days' files into a new generation. A generation is a directory of
-//! `day=YYYY-MM-DD/part.parquet` files, published by renaming it into place and then
-//! atomically replacing `rollup/CURRENT`; readers see one whole generation or the
-//! previous one. A refresh is triggered by changed event files, a changed catalog
+//! unchanged days' files into a new generation. A generation is a folder of
+//! `day=YYYY-MM-DD/part.parquet` files that nothing reads until `rollup/CURRENT` (one
+//! small object, replaced whole) names it; readers see one whole generation or the
+//! previous one. That needs no folder rename, so it is the same on an object store. A refresh is triggered by changed event files, a changed catalog
 //! launch or changed receipts, found by comparing against what the last generation
 //! was built from, so it works whoever wrote the events.
 
 mod state;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,7 +21,7 @@ use datafusion::datasource::MemTable;
 use datafusion::datasource::empty::EmptyTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use serde::Serialize;
@@ -31,8 +30,9 @@ pub use state::{EventListing, FileStamp, RollupState, first_changed_day, is_list
 
 use crate::error::{EngineError, Result};
 use crate::parquet_io::writer_properties;
-use crate::source::Dataset;
+use crate::source::{self, Dataset};
 use crate::sql::ViewParams;
+use crate::storage::{self, Storage};
 
 /// The rollup's table name in the session.
 pub const TABLE: &str = "style_daily";
@@ -122,30 +122,30 @@ pub struct RefreshReport {
     pub seconds: f64,
 }
 
+/// The rollup's folder in the dataset.
+const DIR: &str = "rollup";
+const CURRENT: &str = "rollup/CURRENT";
+
 /// The rollup of one dataset, under `DATA/rollup/`.
 #[derive(Debug, Clone)]
 pub struct Rollup {
-    dir: PathBuf,
+    storage: Storage,
 }
 
 impl Rollup {
     pub fn new(dataset: &Dataset) -> Self {
         Self {
-            dir: dataset.root.join("rollup"),
+            storage: dataset.storage.clone(),
         }
     }
 
-    fn current_file(&self) -> PathBuf {
-        self.dir.join("CURRENT")
-    }
-
-    fn generation_dir(&self, generation: u64) -> PathBuf {
-        self.dir.join(format!("gen-{generation:06}"))
+    fn generation_dir(generation: u64) -> String {
+        format!("{DIR}/gen-{generation:06}")
     }
 
     /// Copies of the catalog and receipts a generation was built from.
-    fn inputs_dir(&self, generation: u64) -> PathBuf {
-        self.dir.join(format!("inputs-{generation:06}"))
+    fn inputs_dir(generation: u64) -> String {
+        format!("{DIR}/inputs-{generation:06}")
     }
 
     /// The published state, if a rollup has been built.
@@ -153,16 +153,13 @@ impl Rollup {
     /// # Errors
     /// `CURRENT` exists but cannot be read or parsed.
     pub fn state(&self) -> Result<Option<RollupState>> {
-        let path = self.current_file();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(io_err(&path, source)),
+        let Some(text) = self.storage.read_opt(CURRENT)? else {
+            return Ok(None);
         };
-        serde_json::from_str(&text)
+        serde_json::from_slice(&text)
             .map(Some)
             .map_err(|e| EngineError::Store {
-                path: path.display().to_string(),
+                path: self.storage.display(CURRENT),
                 message: format!("rollup state is not valid JSON: {e}"),
             })
     }
@@ -176,7 +173,10 @@ impl Rollup {
         let state = self.state()?;
         ctx.deregister_table(TABLE)?;
         match &state {
-            Some(s) => register_dir(ctx, &self.generation_dir(s.generation)).await?,
+            Some(s) => {
+                self.register_dir(ctx, &Self::generation_dir(s.generation))
+                    .await?
+            }
             None => register_empty(ctx)?,
         }
         Ok(state)
@@ -186,7 +186,7 @@ impl Rollup {
     /// window of `params`, and registers it in `ctx`. Recomputes everything when
     /// `rebuild` is set, when none exists, or when it was built for another window.
     ///
-    /// Refreshes of one dataset are serialised by a lock file, across processes.
+    /// Refreshes of one dataset are serialised by a lock, across processes.
     ///
     /// # Errors
     /// I/O, a query failure, or an unreadable state.
@@ -198,16 +198,13 @@ impl Rollup {
         rebuild: bool,
     ) -> Result<RefreshReport> {
         let started = Instant::now();
-        std::fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, e))?;
-        let lock_path = self.dir.join(".lock");
-        let lock = std::fs::File::create(&lock_path).map_err(|e| io_err(&lock_path, e))?;
-        lock.lock().map_err(|e| io_err(&lock_path, e))?;
+        let _lock = self.storage.lock(&storage::join(DIR, ".lock"), true)?;
 
         let previous = self.register(ctx).await?;
-        let listing = list_events(&data.events_dir())?;
+        let listing = list_events(&data.storage)?;
         let Some(through) = listing.keys().next_back().copied() else {
             return Err(EngineError::NoEvents {
-                path: data.events_dir().display().to_string(),
+                path: data.storage.display(source::EVENTS),
             });
         };
         let window_seconds = (params.window_days * 86400.0).round() as i64;
@@ -241,13 +238,11 @@ impl Rollup {
             register_empty(ctx)?;
         }
 
-        let staging = self.dir.join(format!(".gen-{generation:06}.tmp"));
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(|e| io_err(&staging, e))?;
-        }
-        std::fs::create_dir_all(&staging).map_err(|e| io_err(&staging, e))?;
+        // Unpublished until CURRENT names it; what a crashed refresh left there goes.
+        let dir = Self::generation_dir(generation);
+        self.storage.delete_all(&dir)?;
         if let Some(prev) = reusable {
-            link_days_before(&self.generation_dir(prev.generation), &staging, from)?;
+            self.link_days_before(&Self::generation_dir(prev.generation), &dir, from)?;
         }
         let until = through + Days::new(1);
         let (mut days_written, mut rows_written) = (0, 0);
@@ -257,21 +252,21 @@ impl Rollup {
             // (the query's hash joins cannot spill).
             let chunk_until = (chunk_from + Days::new(CHUNK_DAYS)).min(until);
             let sql = params.style_daily_days(chunk_from, chunk_until);
-            let (days, rows) = write_days(ctx, &sql, &staging).await?;
+            let (days, rows) = write_days(ctx, &sql, &self.storage, &dir).await?;
             days_written += days;
             rows_written += rows;
             if days > 0 {
                 // The next week carries its stock in from the rows just written.
                 ctx.deregister_table(TABLE)?;
-                register_dir(ctx, &staging).await?;
+                self.register_dir(ctx, &dir).await?;
             }
             chunk_from = chunk_until;
         }
-        let inputs = self.inputs_dir(generation);
-        copy_inputs(data, &inputs)?;
+        let inputs = Self::inputs_dir(generation);
+        for name in [source::STYLES, source::RECEIPTS] {
+            self.storage.copy(name, &storage::join(&inputs, name))?;
+        }
 
-        let published = self.generation_dir(generation);
-        std::fs::rename(&staging, &published).map_err(|e| io_err(&published, e))?;
         let state = RollupState {
             generation,
             window_seconds,
@@ -279,10 +274,9 @@ impl Rollup {
             through,
             events: listing,
         };
-        let tmp = self.dir.join("CURRENT.tmp");
-        let text = serde_json::to_string_pretty(&state).expect("state serialises");
-        std::fs::write(&tmp, text).map_err(|e| io_err(&tmp, e))?;
-        std::fs::rename(&tmp, self.current_file()).map_err(|e| io_err(&tmp, e))?;
+        let text = serde_json::to_vec_pretty(&state).expect("state serialises");
+        // The commit point.
+        self.storage.write(CURRENT, text.into())?;
         self.register(ctx).await?;
         self.remove_old_generations(generation);
         Ok(RefreshReport {
@@ -302,21 +296,24 @@ impl Rollup {
         ctx: &SessionContext,
         generation: u64,
     ) -> Result<Option<NaiveDate>> {
-        let inputs = self.inputs_dir(generation);
-        let scratch = SessionContext::new();
+        let inputs = Self::inputs_dir(generation);
+        let scratch = SessionContext::new_with_config_rt(
+            SessionConfig::new(),
+            crate::compute::runtime_env()?,
+        );
         for (name, table) in [
             ("styles", "prev_styles"),
             ("stock_receipts", "prev_receipts"),
         ] {
-            let path = inputs.join(format!("{name}.parquet"));
-            if !path.is_file() {
+            let key = storage::join(&inputs, &format!("{name}.parquet"));
+            if !self.storage.exists(&key)? {
                 // Built without a copy: treat every day as changed.
                 return Ok(Some(NaiveDate::MIN));
             }
             scratch
                 .register_parquet(
                     table,
-                    path.to_string_lossy().as_ref(),
+                    self.storage.file_url(&key)?,
                     ParquetReadOptions::default(),
                 )
                 .await?;
@@ -344,14 +341,54 @@ impl Rollup {
     /// Keeps the two newest generations: a reader may still be scanning the previous.
     fn remove_old_generations(&self, newest: u64) {
         for generation in 1..newest.saturating_sub(1) {
-            for dir in [self.generation_dir(generation), self.inputs_dir(generation)] {
-                if dir.exists()
-                    && let Err(e) = std::fs::remove_dir_all(&dir)
-                {
-                    tracing::warn!(path = %dir.display(), error = %e, "could not remove an old rollup generation");
+            for dir in [
+                Self::generation_dir(generation),
+                Self::inputs_dir(generation),
+            ] {
+                if let Err(e) = self.storage.delete_all(&dir) {
+                    tracing::warn!(path = %self.storage.display(&dir), error = %e,
+                        "could not remove an old rollup generation");
                 }
             }
         }
+    }
+
+    async fn register_dir(&self, ctx: &SessionContext, dir: &str) -> Result<()> {
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(vec![("day".to_string(), DataType::Date32)]);
+        ctx.register_listing_table(
+            TABLE,
+            self.storage.table_url(dir)?,
+            options,
+            Some(file_schema()),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Links the day files before `from` of one generation into another.
+    fn link_days_before(&self, old: &str, new: &str, from: NaiveDate) -> Result<()> {
+        for entry in self.storage.list(old)? {
+            let Some(relative) = entry
+                .key
+                .strip_prefix(old)
+                .map(|k| k.trim_start_matches('/'))
+            else {
+                continue;
+            };
+            let day = relative
+                .split('/')
+                .next()
+                .and_then(|d| d.strip_prefix("day="))
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+            if day.is_some_and(|d| d < from) {
+                self.storage
+                    .link(&entry.key, &storage::join(new, relative))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -382,47 +419,9 @@ fn first_date(batches: &[RecordBatch]) -> Result<Option<NaiveDate>> {
     Ok(days.is_valid(0).then(|| days.value_as_date(0)).flatten())
 }
 
-async fn register_dir(ctx: &SessionContext, dir: &Path) -> Result<()> {
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(vec![("day".to_string(), DataType::Date32)]);
-    let url = format!(
-        "{}/",
-        dir.canonicalize().map_err(|e| io_err(dir, e))?.display()
-    );
-    ctx.register_listing_table(TABLE, url, options, Some(file_schema()), None)
-        .await?;
-    Ok(())
-}
-
 /// An `EmptyTable` rather than a `MemTable`: Ballista can ship it to its executors.
 fn register_empty(ctx: &SessionContext) -> Result<()> {
     ctx.register_table(TABLE, Arc::new(EmptyTable::new(style_daily_schema())))?;
-    Ok(())
-}
-
-/// Hard-links the day folders before `from` of one generation into another.
-fn link_days_before(old: &Path, new: &Path, from: NaiveDate) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(old) else {
-        return Ok(());
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| io_err(old, e))?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        let day = name
-            .strip_prefix("day=")
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-        if day.is_none_or(|d| d >= from) {
-            continue;
-        }
-        let target = new.join(&name);
-        std::fs::create_dir_all(&target).map_err(|e| io_err(&target, e))?;
-        for file in std::fs::read_dir(entry.path()).map_err(|e| io_err(&entry.path(), e))? {
-            let file = file.map_err(|e| io_err(old, e))?.path();
-            let link = target.join(file.file_name().unwrap_or_default());
-            std::fs::hard_link(&file, &link).map_err(|e| io_err(&link, e))?;
-        }
-    }
     Ok(())
 }
 
@@ -430,12 +429,22 @@ fn link_days_before(old: &Path, new: &Path, from: NaiveDate) -> Result<()> {
 const CHUNK_DAYS: u64 = 7;
 
 /// Runs the rollup query and writes one file per day under `dir`.
-async fn write_days(ctx: &SessionContext, sql: &str, dir: &Path) -> Result<(usize, usize)> {
+async fn write_days(
+    ctx: &SessionContext,
+    sql: &str,
+    storage: &Storage,
+    dir: &str,
+) -> Result<(usize, usize)> {
     let ordered = format!("SELECT * FROM ({sql}) r ORDER BY day, style_id, market");
     let mut stream = ctx.sql(&ordered).await?.execute_stream().await?;
     let schema = style_daily_schema();
     let day_index = schema.index_of("day").expect("day column");
-    let mut current: Option<(NaiveDate, ArrowWriter<std::fs::File>)> = None;
+    let mut current: Option<(NaiveDate, ArrowWriter<Vec<u8>>)> = None;
+    // A day's file is small (a row per style and market), so it is built in memory.
+    let finish = |(day, writer): (NaiveDate, ArrowWriter<Vec<u8>>)| -> Result<()> {
+        let key = format!("{dir}/day={day}/part.parquet");
+        storage.write(&key, writer.into_inner()?.into())
+    };
     let (mut days, mut rows) = (0, 0);
     while let Some(batch) = stream.next().await {
         let batch = RecordBatch::try_new(Arc::clone(&schema), batch?.columns().to_vec())?;
@@ -452,14 +461,11 @@ async fn write_days(ctx: &SessionContext, sql: &str, dir: &Path) -> Result<(usiz
                 end += 1;
             }
             if current.as_ref().is_none_or(|(d, _)| *d != day) {
-                if let Some((_, writer)) = current.take() {
-                    writer.close()?;
+                if let Some(done) = current.take() {
+                    finish(done)?;
                 }
-                let folder = dir.join(format!("day={day}"));
-                std::fs::create_dir_all(&folder).map_err(|e| io_err(&folder, e))?;
-                let path = folder.join("part.parquet");
-                let file = std::fs::File::create(&path).map_err(|e| io_err(&path, e))?;
-                let writer = ArrowWriter::try_new(file, file_schema(), Some(writer_properties()))?;
+                let writer =
+                    ArrowWriter::try_new(Vec::new(), file_schema(), Some(writer_properties()))?;
                 current = Some((day, writer));
                 days += 1;
             }
@@ -474,27 +480,8 @@ async fn write_days(ctx: &SessionContext, sql: &str, dir: &Path) -> Result<(usiz
             start = end;
         }
     }
-    if let Some((_, writer)) = current.take() {
-        writer.close()?;
+    if let Some(done) = current.take() {
+        finish(done)?;
     }
     Ok((days, rows))
-}
-
-fn copy_inputs(data: &Dataset, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    for (from, name) in [
-        (data.styles_file(), "styles.parquet"),
-        (data.receipts_file(), "stock_receipts.parquet"),
-    ] {
-        let to = dir.join(name);
-        std::fs::copy(&from, &to).map_err(|e| io_err(&from, e))?;
-    }
-    Ok(())
-}
-
-fn io_err(path: &Path, source: std::io::Error) -> EngineError {
-    EngineError::Io {
-        path: path.display().to_string(),
-        source,
-    }
 }

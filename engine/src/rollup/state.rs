@@ -2,13 +2,13 @@
 //! changed: the event files of every partition, and the window it was built for.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::source;
+use crate::storage::Storage;
 
 /// One event file as the rollup saw it. A file rewritten in place changes its length
 /// or modification time.
@@ -34,56 +34,36 @@ pub struct RollupState {
     pub events: EventListing,
 }
 
-/// Lists the event files under `events_dir`.
+/// Lists the dataset's event files.
 ///
 /// # Errors
-/// The directory cannot be read, or a partition folder is not a date.
-pub fn list_events(events_dir: &Path) -> Result<EventListing> {
+/// The folder cannot be listed, or a partition folder is not a date.
+pub fn list_events(storage: &Storage) -> Result<EventListing> {
     let mut listing = EventListing::new();
-    for file in source::event_files(events_dir)? {
-        let Some(day) = partition_day(&file) else {
+    for file in source::event_files(storage)? {
+        let Some(day) = partition_of(&file.key) else {
             continue;
         };
-        let meta = std::fs::metadata(&file).map_err(|source| EngineError::Io {
-            path: file.display().to_string(),
-            source,
-        })?;
-        let modified_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i128);
         listing.entry(day).or_default().push(FileStamp {
-            name: file
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default(),
-            len: meta.len(),
-            modified_ns,
+            name: file.name().to_string(),
+            len: file.size,
+            modified_ns: file.modified_ns,
         });
     }
     Ok(listing)
 }
 
-/// The day of an event file's partition folder.
-fn partition_day(file: &Path) -> Option<NaiveDate> {
-    file.parent()
-        .and_then(|p| p.file_name())
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("event_date="))
-        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+/// The day of an event file's partition folder, from its key.
+fn partition_of(key: &str) -> Option<NaiveDate> {
+    key.rsplit('/').nth(1).and_then(source::partition_day)
 }
 
-/// Whether `file` (under `events/`) is in the listing, by partition and name.
-pub fn is_listed(listing: &EventListing, file: &Path) -> bool {
-    let name = file.file_name().map(|n| n.to_string_lossy());
-    partition_day(file)
+/// Whether the event file `key` is in the listing, by partition and name.
+pub fn is_listed(listing: &EventListing, key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    partition_of(key)
         .and_then(|day| listing.get(&day))
-        .is_some_and(|files| {
-            files
-                .iter()
-                .any(|f| Some(f.name.as_str()) == name.as_deref())
-        })
+        .is_some_and(|files| files.iter().any(|f| f.name == name))
 }
 
 /// The earliest partition day whose files differ between two listings.

@@ -5,7 +5,7 @@
 
 pub mod schema;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
@@ -15,32 +15,47 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{EngineError, Result};
+use crate::storage::{self, Entry, Storage};
 
 /// The partition column of `events/`.
 pub const EVENT_DATE: &str = "event_date";
 
-/// Paths of a dataset's input files.
+/// A dataset: where it lives, and the keys of its input tables under that root.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    pub root: PathBuf,
+    pub storage: Storage,
 }
 
+/// The folder of event partitions.
+pub const EVENTS: &str = "events";
+pub const STYLES: &str = "styles.parquet";
+pub const RECEIPTS: &str = "stock_receipts.parquet";
+/// Ground truth, present only in generated datasets.
+pub const TRUTH: &str = "truth.parquet";
+/// Where unreadable event files are moved (see [`BadFiles::SetAside`]).
+pub const QUARANTINE: &str = "quarantine";
+
 impl Dataset {
+    /// A dataset in a local folder.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            storage: Storage::local(root),
+        }
     }
-    pub fn events_dir(&self) -> PathBuf {
-        self.root.join("events")
+
+    /// A dataset in a local folder or at `s3://bucket/prefix`.
+    ///
+    /// # Errors
+    /// As [`Storage::parse`].
+    pub fn open(location: &str) -> Result<Self> {
+        Ok(Self {
+            storage: Storage::parse(location)?,
+        })
     }
-    pub fn styles_file(&self) -> PathBuf {
-        self.root.join("styles.parquet")
-    }
-    pub fn receipts_file(&self) -> PathBuf {
-        self.root.join("stock_receipts.parquet")
-    }
-    /// Ground truth, present only in generated datasets.
-    pub fn truth_file(&self) -> PathBuf {
-        self.root.join("truth.parquet")
+
+    /// The root as users name it: a path or a URL.
+    pub fn location(&self) -> String {
+        self.storage.location()
     }
 }
 
@@ -59,7 +74,7 @@ pub enum BadFiles {
     /// Fail, naming the file (the CLI: the user is there to fix it).
     #[default]
     Fail,
-    /// Move it to `DATA/quarantine/` (same relative path), report it and go on with the
+    /// Move it to `DATA/quarantine/` (same relative key), report it and go on with the
     /// rest (the server: one bad file must not stop every buyer's request).
     SetAside,
 }
@@ -72,43 +87,31 @@ pub struct SetAside {
     pub moved_to: String,
 }
 
-impl Dataset {
-    pub fn quarantine_dir(&self) -> PathBuf {
-        self.root.join("quarantine")
-    }
-}
-
-/// Checks event files; bad ones fail the call or are moved to quarantine.
+/// Checks event files (keys under the dataset's root); bad ones fail the call or are
+/// moved to quarantine.
 ///
 /// # Errors
 /// A bad file under [`BadFiles::Fail`], or a failed move.
-pub fn check_event_files(
-    data: &Dataset,
-    files: &[PathBuf],
-    bad: BadFiles,
-) -> Result<Vec<SetAside>> {
+pub fn check_event_files(data: &Dataset, files: &[String], bad: BadFiles) -> Result<Vec<SetAside>> {
     let expected = schema::events_file_schema();
     let mut set_aside = Vec::new();
     for file in files {
-        let Err(error) = check_file(file, &expected) else {
+        let Err(error) = check_file(&data.storage, file, &expected) else {
             continue;
         };
         if bad == BadFiles::Fail {
             return Err(error);
         }
-        let relative = file.strip_prefix(&data.root).unwrap_or(file);
-        let dest = data.quarantine_dir().join(relative);
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
-        }
-        std::fs::rename(file, &dest).map_err(|e| io_err(file, e))?;
+        let dest = storage::join(QUARANTINE, file);
+        data.storage.rename(file, &dest)?;
         let problem = error.to_string();
-        tracing::warn!(file = %file.display(), moved_to = %dest.display(), %problem,
+        let (path, moved_to) = (data.storage.display(file), data.storage.display(&dest));
+        tracing::warn!(file = %path, moved_to = %moved_to, %problem,
             "an unreadable event file was set aside; queries go on without it");
         set_aside.push(SetAside {
-            path: file.display().to_string(),
+            path,
             problem,
-            moved_to: dest.display().to_string(),
+            moved_to,
         });
     }
     Ok(set_aside)
@@ -125,37 +128,36 @@ pub async fn register_inputs(
     data: &Dataset,
     bad: BadFiles,
 ) -> Result<SourceSummary> {
-    if !data.root.is_dir() {
+    let storage = &data.storage;
+    if !storage.root_exists()? {
         return Err(EngineError::MissingDataDir {
-            path: data.root.display().to_string(),
+            path: data.location(),
         });
     }
-    for (path, table, expected) in catalog_tables(data) {
-        if !path.is_file() {
+    for (key, table, expected) in catalog_tables() {
+        if !storage.exists(key)? {
             return Err(EngineError::MissingTable {
-                path: path.display().to_string(),
+                path: storage.display(key),
                 table,
             });
         }
-        check_file(&path, &expected)?;
+        check_file(storage, key, &expected)?;
     }
-    let truth = data.truth_file();
-    if truth.is_file() {
-        check_file(&truth, &schema::truth_schema())?;
+    if storage.exists(TRUTH)? {
+        check_file(storage, TRUTH, &schema::truth_schema())?;
     }
 
-    let events_dir = data.events_dir();
-    let mut files = event_files(&events_dir)?;
+    let mut files: Vec<String> = event_files(storage)?.into_iter().map(|e| e.key).collect();
     let set_aside = check_event_files(data, &files, bad)?;
-    files.retain(|f| !set_aside.iter().any(|b| Path::new(&b.path) == f));
+    files.retain(|f| !set_aside.iter().any(|b| b.path == storage.display(f)));
     if files.is_empty() {
         return Err(EngineError::NoEvents {
-            path: events_dir.display().to_string(),
+            path: storage.display(EVENTS),
         });
     }
     let partitions = files
         .iter()
-        .filter_map(|f| f.parent())
+        .filter_map(|f| f.rsplit_once('/').map(|(dir, _)| dir))
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     register_tables(ctx, data).await?;
@@ -167,14 +169,10 @@ pub async fn register_inputs(
 }
 
 /// The catalog tables every dataset has: file, table name, schema.
-fn catalog_tables(data: &Dataset) -> [(PathBuf, &'static str, SchemaRef); 2] {
+fn catalog_tables() -> [(&'static str, &'static str, SchemaRef); 2] {
     [
-        (data.styles_file(), "styles", schema::styles_schema()),
-        (
-            data.receipts_file(),
-            "stock_receipts",
-            schema::stock_receipts_schema(),
-        ),
+        (STYLES, "styles", schema::styles_schema()),
+        (RECEIPTS, "stock_receipts", schema::stock_receipts_schema()),
     ]
 }
 
@@ -184,32 +182,24 @@ fn catalog_tables(data: &Dataset) -> [(PathBuf, &'static str, SchemaRef); 2] {
 /// # Errors
 /// A folder that cannot be resolved, or a registration failure.
 pub async fn register_tables(ctx: &SessionContext, data: &Dataset) -> Result<()> {
-    for (path, table, expected) in catalog_tables(data) {
+    let storage = &data.storage;
+    for (key, table, expected) in catalog_tables() {
         let options = ParquetReadOptions::default().schema(&expected);
-        ctx.register_parquet(table, path.to_string_lossy().as_ref(), options)
+        ctx.register_parquet(table, storage.file_url(key)?, options)
             .await?;
     }
-    let truth = data.truth_file();
-    if truth.is_file() {
+    if storage.exists(TRUTH)? {
         let expected = schema::truth_schema();
         let options = ParquetReadOptions::default().schema(&expected);
-        ctx.register_parquet("truth", truth.to_string_lossy().as_ref(), options)
+        ctx.register_parquet("truth", storage.file_url(TRUTH)?, options)
             .await?;
     }
-    let events_dir = data.events_dir();
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(vec![(EVENT_DATE.to_string(), DataType::Date32)]);
-    let url = format!(
-        "{}/",
-        events_dir
-            .canonicalize()
-            .map_err(|source| io_err(&events_dir, source))?
-            .display()
-    );
     ctx.register_listing_table(
         "events",
-        url,
+        storage.table_url(EVENTS)?,
         options,
         Some(schema::events_file_schema()),
         None,
@@ -218,64 +208,60 @@ pub async fn register_tables(ctx: &SessionContext, data: &Dataset) -> Result<()>
     Ok(())
 }
 
-/// Every `*.parquet` file under `events/event_date=YYYY-MM-DD/`, sorted.
-pub fn event_files(events_dir: &Path) -> Result<Vec<PathBuf>> {
-    if !events_dir.is_dir() {
-        return Ok(Vec::new());
-    }
+/// Every `*.parquet` file under `events/event_date=YYYY-MM-DD/`, sorted by key.
+///
+/// # Errors
+/// The folder cannot be listed, or a partition folder is not a date.
+pub fn event_files(storage: &Storage) -> Result<Vec<Entry>> {
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(events_dir).map_err(|e| io_err(events_dir, e))? {
-        let entry = entry.map_err(|e| io_err(events_dir, e))?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        let path = entry.path();
-        if !path.is_dir() || name.starts_with('.') || name.starts_with('_') {
+    for entry in storage.list(EVENTS)? {
+        let relative = entry.key.strip_prefix("events/").unwrap_or(&entry.key);
+        // Files directly under events/ are not in any partition; DataFusion skips them.
+        let Some((folder, name)) = relative.split_once('/') else {
+            continue;
+        };
+        if folder.starts_with('.') || folder.starts_with('_') {
             continue;
         }
-        let valid = name
-            .strip_prefix("event_date=")
-            .is_some_and(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok());
-        if !valid {
+        if partition_day(folder).is_none() {
             return Err(EngineError::BadPartition {
-                path: events_dir.display().to_string(),
-                folder: name,
+                path: storage.display(EVENTS),
+                folder: folder.to_string(),
             });
         }
-        for file in std::fs::read_dir(&path).map_err(|e| io_err(&path, e))? {
-            let file = file.map_err(|e| io_err(&path, e))?.path();
-            if file.extension().is_some_and(|x| x == "parquet") {
-                files.push(file);
-            }
+        if !name.contains('/') && name.ends_with(".parquet") {
+            files.push(entry);
         }
     }
-    files.sort();
     Ok(files)
 }
 
+/// The day of a partition folder's name, `event_date=YYYY-MM-DD`.
+pub fn partition_day(folder: &str) -> Option<chrono::NaiveDate> {
+    folder
+        .strip_prefix("event_date=")
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+}
+
 /// Reads a file's footer and compares its schema with the expected one.
-fn check_file(path: &Path, expected: &SchemaRef) -> Result<()> {
-    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| EngineError::CorruptFile {
-            path: path.display().to_string(),
+fn check_file(storage: &Storage, key: &str, expected: &SchemaRef) -> Result<()> {
+    let path = storage.display(key);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(storage.open(key)?).map_err(|e| {
+        EngineError::CorruptFile {
+            path: path.clone(),
             message: e.to_string(),
-        })?;
+        }
+    })?;
     let problems = schema::check_schema(builder.schema(), expected);
     if problems.is_empty() {
         return Ok(());
     }
     Err(EngineError::Schema {
-        path: path.display().to_string(),
+        path,
         problems: problems
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; "),
     })
-}
-
-fn io_err(path: &Path, source: std::io::Error) -> EngineError {
-    EngineError::Io {
-        path: path.display().to_string(),
-        source,
-    }
 }

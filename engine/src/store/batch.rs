@@ -1,6 +1,5 @@
 //! Decision rows ⇄ Arrow: the `decisions` table's columns (DESIGN.md §3).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -171,9 +170,8 @@ pub fn decisions_batch(summary: &RunSummary, rows: &[Decision]) -> Result<Record
 
 /// Reads decision rows back from a run file.
 pub fn read_decisions(
-    path: &Path,
+    file: impl parquet::file::reader::ChunkReader + 'static,
 ) -> Result<Vec<Decision>, Box<dyn std::error::Error + Send + Sync>> {
-    let file = std::fs::File::open(path)?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
     let mut out = Vec::new();
     for batch in reader {

@@ -1,8 +1,8 @@
 //! Decision runs, kept as immutable Parquet files next to the data.
 //!
-//! A run is one file, `decisions/<run_id>.parquet`, written under a temporary name and
-//! renamed into place: a crash mid-write leaves no partial run visible, and no run ever
-//! rewrites another. The run's summary travels in the same file's footer, so a run and
+//! A run is one file, `decisions/<run_id>.parquet`, stored whole (a local dataset writes
+//! a temporary file and renames it): a crash mid-write leaves no partial run visible,
+//! and no run ever rewrites another. The run's summary travels in the same file's footer, so a run and
 //! its summary appear together or not at all.
 
 mod batch;
@@ -11,7 +11,6 @@ mod overrides_table;
 
 pub use overrides_table::{OverridesTable, overrides_schema};
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -19,12 +18,14 @@ use datafusion::datasource::empty::EmptyTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::prelude::SessionContext;
+use parquet::arrow::ArrowWriter;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde::{Deserialize, Serialize};
 
 use crate::decision::{Decision, WrongCalls};
 use crate::error::{EngineError, Result};
-use crate::parquet_io::AtomicParquetFile;
+use crate::parquet_io::writer_properties;
+use crate::storage::Storage;
 
 pub use batch::{decisions_schema, read_decisions};
 
@@ -58,39 +59,46 @@ pub struct DecisionRun {
 }
 
 pub struct DecisionStore {
-    root: PathBuf,
+    storage: Storage,
 }
 
+/// The runs' folder in the dataset.
+const DIR: &str = "decisions";
+
 impl DecisionStore {
-    pub fn new(root: PathBuf) -> Self {
-        Self { root }
+    pub fn new(storage: Storage) -> Self {
+        Self { storage }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Where the runs are, for messages.
+    pub fn location(&self) -> String {
+        self.storage.display(DIR)
     }
 
-    fn run_path(&self, run_id: &str) -> PathBuf {
-        self.root.join(format!("{run_id}.parquet"))
+    fn run_key(run_id: &str) -> String {
+        format!("{DIR}/{run_id}.parquet")
     }
 
     /// Writes a run atomically.
     ///
     /// # Errors
-    /// The store directory cannot be created or written, or a run of that id exists.
+    /// The store cannot be written, or a run of that id exists.
     pub fn write_run(&self, run: &DecisionRun) -> Result<()> {
-        let path = self.run_path(&run.summary.run_id);
-        if path.exists() {
-            return Err(self.err(format!("run {} already exists", run.summary.run_id)));
-        }
+        let key = Self::run_key(&run.summary.run_id);
         let batch = batch::decisions_batch(&run.summary, &run.decisions)
             .map_err(|e| self.err(e.to_string()))?;
-        let mut file = AtomicParquetFile::create(&path, decisions_schema())
-            .map_err(|e| self.err(e.to_string()))?;
+        let mut writer =
+            ArrowWriter::try_new(Vec::new(), decisions_schema(), Some(writer_properties()))?;
         let summary = serde_json::to_string(&run.summary).map_err(|e| self.err(e.to_string()))?;
-        file.append_metadata(SUMMARY_KEY, summary);
-        file.write(&batch).map_err(|e| self.err(e.to_string()))?;
-        file.publish().map_err(|e| self.err(e.to_string()))
+        writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+            SUMMARY_KEY.to_string(),
+            summary,
+        ));
+        writer.write(&batch)?;
+        if !self.storage.create(&key, writer.into_inner()?.into())? {
+            return Err(self.err(format!("run {} already exists", run.summary.run_id)));
+        }
+        Ok(())
     }
 
     /// Every run's summary, oldest first.
@@ -99,8 +107,8 @@ impl DecisionStore {
     /// The directory cannot be listed or a run file's footer cannot be read.
     pub fn list_runs(&self) -> Result<Vec<RunSummary>> {
         let mut runs = Vec::new();
-        for path in self.run_files()? {
-            runs.push(self.read_summary(&path)?);
+        for key in self.run_files()? {
+            runs.push(self.read_summary(&key)?);
         }
         runs.sort_by(|a, b| (a.created_at, &a.run_id).cmp(&(b.created_at, &b.run_id)));
         Ok(runs)
@@ -116,36 +124,32 @@ impl DecisionStore {
     /// # Errors
     /// No such run, or its file cannot be read.
     pub fn read_run(&self, run_id: &str) -> Result<DecisionRun> {
-        let path = self.run_path(run_id);
-        if !path.is_file() {
+        let key = Self::run_key(run_id);
+        if !self.storage.exists(&key)? {
             return Err(EngineError::RunNotFound {
                 run_id: run_id.into(),
             });
         }
-        let summary = self.read_summary(&path)?;
-        let decisions =
-            read_decisions(&path).map_err(|e| self.err(format!("{}: {e}", path.display())))?;
+        let summary = self.read_summary(&key)?;
+        let decisions = read_decisions(self.storage.open(&key)?)
+            .map_err(|e| self.err(format!("{}: {e}", self.storage.display(&key))))?;
         Ok(DecisionRun { summary, decisions })
     }
 
-    fn run_files(&self) -> Result<Vec<PathBuf>> {
-        if !self.root.is_dir() {
-            return Ok(Vec::new());
-        }
-        let entries = std::fs::read_dir(&self.root).map_err(|e| self.err(e.to_string()))?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-            .collect();
-        files.sort();
-        Ok(files)
+    fn run_files(&self) -> Result<Vec<String>> {
+        Ok(self
+            .storage
+            .list(DIR)?
+            .into_iter()
+            .filter(|e| e.key.ends_with(".parquet") && !e.key[DIR.len() + 1..].contains('/'))
+            .map(|e| e.key)
+            .collect())
     }
 
-    fn read_summary(&self, path: &Path) -> Result<RunSummary> {
-        let file =
-            std::fs::File::open(path).map_err(|e| self.err(format!("{}: {e}", path.display())))?;
-        let reader = SerializedFileReader::new(file)
-            .map_err(|e| self.err(format!("{}: {e}", path.display())))?;
+    fn read_summary(&self, key: &str) -> Result<RunSummary> {
+        let path = self.storage.display(key);
+        let reader = SerializedFileReader::new(self.storage.open(key)?)
+            .map_err(|e| self.err(format!("{path}: {e}")))?;
         let text = reader
             .metadata()
             .file_metadata()
@@ -155,9 +159,8 @@ impl DecisionStore {
                     .find(|e| e.key == SUMMARY_KEY)
                     .and_then(|e| e.value.clone())
             })
-            .ok_or_else(|| self.err(format!("{}: no run summary in its footer", path.display())))?;
-        serde_json::from_str(&text)
-            .map_err(|e| self.err(format!("{}: run summary: {e}", path.display())))
+            .ok_or_else(|| self.err(format!("{path}: no run summary in its footer")))?;
+        serde_json::from_str(&text).map_err(|e| self.err(format!("{path}: run summary: {e}")))
     }
 
     /// Registers the `decisions` table: every run's rows.
@@ -173,13 +176,9 @@ impl DecisionStore {
         }
         let options =
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let dir = self
-            .root
-            .canonicalize()
-            .map_err(|e| self.err(e.to_string()))?;
         ctx.register_listing_table(
             "decisions",
-            format!("{}/", dir.display()),
+            self.storage.table_url(DIR)?,
             options,
             Some(decisions_schema()),
             None,
@@ -190,7 +189,7 @@ impl DecisionStore {
 
     fn err(&self, message: String) -> EngineError {
         EngineError::Store {
-            path: self.root.display().to_string(),
+            path: self.location(),
             message,
         }
     }

@@ -1,15 +1,14 @@
 //! Merchandisers' overrides: an append-only log that never loses an acknowledged write.
 //!
 //! Every change (an override, or the revocation of one) is one small JSON file,
-//! `overrides/<seq>.json`, numbered in the order it was accepted. A write goes to a
-//! temporary file, is flushed to disk, then hard-linked to its numbered name — which
-//! fails if that name is taken, so two writers can never overwrite each other — and the
-//! directory is flushed before the write is acknowledged. A crash at any moment leaves
-//! either the whole file or none of it under a numbered name; stray temporary files are
-//! ignored. Nothing is ever rewritten or deleted: a revocation is a new entry.
+//! `overrides/<seq>.json`, numbered in the order it was accepted. A write creates its
+//! numbered name only if it is free ([`Storage::create`]: a hard link of a flushed
+//! temporary file locally, a conditional put on an object store), so two writers can
+//! never overwrite each other, and it is durable before the write is acknowledged. A
+//! crash at any moment leaves either the whole file or none of it under a numbered
+//! name; stray temporary files are ignored. Nothing is ever rewritten or deleted: a revocation is a new entry.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -17,6 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::decision::Verdict;
 use crate::error::{EngineError, Result};
+use crate::storage::Storage;
+
+/// The log's folder in the dataset.
+const DIR: &str = "overrides";
 
 /// Why a merchandiser overrode the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -167,44 +170,41 @@ impl State {
 /// The durable override log and its in-memory view.
 #[derive(Debug)]
 pub struct OverrideStore {
-    dir: PathBuf,
+    storage: Storage,
     state: RwLock<State>,
-    /// Serializes writers in this process; the hard link guards against other processes.
+    /// Serializes writers in this process; create-if-free guards against other processes.
     write: Mutex<()>,
 }
 
 impl OverrideStore {
-    /// Opens (creating if needed) the log in `dir` and reads every entry.
+    /// Opens the log in the dataset at `storage` and reads every entry.
     ///
     /// # Errors
-    /// The directory cannot be created or read, or an entry cannot be parsed (named).
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Arc<Self>> {
-        let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        let mut entries: Vec<(u64, PathBuf)> = Vec::new();
-        for e in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
-            let path = e.map_err(|e| io(&dir, e))?.path();
-            let seq = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".json"))
+    /// The log cannot be listed or read, or an entry cannot be parsed (named).
+    pub fn open(storage: Storage) -> Result<Arc<Self>> {
+        let mut entries: Vec<(u64, String)> = Vec::new();
+        for entry in storage.list(DIR)? {
+            let seq = entry
+                .name()
+                .strip_suffix(".json")
                 .and_then(|n| n.parse::<u64>().ok());
             if let Some(seq) = seq {
-                entries.push((seq, path));
+                entries.push((seq, entry.key));
             }
         }
         entries.sort();
         let mut state = State::default();
-        for (seq, path) in entries {
-            let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
-            let entry: LogEntry = serde_json::from_str(&text).map_err(|e| EngineError::Store {
-                path: path.display().to_string(),
-                message: format!("unreadable override entry: {e}"),
-            })?;
+        for (seq, key) in entries {
+            let text = storage.read(&key)?;
+            let entry: LogEntry =
+                serde_json::from_slice(&text).map_err(|e| EngineError::Store {
+                    path: storage.display(&key),
+                    message: format!("unreadable override entry: {e}"),
+                })?;
             state.apply(seq, entry);
         }
         Ok(Arc::new(Self {
-            dir,
+            storage,
             state: RwLock::new(state),
             write: Mutex::new(()),
         }))
@@ -305,34 +305,20 @@ impl OverrideStore {
 
     /// Writes one entry under the first free sequence number at or after `seq`.
     fn append(&self, mut seq: u64, entry: &LogEntry) -> Result<u64> {
-        let tmp = self
-            .dir
-            .join(format!(".{}.tmp", uuid::Uuid::now_v7().simple()));
-        let body = serde_json::to_vec_pretty(entry).map_err(|e| EngineError::Store {
-            path: self.dir.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let result = (|| {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-            f.write_all(&body).map_err(|e| io(&tmp, e))?;
-            f.sync_all().map_err(|e| io(&tmp, e))?;
-            loop {
-                let name = self.dir.join(format!("{seq:012}.json"));
-                match std::fs::hard_link(&tmp, &name) {
-                    Ok(()) => break,
-                    // Another process took this number: take the next.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => seq += 1,
-                    Err(e) => return Err(io(&name, e)),
-                }
+        let body = bytes::Bytes::from(serde_json::to_vec_pretty(entry).map_err(|e| {
+            EngineError::Store {
+                path: self.location(),
+                message: e.to_string(),
             }
-            std::fs::File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io(&self.dir, e))?;
-            Ok(seq)
-        })();
-        let _ = std::fs::remove_file(&tmp);
-        result
+        })?);
+        // Another process took this number: take the next.
+        while !self
+            .storage
+            .create(&format!("{DIR}/{seq:012}.json"), body.clone())?
+        {
+            seq += 1;
+        }
+        Ok(seq)
     }
 
     /// Changes with every accepted write: a cache of anything derived from overrides is
@@ -381,8 +367,9 @@ impl OverrideStore {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where the log is, for messages.
+    pub fn location(&self) -> String {
+        self.storage.display(DIR)
     }
 }
 
@@ -393,13 +380,6 @@ pub enum CreateError {
     Rejected(#[from] OverrideRejected),
     #[error(transparent)]
     Store(#[from] EngineError),
-}
-
-fn io(path: &Path, source: std::io::Error) -> EngineError {
-    EngineError::Io {
-        path: path.display().to_string(),
-        source,
-    }
 }
 
 #[cfg(test)]
@@ -423,7 +403,7 @@ mod tests {
     fn overrides_survive_reopening_in_order_and_revocations_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let now = Utc::now();
-        let store = OverrideStore::open(dir.path()).unwrap();
+        let store = OverrideStore::open(Storage::local(dir.path())).unwrap();
         let (a, _) = store.create(new("S1", Verdict::Keep, None), now).unwrap();
         let (b, _) = store.create(new("S1", Verdict::Drop, None), now).unwrap();
         assert!(b.seq > a.seq);
@@ -438,7 +418,7 @@ mod tests {
         );
         drop(store);
 
-        let again = OverrideStore::open(dir.path()).unwrap();
+        let again = OverrideStore::open(Storage::local(dir.path())).unwrap();
         let all = again.all();
         assert_eq!(all.len(), 2, "a revocation never erases");
         assert_eq!(all[1].revoked_by.as_deref(), Some("lead"));
@@ -455,7 +435,7 @@ mod tests {
     #[test]
     fn idempotency_keys_make_retries_safe() {
         let dir = tempfile::tempdir().unwrap();
-        let store = OverrideStore::open(dir.path()).unwrap();
+        let store = OverrideStore::open(Storage::local(dir.path())).unwrap();
         let now = Utc::now();
         let (first, created) = store
             .create(new("S1", Verdict::Keep, Some("k1")), now)
@@ -475,7 +455,7 @@ mod tests {
             CreateError::Rejected(OverrideRejected::KeyReused)
         ));
         drop(store);
-        let reopened = OverrideStore::open(dir.path()).unwrap();
+        let reopened = OverrideStore::open(Storage::local(dir.path())).unwrap();
         let (after_restart, created) = reopened
             .create(new("S1", Verdict::Keep, Some("k1")), now)
             .unwrap();
@@ -486,7 +466,7 @@ mod tests {
     #[test]
     fn rules_are_enforced_and_expired_overrides_lapse() {
         let dir = tempfile::tempdir().unwrap();
-        let store = OverrideStore::open(dir.path()).unwrap();
+        let store = OverrideStore::open(Storage::local(dir.path())).unwrap();
         let now = Utc::now();
         let mut other = new("S1", Verdict::Drop, None);
         other.reason = OverrideReason::Other;
@@ -504,7 +484,7 @@ mod tests {
     #[test]
     fn concurrent_writers_are_all_recorded_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = OverrideStore::open(dir.path()).unwrap();
+        let store = OverrideStore::open(Storage::local(dir.path())).unwrap();
         let now = Utc::now();
         std::thread::scope(|s| {
             for t in 0..4 {
@@ -518,7 +498,7 @@ mod tests {
                 });
             }
         });
-        let reopened = OverrideStore::open(dir.path()).unwrap();
+        let reopened = OverrideStore::open(Storage::local(dir.path())).unwrap();
         let seqs: Vec<u64> = reopened.all().iter().map(|o| o.seq).collect();
         assert_eq!(seqs, (0..40).collect::<Vec<_>>());
     }

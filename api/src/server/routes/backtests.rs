@@ -7,6 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
+use assay_engine::backtest::report;
+
 use crate::server::dto::BacktestList;
 use crate::server::error::{ApiError, Problem};
 use crate::server::state::AppState;
@@ -24,16 +26,15 @@ use crate::server::state::AppState;
 pub async fn get_backtests(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<BacktestList>, ApiError> {
-    let stored = assay_engine::backtest::report::stored(&state.engine.dataset().root)
-        .map_err(ApiError::from_engine)?;
+    let storage = &state.engine.dataset().storage;
+    let stored = report::stored(storage).map_err(ApiError::from_engine)?;
     let mut backtests = Vec::new();
-    for (_, dir) in stored {
-        let path = dir.join("scores.json");
-        // A report being written, or unreadable, is left out rather than failing all.
-        if let Ok(value) = std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
-        {
+    for id in stored {
+        // An unreadable report is left out rather than failing all.
+        let scores = report::stored_file(storage, &id, "scores.json")
+            .ok()
+            .flatten();
+        if let Some(value) = scores.and_then(|t| serde_json::from_slice(&t).ok()) {
             backtests.push(value);
         }
     }
@@ -56,19 +57,18 @@ pub async fn get_backtest_report(
     State(state): State<Arc<AppState>>,
     Path(backtest_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let stored = assay_engine::backtest::report::stored(&state.engine.dataset().root)
-        .map_err(ApiError::from_engine)?;
-    // Only ids that exist are served: no path is built from the request.
-    let dir = stored
-        .into_iter()
-        .find(|(id, _)| *id == backtest_id)
-        .map(|(_, dir)| dir)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "backtest `{backtest_id}` not found; GET /v1/backtests lists them"
-            ))
-        })?;
-    let html = std::fs::read_to_string(dir.join("report.html"))
-        .map_err(|_| ApiError::not_found(format!("backtest `{backtest_id}` has no report")))?;
+    let storage = &state.engine.dataset().storage;
+    if !report::stored(storage)
+        .map_err(ApiError::from_engine)?
+        .contains(&backtest_id)
+    {
+        return Err(ApiError::not_found(format!(
+            "backtest `{backtest_id}` not found; GET /v1/backtests lists them"
+        )));
+    }
+    let html = report::stored_file(storage, &backtest_id, "report.html")
+        .map_err(ApiError::from_engine)?
+        .map(|body| String::from_utf8_lossy(&body).into_owned())
+        .ok_or_else(|| ApiError::not_found(format!("backtest `{backtest_id}` has no report")))?;
     Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
 }

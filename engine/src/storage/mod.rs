@@ -1,0 +1,289 @@
+//! Where a dataset lives: a local folder, or a prefix on S3-compatible object storage
+//! (`s3://bucket/prefix`).
+//!
+//! Every module that reads or writes a dataset does it through [`Storage`], by key
+//! (`events/event_date=2026-09-01/part-1.parquet`), so the ingest journal, the rollup's
+//! generations, decision runs and the override log keep one protocol on both. A write
+//! is atomic: a key holds a whole object or none. Object stores cannot rename a folder
+//! or append to a file, so the protocols use only what both can do: whole-object puts,
+//! create-if-absent, copy and delete, with a small object written last as the commit.
+//!
+//! The methods block, like the `std::fs` calls they stand for; object-store calls run
+//! on a runtime of their own (`bridge`), so sync code inside any tokio runtime can make
+//! them.
+
+mod blob;
+mod bridge;
+mod local;
+mod object;
+pub mod s3;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use blob::Blob;
+
+use crate::error::{EngineError, Result};
+
+/// One stored file: its key under the dataset's root, its size and when it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub size: u64,
+    pub modified_ns: i128,
+}
+
+impl Entry {
+    /// The last segment of the key.
+    pub fn name(&self) -> &str {
+        self.key.rsplit('/').next().unwrap_or(&self.key)
+    }
+}
+
+/// A dataset's root: a folder or an object-store prefix. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    backend: Arc<Backend>,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Local(local::LocalDir),
+    Object(object::ObjectPrefix),
+}
+
+/// A lock held until dropped (see [`Storage::lock`]).
+#[derive(Debug)]
+pub enum Lock {
+    File(std::fs::File),
+    Object(object::ObjectLock),
+}
+
+impl Storage {
+    /// A local folder.
+    pub fn local(root: impl Into<PathBuf>) -> Self {
+        Self::from(Backend::Local(local::LocalDir::new(root.into())))
+    }
+
+    /// `s3://bucket/prefix` (endpoint, region and credentials from `AWS_*` variables or
+    /// [`s3::set_options`]), or else a local folder.
+    ///
+    /// # Errors
+    /// A malformed URL, an unsupported scheme, or an S3 client that cannot be built.
+    pub fn parse(location: &str) -> Result<Self> {
+        match location.split_once("://") {
+            Some(("s3", _)) => Ok(Self::from(Backend::Object(object::ObjectPrefix::s3(
+                location,
+            )?))),
+            Some((scheme, _)) if scheme.len() > 1 => Err(EngineError::BadLocation {
+                given: location.into(),
+                message: format!("`{scheme}://` is not supported: use s3:// or a folder"),
+            }),
+            _ => Ok(Self::local(location)),
+        }
+    }
+
+    fn from(backend: Backend) -> Self {
+        Self {
+            backend: Arc::new(backend),
+        }
+    }
+
+    /// The folder, for a local dataset.
+    pub fn local_root(&self) -> Option<&Path> {
+        match &*self.backend {
+            Backend::Local(l) => Some(l.root()),
+            Backend::Object(_) => None,
+        }
+    }
+
+    /// The root as users name it: a path or a URL.
+    pub fn location(&self) -> String {
+        match &*self.backend {
+            Backend::Local(l) => l.root().display().to_string(),
+            Backend::Object(o) => o.url(""),
+        }
+    }
+
+    /// A key as users name it, for messages.
+    pub fn display(&self, key: &str) -> String {
+        match &*self.backend {
+            Backend::Local(l) => l.path(key).display().to_string(),
+            Backend::Object(o) => o.url(key),
+        }
+    }
+
+    /// The URL a DataFusion listing table reads the folder `dir` at (ends with `/`).
+    ///
+    /// # Errors
+    /// A local root that does not exist.
+    pub fn table_url(&self, dir: &str) -> Result<String> {
+        Ok(format!("{}/", self.file_url(dir)?.trim_end_matches('/')))
+    }
+
+    /// The URL DataFusion reads the one file `key` at.
+    ///
+    /// # Errors
+    /// A local root that does not exist.
+    pub fn file_url(&self, key: &str) -> Result<String> {
+        match &*self.backend {
+            Backend::Local(l) => l.absolute(key).map(|p| p.display().to_string()),
+            Backend::Object(o) => Ok(o.url(key)),
+        }
+    }
+
+    /// Whether the root exists (an object-store prefix exists when it holds anything).
+    pub fn root_exists(&self) -> Result<bool> {
+        match &*self.backend {
+            Backend::Local(l) => Ok(l.root().is_dir()),
+            Backend::Object(o) => o.any_under(""),
+        }
+    }
+
+    pub fn exists(&self, key: &str) -> Result<bool> {
+        match &*self.backend {
+            Backend::Local(l) => Ok(l.path(key).is_file()),
+            Backend::Object(o) => o.exists(key),
+        }
+    }
+
+    /// Every file under the folder `dir`, at any depth, sorted by key. A missing folder
+    /// has none.
+    pub fn list(&self, dir: &str) -> Result<Vec<Entry>> {
+        let mut entries = match &*self.backend {
+            Backend::Local(l) => l.list(dir)?,
+            Backend::Object(o) => o.list(dir)?,
+        };
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(entries)
+    }
+
+    pub fn read(&self, key: &str) -> Result<Bytes> {
+        self.read_opt(key)?.ok_or_else(|| EngineError::Io {
+            path: self.display(key),
+            source: std::io::ErrorKind::NotFound.into(),
+        })
+    }
+
+    /// The whole file, or `None` when there is none.
+    pub fn read_opt(&self, key: &str) -> Result<Option<Bytes>> {
+        match &*self.backend {
+            Backend::Local(l) => l.read_opt(key),
+            Backend::Object(o) => o.read_opt(key),
+        }
+    }
+
+    /// A file to read parts of (a Parquet footer, some column chunks) without fetching
+    /// the rest.
+    pub fn open(&self, key: &str) -> Result<Blob> {
+        match &*self.backend {
+            Backend::Local(l) => l.open(key),
+            Backend::Object(o) => o.open(key),
+        }
+    }
+
+    /// Writes `key` whole, replacing what was there; readers see the old or the new.
+    pub fn write(&self, key: &str, body: Bytes) -> Result<()> {
+        match &*self.backend {
+            Backend::Local(l) => l.write(key, &body),
+            Backend::Object(o) => o.write(key, body),
+        }
+    }
+
+    /// Writes `key` only if nothing is there: `false` when it was taken. Two writers
+    /// racing for one key cannot both win.
+    pub fn create(&self, key: &str, body: Bytes) -> Result<bool> {
+        match &*self.backend {
+            Backend::Local(l) => l.create(key, &body),
+            Backend::Object(o) => o.create(key, body),
+        }
+    }
+
+    /// A local path to build the file `key` at before [`Storage::put_file`]: the file's
+    /// own place in a local dataset, a scratch folder for an object store.
+    pub fn work_path(&self, key: &str) -> Result<PathBuf> {
+        match &*self.backend {
+            Backend::Local(l) => l.work_path(key),
+            Backend::Object(o) => o.work_path(key),
+        }
+    }
+
+    /// Stores the finished local file `path` (from [`Storage::work_path`]) as `key`,
+    /// durably; the local file is gone afterwards.
+    pub fn put_file(&self, path: &Path, key: &str) -> Result<()> {
+        match &*self.backend {
+            Backend::Local(l) => l.put_file(path, key),
+            Backend::Object(o) => o.put_file(path, key),
+        }
+    }
+
+    /// Moves `from` to `to` (on an object store: a copy, then a delete).
+    pub fn rename(&self, from: &str, to: &str) -> Result<()> {
+        match &*self.backend {
+            Backend::Local(l) => l.rename(from, to),
+            Backend::Object(o) => o.rename(from, to),
+        }
+    }
+
+    /// Makes `to` a copy of `from`, which may change later.
+    pub fn copy(&self, from: &str, to: &str) -> Result<()> {
+        match &*self.backend {
+            Backend::Local(l) => l.copy(from, to),
+            Backend::Object(o) => o.copy(from, to),
+        }
+    }
+
+    /// Makes `to` a copy of `from`, when neither will ever change: a local dataset
+    /// hard-links.
+    pub fn link(&self, from: &str, to: &str) -> Result<()> {
+        match &*self.backend {
+            Backend::Local(l) => l.link(from, to),
+            Backend::Object(o) => o.copy(from, to),
+        }
+    }
+
+    /// Removes `key`; a missing one is not an error.
+    pub fn delete(&self, key: &str) -> Result<()> {
+        match &*self.backend {
+            Backend::Local(l) => l.delete(key),
+            Backend::Object(o) => o.delete(key),
+        }
+    }
+
+    /// Removes everything under the folder `dir`.
+    pub fn delete_all(&self, dir: &str) -> Result<()> {
+        match &*self.backend {
+            Backend::Local(l) => l.delete_all(dir),
+            Backend::Object(o) => {
+                for entry in o.list(dir)? {
+                    o.delete(&entry.key)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes the lock named `key`, across processes (and machines, on an object store),
+    /// waiting for it when `wait`; `None` when it is held and not `wait`.
+    ///
+    /// On an object store the lock is an object created only if absent, naming its
+    /// holder; a holder that died leaves it behind, and the error after waiting says
+    /// which object to remove.
+    pub fn lock(&self, key: &str, wait: bool) -> Result<Option<Lock>> {
+        match &*self.backend {
+            Backend::Local(l) => Ok(l.lock(key, wait)?.map(Lock::File)),
+            Backend::Object(o) => Ok(o.lock(key, wait)?.map(Lock::Object)),
+        }
+    }
+}
+
+/// `dir/name`, or `name` at the root.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{}/{name}", dir.trim_end_matches('/'))
+    }
+}
