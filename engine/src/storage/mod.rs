@@ -287,3 +287,73 @@ pub fn join(dir: &str, name: &str) -> String {
         format!("{}/{name}", dir.trim_end_matches('/'))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_keeps_whole_files_by_key_and_refuses_a_second_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::local(dir.path());
+        storage
+            .write("runs/a/1.json", Bytes::from_static(b"one"))
+            .unwrap();
+        storage
+            .write("runs/a/1.json", Bytes::from_static(b"uno"))
+            .unwrap();
+        assert_eq!(storage.read("runs/a/1.json").unwrap(), "uno");
+        assert_eq!(storage.read_opt("runs/missing").unwrap(), None);
+
+        assert!(
+            storage
+                .create("log/7.json", Bytes::from_static(b"first"))
+                .unwrap()
+        );
+        assert!(
+            !storage
+                .create("log/7.json", Bytes::from_static(b"second"))
+                .unwrap()
+        );
+        assert_eq!(storage.read("log/7.json").unwrap(), "first");
+
+        storage.rename("runs/a/1.json", "runs/b/1.json").unwrap();
+        storage.link("log/7.json", "log/copy/7.json").unwrap();
+        let keys: Vec<String> = storage
+            .list("")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        // No temporary file is left beside what was written.
+        assert_eq!(keys, ["log/7.json", "log/copy/7.json", "runs/b/1.json"]);
+        assert_eq!(storage.list("log/copy").unwrap()[0].name(), "7.json");
+
+        storage.delete_all("log").unwrap();
+        storage.delete("runs/b/1.json").unwrap();
+        storage.delete("runs/b/1.json").unwrap();
+        assert!(storage.list("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_held_lock_is_refused_without_waiting_and_free_once_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::local(dir.path());
+        let held = storage.lock("ingest/.lock", false).unwrap();
+        assert!(held.is_some());
+        assert!(storage.lock("ingest/.lock", false).unwrap().is_none());
+        drop(held);
+        assert!(storage.lock("ingest/.lock", false).unwrap().is_some());
+    }
+
+    #[test]
+    fn locations_are_folders_or_s3_urls() {
+        assert!(Storage::parse("/srv/data").unwrap().local_root().is_some());
+        let err = Storage::parse("gs://bucket/x").unwrap_err().to_string();
+        assert!(err.contains("gs://") && err.contains("s3://"), "{err}");
+        let err = Storage::parse("s3:///prefix").unwrap_err().to_string();
+        assert!(err.contains("s3://BUCKET/PREFIX"), "{err}");
+        assert_eq!(join("", "a"), "a");
+        assert_eq!(join("dir/", "a"), "dir/a");
+    }
+}
