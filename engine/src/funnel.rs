@@ -1,13 +1,18 @@
 //! The funnel, daily and catalog queries' rows as typed values.
 
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::columns::Columns;
 use crate::decision::{Policy, StyleObservation};
 use crate::error::Result;
 use crate::session::Engine;
-use crate::sql::ViewParams;
+use crate::sql::{FunnelSteps, ViewParams};
 
 /// A style of the catalog.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,11 +56,17 @@ impl Engine {
         policy: &Policy,
     ) -> Result<Vec<StyleObservation>> {
         let params = ViewParams::for_policy(as_of, policy);
+        let started = std::time::Instant::now();
         self.refresh_rollup(&params, false).await?;
+        tracing::debug!(
+            seconds = started.elapsed().as_secs_f64(),
+            "rollup up to date"
+        );
         let sql = match self.rollup().state()? {
             Some(state) => params.style_funnel_over_rollup(state.through),
             None => params.style_funnel(),
         };
+        tracing::trace!(%sql, "funnel");
         self.observations_from(&sql).await
     }
 
@@ -73,8 +84,20 @@ impl Engine {
     }
 
     async fn observations_from(&self, sql: &str) -> Result<Vec<StyleObservation>> {
+        // The heavy step (events and rollup scans) on the chosen engine, once; the pooled
+        // rows from its few thousand rows, here.
+        let steps = FunnelSteps::split(sql);
+        let market_rows = self.run_compute(&steps.market_rows).await?;
+        let Some(schema) = market_rows.first().map(RecordBatch::schema) else {
+            return Ok(Vec::new());
+        };
+        let pooled = SessionContext::new();
+        pooled.register_table(
+            "market_rows",
+            Arc::new(MemTable::try_new(schema, vec![market_rows])?),
+        )?;
         let mut out = Vec::new();
-        for batch in &self.run_compute(sql).await? {
+        for batch in &pooled.sql(&steps.with_pooled).await?.collect().await? {
             let c = Columns {
                 query: "style_funnel",
                 batch,

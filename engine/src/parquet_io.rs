@@ -32,6 +32,16 @@ pub fn events_writer_properties() -> WriterProperties {
     builder.build()
 }
 
+/// Properties for the daily rollup's files: as [`writer_properties`], compressed with
+/// LZ4. A decision run scans the rollup's small day files several times over; with zstd
+/// the creation of a decompression context per column chunk was a tenth of its CPU.
+pub fn rollup_writer_properties() -> WriterProperties {
+    writer_properties()
+        .into_builder()
+        .set_compression(Compression::LZ4_RAW)
+        .build()
+}
+
 /// A Parquet file being written under a temporary name; [`AtomicParquetFile::publish`]
 /// renames it into place, so readers see the whole file or nothing.
 pub struct AtomicParquetFile {

@@ -35,17 +35,26 @@ impl Engine {
         policy: &Policy,
     ) -> Result<DecisionRun> {
         let as_of = as_of.unwrap_or_else(|| self.latest_event());
+        let started = std::time::Instant::now();
         let observations = self.observations(as_of, policy).await?;
         if observations.is_empty() {
             return Err(EngineError::NothingToDecide {
                 as_of: as_of.to_rfc3339(),
             });
         }
+        let funnel_s = started.elapsed().as_secs_f64();
         let warnings = self.data_warnings(as_of, policy).await?;
         for w in &warnings {
             tracing::warn!("{w}");
         }
+        let checks_s = started.elapsed().as_secs_f64() - funnel_s;
         let (decisions, wrong_calls) = decision::decide_run(&observations, policy);
+        tracing::debug!(
+            funnel_s,
+            checks_s,
+            decide_s = started.elapsed().as_secs_f64() - funnel_s - checks_s,
+            "decision run computed"
+        );
         let pooled = decisions.iter().filter(|d| d.market == ALL_MARKETS);
         let count = |v: Verdict| pooled.clone().filter(|d| d.verdict == v).count();
         let created_at = Utc::now();
@@ -84,54 +93,72 @@ impl Engine {
             "e.event_date >= DATE '{first_raw_day}' \
              AND e.event_time <= arrow_cast('{as_of}', 'Timestamp(µs, \"UTC\")')"
         );
-        let known_type =
-            "e.event_type IN ('view', 'cart', 'remove_from_cart', 'purchase', 'return')";
         let checks = [
             (
                 "unknown_style_events",
-                format!(
-                    "SELECT e.style_id, e.event_date FROM events e LEFT JOIN styles s \
-                     ON e.style_id = s.style_id WHERE s.style_id IS NULL AND {recent}"
-                ),
+                "s.style_id IS NULL",
                 "events reference style ids missing from styles.parquet and were left out",
             ),
             (
                 "bad_quantity_events",
-                format!(
-                    "SELECT e.style_id, e.event_date FROM events e \
-                     WHERE (e.quantity IS NULL OR e.quantity <= 0) AND {recent}"
-                ),
+                "e.quantity IS NULL OR e.quantity <= 0",
                 "events have a quantity below 1 and were left out",
             ),
             (
                 "unknown_type_events",
-                format!(
-                    "SELECT e.style_id, e.event_date FROM events e \
-                     WHERE NOT ({known_type}) AND {recent}"
-                ),
+                "NOT (e.event_type IN ('view', 'cart', 'remove_from_cart', 'purchase', 'return'))",
                 "events have an unknown event_type (expected view, cart, remove_from_cart, purchase or return)",
             ),
         ];
+        // One query for the three checks: the recent raw events are scanned once (each
+        // scan of a day of events cost about as much as the funnel over the rollup).
+        let list = |f: &dyn Fn(&str, &str) -> String, sep: &str| {
+            checks
+                .iter()
+                .map(|(column, condition, _)| f(column, condition))
+                .collect::<Vec<_>>()
+                .join(sep)
+        };
+        let raw_flags = list(
+            &|c, cond| format!("CASE WHEN {cond} THEN 1 ELSE 0 END AS {c}"),
+            ", ",
+        );
+        let any_raw = list(&|_, cond| format!("({cond})"), " OR ");
+        let any_rolled = list(&|c, _| format!("{c} > 0"), " OR ");
+        let columns = list(&|c, _| c.to_string(), ", ");
+        let totals = list(
+            &|c, _| {
+                format!(
+                    "SUM({c}), MIN(CASE WHEN {c} > 0 THEN style_id END), \
+                     MIN(CASE WHEN {c} > 0 THEN CAST(day AS VARCHAR) END)"
+                )
+            },
+            ", ",
+        );
+        let sql = format!(
+            "SELECT {totals} FROM ( \
+               SELECT style_id, day, {columns} FROM style_daily \
+               WHERE day < DATE '{first_raw_day}' AND ({any_rolled}) \
+               UNION ALL \
+               SELECT e.style_id, e.event_date AS day, {raw_flags} \
+               FROM events e LEFT JOIN styles s ON e.style_id = s.style_id \
+               WHERE ({any_raw}) AND {recent} \
+             ) problems"
+        );
+        let batches = self.run_compute(&sql).await?;
         let mut warnings = Vec::new();
-        for (column, raw, what) in checks {
-            let sql = format!(
-                "SELECT SUM(n), MIN(style_id), MIN(CAST(day AS VARCHAR)) FROM ( \
-                   SELECT {column} AS n, style_id, day FROM style_daily \
-                   WHERE day < DATE '{first_raw_day}' AND {column} > 0 \
-                   UNION ALL \
-                   SELECT 1 AS n, style_id, event_date AS day FROM ({raw}) r \
-                 ) problems"
-            );
-            let batches = self.run_compute(&sql).await?;
-            let Some(b) = batches.first() else { continue };
-            let n = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64)?;
+        let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+            return Ok(warnings);
+        };
+        for (i, (_, _, what)) in checks.iter().enumerate() {
+            let n = arrow::compute::cast(b.column(3 * i), &arrow::datatypes::DataType::Int64)?;
             let n = n
                 .as_any()
                 .downcast_ref::<arrow::array::Int64Array>()
                 .map_or(0, |a| a.value(0));
             if n > 0 {
-                let example = arrow::util::display::array_value_to_string(b.column(1), 0)?;
-                let day = arrow::util::display::array_value_to_string(b.column(2), 0)?;
+                let example = arrow::util::display::array_value_to_string(b.column(3 * i + 1), 0)?;
+                let day = arrow::util::display::array_value_to_string(b.column(3 * i + 2), 0)?;
                 warnings.push(format!(
                     "{n} {what} (e.g. style `{example}` in events/event_date={day})"
                 ));

@@ -152,8 +152,11 @@ impl Engine {
             .refresh(&self.compute, &self.dataset, params, rebuild)
             .await?;
         if self.query_engine.is_ballista() {
+            // Ballista ships only listing tables to its executors: the compute session
+            // keeps the files.
             self.rollup.register(&self.ctx).await?;
         }
+        self.rollup.hold_in_memory(&self.ctx).await?;
         Ok(report)
     }
 

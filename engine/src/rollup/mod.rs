@@ -29,7 +29,7 @@ use serde::Serialize;
 pub use state::{EventListing, FileStamp, RollupState, first_changed_day, is_listed, list_events};
 
 use crate::error::{EngineError, Result};
-use crate::parquet_io::writer_properties;
+use crate::parquet_io::rollup_writer_properties;
 use crate::source::{self, Dataset};
 use crate::sql::ViewParams;
 use crate::storage::{self, Storage};
@@ -180,6 +180,34 @@ impl Rollup {
             None => register_empty(ctx)?,
         }
         Ok(state)
+    }
+
+    /// Replaces the registered `style_daily` of `ctx` with its rows held in memory,
+    /// when its files are small (see [`IN_MEMORY_BYTES`]). A decision run's funnel reads
+    /// the rollup in several of its parts, and DataFusion scans a table once per
+    /// reference: every scan opened and decoded every day file again.
+    ///
+    /// # Errors
+    /// The rows cannot be read.
+    pub async fn hold_in_memory(&self, ctx: &SessionContext) -> Result<()> {
+        let Some(state) = self.state()? else {
+            return Ok(());
+        };
+        let bytes: u64 = self
+            .storage
+            .list(&Self::generation_dir(state.generation))?
+            .iter()
+            .map(|e| e.size)
+            .sum();
+        if bytes > IN_MEMORY_BYTES {
+            return Ok(());
+        }
+        let table = ctx.table(TABLE).await?;
+        let schema = Arc::clone(table.schema().inner());
+        let partitions = table.collect_partitioned().await?;
+        ctx.deregister_table(TABLE)?;
+        ctx.register_table(TABLE, Arc::new(MemTable::try_new(schema, partitions)?))?;
+        Ok(())
     }
 
     /// Brings the rollup up to date with `events/`, the catalog and the receipts, for the
@@ -425,6 +453,10 @@ fn register_empty(ctx: &SessionContext) -> Result<()> {
     Ok(())
 }
 
+/// The largest rollup (its Parquet files) [`Rollup::hold_in_memory`] takes in: a
+/// few hundred MiB in memory.
+const IN_MEMORY_BYTES: u64 = 64 << 20;
+
 /// Days recomputed by one query of a refresh.
 const CHUNK_DAYS: u64 = 7;
 
@@ -464,8 +496,11 @@ async fn write_days(
                 if let Some(done) = current.take() {
                     finish(done)?;
                 }
-                let writer =
-                    ArrowWriter::try_new(Vec::new(), file_schema(), Some(writer_properties()))?;
+                let writer = ArrowWriter::try_new(
+                    Vec::new(),
+                    file_schema(),
+                    Some(rollup_writer_properties()),
+                )?;
                 current = Some((day, writer));
                 days += 1;
             }

@@ -137,6 +137,37 @@ impl ViewParams {
     }
 }
 
+/// Where the funnel's text splits: the per-market rows above, the pooled rows added
+/// below.
+const POOLED_STEP: &str = "-- step: pooled rows";
+
+/// A rendered funnel query in two steps. DataFusion computes a common table
+/// expression once per reference, and the pooled rows referred to the market rows a
+/// second time: every event and rollup scan ran twice.
+#[derive(Debug, Clone)]
+pub struct FunnelSteps {
+    /// The per-market rows (`market_rows`).
+    pub market_rows: String,
+    /// The funnel's rows, per market and pooled, from a table `market_rows`.
+    pub with_pooled: String,
+}
+
+impl FunnelSteps {
+    /// Splits a funnel rendered by [`ViewParams::style_funnel`] or
+    /// [`ViewParams::style_funnel_over_rollup`].
+    pub fn split(funnel: &str) -> Self {
+        let (head, marked) = funnel
+            .split_once(POOLED_STEP)
+            .expect("the funnel template marks its pooled step");
+        // The rest of the marker's comment line stays out of the second step.
+        let tail = marked.split_once('\n').map_or("", |(_, rest)| rest);
+        Self {
+            market_rows: format!("{head}\nSELECT * FROM market_rows"),
+            with_pooled: tail.to_string(),
+        }
+    }
+}
+
 /// The views the session registers, rendered for `params`. Each is self-contained:
 /// the stock views it builds on are inlined as common table expressions.
 pub fn views(params: &ViewParams) -> Vec<(&'static str, String)> {

@@ -154,6 +154,7 @@ market_rows AS (
     LEFT JOIN in_stock_views v ON v.style_id = r.style_id AND v.market = r.market
     LEFT JOIN stock s ON s.style_id = r.style_id AND s.market = r.market
 )
+-- step: pooled rows (the engine runs what follows over market_rows once computed)
 SELECT style_id, market, category, launch_at, days_live,
        CAST(exposure_us AS DOUBLE) / {day_us} AS exposure_days,
        CAST(early_exposure_us AS DOUBLE) / {day_us} AS early_exposure_days,
