@@ -361,7 +361,7 @@ pub fn stored(storage: &Storage) -> Result<Vec<String>> {
         .list(DIR)?
         .into_iter()
         .filter_map(|e| {
-            let (id, name) = e.key[DIR.len() + 1..].split_once('/')?;
+            let (id, name) = e.under(DIR).split_once('/')?;
             (name == "scores.json").then(|| id.to_string())
         })
         .collect();

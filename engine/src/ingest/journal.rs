@@ -60,9 +60,15 @@ pub fn recover(data: &Dataset) -> Result<()> {
 
 pub(crate) fn recover_locked(data: &Dataset) -> Result<()> {
     let storage = &data.storage;
+    // One listing serves both passes: keys a journal renames away are gone by the time
+    // the second pass deletes temporary files, and deleting a missing key is no error.
+    let entries = storage.list("")?;
     let mut staging = std::collections::BTreeSet::new();
-    for entry in storage.list(DIR)? {
-        let relative = &entry.key[DIR.len() + 1..];
+    for entry in entries
+        .iter()
+        .filter(|e| e.key.starts_with(&format!("{DIR}/")))
+    {
+        let relative = entry.under(DIR);
         if relative.starts_with("journal-") && relative.ends_with(".json") {
             let text = storage.read(&entry.key)?;
             let journal: Journal = serde_json::from_slice(&text).map_err(|e| {
@@ -84,7 +90,7 @@ pub(crate) fn recover_locked(data: &Dataset) -> Result<()> {
         storage.delete_all(&folder)?;
     }
     // Temporary files of a batch that never committed.
-    for entry in storage.list("")? {
+    for entry in &entries {
         if entry.name().contains(".ingest-") && entry.key.ends_with(".tmp") {
             storage.delete(&entry.key)?;
         }

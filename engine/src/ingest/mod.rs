@@ -473,7 +473,7 @@ fn batch_id(request: &IngestRequest) -> Result<String> {
 fn existing_ids(storage: &Storage, partition: &str) -> Result<IdSet> {
     let mut ids = IdSet::default();
     for entry in storage.list(partition)? {
-        let in_partition = !entry.key[partition.len() + 1..].contains('/');
+        let in_partition = !entry.under(partition).contains('/');
         if in_partition && entry.key.ends_with(".parquet") {
             rows::read_ids(
                 storage.open(&entry.key)?,

@@ -399,13 +399,7 @@ impl Rollup {
     /// Links the day files before `from` of one generation into another.
     fn link_days_before(&self, old: &str, new: &str, from: NaiveDate) -> Result<()> {
         for entry in self.storage.list(old)? {
-            let Some(relative) = entry
-                .key
-                .strip_prefix(old)
-                .map(|k| k.trim_start_matches('/'))
-            else {
-                continue;
-            };
+            let relative = entry.under(old);
             let day = relative
                 .split('/')
                 .next()

@@ -215,7 +215,7 @@ pub async fn register_tables(ctx: &SessionContext, data: &Dataset) -> Result<()>
 pub fn event_files(storage: &Storage) -> Result<Vec<Entry>> {
     let mut files = Vec::new();
     for entry in storage.list(EVENTS)? {
-        let relative = entry.key.strip_prefix("events/").unwrap_or(&entry.key);
+        let relative = entry.under(EVENTS);
         // Files directly under events/ are not in any partition; DataFusion skips them.
         let Some((folder, name)) = relative.split_once('/') else {
             continue;

@@ -36,6 +36,13 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The key relative to the folder `dir` it was listed under.
+    pub fn under(&self, dir: &str) -> &str {
+        self.key
+            .strip_prefix(dir)
+            .map_or(self.key.as_str(), |k| k.trim_start_matches('/'))
+    }
+
     /// The last segment of the key.
     pub fn name(&self) -> &str {
         self.key.rsplit('/').next().unwrap_or(&self.key)

@@ -228,12 +228,12 @@ impl ObjectPrefix {
     }
 
     pub(super) fn lock(&self, key: &str, wait: bool) -> Result<Option<ObjectLock>> {
-        let holder = format!(
-            "{{\"pid\":{},\"host\":\"{}\",\"since\":\"{}\"}}",
-            std::process::id(),
-            std::env::var("HOSTNAME").unwrap_or_default(),
-            chrono::Utc::now().to_rfc3339()
-        );
+        let holder = serde_json::json!({
+            "pid": std::process::id(),
+            "host": std::env::var("HOSTNAME").unwrap_or_default(),
+            "since": chrono::Utc::now().to_rfc3339(),
+        })
+        .to_string();
         let started = Instant::now();
         loop {
             if self.create(key, Bytes::from(holder.clone()))? {

@@ -141,7 +141,7 @@ impl DecisionStore {
             .storage
             .list(DIR)?
             .into_iter()
-            .filter(|e| e.key.ends_with(".parquet") && !e.key[DIR.len() + 1..].contains('/'))
+            .filter(|e| e.key.ends_with(".parquet") && !e.under(DIR).contains('/'))
             .map(|e| e.key)
             .collect())
     }
