@@ -1,7 +1,7 @@
 //! The catalog side of a batch: merge a given catalog, or add placeholder entries for
 //! styles the events name and the catalog lacks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,7 +11,8 @@ use arrow::array::{
 use arrow::compute::{concat_batches, filter_record_batch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::{StyleSeen, io_err};
+use super::decode::{StyleNotes, StyleSeen};
+use super::io_err;
 use crate::error::{EngineError, Result};
 use crate::source::{self, schema};
 use crate::storage::{Blob, Storage};
@@ -27,7 +28,7 @@ pub(crate) struct CatalogChange {
 pub(crate) fn update(
     storage: &Storage,
     given: Option<&Path>,
-    seen: &HashMap<String, StyleSeen>,
+    seen: &StyleNotes,
 ) -> Result<CatalogChange> {
     let styles_schema = schema::styles_schema();
     let has_catalog = storage.exists(source::STYLES)?;
@@ -75,7 +76,7 @@ pub(crate) fn update(
 /// Placeholder entries: launched at the first event seen, the category and brand the
 /// source names (or `unknown`), the first price seen, and a cost of half that price
 /// until the real catalog says otherwise.
-fn placeholders(missing: &[&String], seen: &HashMap<String, StyleSeen>) -> Result<RecordBatch> {
+fn placeholders(missing: &[&String], seen: &StyleNotes) -> Result<RecordBatch> {
     let info: Vec<&StyleSeen> = missing.iter().map(|s| &seen[*s]).collect();
     let price: Vec<f64> = info.iter().map(|s| s.price.unwrap_or(0.0)).collect();
     let columns: Vec<ArrayRef> = vec![
@@ -89,10 +90,8 @@ fn placeholders(missing: &[&String], seen: &HashMap<String, StyleSeen>) -> Resul
         )),
         Arc::new(StringArray::from_iter(info.iter().map(|s| s.brand.clone()))),
         Arc::new(
-            TimestampMicrosecondArray::from_iter_values(
-                info.iter().map(|s| s.first_event.timestamp_micros()),
-            )
-            .with_timezone("UTC"),
+            TimestampMicrosecondArray::from_iter_values(info.iter().map(|s| s.first_event_us))
+                .with_timezone("UTC"),
         ),
         Arc::new(Float64Array::from(price.clone())),
         Arc::new(Float64Array::from_iter_values(

@@ -61,6 +61,10 @@ pub(super) fn split(batch: &RecordBatch) -> Result<Option<Split>> {
         .get("price")
         .map(|a| a.as_primitive::<arrow::datatypes::Float64Type>().clone());
 
+    let (min_us, max_us) = (
+        chrono::DateTime::<chrono::Utc>::MIN_UTC.timestamp_micros(),
+        chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp_micros(),
+    );
     let n = batch.num_rows();
     let mut keep = Vec::with_capacity(n);
     let mut others = Vec::new();
@@ -73,7 +77,7 @@ pub(super) fn split(batch: &RecordBatch) -> Result<Option<Split>> {
             && EVENT_TYPES.contains(&types.value(i))
             && times.is_valid(i)
             // Beyond chrono's range (±262,000 years) the per-row path says why.
-            && chrono::DateTime::from_timestamp_micros(times.value(i)).is_some()
+            && (min_us..=max_us).contains(&times.value(i))
             && quantity.is_valid(i)
             && quantity.value(i) >= 1
             && prices
@@ -97,6 +101,8 @@ pub(super) fn split(batch: &RecordBatch) -> Result<Option<Split>> {
     let mut columns = Vec::with_capacity(target.fields().len());
     for field in target.fields() {
         let column = match c.get(field.name()) {
+            // Every row valid (the usual case): the columns as they are, uncopied.
+            Some(array) if others.is_empty() => Arc::clone(array),
             Some(array) => filter(array.as_ref(), &keep)?,
             None => new_null_array(field.data_type(), kept),
         };
@@ -122,8 +128,18 @@ pub(super) fn split(batch: &RecordBatch) -> Result<Option<Split>> {
 /// Non-empty text that trimming would leave as it is.
 fn plain(a: &StringArray, i: usize) -> bool {
     a.is_valid(i) && {
-        let v = a.value(i);
-        !v.is_empty() && v.trim() == v
+        let v = a.value(i).as_bytes();
+        // A visible ASCII character at each end settles it; other ends ask `trim`,
+        // whose whitespace is Unicode's (a vertical tab or U+3000 too).
+        let settled = |b: u8| b.is_ascii_graphic();
+        match (v.first(), v.last()) {
+            (Some(&first), Some(&last)) if settled(first) && settled(last) => true,
+            (Some(_), _) => {
+                let v = a.value(i);
+                v.trim() == v
+            }
+            (None, _) => false,
+        }
     }
 }
 

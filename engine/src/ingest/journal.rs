@@ -4,14 +4,15 @@
 //! deletes), and whoever opens the dataset next finishes them if the writer died half
 //! way. Temporary files without a journal are an uncommitted batch's and are removed.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::{IngestRequest, IngestSummary, Stager, catalog, existing_ids, io_err, rows};
+use super::{DayRows, IngestRequest, IngestSummary, Stager, catalog, existing_ids, io_err, rows};
 use crate::error::{EngineError, Result};
 use crate::source::{self, Dataset, schema};
 use crate::storage::{Lock, Storage};
@@ -115,67 +116,96 @@ fn apply(storage: &Storage, journal: &Journal) -> Result<()> {
     Ok(())
 }
 
-/// What deduplicating one day's staged rows did.
-struct DayOutcome {
+/// What deduplicating one day's rows did.
+pub(crate) struct DayOutcome {
     added: u64,
     dropped: u64,
     /// The day's new partition file, stored under a temporary key, and its final key.
     rename: Option<(String, String)>,
 }
 
-/// Drops each day's rows whose ids its partition (or the batch) already has, and writes
-/// the rest under temporary names. Days are independent, so they run on all cores; the
-/// outcomes come back in day order, and the first failing day's error is the batch's.
-fn dedupe_days(
+/// Runs `feed` with a function that hands a complete day to one of `workers` writers,
+/// which drop the rows whose ids the day's partition (or the batch) already has and
+/// write the rest under a temporary name. Days are independent, so they are written
+/// on all cores while `feed` is still reading; the outcomes come back in day order.
+///
+/// # Errors
+/// The first failing day's error, else `feed`'s; the temporary files already written
+/// are removed then.
+pub(crate) fn write_days(
     data: &Dataset,
     batch_id: &str,
-    staged: &[(NaiveDate, Vec<PathBuf>)],
-) -> Result<Vec<DayOutcome>> {
-    let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, staged.len().max(1));
-    let mut outcomes: Vec<Option<Result<DayOutcome>>> = staged.iter().map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((day, files)) = staged.get(i) else {
-                            break;
-                        };
-                        done.push((i, dedupe_day(data, batch_id, *day, files)));
+    workers: usize,
+    feed: impl FnOnce(&dyn Fn(DayRows) -> Result<()>) -> Result<()>,
+) -> Result<Vec<(NaiveDate, DayOutcome)>> {
+    let failed = AtomicBool::new(false);
+    let outcomes = Mutex::new(Vec::new());
+    let (tx, rx) = sync_channel::<DayRows>(1);
+    let rx = Mutex::new(rx);
+    let fed = std::thread::scope(|scope| {
+        for _ in 0..workers.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let day = rx.lock().expect("no writer panicked").recv();
+                    let Ok(day) = day else { break };
+                    let date = day.day;
+                    let outcome = dedupe_day(data, batch_id, day);
+                    if outcome.is_err() {
+                        failed.store(true, Ordering::Relaxed);
                     }
-                    done
-                })
-            })
-            .collect();
-        for handle in handles {
-            for (i, outcome) in handle.join().expect("a dedupe worker does not panic") {
-                outcomes[i] = Some(outcome);
+                    outcomes
+                        .lock()
+                        .expect("no writer panicked")
+                        .push((date, outcome));
+                }
+            });
+        }
+        let write = |day: DayRows| {
+            if failed.load(Ordering::Relaxed) {
+                return Err(EngineError::Ingest("a day failed to be written".into()));
+            }
+            tx.send(day)
+                .map_err(|_| EngineError::Ingest("the day writers stopped".into()))
+        };
+        let fed = feed(&write);
+        drop(tx);
+        fed
+    });
+    let mut outcomes = outcomes.into_inner().expect("no writer panicked");
+    outcomes.sort_by_key(|(day, _)| *day);
+    if fed.is_ok() && outcomes.iter().all(|(_, o)| o.is_ok()) {
+        return Ok(outcomes
+            .into_iter()
+            .map(|(day, o)| (day, o.expect("no failure")))
+            .collect());
+    }
+    let mut error = None;
+    for (_, outcome) in outcomes {
+        match outcome {
+            Ok(DayOutcome {
+                rename: Some((tmp, _)),
+                ..
+            }) => {
+                let _ = data.storage.delete(&tmp);
+            }
+            Ok(_) => {}
+            // A day's own error says more than the reader's "a day failed".
+            Err(e) => {
+                error.get_or_insert(e);
             }
         }
-    });
-    outcomes
-        .into_iter()
-        .map(|o| o.expect("every day was taken by a worker"))
-        .collect()
+    }
+    Err(error.or(fed.err()).expect("a failure was seen"))
 }
 
-fn dedupe_day(
-    data: &Dataset,
-    batch_id: &str,
-    day: NaiveDate,
-    files: &[PathBuf],
-) -> Result<DayOutcome> {
-    let partition = format!("{}/event_date={day}", source::EVENTS);
+fn dedupe_day(data: &Dataset, batch_id: &str, day: DayRows) -> Result<DayOutcome> {
+    let partition = format!("{}/event_date={}", source::EVENTS, day.day);
     let mut ids = existing_ids(&data.storage, &partition)?;
+    ids.reserve(day.rows, 24);
     let dest = format!("{partition}/part-{batch_id}.parquet");
     let tmp = temp_key(&dest, batch_id);
     let local = data.storage.work_path(&tmp)?;
-    let (added, dropped) = rows::copy_new_rows(files, &mut ids, &local)?;
+    let (added, dropped) = rows::copy_new_rows(day, &mut ids, &local)?;
     let rename = if added > 0 {
         data.storage.put_file(&local, &tmp)?;
         Some((tmp, dest))
@@ -196,18 +226,14 @@ pub(crate) fn publish(
     request: &IngestRequest,
     batch_id: &str,
     mut stager: Stager,
+    written: Vec<(NaiveDate, DayOutcome)>,
     started: Instant,
 ) -> Result<IngestSummary> {
     stager.rejects.flush().map_err(|e| io_err(&stager.dir, e))?;
     let mut renames = Vec::new();
     let (mut added, mut dropped) = (0u64, 0u64);
     let mut days = Vec::new();
-    let staged: Vec<(NaiveDate, Vec<PathBuf>)> = stager.staged_days()?.into_iter().collect();
-    for (day, outcome) in staged
-        .iter()
-        .map(|(d, _)| *d)
-        .zip(dedupe_days(data, batch_id, &staged)?)
-    {
+    for (day, outcome) in written {
         (added, dropped) = (added + outcome.added, dropped + outcome.dropped);
         if let Some(rename) = outcome.rename {
             renames.push(rename);

@@ -1,29 +1,34 @@
 //! `assay ingest`: event logs in their own formats → `events/` partitions.
 //!
 //! A batch is identified by its content (format + bytes of every source), so ingesting
-//! the same files twice adds nothing. Rows are streamed: parsed, checked, buffered per
-//! day with a bound on memory, and spilled to a staging folder. Bad rows go to a rejects
-//! file with their line and reason. Then, per day, rows whose `event_id` is already in
-//! the partition (or earlier in the batch) are dropped, and the new files are written
-//! under temporary names. Publishing is a journal of renames: once the journal is
-//! written the batch is committed, and an interrupted publish is completed by the next
-//! command that opens the dataset; before that, nothing of the batch is visible.
+//! the same files twice adds nothing. Sources are decoded a piece at a time (a Parquet
+//! row group, a run of CSV records) on all cores, and the pieces are taken in source
+//! order: rows are checked, split by day and held with a bound on memory, past which
+//! they are spilled to a staging folder. Bad rows go to a rejects file with their line
+//! and reason. A day is complete when no later piece can hold rows of it (the row
+//! group statistics of day-ordered Parquet tell, for other sources it is the end);
+//! then, on a writer thread while reading goes on, rows whose `event_id` is already in
+//! the partition (or earlier in the batch) are dropped, and the rest written under a
+//! temporary name. Publishing is a journal of renames: once the journal is written the
+//! batch is committed, and an interrupted publish is completed by the next command that
+//! opens the dataset; before that, nothing of the batch is visible.
 
 mod catalog;
 mod columnar;
+mod decode;
 pub mod formats;
+mod ids;
 mod journal;
+mod parallel;
 mod rows;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufReader, Read};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use arrow::array::{
-    Array, AsArray, Float64Array, RecordBatch, TimestampMicrosecondArray, UInt32Array,
-};
-use chrono::{DateTime, NaiveDate, Utc};
+use arrow::array::RecordBatch;
+use chrono::NaiveDate;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -34,14 +39,13 @@ pub use journal::recover;
 use crate::error::{EngineError, Result};
 use crate::source::Dataset;
 use crate::storage::Storage;
-use formats::{Event, Header};
+use decode::{Decoded, StyleNotes};
+pub(crate) use ids::IdSet;
 
-/// Event ids of a day, for dropping duplicates: ahash, because SipHash over every id was
-/// a tenth of ingest's time.
-pub(crate) type IdSet = HashSet<String, ahash::RandomState>;
-
-/// Rows held in memory across all days before they are spilled to the staging folder.
-const BUFFERED_ROWS: usize = 200_000;
+/// Decoded rows held in memory across all days (Arrow bytes) before they are spilled to
+/// the staging folder. A batch whose days complete as it is read (day-ordered Parquet
+/// with statistics, the usual case) never reaches it and is never staged.
+const BUFFER_BYTES: usize = 128 << 20;
 
 /// What to ingest.
 #[derive(Debug, Clone)]
@@ -77,15 +81,6 @@ pub struct IngestSummary {
     pub unknown_styles: Vec<String>,
     pub seconds: f64,
     pub rows_per_second: f64,
-}
-
-/// First sight of a style in the batch, for a placeholder catalog entry.
-#[derive(Debug, Clone)]
-struct StyleSeen {
-    first_event: DateTime<Utc>,
-    category: Option<String>,
-    brand: Option<String>,
-    price: Option<f64>,
 }
 
 /// Ingests one batch into `data`.
@@ -163,107 +158,99 @@ fn stage_and_publish(
     } else {
         ProgressBar::hidden()
     };
-    for source in &request.sources {
-        let file = std::fs::File::open(source).map_err(|e| io_err(source, e))?;
-        let reader = bar.wrap_read(file);
-        match request.format {
-            Format::EventsParquet => rows::read_parquet(source, &mut stager, &bar)?,
-            format => {
-                let input: Box<dyn Read> = if source.extension().is_some_and(|x| x == "gz") {
-                    Box::new(flate2::read::MultiGzDecoder::new(reader))
-                } else {
-                    Box::new(reader)
-                };
-                read_csv(
-                    source,
-                    BufReader::with_capacity(1 << 20, input),
-                    format,
-                    market,
-                    &mut stager,
-                    &bar,
-                )?;
-            }
-        }
-    }
-    bar.finish_and_clear();
-    stager.flush()?;
-    journal::publish(data, request, batch_id, stager, started)
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let days = journal::write_days(data, batch_id, workers, |write| {
+        read_sources(request, market, &mut stager, &bar, workers, write)?;
+        bar.finish_and_clear();
+        stager.take_all().into_iter().try_for_each(write)
+    })?;
+    journal::publish(data, request, batch_id, stager, days, started)
 }
 
-/// Streams one CSV source into the stager.
-fn read_csv(
-    source: &Path,
-    input: impl Read,
-    format: Format,
+/// Decodes every source on `workers` threads into the stager, in source order, and
+/// hands each day to `write` as soon as no later row can belong to it.
+fn read_sources(
+    request: &IngestRequest,
     market: &str,
     stager: &mut Stager,
     bar: &ProgressBar,
+    workers: usize,
+    write: &dyn Fn(DayRows) -> Result<()>,
 ) -> Result<()> {
-    let unreadable =
-        |message: String| EngineError::Ingest(format!("{}: {message}", source.display()));
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .has_headers(false)
-        .from_reader(input);
-    let mut record = csv::StringRecord::new();
-    let has_header = reader
-        .read_record(&mut record)
-        .map_err(|e| unreadable(format!("cannot read a CSV header: {e}")))?;
-    if !has_header {
-        return Err(unreadable("the file is empty".into()));
+    let in_flight = 2 * workers;
+    if request.format == Format::EventsParquet {
+        let (groups, horizon) = decode::parquet_row_groups(&request.sources)?;
+        let mut position = 0;
+        return parallel::map_in_order(
+            groups.iter(),
+            workers,
+            in_flight,
+            decode::decode_row_group,
+            |decoded| {
+                stager.add(decoded?)?;
+                if let Some(horizon) = &horizon {
+                    stager
+                        .complete_days(horizon, position)
+                        .try_for_each(write)?;
+                }
+                position += 1;
+                stager.show_progress(bar);
+                Ok(())
+            },
+        );
     }
-    let header = Header::new(&record, format)
-        .map_err(|m| unreadable(format!("not a {format:?} file: {m}")))?;
-    let mut occurrences = HashMap::new();
-    let mut occurrence_day = String::new();
-    let mut line: u64 = 1;
-    loop {
-        line += 1;
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) => {
-                let reject = formats::Reject {
-                    kind: "not UTF-8",
-                    detail: "the row is not valid UTF-8 text".into(),
-                };
-                stager.reject(source, line, &csv::StringRecord::new(), &reject)?;
-                continue;
-            }
-            Err(e) => return Err(unreadable(format!("line {line}: {e}"))),
-        }
-        // H&M's file is sorted by day: identical lines are counted within their day.
-        if format == Format::Hm {
-            let day = record.get(0).unwrap_or_default();
-            if day != occurrence_day {
-                occurrences.clear();
-                occurrence_day = day.to_string();
-            }
-        }
-        match formats::parse_record(format, &header, &record, market, &mut occurrences) {
-            Ok(event) => stager.push(event)?,
-            Err(reject) => stager.reject(source, line, &record, &reject)?,
-        }
-        if line.is_multiple_of(65_536) {
-            stager.show_progress(bar);
-        }
+    for path in &request.sources {
+        let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+        let reader = bar.wrap_read(file);
+        let input: Box<dyn Read + Send> = if path.extension().is_some_and(|x| x == "gz") {
+            Box::new(flate2::read::MultiGzDecoder::new(reader))
+        } else {
+            Box::new(reader)
+        };
+        let mut pieces = decode::CsvPieces::new(path, input);
+        let source = decode::CsvSource::new(path, &mut pieces, request.format, market)?;
+        parallel::map_in_order(
+            pieces,
+            if source.parallel() { workers } else { 1 },
+            in_flight,
+            |piece| piece.and_then(|p| source.decode(p)),
+            |decoded| {
+                stager.add(decoded?)?;
+                stager.show_progress(bar);
+                Ok(())
+            },
+        )?;
     }
     Ok(())
 }
 
-/// Buffers parsed events per day and spills them to staging files.
+/// The rows of one day, in the order they were read: spilled to staging files first,
+/// then still in memory.
+pub(crate) struct DayRows {
+    pub day: NaiveDate,
+    pub spilled: Vec<PathBuf>,
+    pub batches: Vec<RecordBatch>,
+    /// Rows in all, spilled or not.
+    pub rows: usize,
+    /// Arrow bytes of `batches`.
+    bytes: usize,
+}
+
+/// Holds decoded rows by day until a day is complete, within [`BUFFER_BYTES`]: past
+/// that, every day's rows in memory are spilled to the staging folder. Also counts
+/// rows, stores rejects and notes styles.
 pub(crate) struct Stager {
     dir: PathBuf,
-    buffers: BTreeMap<NaiveDate, Vec<Event>>,
-    /// Rows that came as Arrow batches already in the events file schema.
-    batches: BTreeMap<NaiveDate, Vec<RecordBatch>>,
+    days: BTreeMap<NaiveDate, DayRows>,
+    /// Days handed on as complete: a row of one of these is a contradiction.
+    handed_on: BTreeSet<NaiveDate>,
     buffered: usize,
     spills: usize,
     rows_read: u64,
     rejected: u64,
     reject_reasons: BTreeMap<String, u64>,
     rejects: csv::Writer<std::fs::File>,
-    styles: HashMap<String, StyleSeen>,
+    styles: StyleNotes,
     started: Instant,
 }
 
@@ -277,169 +264,116 @@ impl Stager {
             .map_err(|e| EngineError::Ingest(e.to_string()))?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            buffers: BTreeMap::new(),
-            batches: BTreeMap::new(),
+            days: BTreeMap::new(),
+            handed_on: BTreeSet::new(),
             buffered: 0,
             spills: 0,
             rows_read: 0,
             rejected: 0,
             reject_reasons: BTreeMap::new(),
             rejects,
-            styles: HashMap::new(),
+            styles: StyleNotes::default(),
             started: Instant::now(),
         })
     }
 
     /// Rows so far and their rate, on the progress bar.
-    pub(crate) fn show_progress(&self, bar: &ProgressBar) {
+    fn show_progress(&self, bar: &ProgressBar) {
         let rate = self.rows_read as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
         bar.set_message(format!("{} rows, {rate:.0} rows/s", self.rows_read));
     }
 
-    pub(crate) fn push(&mut self, event: Event) -> Result<()> {
-        self.rows_read += 1;
-        self.note_style(&event.style_id, event.event_time, event.price);
-        if let Some(seen) = self.styles.get_mut(&event.style_id) {
-            seen.category = seen.category.take().or_else(|| event.category_hint.clone());
-            seen.brand = seen.brand.take().or_else(|| event.brand_hint.clone());
+    /// Takes the next decoded piece (pieces come in source order).
+    fn add(&mut self, decoded: Decoded) -> Result<()> {
+        decode::merge_notes(&mut self.styles, decoded.styles);
+        self.rows_read += decoded.rows_read;
+        let file = decoded.source.display().to_string();
+        for reject in decoded.rejects {
+            self.rejected += 1;
+            *self
+                .reject_reasons
+                .entry(reject.kind.to_string())
+                .or_default() += 1;
+            self.rejects
+                .write_record([
+                    file.as_str(),
+                    reject.line.to_string().as_str(),
+                    reject.reason.as_str(),
+                    reject.raw.as_str(),
+                ])
+                .map_err(|e| EngineError::Ingest(e.to_string()))?;
         }
-        self.buffers
-            .entry(event.event_time.date_naive())
-            .or_default()
-            .push(event);
-        self.buffered += 1;
-        if self.buffered >= BUFFERED_ROWS {
-            self.flush()?;
+        for (day, batch) in decoded.days {
+            if self.handed_on.contains(&day) {
+                return Err(EngineError::Ingest(format!(
+                    "{file}: has rows of {day}, which the row group statistics of the files \
+                     before it said were all read: are those statistics wrong?"
+                )));
+            }
+            let bytes = batch.get_array_memory_size();
+            let rows = self.days.entry(day).or_insert_with(|| DayRows {
+                day,
+                spilled: Vec::new(),
+                batches: Vec::new(),
+                rows: 0,
+                bytes: 0,
+            });
+            rows.rows += batch.num_rows();
+            rows.batches.push(batch);
+            rows.bytes += bytes;
+            self.buffered += bytes;
+        }
+        if self.buffered > BUFFER_BYTES {
+            self.spill()?;
         }
         Ok(())
     }
 
-    /// Notes a style's event for its placeholder catalog entry.
-    fn note_style(&mut self, style: &str, at: DateTime<Utc>, price: Option<f64>) {
-        match self.styles.get_mut(style) {
-            Some(seen) => {
-                seen.first_event = seen.first_event.min(at);
-                seen.price = seen.price.or(price);
-            }
-            None => {
-                let seen = StyleSeen {
-                    first_event: at,
-                    category: None,
-                    brand: None,
-                    price,
-                };
-                self.styles.insert(style.to_string(), seen);
-            }
-        }
-    }
-
-    /// Takes rows already in the events file schema (see `columnar`), a day at a time.
-    pub(crate) fn push_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        const DAY_US: i64 = 86_400_000_000;
-        let n = batch.num_rows();
-        let times: &TimestampMicrosecondArray = batch.column(1).as_primitive();
-        let styles = batch.column(3).as_string::<i32>();
-        let prices: &Float64Array = batch.column(10).as_primitive();
-        let mut days: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-        for i in 0..n {
-            let t = times.value(i);
-            days.entry(t.div_euclid(DAY_US)).or_default().push(i as u32);
-            let at = DateTime::from_timestamp_micros(t).expect("a valid instant");
-            let price = prices.is_valid(i).then(|| prices.value(i));
-            self.note_style(styles.value(i), at, price);
-        }
-        for (day, rows) in days {
-            let date = DateTime::from_timestamp_micros(day * DAY_US)
-                .expect("a valid day")
-                .date_naive();
-            let rows = if rows.len() == n {
-                batch.clone()
-            } else {
-                arrow::compute::take_record_batch(batch, &UInt32Array::from(rows))?
-            };
-            self.batches.entry(date).or_default().push(rows);
-        }
-        self.rows_read += n as u64;
-        self.buffered += n;
-        if self.buffered >= BUFFERED_ROWS {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    pub(crate) fn reject(
-        &mut self,
-        source: &Path,
-        line: u64,
-        raw: &csv::StringRecord,
-        reject: &formats::Reject,
-    ) -> Result<()> {
-        // The raw row as CSV, so a field with a comma reads back as it was.
-        let mut encoded = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(Vec::new());
-        encoded
-            .write_record(raw)
-            .map_err(|e| EngineError::Ingest(e.to_string()))?;
-        let raw = encoded
-            .into_inner()
-            .map(|bytes| String::from_utf8_lossy(&bytes).trim_end().to_string())
-            .unwrap_or_default();
-        self.rows_read += 1;
-        self.rejected += 1;
-        *self
-            .reject_reasons
-            .entry(reject.kind.to_string())
-            .or_default() += 1;
-        self.rejects
-            .write_record([
-                source.display().to_string().as_str(),
-                line.to_string().as_str(),
-                reject.to_string().as_str(),
-                raw.as_str(),
-            ])
-            .map_err(|e| EngineError::Ingest(e.to_string()))
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        let mut events = std::mem::take(&mut self.buffers);
-        let mut batches = std::mem::take(&mut self.batches);
-        let days: std::collections::BTreeSet<NaiveDate> =
-            events.keys().chain(batches.keys()).copied().collect();
-        for day in days {
+    /// Writes every day's rows in memory to a staging file of its own.
+    fn spill(&mut self) -> Result<()> {
+        for rows in self.days.values_mut().filter(|r| !r.batches.is_empty()) {
             let path = self
                 .dir
-                .join(day.to_string())
+                .join(rows.day.to_string())
                 .join(format!("{:06}.arrow", self.spills));
-            let events = events.remove(&day).unwrap_or_default();
-            let batches = batches.remove(&day).unwrap_or_default();
-            rows::write_events(&path, &events, &batches)?;
+            rows::write_staged(&path, &rows.batches)?;
             self.spills += 1;
+            rows.spilled.push(path);
+            rows.batches.clear();
+            rows.bytes = 0;
         }
         self.buffered = 0;
         Ok(())
     }
 
-    /// The staged files of every day, in day order.
-    fn staged_days(&self) -> Result<BTreeMap<NaiveDate, Vec<PathBuf>>> {
-        let mut days = BTreeMap::new();
-        for entry in std::fs::read_dir(&self.dir).map_err(|e| io_err(&self.dir, e))? {
-            let path = entry.map_err(|e| io_err(&self.dir, e))?.path();
-            let Some(day) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| NaiveDate::parse_from_str(n, "%Y-%m-%d").ok())
-            else {
-                continue;
-            };
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
-                .map_err(|e| io_err(&path, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
-            files.sort();
-            days.insert(day, files);
+    /// The days no row after piece `position` can belong to, by `horizon`.
+    fn complete_days(
+        &mut self,
+        horizon: &BTreeMap<NaiveDate, usize>,
+        position: usize,
+    ) -> impl Iterator<Item = DayRows> + use<> {
+        let complete: Vec<NaiveDate> = self
+            .days
+            .keys()
+            .filter(|day| horizon.get(day).is_some_and(|&last| last <= position))
+            .copied()
+            .collect();
+        let mut rows = Vec::with_capacity(complete.len());
+        for day in complete {
+            let day_rows = self.days.remove(&day).expect("listed above");
+            self.buffered -= day_rows.bytes;
+            self.handed_on.insert(day);
+            rows.push(day_rows);
         }
-        Ok(days)
+        rows.into_iter()
+    }
+
+    /// Every day still held, in day order.
+    fn take_all(&mut self) -> Vec<DayRows> {
+        self.buffered = 0;
+        let days = std::mem::take(&mut self.days);
+        self.handed_on.extend(days.keys().copied());
+        days.into_values().collect()
     }
 }
 

@@ -1,5 +1,5 @@
-//! Canonical events ⇄ Parquet: staging files, the partition files, and canonical
-//! Parquet sources.
+//! Canonical events ⇄ files: staging files, and the partition files a day's new rows
+//! are written to.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,24 +12,21 @@ use arrow::compute::filter_record_batch;
 use arrow::ipc::CompressionType;
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::{FileWriter, IpcWriteOptions};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
-use indicatif::ProgressBar;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::columnar;
-use super::formats::{self, Event, Format, Header};
-use super::{IdSet, Stager, io_err};
+use super::formats::Event;
+use super::{DayRows, IdSet, io_err};
 use crate::error::{EngineError, Result};
 use crate::parquet_io::events_writer_properties;
 use crate::source::schema;
 use crate::storage::Blob;
 
-/// Writes events, and batches already in the `events` file schema, to a new staging
-/// file: Arrow IPC with LZ4, because staging is read back once, at publish, and Parquet's
-/// encoding would be paid twice.
-pub(crate) fn write_events(path: &Path, events: &[Event], batches: &[RecordBatch]) -> Result<()> {
+/// Writes batches in the `events` file schema to a new staging file: Arrow IPC with
+/// LZ4, because staging is read back once, at publish, and Parquet's encoding would be
+/// paid twice.
+pub(crate) fn write_staged(path: &Path, batches: &[RecordBatch]) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
     }
@@ -39,9 +36,6 @@ pub(crate) fn write_events(path: &Path, events: &[Event], batches: &[RecordBatch
     let schema = schema::events_file_schema();
     let mut writer =
         FileWriter::try_new_with_options(std::io::BufWriter::new(file), &schema, options)?;
-    if !events.is_empty() {
-        writer.write(&to_batch(events)?)?;
-    }
     for batch in batches {
         writer.write(batch)?;
     }
@@ -49,40 +43,82 @@ pub(crate) fn write_events(path: &Path, events: &[Event], batches: &[RecordBatch
     Ok(())
 }
 
-fn to_batch(events: &[Event]) -> Result<RecordBatch> {
-    let n = events.len();
-    let text = |f: &dyn Fn(&Event) -> Option<&str>| -> ArrayRef {
-        let mut b = StringBuilder::with_capacity(n, n * 8);
-        for e in events {
-            b.append_option(f(e));
+/// Events parsed one row at a time, gathered into the `events` file schema's columns.
+pub(crate) struct EventColumns {
+    event_id: StringBuilder,
+    time: TimestampMicrosecondBuilder,
+    event_type: StringBuilder,
+    style_id: StringBuilder,
+    sku_id: StringBuilder,
+    size: StringBuilder,
+    user_id: StringBuilder,
+    session_id: StringBuilder,
+    order_id: StringBuilder,
+    quantity: Int32Builder,
+    price: Float64Builder,
+    market: StringBuilder,
+    channel: StringBuilder,
+    return_reason: StringBuilder,
+}
+
+impl EventColumns {
+    pub(crate) fn new() -> Self {
+        let text = StringBuilder::new;
+        Self {
+            event_id: text(),
+            time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            event_type: text(),
+            style_id: text(),
+            sku_id: text(),
+            size: text(),
+            user_id: text(),
+            session_id: text(),
+            order_id: text(),
+            quantity: Int32Builder::new(),
+            price: Float64Builder::new(),
+            market: text(),
+            channel: text(),
+            return_reason: text(),
         }
-        Arc::new(b.finish())
-    };
-    let mut time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut quantity = Int32Builder::with_capacity(n);
-    let mut price = Float64Builder::with_capacity(n);
-    for e in events {
-        time.append_value(e.event_time.timestamp_micros());
-        quantity.append_value(e.quantity);
-        price.append_option(e.price);
     }
-    let columns: Vec<ArrayRef> = vec![
-        text(&|e| Some(&e.event_id)),
-        Arc::new(time.finish()),
-        text(&|e| Some(e.event_type)),
-        text(&|e| Some(&e.style_id)),
-        text(&|e| e.sku_id.as_deref()),
-        text(&|e| e.size.as_deref()),
-        text(&|e| e.user_id.as_deref()),
-        text(&|e| e.session_id.as_deref()),
-        text(&|e| e.order_id.as_deref()),
-        Arc::new(quantity.finish()),
-        Arc::new(price.finish()),
-        text(&|e| Some(&e.market)),
-        text(&|e| Some(&e.channel)),
-        text(&|e| e.return_reason.as_deref()),
-    ];
-    Ok(RecordBatch::try_new(schema::events_file_schema(), columns)?)
+
+    pub(crate) fn push(&mut self, e: &Event) {
+        self.event_id.append_value(&e.event_id);
+        self.time.append_value(e.event_time.timestamp_micros());
+        self.event_type.append_value(e.event_type);
+        self.style_id.append_value(&e.style_id);
+        self.sku_id.append_option(e.sku_id.as_deref());
+        self.size.append_option(e.size);
+        self.user_id.append_option(e.user_id);
+        self.session_id.append_option(e.session_id);
+        self.order_id.append_option(e.order_id);
+        self.quantity.append_value(e.quantity);
+        self.price.append_option(e.price);
+        self.market.append_value(e.market);
+        self.channel.append_value(e.channel);
+        self.return_reason.append_option(e.return_reason);
+    }
+
+    /// The rows pushed so far as one batch; the builders start over empty.
+    pub(crate) fn finish(&mut self) -> Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.time.finish()),
+            Arc::new(self.event_type.finish()),
+            Arc::new(self.style_id.finish()),
+            Arc::new(self.sku_id.finish()),
+            Arc::new(self.size.finish()),
+            Arc::new(self.user_id.finish()),
+            Arc::new(self.session_id.finish()),
+            Arc::new(self.order_id.finish()),
+            Arc::new(self.quantity.finish()),
+            Arc::new(self.price.finish()),
+            Arc::new(self.market.finish()),
+            Arc::new(self.channel.finish()),
+            Arc::new(self.return_reason.finish()),
+        ];
+        Ok(RecordBatch::try_new(schema::events_file_schema(), columns)?)
+    }
 }
 
 /// Adds the `event_id`s of one stored file (named `path` in messages) to `ids`.
@@ -97,119 +133,63 @@ pub(crate) fn read_ids(file: Blob, path: &str, ids: &mut IdSet) -> Result<()> {
             .downcast_ref::<StringArray>()
             .ok_or_else(|| EngineError::Ingest(format!("{path}: event_id is not text")))?;
         for id in column.iter().flatten() {
-            ids.insert(id.to_string());
+            ids.insert(id);
         }
     }
     Ok(())
 }
 
-/// Copies the rows of staged files whose ids are not in `ids` (adding them) into one
-/// writer; returns (rows written, duplicates dropped).
-pub(crate) fn copy_new_rows(
-    staged: &[std::path::PathBuf],
-    ids: &mut IdSet,
-    dest: &Path,
-) -> Result<(u64, u64)> {
+/// Copies a day's rows whose ids are not in `ids` (adding them) into one Parquet file
+/// at `dest`, in the order they were read; returns (rows written, duplicates dropped).
+pub(crate) fn copy_new_rows(day: DayRows, ids: &mut IdSet, dest: &Path) -> Result<(u64, u64)> {
     let mut writer: Option<ArrowWriter<std::fs::File>> = None;
     let (mut added, mut dropped) = (0u64, 0u64);
-    for path in staged {
+    let mut staged = Vec::new();
+    for path in &day.spilled {
         let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
-        for batch in FileReader::try_new(std::io::BufReader::new(file), None)? {
-            let batch = batch?;
-            let column = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .expect("staged files have the events schema");
-            let keep: BooleanArray = column
-                .iter()
-                .map(|id| Some(id.is_some_and(|id| ids.insert(id.to_string()))))
-                .collect();
+        staged.push(FileReader::try_new(std::io::BufReader::new(file), None)?);
+    }
+    let batches = staged
+        .into_iter()
+        .flatten()
+        .map(|b| b.map_err(EngineError::from))
+        .chain(day.batches.into_iter().map(Ok));
+    for batch in batches {
+        let batch = batch?;
+        let column = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("staged rows have the events schema");
+        let keep: BooleanArray = column
+            .iter()
+            .map(|id| Some(id.is_some_and(|id| ids.insert(id))))
+            .collect();
+        let kept = if keep.true_count() == batch.num_rows() {
+            batch
+        } else {
             let kept = filter_record_batch(&batch, &keep)?;
             dropped += (batch.num_rows() - kept.num_rows()) as u64;
-            if kept.num_rows() == 0 {
-                continue;
-            }
-            if writer.is_none() {
-                let file = std::fs::File::create(dest).map_err(|e| io_err(dest, e))?;
-                writer = Some(ArrowWriter::try_new(
-                    file,
-                    schema::events_file_schema(),
-                    Some(events_writer_properties()),
-                )?);
-            }
-            if let Some(w) = writer.as_mut() {
-                w.write(&kept)?;
-            }
-            added += kept.num_rows() as u64;
+            kept
+        };
+        if kept.num_rows() == 0 {
+            continue;
         }
+        if writer.is_none() {
+            let file = std::fs::File::create(dest).map_err(|e| io_err(dest, e))?;
+            writer = Some(ArrowWriter::try_new(
+                file,
+                schema::events_file_schema(),
+                Some(events_writer_properties()),
+            )?);
+        }
+        if let Some(w) = writer.as_mut() {
+            w.write(&kept)?;
+        }
+        added += kept.num_rows() as u64;
     }
     if let Some(w) = writer {
         w.close()?;
     }
     Ok((added, dropped))
-}
-
-/// Streams a canonical Parquet source: every row is checked like a canonical CSV row,
-/// so the rules (and the reject reasons) are the same.
-pub(crate) fn read_parquet(source: &Path, stager: &mut Stager, bar: &ProgressBar) -> Result<()> {
-    let unreadable = |m: String| EngineError::Ingest(format!("{}: {m}", source.display()));
-    let file = std::fs::File::open(source).map_err(|e| io_err(source, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| unreadable(format!("not a readable Parquet file: {e}")))?;
-    let names: Vec<String> = builder
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    let header = Header::new(
-        &csv::StringRecord::from(names.clone()),
-        Format::EventsParquet,
-    )
-    .map_err(|m| unreadable(format!("not an events file: {m}")))?;
-    let options = FormatOptions::default().with_null("");
-    // A row's "line" is its 1-based position in the file.
-    let mut first_line = 1u64;
-    let mut unused = std::collections::HashMap::new();
-    let reader = builder
-        .build()
-        .map_err(|e| unreadable(format!("not a readable Parquet file: {e}")))?;
-    for batch in reader {
-        let batch = batch.map_err(|e| unreadable(format!("corrupt data: {e}")))?;
-        // Rows valid as they stand go through as Arrow; the rest are read one by one.
-        let per_row: Vec<usize> = match columnar::split(&batch)? {
-            Some(split) => {
-                stager.push_batch(&split.clean)?;
-                split.others
-            }
-            None => (0..batch.num_rows()).collect(),
-        };
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        for row in per_row {
-            let line = first_line + row as u64;
-            let record: csv::StringRecord = formatters
-                .iter()
-                .zip(batch.columns())
-                .map(|(f, c)| {
-                    if c.is_null(row) {
-                        String::new()
-                    } else {
-                        f.value(row).to_string()
-                    }
-                })
-                .collect();
-            match formats::parse_record(Format::EventsParquet, &header, &record, "", &mut unused) {
-                Ok(event) => stager.push(event)?,
-                Err(reject) => stager.reject(source, line, &record, &reject)?,
-            }
-        }
-        first_line += batch.num_rows() as u64;
-        stager.show_progress(bar);
-    }
-    Ok(())
 }
