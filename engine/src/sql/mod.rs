@@ -95,6 +95,7 @@ impl ViewParams {
             ("{until_date}", date(self.as_of.date_naive())),
             ("{until}", timestamp(self.as_of)),
             ("{maturity_date}", date(maturity_cut.date_naive())),
+            ("{matured_before}", date(matured_before(maturity_cut))),
             ("{maturity_us}", maturity.to_string()),
             ("{timestamp_type}", TIMESTAMP_TYPE.to_string()),
             ("{day_us}", "86400000000.0".to_string()),
@@ -134,6 +135,20 @@ impl ViewParams {
             ..self.clone()
         };
         end.render(STYLE_DAILY, RawFrom::Day(from))
+    }
+}
+
+/// The first day not wholly matured at `cut` (as_of − the return maturity): the day
+/// after the cut's own when the cut is that day's last microsecond (as_of at the end of
+/// a day, as a daily run's is), so no day straddles it and none needs its purchases
+/// read raw; else the cut's day, whose purchases the funnel reads raw.
+fn matured_before(cut: DateTime<Utc>) -> NaiveDate {
+    let day = cut.date_naive();
+    let next = day + chrono::Days::new(1);
+    if cut + chrono::Duration::microseconds(1) == next.and_time(NaiveTime::MIN).and_utc() {
+        next
+    } else {
+        day
     }
 }
 

@@ -19,7 +19,8 @@ catalog AS (
 -- a unit whose return could have arrived ("maturity-weighted units"), summed here in
 -- unit-microseconds. A past day is wholly matured, wholly within the maturity period
 -- (its units' exact ages follow from window_unit_time_us), or the one day that holds
--- as_of − maturity, whose purchases are read raw.
+-- as_of − maturity, whose purchases are read raw; when that instant is its day's last
+-- microsecond (as_of at the end of a day) the day is wholly matured and none is read.
 past AS (
     SELECT style_id, market,
            SUM(window_views) AS views,
@@ -33,7 +34,7 @@ past AS (
            SUM(window_non_size_returns) AS non_size_returns,
            SUM(window_exposure_us) AS exposure_us,
            SUM(window_early_exposure_us) AS early_exposure_us,
-           SUM(CASE WHEN day < {maturity_date} THEN window_units * {maturity_us}
+           SUM(CASE WHEN day < {matured_before} THEN window_units * {maturity_us}
                     WHEN day > {maturity_date}
                     THEN window_units * ({until_us}
                                          - arrow_cast(arrow_cast(day, {timestamp_type}), 'Int64'))
@@ -50,6 +51,7 @@ maturity_day AS (
     FROM events e
     JOIN catalog c ON e.style_id = c.style_id
     WHERE e.event_date = {maturity_date} AND {maturity_date} < {from_date}
+      AND {maturity_date} >= {matured_before}
       AND e.event_type = 'purchase' AND e.quantity > 0
       AND e.event_time >= c.launch_at AND e.event_time <= c.window_end
     GROUP BY e.style_id, e.market
