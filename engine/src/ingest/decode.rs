@@ -663,6 +663,60 @@ mod tests {
         assert_eq!(lines, [1, 2, 4, 6, 7, 8]);
     }
 
+    /// A Parquet file of canonical events at the given times (seconds into 2026).
+    fn parquet_at(dir: &Path, name: &str, seconds: &[i64]) -> PathBuf {
+        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        let mut columns = rows::EventColumns::new();
+        for (i, s) in seconds.iter().enumerate() {
+            let id = format!("{name}-{i}");
+            let e = formats::Event {
+                event_id: id.as_str().into(),
+                event_time: start.to_utc() + chrono::Duration::seconds(*s),
+                event_type: "view",
+                style_id: "S1".into(),
+                sku_id: None,
+                size: None,
+                user_id: None,
+                session_id: None,
+                order_id: None,
+                quantity: 1,
+                price: None,
+                market: "US",
+                channel: "web",
+                return_reason: None,
+                category_hint: None,
+                brand_hint: None,
+            };
+            columns.push(&e);
+        }
+        let path = dir.join(name);
+        let batch = columns.finish().unwrap();
+        crate::parquet_io::write_parquet(&path, batch.schema(), &[batch]).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_day_is_complete_after_the_last_row_group_that_may_hold_it() {
+        let dir = tempfile::tempdir().unwrap();
+        const DAY: i64 = 86_400;
+        // The first file holds days 1 and 2, the second days 2 and 3.
+        let a = parquet_at(dir.path(), "a.parquet", &[10, DAY + 10]);
+        let b = parquet_at(dir.path(), "b.parquet", &[DAY + 20, 2 * DAY + 5]);
+        let (groups, horizon) = parquet_row_groups(&[a, b]).unwrap();
+        assert_eq!(groups.len(), 2);
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 1, d).unwrap();
+        let horizon: Vec<(NaiveDate, usize)> = horizon.unwrap().into_iter().collect();
+        assert_eq!(horizon, [(day(1), 0), (day(2), 1), (day(3), 1)]);
+        let decoded = decode_row_group(&groups[1]).unwrap();
+        let days: Vec<(NaiveDate, usize)> = decoded
+            .days
+            .iter()
+            .map(|(d, b)| (*d, b.num_rows()))
+            .collect();
+        assert_eq!(days, [(day(2), 1), (day(3), 1)]);
+        assert_eq!(decoded.rows_read, 2);
+    }
+
     #[test]
     fn a_rejected_row_names_the_line_it_starts_on() {
         let text = "event_id,event_time,event_type,style_id,quantity,market\n\
