@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder,
-};
+use arrow::array::{ArrayRef, Int32Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Datelike, Duration, Utc};
 use indicatif::ProgressBar;
@@ -14,6 +12,8 @@ use rand_distr::{Distribution, Gamma, Poisson};
 
 use super::catalog::{REMOVE_SHARE, SOLD_OUT_VIEW_SHARE, Style};
 use super::{GenerateConfig, GenerateError, day_start, write_err};
+use crate::ingest::EventColumns;
+use crate::ingest::formats::blank_event;
 use crate::parquet_io::AtomicParquetFile;
 use crate::source::schema;
 
@@ -358,28 +358,9 @@ struct DayWriter<'p> {
     rows: u64,
     lo: i64,
     hi: i64,
-    columns: Columns,
+    columns: EventColumns,
     /// The first write error, reported by `finish` (pushing rows cannot fail).
     error: Option<GenerateError>,
-}
-
-#[derive(Default)]
-struct Columns {
-    event_id: StringBuilder,
-    event_time: TimestampMicrosecondBuilder,
-    event_type: StringBuilder,
-    style_id: StringBuilder,
-    sku_id: StringBuilder,
-    size: StringBuilder,
-    user_id: StringBuilder,
-    session_id: StringBuilder,
-    order_id: StringBuilder,
-    quantity: Int32Builder,
-    price: Float64Builder,
-    market: StringBuilder,
-    channel: StringBuilder,
-    return_reason: StringBuilder,
-    len: usize,
 }
 
 impl<'p> DayWriter<'p> {
@@ -391,34 +372,28 @@ impl<'p> DayWriter<'p> {
             rows: 0,
             lo: i64::MAX,
             hi: i64::MIN,
-            columns: Columns::default(),
+            columns: EventColumns::new(),
             error: None,
         }
     }
 
     fn push(&mut self, row: Row<'_>) {
-        let c = &mut self.columns;
-        c.event_id
-            .append_value(format!("E{}-{:09}", self.day_tag, self.rows));
-        c.event_time.append_value(row.at);
-        c.event_type.append_value(row.kind);
-        c.style_id.append_value(&row.style.style_id);
-        c.sku_id
-            .append_option(row.size.map(|s| format!("{}-{s}", row.style.style_id)));
-        c.size.append_option(row.size);
-        c.user_id.append_option(row.user);
-        c.session_id.append_option(row.session);
-        c.order_id.append_option(row.order);
-        c.quantity.append_value(row.quantity);
-        c.price.append_option(row.price);
-        c.market.append_value(row.market);
-        c.channel.append_value(row.channel);
-        c.return_reason.append_option(row.reason);
-        c.len += 1;
+        let at = DateTime::from_timestamp_micros(row.at).expect("a generated instant");
+        let event_id = format!("E{}-{:09}", self.day_tag, self.rows);
+        let style = row.style.style_id.as_str();
+        let mut e = blank_event(event_id.into(), at, style.into());
+        e.event_type = row.kind;
+        e.sku_id = row.size.map(|s| format!("{style}-{s}").into());
+        e.size = row.size;
+        (e.user_id, e.session_id) = (row.user.as_deref(), row.session.as_deref());
+        e.order_id = row.order.as_deref();
+        (e.quantity, e.price) = (row.quantity, row.price);
+        (e.market, e.channel, e.return_reason) = (row.market, row.channel, row.reason);
+        self.columns.push(&e);
         self.rows += 1;
         self.lo = self.lo.min(row.at);
         self.hi = self.hi.max(row.at);
-        if c.len >= BATCH_ROWS
+        if self.columns.len() >= BATCH_ROWS
             && self.error.is_none()
             && let Err(e) = self.flush()
         {
@@ -427,29 +402,10 @@ impl<'p> DayWriter<'p> {
     }
 
     fn flush(&mut self) -> Result<(), GenerateError> {
-        if self.columns.len == 0 {
+        if self.columns.len() == 0 {
             return Ok(());
         }
-        let c = &mut self.columns;
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(c.event_id.finish()),
-            Arc::new(c.event_time.finish().with_timezone("UTC")),
-            Arc::new(c.event_type.finish()),
-            Arc::new(c.style_id.finish()),
-            Arc::new(c.sku_id.finish()),
-            Arc::new(c.size.finish()),
-            Arc::new(c.user_id.finish()),
-            Arc::new(c.session_id.finish()),
-            Arc::new(c.order_id.finish()),
-            Arc::new(c.quantity.finish()),
-            Arc::new(c.price.finish()),
-            Arc::new(c.market.finish()),
-            Arc::new(c.channel.finish()),
-            Arc::new(c.return_reason.finish()),
-        ];
-        c.len = 0;
-        let batch = RecordBatch::try_new(schema::events_file_schema(), columns)
-            .expect("event columns match schema");
+        let batch = self.columns.finish().expect("event columns match schema");
         let path = self.path;
         let file = match &mut self.file {
             Some(f) => f,

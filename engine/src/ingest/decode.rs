@@ -669,24 +669,9 @@ mod tests {
         let mut columns = rows::EventColumns::new();
         for (i, s) in seconds.iter().enumerate() {
             let id = format!("{name}-{i}");
-            let e = formats::Event {
-                event_id: id.as_str().into(),
-                event_time: start.to_utc() + chrono::Duration::seconds(*s),
-                event_type: "view",
-                style_id: "S1".into(),
-                sku_id: None,
-                size: None,
-                user_id: None,
-                session_id: None,
-                order_id: None,
-                quantity: 1,
-                price: None,
-                market: "US",
-                channel: "web",
-                return_reason: None,
-                category_hint: None,
-                brand_hint: None,
-            };
+            let at = start.to_utc() + chrono::Duration::seconds(*s);
+            let mut e = formats::blank_event(id.as_str().into(), at, "S1".into());
+            e.market = "US";
             columns.push(&e);
         }
         let path = dir.join(name);

@@ -202,7 +202,9 @@ pub fn parse_record<'r>(
     }
 }
 
-fn blank_event<'r>(
+/// An event with only its id, time and style: a view of one unit on the web, with no
+/// market yet; each source fills in what it has.
+pub(crate) fn blank_event<'r>(
     event_id: Cow<'r, str>,
     event_time: DateTime<Utc>,
     style_id: Cow<'r, str>,

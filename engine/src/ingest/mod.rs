@@ -41,6 +41,7 @@ use crate::source::Dataset;
 use crate::storage::Storage;
 use decode::{Decoded, StyleNotes};
 pub(crate) use ids::IdSet;
+pub(crate) use rows::EventColumns;
 
 /// Decoded rows held in memory across all days (Arrow bytes) before they are spilled to
 /// the staging folder. A batch whose days complete as it is read (day-ordered Parquet

@@ -99,6 +99,11 @@ impl EventColumns {
         self.return_reason.append_option(e.return_reason);
     }
 
+    /// Rows pushed since the last [`EventColumns::finish`].
+    pub(crate) fn len(&self) -> usize {
+        arrow::array::ArrayBuilder::len(&self.quantity)
+    }
+
     /// The rows pushed so far as one batch; the builders start over empty.
     pub(crate) fn finish(&mut self) -> Result<RecordBatch> {
         let columns: Vec<ArrayRef> = vec![
