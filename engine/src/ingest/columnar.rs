@@ -128,16 +128,13 @@ pub(super) fn split(batch: &RecordBatch) -> Result<Option<Split>> {
 /// Non-empty text that trimming would leave as it is.
 fn plain(a: &StringArray, i: usize) -> bool {
     a.is_valid(i) && {
-        let v = a.value(i).as_bytes();
+        let text = a.value(i);
         // A visible ASCII character at each end settles it; other ends ask `trim`,
         // whose whitespace is Unicode's (a vertical tab or U+3000 too).
         let settled = |b: u8| b.is_ascii_graphic();
-        match (v.first(), v.last()) {
+        match (text.as_bytes().first(), text.as_bytes().last()) {
             (Some(&first), Some(&last)) if settled(first) && settled(last) => true,
-            (Some(_), _) => {
-                let v = a.value(i);
-                v.trim() == v
-            }
+            (Some(_), _) => text.trim() == text,
             (None, _) => false,
         }
     }

@@ -77,7 +77,6 @@ pub(crate) struct Decoded {
     pub rows_read: u64,
     /// Rows parsed one at a time, not yet split by day.
     parsed: rows::EventColumns,
-    parsed_rows: usize,
 }
 
 impl Decoded {
@@ -89,7 +88,6 @@ impl Decoded {
             styles: StyleNotes::default(),
             rows_read: 0,
             parsed: rows::EventColumns::new(),
-            parsed_rows: 0,
         }
     }
 
@@ -153,15 +151,13 @@ impl Decoded {
             e.brand_hint,
         );
         self.parsed.push(e);
-        self.parsed_rows += 1;
         self.rows_read += 1;
     }
 
     /// Splits the events parsed one at a time by day, once the piece is read.
     fn finish(mut self) -> Result<Self> {
-        if self.parsed_rows > 0 {
+        if self.parsed.len() > 0 {
             let batch = self.parsed.finish()?;
-            self.parsed_rows = 0;
             self.split_by_day(&batch)?;
         }
         Ok(self)
@@ -201,18 +197,13 @@ impl Decoded {
     fn split_by_day(&mut self, batch: &RecordBatch) -> Result<()> {
         let times = batch.column(1).as_primitive::<TimestampMicrosecondType>();
         let day_of = |i: usize| times.value(i).div_euclid(DAY_US);
-        let date = |day: i64| {
-            DateTime::from_timestamp_micros(day * DAY_US)
-                .expect("a checked instant")
-                .date_naive()
-        };
         let n = batch.num_rows();
         if n == 0 {
             return Ok(());
         }
         let first = day_of(0);
         if (1..n).all(|i| day_of(i) == first) {
-            self.days.push((date(first), batch.clone()));
+            self.days.push((day_date(first), batch.clone()));
             return Ok(());
         }
         let mut days: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
@@ -221,7 +212,7 @@ impl Decoded {
         }
         for (day, rows) in days {
             let rows = arrow::compute::take_record_batch(batch, &UInt32Array::from(rows))?;
-            self.days.push((date(day), rows));
+            self.days.push((day_date(day), rows));
         }
         Ok(())
     }
@@ -289,6 +280,8 @@ pub(crate) fn parquet_row_groups(sources: &[PathBuf]) -> Result<(Vec<RowGroup>, 
     Ok((groups, horizon))
 }
 
+/// The date of day number `day` (days since the epoch). Rows hold checked instants;
+/// only statistics can name a day beyond chrono's range, and then one no row has.
 fn day_date(day: i64) -> NaiveDate {
     DateTime::from_timestamp_micros(day * DAY_US).map_or(NaiveDate::MIN, |t| t.date_naive())
 }

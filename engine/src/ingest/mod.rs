@@ -372,9 +372,7 @@ impl Stager {
     /// Every day still held, in day order.
     fn take_all(&mut self) -> Vec<DayRows> {
         self.buffered = 0;
-        let days = std::mem::take(&mut self.days);
-        self.handed_on.extend(days.keys().copied());
-        days.into_values().collect()
+        std::mem::take(&mut self.days).into_values().collect()
     }
 }
 
