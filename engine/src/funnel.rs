@@ -9,7 +9,8 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::columns::Columns;
-use crate::decision::{Policy, StyleObservation};
+use crate::decision::curves::Curve;
+use crate::decision::{DailySales, DemandCurves, Policy, StyleObservation};
 use crate::error::Result;
 use crate::session::Engine;
 use crate::sql::{FunnelSteps, ViewParams};
@@ -44,17 +45,22 @@ pub struct DailyRow {
     pub exposure_hours: f64,
 }
 
+/// A run's funnel: every style's observation, and the demand curves the funnel weighed
+/// in-stock time by (and the profit rule plans with).
+#[derive(Debug, Clone)]
+pub struct Funnel {
+    pub observations: Vec<StyleObservation>,
+    pub curves: DemandCurves,
+}
+
 impl Engine {
     /// Every style's funnel (per market and pooled) as of `as_of`, using only events and
-    /// receipts up to then.
+    /// receipts up to then, with each category's demand curve fitted to the in-stock
+    /// daily sales of the launches before it.
     ///
     /// # Errors
     /// The query fails, or a column comes back with a type that cannot be read.
-    pub async fn observations(
-        &self,
-        as_of: DateTime<Utc>,
-        policy: &Policy,
-    ) -> Result<Vec<StyleObservation>> {
+    pub async fn observations(&self, as_of: DateTime<Utc>, policy: &Policy) -> Result<Funnel> {
         let params = ViewParams::for_policy(as_of, policy);
         let started = std::time::Instant::now();
         self.refresh_rollup(&params, false).await?;
@@ -62,15 +68,26 @@ impl Engine {
             seconds = started.elapsed().as_secs_f64(),
             "rollup up to date"
         );
-        let sql = match self.rollup().state()? {
+        let state = self.rollup().state()?;
+        let curves = match &state {
+            Some(_) => self.demand_curves(&params, policy).await?,
+            None => DemandCurves::uniform(fallback_curve(policy)),
+        };
+        let (by_category, default) = curves.decay_per_day();
+        let params = params.with_decay(by_category, default);
+        let sql = match state {
             Some(state) => params.style_funnel_over_rollup(state.through),
             None => params.style_funnel(),
         };
         tracing::trace!(%sql, "funnel");
-        self.observations_from(&sql).await
+        Ok(Funnel {
+            observations: self.observations_from(&sql).await?,
+            curves,
+        })
     }
 
-    /// The funnel computed from raw events alone: the reference the rollup must match.
+    /// The funnel computed from raw events alone, every category on the policy's
+    /// curve: the reference the rollup must match.
     ///
     /// # Errors
     /// As [`Engine::observations`].
@@ -81,6 +98,50 @@ impl Engine {
     ) -> Result<Vec<StyleObservation>> {
         let sql = ViewParams::for_policy(as_of, policy).style_funnel();
         self.observations_from(&sql).await
+    }
+
+    /// Each category's demand curve, fitted to the rollup's in-stock daily sales of the
+    /// launches in the priors' lookback.
+    async fn demand_curves(&self, params: &ViewParams, policy: &Policy) -> Result<DemandCurves> {
+        let sql = params.daily_sales(policy.priors.lookback_days);
+        let mut rows = Vec::new();
+        for batch in &self.run_compute(&sql).await? {
+            let c = Columns {
+                query: "daily_sales",
+                batch,
+            };
+            let (style_id, market, category) = (
+                c.texts("style_id")?,
+                c.texts("market")?,
+                c.texts("category")?,
+            );
+            let (age, units, exposure) = (
+                c.floats("age_days")?,
+                c.floats("units")?,
+                c.floats("exposure_days")?,
+            );
+            for i in 0..batch.num_rows() {
+                rows.push(DailySales {
+                    style_id: style_id[i].clone(),
+                    market: market[i].clone(),
+                    category: category[i].clone(),
+                    age_days: age[i],
+                    units: units[i],
+                    exposure_days: exposure[i],
+                });
+            }
+        }
+        // A fixed order: the fit sums floats, and the same data must give the same curve.
+        rows.sort_by(|a, b| {
+            (&a.style_id, &a.market)
+                .cmp(&(&b.style_id, &b.market))
+                .then(a.age_days.total_cmp(&b.age_days))
+        });
+        Ok(DemandCurves::estimate(
+            &rows,
+            policy.priors.min_launches,
+            fallback_curve(policy),
+        ))
     }
 
     async fn observations_from(&self, sql: &str) -> Result<Vec<StyleObservation>> {
@@ -111,6 +172,12 @@ impl Engine {
                 c.floats("days_live")?,
                 c.floats("exposure_days")?,
                 c.floats("early_exposure_days")?,
+            );
+            let (decayed, early_decayed, revenue, open_orders) = (
+                c.floats("decayed_exposure_days")?,
+                c.floats("early_decayed_exposure_days")?,
+                c.floats("revenue")?,
+                c.ints("open_order_units")?,
             );
             let (early_units, matured_units) =
                 (c.floats("early_units")?, c.floats("matured_units")?);
@@ -144,8 +211,10 @@ impl Engine {
                     category: category[i].clone(),
                     days_live: days_live[i],
                     exposure_days: exposure[i],
+                    decayed_exposure_days: decayed[i],
                     early_units: early_units[i],
                     early_exposure_days: early_exposure[i],
+                    early_decayed_exposure_days: early_decayed[i],
                     sold_out: sold_out[i],
                     views: views[i],
                     views_in_stock: views_in_stock[i],
@@ -153,10 +222,12 @@ impl Engine {
                     purchases: purchases[i],
                     units_sold: units_sold[i],
                     units_returned: units_returned[i],
+                    revenue: revenue[i],
                     matured_units: matured_units[i],
                     matured_non_size_returns: matured_returns[i],
                     units_received: received[i],
                     test_batch_units: batch_units[i],
+                    open_order_units: open_orders[i],
                     on_hand: on_hand[i],
                     list_price: price[i],
                     unit_cost: cost[i],
@@ -258,4 +329,12 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// The policy's own curve, for categories too thin to fit.
+fn fallback_curve(policy: &Policy) -> Curve {
+    Curve::fallback(
+        policy.defaults.decay_half_life_days,
+        policy.defaults.day_dispersion,
+    )
 }

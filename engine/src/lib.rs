@@ -27,6 +27,6 @@ pub mod store;
 
 pub use compute::QueryEngine;
 pub use error::{EngineError, Result};
-pub use funnel::{DailyRow, StyleInfo};
+pub use funnel::{DailyRow, Funnel, StyleInfo};
 pub use session::Engine;
 pub use store::{DecisionRun, DecisionStore, RunSummary};

@@ -36,8 +36,8 @@ impl Engine {
     ) -> Result<DecisionRun> {
         let as_of = as_of.unwrap_or_else(|| self.latest_event());
         let started = std::time::Instant::now();
-        let observations = self.observations(as_of, policy).await?;
-        if observations.is_empty() {
+        let funnel = self.observations(as_of, policy).await?;
+        if funnel.observations.is_empty() {
             return Err(EngineError::NothingToDecide {
                 as_of: as_of.to_rfc3339(),
             });
@@ -48,7 +48,8 @@ impl Engine {
             tracing::warn!("{w}");
         }
         let checks_s = started.elapsed().as_secs_f64() - funnel_s;
-        let (decisions, wrong_calls) = decision::decide_run(&observations, policy);
+        let (decisions, wrong_calls) =
+            decision::decide_run(&funnel.observations, policy, &funnel.curves);
         tracing::debug!(
             funnel_s,
             checks_s,

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use assay_engine::QueryEngine;
 use assay_engine::backtest::{self, BacktestRequest, NamedPolicy, report};
-use assay_engine::decision::Policy;
+use assay_engine::decision::{DecisionRule, Policy};
 use chrono::NaiveDate;
 
 #[derive(Debug, clap::Args)]
@@ -39,9 +39,16 @@ pub async fn run(args: BacktestArgs, engine: &QueryEngine) -> anyhow::Result<()>
         });
     }
     if policies.is_empty() {
+        // The default policy, and the first release's rule beside it in the same world.
+        let mut sell_through = Policy::default();
+        sell_through.defaults.decision_rule = DecisionRule::SellThrough;
         policies.push(NamedPolicy {
             name: "default policy".into(),
             policy: Policy::default(),
+        });
+        policies.push(NamedPolicy {
+            name: "sell-through rule (first release)".into(),
+            policy: sell_through,
         });
     }
     if let Some(grid) = &args.grid {
@@ -59,6 +66,7 @@ pub async fn run(args: BacktestArgs, engine: &QueryEngine) -> anyhow::Result<()>
         None => report::store(&result, &engine.dataset().storage)?,
     };
     print_summary(&result);
+    print_money(&result);
     for f in files {
         println!("wrote {f}");
     }
@@ -104,6 +112,50 @@ fn expand_grid(base: &Policy, grid: &str) -> anyhow::Result<Vec<NamedPolicy>> {
         .into_iter()
         .map(|(name, policy)| NamedPolicy { name, policy })
         .collect())
+}
+
+fn print_money(r: &backtest::BacktestReport) {
+    let Some(m) = &r.money else {
+        println!("no money scores: the dataset has no truth_markets.parquet (generated data has)");
+        return;
+    };
+    println!();
+    println!("world: {}", m.world);
+    println!(
+        "money: expected season profit of each call's reorder against never reordering, over the {} styles launched from {} (season {} days, leftovers at {:.0} % of cost); the baseline was tuned on the {} launched before",
+        m.scored_styles,
+        m.scored_from.format("%Y-%m-%d %H:%M"),
+        m.season_days,
+        m.salvage_share * 100.0,
+        m.tuning_styles
+    );
+    println!(
+        "{:<60} {:>10} {:>11} {:>13} {:>6} {:>13} {:>8} {:>8}",
+        "policy or rule",
+        "profit",
+        "% hindsight",
+        "% clairvoyant",
+        "keeps",
+        "losing keeps",
+        "units",
+        "median d"
+    );
+    for p in &r.results {
+        let Some(s) = &p.money else { continue };
+        println!(
+            "{:<60} {:>10.0} {:>10.1}% {:>12.1}% {:>6} {:>6} ({:>4.1}%) {:>8} {:>8}",
+            p.name.chars().take(60).collect::<String>(),
+            s.profit,
+            s.share_of_hindsight * 100.0,
+            s.share_of_clairvoyant * 100.0,
+            s.keeps,
+            s.losing_keeps,
+            s.losing_keep_share * 100.0,
+            s.units_ordered,
+            s.median_days_to_call
+                .map_or_else(|| "–".to_string(), |d| format!("{d:.1}"))
+        );
+    }
 }
 
 fn print_summary(r: &backtest::BacktestReport) {

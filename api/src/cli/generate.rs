@@ -2,7 +2,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use assay_engine::generate::{GenerateConfig, generate};
+use assay_engine::generate::{GenerateConfig, World, generate};
 use chrono::NaiveDate;
 
 #[derive(Debug, clap::Args)]
@@ -28,6 +28,13 @@ pub struct GenerateArgs {
     /// First day of the period (UTC).
     #[arg(long, default_value = "2026-09-01")]
     pub start: NaiveDate,
+    /// How demand behaves: `default` (the model's own assumptions), `fast-fashion`
+    /// (demand halving every 2–6 weeks, noisy days, stock far from demand, promotions,
+    /// no reorders but the policy's), either followed by `,key=value` settings, or just
+    /// the settings: decay=14-42|none, dispersion=3|none, misallocation=1.0,
+    /// promotions=0.03, promotion_lift=2, reorders=on|off.
+    #[arg(long, default_value = "default")]
+    pub world: World,
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
@@ -39,6 +46,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         markets: args.markets,
         events: args.events,
         start: args.start,
+        world: args.world.clone(),
         show_progress: std::io::stderr().is_terminal(),
     };
     let started = std::time::Instant::now();
@@ -56,6 +64,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     );
     if let (Some(first), Some(last)) = (summary.first_event, summary.last_event) {
         println!("events from {first} to {last}");
+    }
+    if !args.world.is_default() {
+        println!("world: {}", args.world);
     }
     println!(
         "truth.parquet: {} of {} styles are keeps for a perfectly informed buyer",

@@ -6,6 +6,7 @@
 //! [`Engine::observations`]), so a day costs about as much as a daily run; the decision
 //! math for every policy then runs on the same observations.
 
+pub mod money;
 pub mod report;
 pub mod score;
 
@@ -15,9 +16,11 @@ use std::time::Instant;
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use serde::Serialize;
 
-use crate::decision::{self, ALL_MARKETS, Policy, StyleObservation, Verdict};
+use crate::decision::{self, ALL_MARKETS, Policy, Verdict};
 use crate::error::{EngineError, Result};
+use crate::funnel::Funnel;
 use crate::session::Engine;
+use money::{Economics, MarketTruth, MoneyScores, MoneyWorld, StyleTruth};
 use score::{CalibrationBin, Call, Outcome, Scores};
 
 /// A policy under test, with the name the report shows.
@@ -58,6 +61,8 @@ pub struct PolicyResult {
     pub by_category: BTreeMap<String, Scores>,
     pub calibration: Vec<CalibrationBin>,
     pub expected_vs_observed: Option<ExpectedVsObserved>,
+    /// What the calls make in money, on the styles scored in money (generated data).
+    pub money: Option<MoneyScores>,
     /// On the Pareto front of (wrong keeps, wrong drops, median days) among the
     /// policies under test.
     pub pareto: bool,
@@ -78,10 +83,64 @@ pub struct BacktestReport {
     /// Styles whose window had closed by `data_end` (realised outcome known).
     pub styles_resolved: usize,
     pub has_truth: bool,
+    /// How the money was scored, where the data has the true demand curves.
+    pub money: Option<MoneySetup>,
     pub seconds: f64,
     pub results: Vec<PolicyResult>,
     #[serde(skip)]
     pub outcomes: Vec<Outcome>,
+}
+
+/// How the money scores were made.
+#[derive(Debug, Clone, Serialize)]
+pub struct MoneySetup {
+    /// The world the data came from, as its truth shows it.
+    pub world: WorldSummary,
+    /// Season length and salvage share of the reference policy: every policy, rule and
+    /// hindsight is scored with these.
+    pub season_days: f64,
+    pub salvage_share: f64,
+    /// Styles launched before `scored_from` tune the baseline; the rest are scored.
+    pub scored_from: DateTime<Utc>,
+    pub tuning_styles: usize,
+    pub scored_styles: usize,
+    /// The tuned fixed-horizon rule: at day `day`, reorder `multiple` × the test batch
+    /// if at least `sell_through` of it has sold.
+    pub baseline_day: f64,
+    pub baseline_sell_through: f64,
+    pub baseline_multiple: f64,
+}
+
+/// The world behind a generated dataset, read from its truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorldSummary {
+    /// Median half-life of demand (days); `None` where demand does not decay.
+    pub median_half_life_days: Option<f64>,
+    /// Gamma shape of the day noise; `None` for Poisson days.
+    pub day_dispersion: Option<f64>,
+    pub promotion_share: f64,
+    /// Spread (sd of the log ratio) of each market's share of demand against its share
+    /// of the test batch: 0 when stock follows demand.
+    pub demand_vs_stock_log_sd: f64,
+}
+
+impl std::fmt::Display for WorldSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let decay = self.median_half_life_days.map_or_else(
+            || "no decay".to_string(),
+            |h| format!("demand halving every {h:.0} days (median)"),
+        );
+        let noise = self.day_dispersion.map_or_else(
+            || "Poisson days".to_string(),
+            |k| format!("day noise Gamma k = {k}"),
+        );
+        write!(
+            f,
+            "{decay}, {noise}, promotions on {:.0} % of days, market demand vs stock log-sd {:.2}",
+            self.promotion_share * 100.0,
+            self.demand_vs_stock_log_sd
+        )
+    }
 }
 
 /// The end of a day: a run "as of" a day sees all of it.
@@ -92,8 +151,12 @@ pub fn end_of_day(day: NaiveDate) -> DateTime<Utc> {
 /// A policy's running state through the replay.
 struct Tracker {
     calls: HashMap<String, Call>,
+    /// (P(keep) at the call, reached the keep level): one sample per style.
     samples: Vec<(f64, bool)>,
     last_day: Option<ExpectedVsObserved>,
+    /// Each style's age and stock on the last day it was seen (for styles still
+    /// testing at the end).
+    last_seen: HashMap<String, (f64, Vec<(String, i64)>)>,
 }
 
 impl Tracker {
@@ -102,24 +165,20 @@ impl Tracker {
             calls: HashMap::new(),
             samples: Vec::new(),
             last_day: None,
+            last_seen: HashMap::new(),
         }
     }
 
-    fn call(
-        &mut self,
-        style: &str,
-        verdict: Verdict,
-        days: f64,
-        p_keep: Option<f64>,
-        reorder: i64,
-    ) {
-        self.calls.entry(style.to_string()).or_insert_with(|| Call {
-            style_id: style.to_string(),
-            verdict: Some(verdict),
-            days_to_verdict: Some(days),
-            p_keep,
-            reorder_units: reorder,
-        });
+    /// Records a style's first keep or drop; `reached` is whether it in fact reached
+    /// the keep level, where known.
+    fn call(&mut self, call: Call, reached: Option<bool>) {
+        if self.calls.contains_key(&call.style_id) {
+            return;
+        }
+        if let (Some(p), Some(reached)) = (call.p_keep, reached) {
+            self.samples.push((p, reached));
+        }
+        self.calls.insert(call.style_id.clone(), call);
     }
 
     fn into_calls(
@@ -129,18 +188,49 @@ impl Tracker {
         let calls = scope
             .iter()
             .map(|o| {
-                self.calls.remove(&o.style_id).unwrap_or(Call {
-                    style_id: o.style_id.clone(),
-                    verdict: None,
-                    days_to_verdict: None,
-                    p_keep: None,
-                    reorder_units: 0,
+                self.calls.remove(&o.style_id).unwrap_or_else(|| {
+                    let (days, on_hand) = self.last_seen.remove(&o.style_id).unwrap_or_default();
+                    Call {
+                        style_id: o.style_id.clone(),
+                        verdict: None,
+                        days_to_verdict: Some(days),
+                        p_keep: None,
+                        reorder_units: 0,
+                        on_hand_by_market: on_hand,
+                    }
                 })
             })
             .collect();
         (calls, self.samples, self.last_day)
     }
 }
+
+/// Stock per market of every style in a funnel.
+fn stock_by_style(funnel: &Funnel) -> HashMap<&str, Vec<(String, i64)>> {
+    let mut out: HashMap<&str, Vec<(String, i64)>> = HashMap::new();
+    for o in funnel
+        .observations
+        .iter()
+        .filter(|o| o.market != ALL_MARKETS)
+    {
+        out.entry(o.style_id.as_str())
+            .or_default()
+            .push((o.market.clone(), o.on_hand));
+    }
+    out
+}
+
+/// What a fixed-horizon rule sees of a style on the first day it is `day` days old.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    days_live: f64,
+    sold_share: f64,
+    test_batch_units: i64,
+    on_hand: Vec<(String, i64)>,
+}
+
+/// The days a fixed-horizon rule may look at, for its tuning.
+const BASELINE_DAYS: [f64; 5] = [7.0, 10.0, 14.0, 21.0, 28.0];
 
 /// Replays `request` over `engine`'s data.
 ///
@@ -165,28 +255,29 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
 
     let mut trackers: Vec<Tracker> = request.policies.iter().map(|_| Tracker::new()).collect();
     let (mut fixed, mut early) = (Tracker::new(), Tracker::new());
+    let mut snapshots: HashMap<String, BTreeMap<usize, Snapshot>> = HashMap::new();
     let mut day = request.from;
     while day <= request.to {
         // Past the newest event there is nothing more to know.
         let as_of = end_of_day(day).min(data_end);
-        let mut by_window: HashMap<String, Vec<StyleObservation>> = HashMap::new();
+        let mut by_window: HashMap<String, Funnel> = HashMap::new();
         for (named, tracker) in request.policies.iter().zip(trackers.iter_mut()) {
             let key = window_key(&named.policy);
             if !by_window.contains_key(&key) {
-                let obs = engine
-                    .observations(as_of, &named.policy)
-                    .await
-                    .or_else(|e| match e {
-                        EngineError::NothingToDecide { .. } => Ok(Vec::new()),
-                        e => Err(e),
-                    })?;
-                by_window.insert(key.clone(), obs);
+                let funnel = match engine.observations(as_of, &named.policy).await {
+                    Ok(f) => f,
+                    Err(EngineError::NothingToDecide { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                by_window.insert(key.clone(), funnel);
             }
-            let observations = &by_window[&key];
-            if observations.is_empty() {
+            let funnel = &by_window[&key];
+            if funnel.observations.is_empty() {
                 continue;
             }
-            let (decisions, wrong_calls) = decision::decide_run(observations, &named.policy);
+            let stock = stock_by_style(funnel);
+            let (decisions, wrong_calls) =
+                decision::decide_run(&funnel.observations, &named.policy, &funnel.curves);
             let mut observed = ExpectedVsObserved {
                 expected_wrong_keeps: wrong_calls.expected_wrong_keeps,
                 expected_wrong_drops: wrong_calls.expected_wrong_drops,
@@ -198,17 +289,18 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
                 let Some(outcome) = scope.get(d.style_id.as_str()) else {
                     continue;
                 };
-                let reached = outcome.reached_keep();
-                if let Some(reached) = reached {
-                    tracker.samples.push((d.p_keep, reached));
-                }
+                let on_hand = stock.get(d.style_id.as_str()).cloned().unwrap_or_default();
                 if matches!(d.verdict, Verdict::Keep | Verdict::Drop) {
                     tracker.call(
-                        &d.style_id,
-                        d.verdict,
-                        d.days_live,
-                        Some(d.p_keep),
-                        d.reorder_units,
+                        Call {
+                            style_id: d.style_id.clone(),
+                            verdict: Some(d.verdict),
+                            days_to_verdict: Some(d.days_live),
+                            p_keep: Some(d.p_keep),
+                            reorder_units: d.reorder_units,
+                            on_hand_by_market: on_hand,
+                        },
+                        outcome.reached_keep(),
                     );
                     if let Some(is_wrong) = wrong_as_run_measures(d, outcome) {
                         observed.judged += 1;
@@ -218,45 +310,83 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
                             _ => {}
                         }
                     }
+                } else {
+                    tracker
+                        .last_seen
+                        .insert(d.style_id.clone(), (d.days_live, on_hand));
                 }
             }
             tracker.last_day = Some(observed);
         }
         // The baselines look at the reference policy's funnel.
-        if let Some(observations) = by_window.get(&window_key(&reference.policy)) {
-            for o in observations.iter().filter(|o| o.market == ALL_MARKETS) {
+        if let Some(funnel) = by_window.get(&window_key(&reference.policy)) {
+            let stock = stock_by_style(funnel);
+            for o in funnel
+                .observations
+                .iter()
+                .filter(|o| o.market == ALL_MARKETS)
+            {
                 let Some(outcome) = scope.get(o.style_id.as_str()) else {
                     continue;
                 };
+                let on_hand = stock.get(o.style_id.as_str()).cloned().unwrap_or_default();
                 let sold = o.units_sold as f64 / (o.units_received.max(1)) as f64;
+                let seen = snapshots.entry(o.style_id.clone()).or_default();
+                for (i, horizon) in BASELINE_DAYS.iter().enumerate() {
+                    if o.days_live >= *horizon && !seen.contains_key(&i) {
+                        seen.insert(
+                            i,
+                            Snapshot {
+                                days_live: o.days_live,
+                                sold_share: sold,
+                                test_batch_units: o.test_batch_units,
+                                on_hand: on_hand.clone(),
+                            },
+                        );
+                    }
+                }
                 let verdict = |keep: bool| if keep { Verdict::Keep } else { Verdict::Drop };
+                let call = |keep: bool| Call {
+                    style_id: o.style_id.clone(),
+                    verdict: Some(verdict(keep)),
+                    days_to_verdict: Some(o.days_live),
+                    p_keep: None,
+                    reorder_units: if keep { outcome.test_batch_units } else { 0 },
+                    on_hand_by_market: on_hand.clone(),
+                };
                 if o.days_live >= 14.0 {
-                    fixed.call(
-                        &o.style_id,
-                        verdict(sold >= 0.5),
-                        o.days_live,
-                        None,
-                        outcome.test_batch_units,
-                    );
+                    fixed.call(call(sold >= 0.5), None);
                 }
                 if o.days_live >= 7.0 {
-                    early.call(
-                        &o.style_id,
-                        verdict(sold >= 0.2),
-                        o.days_live,
-                        None,
-                        outcome.test_batch_units,
-                    );
+                    early.call(call(sold >= 0.2), None);
                 }
             }
         }
         day = day + Days::new(1);
     }
 
+    let money_world = money_world(engine, &outcomes, &reference.policy).await?;
+    // Styles launched in the first half of the range tune the baseline; the second half
+    // is scored, so no rule is scored on the styles it was tuned on.
+    let mut launches: Vec<DateTime<Utc>> = outcomes.iter().filter_map(|o| o.launch_at).collect();
+    launches.sort();
+    let scored_from = launches
+        .get(launches.len() / 2)
+        .copied()
+        .unwrap_or(data_end);
+    let (tuning, scored): (Vec<&Outcome>, Vec<&Outcome>) = outcomes
+        .iter()
+        .partition(|o| o.launch_at.is_some_and(|t| t < scored_from));
+    fn ids<'a>(set: &[&'a Outcome]) -> Vec<&'a str> {
+        set.iter().map(|o| o.style_id.as_str()).collect()
+    }
+    let (tuning_ids, scored_ids) = (ids(&tuning), ids(&scored));
+    let money = |calls: &[Call]| money_world.as_ref().map(|w| w.score(calls, &scored_ids));
+
     let mut results = Vec::new();
     for (named, tracker) in request.policies.iter().zip(trackers) {
         let (calls, samples, last_day) = tracker.into_calls(&outcomes);
-        results.push(result(
+        let mut r = result(
             &named.name,
             "policy",
             Some(named.policy.version()),
@@ -264,30 +394,69 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
             &samples,
             last_day,
             &outcomes,
-        ));
+        );
+        r.money = money(&r.calls);
+        results.push(r);
+    }
+    let mut setup = None;
+    if let Some(world) = &money_world {
+        let (day, share, multiple, calls) = tune_fixed_horizon(world, &snapshots, &tuning_ids);
+        let mut r = result(
+            &format!(
+                "fixed horizon, tuned: reorder {multiple} × batch if ≥ {:.0} % sold at day {day}",
+                share * 100.0
+            ),
+            "baseline",
+            None,
+            calls,
+            &[],
+            None,
+            &outcomes,
+        );
+        r.money = money(&r.calls);
+        results.push(r);
+        let rules = reference.policy.rules_for("");
+        setup = Some(MoneySetup {
+            world: world_summary(engine).await?,
+            season_days: rules.season_days,
+            salvage_share: rules.salvage_share,
+            scored_from,
+            tuning_styles: tuning_ids.len(),
+            scored_styles: scored_ids.len(),
+            baseline_day: day,
+            baseline_sell_through: share,
+            baseline_multiple: multiple,
+        });
     }
     for (name, tracker) in [
         ("fixed horizon: keep if ≥ 50 % sold at day 14", fixed),
         ("naive early: keep if ≥ 20 % sold by day 7", early),
     ] {
         let (calls, _, _) = tracker.into_calls(&outcomes);
-        results.push(result(name, "baseline", None, calls, &[], None, &outcomes));
+        let mut r = result(name, "baseline", None, calls, &[], None, &outcomes);
+        r.money = money(&r.calls);
+        results.push(r);
     }
-    let hindsight: Vec<Call> = outcomes
-        .iter()
-        .map(|o| {
-            let reached = o.reached_keep();
-            let demand = o.true_rate.or(o.realised_rate).unwrap_or(0.0) * o.reorder_horizon_days;
-            Call {
-                style_id: o.style_id.clone(),
-                verdict: reached.map(|k| if k { Verdict::Keep } else { Verdict::Drop }),
-                days_to_verdict: reached.map(|_| 0.0),
-                p_keep: None,
-                reorder_units: demand.round() as i64,
-            }
-        })
-        .collect();
-    results.push(result(
+    let hindsight: Vec<Call> = match &money_world {
+        Some(world) => world.hindsight_calls(&ids(&outcomes.iter().collect::<Vec<_>>())),
+        None => outcomes
+            .iter()
+            .map(|o| {
+                let reached = o.reached_keep();
+                let demand =
+                    o.true_rate.or(o.realised_rate).unwrap_or(0.0) * o.reorder_horizon_days;
+                Call {
+                    style_id: o.style_id.clone(),
+                    verdict: reached.map(|k| if k { Verdict::Keep } else { Verdict::Drop }),
+                    days_to_verdict: reached.map(|_| 0.0),
+                    p_keep: None,
+                    reorder_units: demand.round() as i64,
+                    on_hand_by_market: Vec::new(),
+                }
+            })
+            .collect(),
+    };
+    let mut r = result(
         "perfect hindsight",
         "hindsight",
         None,
@@ -295,7 +464,9 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
         &[],
         None,
         &outcomes,
-    ));
+    );
+    r.money = money(&r.calls);
+    results.push(r);
 
     // The Pareto front among the policies under test.
     let policy_points: Vec<(usize, (f64, f64, f64))> = results
@@ -330,6 +501,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
             .filter(|o| o.realised_rate.is_some())
             .count(),
         has_truth: outcomes.iter().any(|o| o.truth_keep.is_some()),
+        money: setup,
         seconds: started.elapsed().as_secs_f64(),
         results,
         outcomes,
@@ -354,14 +526,199 @@ fn wrong_as_run_measures(d: &decision::Decision, o: &Outcome) -> Option<bool> {
     }
 }
 
-/// Policies with the same window share one funnel per day.
+/// Policies with the same window and curve settings share one funnel per day.
 fn window_key(policy: &Policy) -> String {
     format!(
-        "{}/{}/{}",
+        "{}/{}/{}/{}/{}/{}/{}",
         policy.defaults.planned_life_days,
         policy.priors.launch_window_days,
-        policy.defaults.return_maturity_days
+        policy.defaults.return_maturity_days,
+        policy.defaults.decay_half_life_days,
+        policy.defaults.day_dispersion,
+        policy.priors.lookback_days,
+        policy.priors.min_launches,
     )
+}
+
+/// The best fixed-horizon rule on the tuning styles: (day, sell-through share, batch
+/// multiple), and its calls on every style.
+fn tune_fixed_horizon(
+    world: &MoneyWorld,
+    snapshots: &HashMap<String, BTreeMap<usize, Snapshot>>,
+    tuning: &[&str],
+) -> (f64, f64, f64, Vec<Call>) {
+    let calls_for = |day: usize, share: f64, multiple: f64| -> Vec<Call> {
+        let mut styles: Vec<&String> = snapshots.keys().collect();
+        styles.sort();
+        styles
+            .into_iter()
+            .filter_map(|style| {
+                let s = snapshots[style].get(&day)?;
+                let keep = s.sold_share >= share;
+                Some(Call {
+                    style_id: style.clone(),
+                    verdict: Some(if keep { Verdict::Keep } else { Verdict::Drop }),
+                    days_to_verdict: Some(s.days_live),
+                    p_keep: None,
+                    reorder_units: if keep {
+                        (s.test_batch_units as f64 * multiple).round() as i64
+                    } else {
+                        0
+                    },
+                    on_hand_by_market: s.on_hand.clone(),
+                })
+            })
+            .collect()
+    };
+    // A style's value under a rule depends only on the day and the multiple: the
+    // sell-through share picks which of them are kept.
+    let shares = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
+    let multiples = [0.25, 0.5, 1.0, 1.5, 2.0, 3.0];
+    let mut best = (0, 0.5, 1.0, f64::NEG_INFINITY);
+    for day in 0..BASELINE_DAYS.len() {
+        let seen: Vec<(&str, &Snapshot)> = tuning
+            .iter()
+            .filter_map(|s| snapshots.get(*s)?.get(&day).map(|snap| (*s, snap)))
+            .collect();
+        for multiple in multiples {
+            let values = crate::decision::map_on_all_cores(&seen, |(style, s)| {
+                let units = (s.test_batch_units as f64 * multiple).round() as i64;
+                (
+                    s.sold_share,
+                    world.value(style, s.days_live, &s.on_hand, units),
+                )
+            });
+            for share in shares {
+                let profit: f64 = values
+                    .iter()
+                    .filter(|(sold, _)| *sold >= share)
+                    .map(|(_, v)| v)
+                    .sum();
+                if profit > best.3 {
+                    best = (day, share, multiple, profit);
+                }
+            }
+        }
+    }
+    let (day, share, multiple, _) = best;
+    (
+        BASELINE_DAYS[day],
+        share,
+        multiple,
+        calls_for(day, share, multiple),
+    )
+}
+
+/// Each style's true demand curve and its economics, where the data has them.
+async fn money_world(
+    engine: &Engine,
+    outcomes: &[Outcome],
+    policy: &Policy,
+) -> Result<Option<MoneyWorld>> {
+    if !engine.ctx().table_exist("truth_markets")? {
+        return Ok(None);
+    }
+    let batches = engine
+        .query(
+            "SELECT m.style_id, m.market, m.test_batch_units, m.initial_rate, m.half_life_days, \
+                    m.day_dispersion, m.promotion_share, m.promotion_lift, t.true_return_rate \
+             FROM truth_markets m JOIN truth t ON m.style_id = t.style_id \
+             ORDER BY m.style_id, m.market",
+        )
+        .await?;
+    let mut truths: BTreeMap<String, StyleTruth> = BTreeMap::new();
+    for batch in &batches {
+        let c = crate::columns::Columns {
+            query: "truth_markets",
+            batch,
+        };
+        let (ids, markets, batch_units) = (
+            c.texts("style_id")?,
+            c.texts("market")?,
+            c.ints("test_batch_units")?,
+        );
+        let (rate, half_life, dispersion) = (
+            c.floats("initial_rate")?,
+            c.optional_floats("half_life_days")?,
+            c.optional_floats("day_dispersion")?,
+        );
+        let (promotions, lift, returns) = (
+            c.floats("promotion_share")?,
+            c.floats("promotion_lift")?,
+            c.floats("true_return_rate")?,
+        );
+        for i in 0..batch.num_rows() {
+            let t = truths.entry(ids[i].clone()).or_insert_with(|| StyleTruth {
+                style_id: ids[i].clone(),
+                markets: Vec::new(),
+                half_life_days: half_life[i],
+                day_dispersion: dispersion[i],
+                promotion_share: promotions[i],
+                promotion_lift: lift[i],
+                return_rate: returns[i],
+            });
+            t.markets.push(MarketTruth {
+                market: markets[i].clone(),
+                initial_rate: rate[i],
+                test_batch_units: batch_units[i],
+            });
+        }
+    }
+    let styles: Vec<(StyleTruth, Economics)> = outcomes
+        .iter()
+        .filter_map(|o| {
+            let truth = truths.remove(&o.style_id)?;
+            let rules = policy.rules_for(&o.category);
+            Some((
+                truth,
+                Economics {
+                    price: o.list_price,
+                    unit_cost: o.unit_cost,
+                    lead_time_days: o.lead_time_days,
+                    moq: o.moq,
+                    season_days: rules.season_days,
+                    salvage_value: rules.salvage_share * o.unit_cost,
+                },
+            ))
+        })
+        .collect();
+    Ok(Some(MoneyWorld::new(styles)))
+}
+
+/// The world behind the data, from its truth.
+async fn world_summary(engine: &Engine) -> Result<WorldSummary> {
+    let batches = engine
+        .query(
+            "SELECT approx_median(half_life_days) AS half_life, MIN(day_dispersion) AS k, \
+                    MAX(promotion_share) AS promotions, \
+                    stddev_pop(ln((initial_rate / NULLIF(style_rate, 0)) \
+                                  / (CAST(test_batch_units AS DOUBLE) / NULLIF(style_batch, 0)))) \
+                        AS spread \
+             FROM (SELECT *, SUM(initial_rate) OVER (PARTITION BY style_id) AS style_rate, \
+                          SUM(CAST(test_batch_units AS DOUBLE)) OVER (PARTITION BY style_id) \
+                              AS style_batch \
+                   FROM truth_markets) m \
+             WHERE initial_rate > 0",
+        )
+        .await?;
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(WorldSummary {
+            median_half_life_days: None,
+            day_dispersion: None,
+            promotion_share: 0.0,
+            demand_vs_stock_log_sd: 0.0,
+        });
+    };
+    let c = crate::columns::Columns {
+        query: "truth_markets",
+        batch: b,
+    };
+    Ok(WorldSummary {
+        median_half_life_days: c.optional_floats("half_life")?[0],
+        day_dispersion: c.optional_floats("k")?[0],
+        promotion_share: c.floats("promotions")?[0],
+        demand_vs_stock_log_sd: c.floats("spread")?[0],
+    })
 }
 
 fn result(
@@ -395,6 +752,7 @@ fn result(
             score::calibration(samples)
         },
         expected_vs_observed: last_day,
+        money: None,
         pareto: false,
         calls,
     }
@@ -418,8 +776,15 @@ async fn outcomes(
         })
         .map(|s| s.style_id)
         .collect();
-    let observations = engine.observations(data_end, policy).await?;
-    let (decisions, _) = decision::decide_run(&observations, policy);
+    let launch_at: HashMap<String, Option<DateTime<Utc>>> = engine
+        .catalog()
+        .await?
+        .into_iter()
+        .map(|s| (s.style_id, s.launch_at))
+        .collect();
+    let funnel = engine.observations(data_end, policy).await?;
+    let observations = &funnel.observations;
+    let (decisions, _) = decision::decide_run(observations, policy, &funnel.curves);
     let pooled: HashMap<&str, &decision::Decision> = decisions
         .iter()
         .filter(|d| d.market == ALL_MARKETS)
@@ -427,7 +792,7 @@ async fn outcomes(
         .collect();
     let truth = truth(engine).await?;
     let mut out = Vec::new();
-    for o in &observations {
+    for o in observations {
         if o.market != ALL_MARKETS || !launched.contains(&o.style_id) {
             continue;
         }
@@ -440,6 +805,9 @@ async fn outcomes(
         out.push(Outcome {
             style_id: o.style_id.clone(),
             category: o.category.clone(),
+            launch_at: launch_at.get(&o.style_id).copied().flatten(),
+            lead_time_days: o.lead_time_days,
+            moq: o.moq,
             test_batch_units: o.test_batch_units,
             keep_rate: d.keep_rate,
             drop_rate: d.drop_rate,

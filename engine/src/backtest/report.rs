@@ -296,6 +296,36 @@ pub fn render_html(report: &BacktestReport) -> String {
         );
     }
     html.push_str("</table><p>Wrong keep: kept, but ended below the drop level. Wrong drop: dropped, but would have reached the keep level. Margin proxy: over keeps, reorder units sold × margin − unsold × cost, against demand over lead time + cover.</p>");
+    if let Some(m) = &report.money {
+        let _ = write!(
+            html,
+            "<h2>Money</h2><p>World: {}. Each call's reorder is scored by its expected profit over the season (to day {}; leftovers at {:.0} % of cost) against never reordering, simulated from the true demand curves with lost sales, lead times and returns, over the {} styles launched from {}. The tuned baseline was tuned on the {} launched before.</p><table><tr><th>policy or rule</th><th>profit</th><th>of hindsight</th><th>of clairvoyant at its call times</th><th>keeps</th><th>losing keeps</th><th>units ordered</th><th>median days to call</th></tr>",
+            escape(&m.world.to_string()),
+            m.season_days,
+            m.salvage_share * 100.0,
+            m.scored_styles,
+            m.scored_from.format("%Y-%m-%d %H:%M UTC"),
+            m.tuning_styles,
+        );
+        for r in &report.results {
+            let Some(s) = &r.money else { continue };
+            let _ = write!(
+                html,
+                "<tr><td>{} <small>({})</small></td><td>{:.0}</td><td>{:.1} %</td><td>{:.1} %</td><td>{}</td><td>{} ({:.1} %)</td><td>{}</td><td>{}</td></tr>",
+                escape(&r.name),
+                r.kind,
+                s.profit,
+                s.share_of_hindsight * 100.0,
+                s.share_of_clairvoyant * 100.0,
+                s.keeps,
+                s.losing_keeps,
+                s.losing_keep_share * 100.0,
+                s.units_ordered,
+                opt(s.median_days_to_call, 1),
+            );
+        }
+        html.push_str("</table>");
+    }
     html.push_str("<h2>Wrong calls against time to verdict</h2>");
     html.push_str(&tradeoff_svg(report));
     for r in report.results.iter().filter(|r| r.kind == "policy") {

@@ -11,6 +11,7 @@ use crate::decision::Verdict;
 pub struct Outcome {
     pub style_id: String,
     pub category: String,
+    pub launch_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Units of the test batch (Q).
     pub test_batch_units: i64,
     /// Keep and drop levels of the rate (units/day), from the policy's thresholds.
@@ -18,6 +19,8 @@ pub struct Outcome {
     pub drop_rate: f64,
     pub list_price: f64,
     pub unit_cost: f64,
+    pub lead_time_days: f64,
+    pub moq: i64,
     /// Days of demand a reorder has to sell through: lead time + cover.
     pub reorder_horizon_days: f64,
     /// Units sold per in-stock day over the whole window, where the window has closed.
@@ -54,6 +57,10 @@ pub struct Call {
     pub days_to_verdict: Option<f64>,
     pub p_keep: Option<f64>,
     pub reorder_units: i64,
+    /// Stock per market when the call was made (or, for a style still testing, on the
+    /// last day replayed): where the money simulation starts.
+    #[serde(skip)]
+    pub on_hand_by_market: Vec<(String, i64)>,
 }
 
 /// Wrong calls counted one way.
@@ -223,12 +230,15 @@ mod tests {
         Outcome {
             style_id: id.into(),
             category: "tops".into(),
+            launch_at: None,
             test_batch_units: 420,
             // Q = 420, L = 42: keep level 0.8·420/42 = 8/day, drop level 4/day.
             keep_rate: 8.0,
             drop_rate: 4.0,
             list_price: 20.0,
             unit_cost: 8.0,
+            lead_time_days: 21.0,
+            moq: 50,
             reorder_horizon_days: 42.0,
             realised_rate: realised,
             true_rate: truth,
@@ -245,6 +255,7 @@ mod tests {
             days_to_verdict: days,
             p_keep: None,
             reorder_units: reorder,
+            on_hand_by_market: Vec::new(),
         }
     }
 

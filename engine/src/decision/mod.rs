@@ -5,9 +5,12 @@
 //! observation into a [`Decision`], and [`wrong_calls::control_wrong_calls`] bounds the
 //! share of expected wrong keeps and drops across the run.
 
+pub mod curves;
 pub mod numerics;
 pub mod policy;
 pub mod prior;
+pub mod profit;
+mod profit_rule;
 pub mod projection;
 pub mod style;
 pub mod wrong_calls;
@@ -17,12 +20,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use policy::{Policy, PolicyError, PriorSettings, Rules};
+pub use curves::{Curve, DailySales, DemandCurves};
+pub use policy::{DecisionRule, Policy, PolicyError, PriorSettings, Rules};
 pub use prior::{BetaPrior, CategoryPriors, GammaPrior, Priors};
 pub use wrong_calls::WrongCalls;
 
 /// Version of the decision method; changes whenever the math changes meaning.
-pub const MODEL_VERSION: &str = "assay-model-1";
+pub const MODEL_VERSION: &str = "assay-model-2";
 
 /// The market value of a style's pooled, all-market row.
 pub const ALL_MARKETS: &str = "ALL";
@@ -38,9 +42,14 @@ pub struct StyleObservation {
     pub days_live: f64,
     /// In-stock days inside the style's window (sales are only possible then).
     pub exposure_days: f64,
-    /// Units sold and in-stock days within the first `launch_window_days` (for priors).
+    /// In-stock days weighed by the demand curve, g(age) at each day's midday: the
+    /// exposure of the launch rate (equal to `exposure_days` where demand does not decay).
+    pub decayed_exposure_days: f64,
+    /// Units sold and in-stock days within the first `launch_window_days` (for priors),
+    /// and those days weighed by the curve.
     pub early_units: f64,
     pub early_exposure_days: f64,
+    pub early_decayed_exposure_days: f64,
     pub sold_out: bool,
     pub views: i64,
     /// Views while the style was in stock: the denominator of conversion.
@@ -49,6 +58,8 @@ pub struct StyleObservation {
     pub purchases: i64,
     pub units_sold: i64,
     pub units_returned: i64,
+    /// Money taken for the units sold (price paid × quantity).
+    pub revenue: f64,
     /// Units bought, each weighted by how much of the return maturity period has passed
     /// since its purchase: min(1, age / `return_maturity_days`)...
     pub matured_units: f64,
@@ -58,6 +69,8 @@ pub struct StyleObservation {
     pub units_received: i64,
     /// Units of the test batch (batch 0): the bar does not move with reorders.
     pub test_batch_units: i64,
+    /// Units on order: receipts recorded for after as_of, due within one lead time.
+    pub open_order_units: i64,
     pub on_hand: i64,
     pub list_price: f64,
     pub unit_cost: f64,
@@ -117,10 +130,18 @@ pub enum Reason {
     /// The call cleared its own bar but was among the weakest of a run whose expected
     /// share of wrong calls exceeded the policy's bound.
     WrongCallControl,
+    /// The best reorder is expected to make money, with the policy's confidence.
+    ProfitableReorder,
+    /// No reorder is likely to make money over the rest of the season.
+    UnprofitableReorder,
+    /// A reorder would arrive after the season's end.
+    SeasonOver,
+    /// The evidence does not settle it yet: more days will.
+    Uncertain,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 11] = [
         Reason::HighRate,
         Reason::LowRate,
         Reason::HighReturns,
@@ -128,6 +149,10 @@ impl Reason {
         Reason::SoldOut,
         Reason::TooEarly,
         Reason::WrongCallControl,
+        Reason::ProfitableReorder,
+        Reason::UnprofitableReorder,
+        Reason::SeasonOver,
+        Reason::Uncertain,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -143,6 +168,10 @@ impl Reason {
             Reason::SoldOut => "sold_out",
             Reason::TooEarly => "too_early",
             Reason::WrongCallControl => "wrong_call_control",
+            Reason::ProfitableReorder => "profitable_reorder",
+            Reason::UnprofitableReorder => "unprofitable_reorder",
+            Reason::SeasonOver => "season_over",
+            Reason::Uncertain => "uncertain",
         }
     }
 }
@@ -185,6 +214,29 @@ pub struct Decision {
     pub reorder_units: i64,
     pub verdict: Verdict,
     pub reasons: Vec<Reason>,
+    /// The profit rule's inputs and plan (zero / NULL under the `sell_through` rule):
+    /// in-stock days weighed by the demand curve, the curve (NULL: no decay, Poisson
+    /// days), units on order...
+    pub decayed_exposure_days: f64,
+    pub decay_half_life_days: Option<f64>,
+    pub day_dispersion: Option<f64>,
+    pub open_order_units: i64,
+    /// ...what a sale nets (price paid less expected refunds, plus their salvage), the
+    /// price paid, the expected share of units returned, what a leftover unit fetches...
+    pub value_per_sale: f64,
+    pub price_paid: f64,
+    pub return_rate_estimate: f64,
+    pub salvage_value: f64,
+    /// ...expected demand until a reorder arrives and from then to the season's end,
+    /// stock expected to be left at its arrival...
+    pub lead_demand: f64,
+    pub season_demand: f64,
+    pub stock_at_arrival: f64,
+    /// ...and the reorder's expected profit, the probability it makes money, and the
+    /// probability that any reorder would.
+    pub reorder_expected_profit: f64,
+    pub p_reorder_profit: f64,
+    pub p_reorder_pays: f64,
     /// Probability that this verdict is wrong (not stored; drives wrong-call control).
     #[serde(skip)]
     pub p_wrong: f64,
@@ -196,7 +248,33 @@ pub struct Decision {
 /// row's prior is its style's pooled posterior, scaled to the market's share of the test
 /// batch and capped in strength, so small markets borrow from the style's overall signal
 /// without double-counting it.
+/// Decides every observation of a run: each category by its rule (see
+/// [`DecisionRule`]); `curves` are the demand curves the profit rule plans with (and
+/// the funnel weighed exposure by).
 pub fn decide_run(
+    observations: &[StyleObservation],
+    policy: &Policy,
+    curves: &DemandCurves,
+) -> (Vec<Decision>, WrongCalls) {
+    let profit =
+        |o: &StyleObservation| policy.rules_for(&o.category).decision_rule == DecisionRule::Profit;
+    let (by_profit, by_sell_through): (Vec<StyleObservation>, Vec<StyleObservation>) =
+        observations.iter().cloned().partition(|o| profit(o));
+    let (mut decisions, wrong) = decide_by_sell_through(&by_sell_through, policy);
+    let (more, more_wrong) = profit_rule::decide(&by_profit, policy, curves);
+    decisions.extend(more);
+    decisions.sort_by(|a, b| (&a.style_id, &a.market).cmp(&(&b.style_id, &b.market)));
+    let total = WrongCalls {
+        expected_wrong_keeps: wrong.expected_wrong_keeps + more_wrong.expected_wrong_keeps,
+        expected_wrong_drops: wrong.expected_wrong_drops + more_wrong.expected_wrong_drops,
+        demoted_keeps: wrong.demoted_keeps + more_wrong.demoted_keeps,
+        demoted_drops: wrong.demoted_drops + more_wrong.demoted_drops,
+    };
+    (decisions, total)
+}
+
+/// The first release's rule: pooled rows first, market rows' priors from them.
+fn decide_by_sell_through(
     observations: &[StyleObservation],
     policy: &Policy,
 ) -> (Vec<Decision>, WrongCalls) {
@@ -250,7 +328,10 @@ pub fn decide_run(
 }
 
 /// `f` of every item, in order, computed on all cores in contiguous chunks.
-fn map_on_all_cores<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub(crate) fn map_on_all_cores<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     // Below a few hundred items a thread costs more than it saves.
     let chunk = items.len().div_ceil(cores).max(256);

@@ -42,8 +42,33 @@ pub struct Rules {
     /// Days after purchase by which a unit's return has (almost surely) arrived; younger
     /// units count for the share of this period they have lived.
     pub return_maturity_days: f64,
-    /// Days of demand a reorder covers beyond the supplier's lead time.
+    /// Days of demand a reorder covers beyond the supplier's lead time (the
+    /// `sell_through` rule only).
     pub reorder_cover_days: f64,
+    /// How calls and reorders are made: `profit` (the reorder that maximises expected
+    /// profit over the rest of the season, with lost sales) or `sell_through` (the
+    /// first release's rule: the rate against sell-through levels, newsvendor reorder).
+    pub decision_rule: DecisionRule,
+    /// Days after launch a style can sell; what is left then is marked down.
+    pub season_days: f64,
+    /// What a unit left at the season's end fetches at markdown, as a share of its cost.
+    pub salvage_share: f64,
+    /// Demand halves every this many days after launch, where a category has too few
+    /// launches to estimate its own curve (`inf`: no decay).
+    pub decay_half_life_days: f64,
+    /// Gamma shape k of day-to-day demand noise where a category has too few launches to
+    /// estimate its own (`inf`: Poisson days).
+    pub day_dispersion: f64,
+    /// Probability that the best reorder makes money needed to keep (`profit` rule).
+    pub profit_probability: f64,
+}
+
+/// How a policy makes its calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionRule {
+    Profit,
+    SellThrough,
 }
 
 impl Default for Rules {
@@ -63,6 +88,12 @@ impl Default for Rules {
             min_matured_units: 20.0,
             return_maturity_days: 21.0,
             reorder_cover_days: 28.0,
+            decision_rule: DecisionRule::Profit,
+            season_days: 84.0,
+            salvage_share: 0.5,
+            decay_half_life_days: 28.0,
+            day_dispersion: 5.0,
+            profit_probability: 0.8,
         }
     }
 }
@@ -275,6 +306,29 @@ impl Policy {
             non_negative("min_matured_units", r.min_matured_units)?;
             non_negative("return_maturity_days", r.return_maturity_days)?;
             non_negative("reorder_cover_days", r.reorder_cover_days)?;
+            positive("season_days", r.season_days)?;
+            range(
+                format!("{scope}.salvage_share"),
+                r.salvage_share,
+                (0.0..1.0).contains(&r.salvage_share),
+                "a share of the unit cost in [0, 1)",
+            )?;
+            // `inf` is a valid curve (no decay, Poisson days): checked apart from the
+            // finite numbers.
+            for (name, v) in [
+                ("decay_half_life_days", r.decay_half_life_days),
+                ("day_dispersion", r.day_dispersion),
+            ] {
+                if !(v > 0.0) {
+                    return Err(PolicyError::Range {
+                        path: origin.to_string(),
+                        field: format!("{scope}.{name}"),
+                        value: v,
+                        expected: "a positive number, or inf",
+                    });
+                }
+            }
+            prob("profit_probability", r.profit_probability)?;
         }
         let p = &self.priors;
         range(

@@ -212,6 +212,14 @@ fn wrong_call_control_demotes_the_weakest_keeps() {
     assert!(demoted.reasons.contains(&Reason::WrongCallControl));
 }
 
+fn sell_through_policy() -> Policy {
+    Policy::from_toml("[defaults]\ndecision_rule = \"sell_through\"\n", "test").unwrap()
+}
+
+fn flat_curves() -> DemandCurves {
+    DemandCurves::uniform(Curve::fallback(f64::INFINITY, f64::INFINITY))
+}
+
 #[test]
 fn decide_run_gives_market_rows_a_prior_from_their_style() {
     let mut pooled = style(150, 10.0, 10.0);
@@ -224,7 +232,7 @@ fn decide_run_gives_market_rows_a_prior_from_their_style() {
     de.market = "DE".into();
     de.units_sold = 50;
     de.test_batch_units = 100;
-    let (decisions, _) = decide_run(&[pooled, us, de], &Policy::default());
+    let (decisions, _) = decide_run(&[pooled, us, de], &sell_through_policy(), &flat_curves());
     assert_eq!(decisions.len(), 3);
     let us = decisions.iter().find(|d| d.market == "US").unwrap();
     let de = decisions.iter().find(|d| d.market == "DE").unwrap();
@@ -246,4 +254,118 @@ fn reason_and_verdict_codes_round_trip() {
         assert_eq!(Verdict::parse(v.as_str()), Some(v));
     }
     assert_eq!(Reason::parse("vibes"), None);
+}
+
+/// A style sold in two markets: the US batch of 100 sold out on day 7.5 (100 units on
+/// 7.5 exposure days), DE still in stock with 500 of its 600 left after 20 days (100
+/// units). The pooled row must rate the style by the sum of its market rates
+/// (13.3 + 5 = 18.3 units/day), not by the receipt-weighted mean exposure, which
+/// pretends DE's slow days were the US's too.
+fn misallocated() -> Vec<StyleObservation> {
+    let market = |m: &str, sold: i64, exposure: f64, batch: i64| StyleObservation {
+        style_id: "S9".into(),
+        market: m.into(),
+        category: "tops".into(),
+        days_live: 20.0,
+        exposure_days: exposure,
+        decayed_exposure_days: exposure,
+        units_sold: sold,
+        purchases: sold,
+        views: sold * 30,
+        views_in_stock: sold * 30,
+        units_received: batch,
+        test_batch_units: batch,
+        on_hand: batch - sold,
+        sold_out: batch == sold,
+        list_price: 30.0,
+        unit_cost: 10.0,
+        lead_time_days: 14.0,
+        moq: 50,
+        ..Default::default()
+    };
+    let us = market("US", 100, 7.5, 100);
+    let de = market("DE", 100, 20.0, 600);
+    let mut pooled = market(ALL_MARKETS, 200, 0.0, 700);
+    pooled.exposure_days = (7.5 * 100.0 + 20.0 * 600.0) / 700.0;
+    pooled.decayed_exposure_days = pooled.exposure_days;
+    pooled.sold_out = false;
+    vec![pooled, us, de]
+}
+
+#[test]
+fn the_pooled_rate_is_the_sum_of_market_rates() {
+    let (decisions, _) = decide_run(&misallocated(), &Policy::default(), &flat_curves());
+    let pooled = decisions.iter().find(|d| d.market == ALL_MARKETS).unwrap();
+    let mean = pooled.rate_shape / pooled.rate_rate;
+    assert!((mean - 18.3).abs() < 1.0, "pooled rate {mean}");
+    // Keep level 0.8 · 700 / 42 = 13.3/day: the summed rate clears it.
+    assert!(pooled.p_keep > 0.9, "P(keep) {}", pooled.p_keep);
+    let (legacy, _) = decide_run(&misallocated(), &sell_through_policy(), &flat_curves());
+    let legacy = legacy.iter().find(|d| d.market == ALL_MARKETS).unwrap();
+    assert!(
+        legacy.p_keep < 0.2,
+        "the mean exposure undoes the censoring: {}",
+        legacy.p_keep
+    );
+}
+
+#[test]
+fn market_priors_leave_the_market_out_and_market_rows_carry_the_call() {
+    let (decisions, _) = decide_run(&misallocated(), &Policy::default(), &flat_curves());
+    let us = decisions.iter().find(|d| d.market == "US").unwrap();
+    let de = decisions.iter().find(|d| d.market == "DE").unwrap();
+    let pooled = decisions.iter().find(|d| d.market == ALL_MARKETS).unwrap();
+    // The US prior is the category's scaled to 1/7 of the batch: it holds none of the
+    // US's own 100 units.
+    assert!(us.prior_shape < 10.0, "{}", us.prior_shape);
+    // Poisson days (the flat curve's): the posterior adds exactly the US's units.
+    assert!((us.rate_shape - us.prior_shape - 100.0).abs() < 1e-9);
+    assert_eq!(us.verdict, pooled.verdict);
+    assert_eq!(de.verdict, pooled.verdict);
+    assert_eq!(us.reorder_units + de.reorder_units, pooled.reorder_units);
+}
+
+#[test]
+fn under_the_profit_rule_more_sales_never_lower_p_keep() {
+    let policy = Policy::default();
+    let curves = DemandCurves::uniform(Curve::fallback(28.0, 5.0));
+    let mut last_p = -1.0;
+    for sold in (0..=280).step_by(20) {
+        let mut obs = misallocated();
+        for o in &mut obs {
+            o.sold_out = false;
+        }
+        obs[1].units_sold = sold / 2;
+        obs[1].on_hand = 350 - sold / 2;
+        obs[1].test_batch_units = 350;
+        obs[1].units_received = 350;
+        obs[1].exposure_days = 20.0;
+        obs[1].decayed_exposure_days = 20.0;
+        obs[2].units_sold = sold / 2;
+        obs[2].on_hand = 350 - sold / 2;
+        obs[2].test_batch_units = 350;
+        obs[2].units_received = 350;
+        obs[0].units_sold = sold;
+        let (d, _) = decide_run(&obs, &policy, &curves);
+        let pooled = d.iter().find(|d| d.market == ALL_MARKETS).unwrap();
+        assert!(
+            pooled.p_keep >= last_p,
+            "{sold}: {} < {last_p}",
+            pooled.p_keep
+        );
+        last_p = pooled.p_keep;
+    }
+}
+
+#[test]
+fn a_reorder_that_would_arrive_after_the_season_is_a_drop() {
+    let mut obs = misallocated();
+    for o in &mut obs {
+        o.days_live = 75.0;
+    }
+    let (d, _) = decide_run(&obs, &Policy::default(), &flat_curves());
+    let pooled = d.iter().find(|d| d.market == ALL_MARKETS).unwrap();
+    assert_eq!(pooled.verdict, Verdict::Drop);
+    assert!(pooled.reasons.contains(&Reason::SeasonOver));
+    assert_eq!(pooled.reorder_units, 0);
 }

@@ -6,6 +6,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Beta, Distribution, LogNormal, Normal};
 
 use super::GenerateError;
+use super::world::World;
 use crate::decision::Rules;
 
 pub const MARKETS: [&str; 8] = ["US", "DE", "SA", "GB", "FR", "AE", "JP", "AU"];
@@ -100,7 +101,8 @@ const BRANDS: [&str; 4] = ["Assay Studio", "North Lane", "Petal & Co", "Urban Th
 pub struct MarketPlan {
     pub market: &'static str,
     pub batch_units: i32,
-    /// True units per day at average weekday traffic while in stock.
+    /// True units per day at launch (age 0), at average weekday traffic, while in
+    /// stock; demand decays from there as the style's half-life says.
     pub daily_units: f64,
 }
 
@@ -125,6 +127,8 @@ pub struct Style {
     pub return_rate: f64,
     /// Share of returns made for size reasons.
     pub size_return_share: f64,
+    /// Demand halves every this many days after launch (`None`: it does not decay).
+    pub half_life_days: Option<f64>,
 }
 
 impl Style {
@@ -132,8 +136,19 @@ impl Style {
         self.markets.iter().map(|m| m.batch_units).sum()
     }
 
+    /// Mean units per in-stock day over the planned life of the default rules.
     pub fn true_daily_rate(&self) -> f64 {
-        self.markets.iter().map(|m| m.daily_units).sum()
+        let life = Rules::default().planned_life_days;
+        self.markets.iter().map(|m| m.daily_units).sum::<f64>()
+            * World::mean_decay(self.half_life_days, life)
+    }
+
+    /// The demand multiplier at `age_days` after launch.
+    pub fn decay_at(&self, age_days: f64) -> f64 {
+        match self.half_life_days {
+            Some(h) => (-std::f64::consts::LN_2 * age_days.max(0.0) / h).exp(),
+            None => 1.0,
+        }
     }
 
     pub fn non_size_return_rate(&self) -> f64 {
@@ -155,6 +170,7 @@ pub fn make_styles(
     days: u32,
     markets: usize,
     start: DateTime<Utc>,
+    world: &World,
 ) -> Vec<Style> {
     let normal = Normal::<f64>::new(0.0, 1.0).expect("valid");
     // Category-level appetite: what the empirical-Bayes priors should pick up.
@@ -162,6 +178,21 @@ pub fn make_styles(
         .iter()
         .map(|_| (0.25 * normal.sample(rng)).exp())
         .collect();
+    // Each category's median half-life; the default world draws nothing here, so its
+    // datasets stay what they were.
+    let category_half_life: Vec<Option<f64>> = CATEGORIES
+        .iter()
+        .map(|_| {
+            world.half_life_days.map(|(lo, hi)| {
+                if hi > lo {
+                    rng.random_range(lo..hi)
+                } else {
+                    lo
+                }
+            })
+        })
+        .collect();
+    let share_noise = LogNormal::new(0.0, world.misallocation).expect("valid σ");
     let base_conversion = Beta::<f64>::new(3.0, 97.0).expect("valid");
     let launch_span = ((f64::from(days) * 0.85).ceil() as u32).max(1);
     (0..n)
@@ -190,17 +221,20 @@ pub fn make_styles(
                     daily_units: 0.0,
                 });
             }
-            // Demand is lognormal around the keep level of the style's batch: a third or
-            // so are keeps, a third drops, the rest in between.
+            // Demand over the planned life is lognormal around the keep level of the
+            // style's batch: a third or so are keeps, a third drops, the rest in
+            // between. With decay, the launch rate is higher by as much as the curve
+            // loses on average over that life.
             let batch: f64 = plans.iter().map(|p| f64::from(p.batch_units)).sum();
             let keep_level = 0.8 * batch / 42.0;
+            let half_life = category_half_life[c]
+                .map(|h| h * LogNormal::new(0.0, 0.25).expect("valid").sample(rng));
             let demand =
-                keep_level * appetite[c] * LogNormal::new(-0.3, 0.8).expect("valid").sample(rng);
+                keep_level * appetite[c] * LogNormal::new(-0.3, 0.8).expect("valid").sample(rng)
+                    / World::mean_decay(half_life, 42.0);
             let weights: Vec<f64> = plans
                 .iter()
-                .map(|p| {
-                    f64::from(p.batch_units) * LogNormal::new(0.0, 0.3).expect("valid").sample(rng)
-                })
+                .map(|p| f64::from(p.batch_units) * share_noise.sample(rng))
                 .collect();
             let total_weight: f64 = weights.iter().sum();
             for (p, w) in plans.iter_mut().zip(&weights) {
@@ -238,6 +272,7 @@ pub fn make_styles(
                 carts_per_order: rng.random_range(2.5..4.0),
                 return_rate,
                 size_return_share,
+                half_life_days: half_life,
             }
         })
         .collect()

@@ -124,6 +124,10 @@ pub fn simulate(
     }
     let user_pool = (progress.length().unwrap_or(0) / 40).clamp(1000, 5_000_000);
     let return_lag = Gamma::new(3.0, 3.5).expect("valid");
+    let world = &config.world;
+    let day_factor = world
+        .day_dispersion
+        .map(|k| Gamma::new(k, 1.0 / k).expect("a positive dispersion"));
     let mut total = 0_u64;
     let (mut first, mut last) = (i64::MAX, i64::MIN);
 
@@ -169,10 +173,22 @@ pub fn simulate(
                         state.returns_due.push(r);
                     }
                 }
-                let expected_views =
-                    plan.daily_units / super::catalog::UNITS_PER_ORDER / style.conversion
-                        * season
-                        * active_share;
+                // The world's demand today: the launch rate down its decay curve (at the
+                // middle of the day's selling hours), times the day's own noise and any
+                // promotion. The default world draws none of these.
+                let age_days = ((active_from + end) / 2 - style.launch_at.timestamp_micros())
+                    as f64
+                    / MICROS_PER_DAY as f64;
+                let mut demand = plan.daily_units * style.decay_at(age_days);
+                if let Some(factor) = &day_factor {
+                    demand *= factor.sample(rng);
+                }
+                if world.promotion_share > 0.0 && rng.random_bool(world.promotion_share) {
+                    demand *= world.promotion_lift;
+                }
+                let expected_views = demand / super::catalog::UNITS_PER_ORDER / style.conversion
+                    * season
+                    * active_share;
                 let views = poisson(rng, expected_views);
                 for _ in 0..views {
                     happenings.push((rng.random_range(active_from..end), Happening::View));
@@ -272,7 +288,8 @@ pub fn simulate(
                     }
                 }
                 // A fast seller gets a reorder of its test batch after the lead time.
-                if !state.reordered
+                if world.auto_reorders
+                    && !state.reordered
                     && day - style.launch_day <= 21
                     && state.sold as f64 >= 0.6 * f64::from(plan.batch_units)
                 {

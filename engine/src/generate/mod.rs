@@ -10,6 +10,7 @@
 
 mod catalog;
 mod events;
+pub mod world;
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,7 @@ use crate::parquet_io::write_parquet;
 use crate::source::schema;
 
 pub use catalog::Style;
+pub use world::World;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -39,6 +41,8 @@ pub struct GenerateConfig {
     /// Approximate total number of events; `None` lets it follow from styles and days.
     pub events: Option<u64>,
     pub start: NaiveDate,
+    /// How demand behaves (decay, noisy days, misallocation, reorders).
+    pub world: World,
     pub show_progress: bool,
 }
 
@@ -108,8 +112,14 @@ pub fn generate(config: &GenerateConfig) -> Result<GenerateSummary, GenerateErro
         .and_hms_opt(0, 0, 0)
         .expect("midnight")
         .and_utc();
-    let mut styles =
-        catalog::make_styles(&mut rng, config.styles, config.days, config.markets, start);
+    let mut styles = catalog::make_styles(
+        &mut rng,
+        config.styles,
+        config.days,
+        config.markets,
+        start,
+        &config.world,
+    );
     let expected = catalog::calibrate_traffic(&mut styles, config.days, config.events)?;
     std::fs::create_dir_all(&events_dir).map_err(|source| GenerateError::Io {
         path: events_dir.display().to_string(),
@@ -139,6 +149,7 @@ pub fn generate(config: &GenerateConfig) -> Result<GenerateSummary, GenerateErro
     )
     .map_err(write_err(&config.out.join("stock_receipts.parquet")))?;
     let keeps = write_truth(&config.out, &styles)?;
+    write_truth_markets(&config.out, &styles, &config.world)?;
     Ok(GenerateSummary {
         styles: styles.len(),
         events: sim.events,
@@ -216,6 +227,37 @@ fn write_truth(out: &Path, styles: &[Style]) -> Result<usize, GenerateError> {
         RecordBatch::try_new(schema::truth_schema(), columns).expect("truth columns match schema");
     write_parquet(&path, schema::truth_schema(), &[batch]).map_err(write_err(&path))?;
     Ok(keep.iter().filter(|k| **k).count())
+}
+
+/// Writes `truth_markets.parquet`: each style's true demand curve per market.
+fn write_truth_markets(out: &Path, styles: &[Style], world: &World) -> Result<(), GenerateError> {
+    let plans: Vec<(&Style, &catalog::MarketPlan)> = styles
+        .iter()
+        .flat_map(|s| s.markets.iter().map(move |m| (s, m)))
+        .collect();
+    let floats = |f: &dyn Fn(&Style, &catalog::MarketPlan) -> Option<f64>| -> ArrayRef {
+        Arc::new(Float64Array::from_iter(plans.iter().map(|(s, m)| f(s, m))))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            plans.iter().map(|(s, _)| s.style_id.clone()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            plans.iter().map(|(_, m)| m.market),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            plans.iter().map(|(_, m)| m.batch_units),
+        )),
+        floats(&|_, m| Some(m.daily_units)),
+        floats(&|s, _| s.half_life_days),
+        floats(&|_, _| world.day_dispersion),
+        floats(&|_, _| Some(world.promotion_share)),
+        floats(&|_, _| Some(world.promotion_lift)),
+    ];
+    let path = out.join(crate::source::TRUTH_MARKETS);
+    let batch = RecordBatch::try_new(schema::truth_markets_schema(), columns)
+        .expect("truth columns match schema");
+    write_parquet(&path, schema::truth_markets_schema(), &[batch]).map_err(write_err(&path))
 }
 
 /// The first instant of `day` days after `start`.

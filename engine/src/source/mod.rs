@@ -32,6 +32,8 @@ pub const STYLES: &str = "styles.parquet";
 pub const RECEIPTS: &str = "stock_receipts.parquet";
 /// Ground truth, present only in generated datasets.
 pub const TRUTH: &str = "truth.parquet";
+/// Each style's true demand curve per market, present only in generated datasets.
+pub const TRUTH_MARKETS: &str = "truth_markets.parquet";
 /// Where unreadable event files are moved (see [`BadFiles::SetAside`]).
 pub const QUARANTINE: &str = "quarantine";
 
@@ -143,8 +145,10 @@ pub async fn register_inputs(
         }
         check_file(storage, key, &expected)?;
     }
-    if storage.exists(TRUTH)? {
-        check_file(storage, TRUTH, &schema::truth_schema())?;
+    for (key, _, expected) in truth_tables() {
+        if storage.exists(key)? {
+            check_file(storage, key, &expected)?;
+        }
     }
 
     let mut files: Vec<String> = event_files(storage)?.into_iter().map(|e| e.key).collect();
@@ -176,6 +180,18 @@ fn catalog_tables() -> [(&'static str, &'static str, SchemaRef); 2] {
     ]
 }
 
+/// The ground-truth tables a generated dataset may have: file, table name, schema.
+fn truth_tables() -> [(&'static str, &'static str, SchemaRef); 2] {
+    [
+        (TRUTH, "truth", schema::truth_schema()),
+        (
+            TRUTH_MARKETS,
+            "truth_markets",
+            schema::truth_markets_schema(),
+        ),
+    ]
+}
+
 /// Registers the input tables of a dataset [`register_inputs`] has checked, as Parquet
 /// listing tables: the one kind of table every engine (Ballista too) can run.
 ///
@@ -188,11 +204,12 @@ pub async fn register_tables(ctx: &SessionContext, data: &Dataset) -> Result<()>
         ctx.register_parquet(table, storage.file_url(key)?, options)
             .await?;
     }
-    if storage.exists(TRUTH)? {
-        let expected = schema::truth_schema();
-        let options = ParquetReadOptions::default().schema(&expected);
-        ctx.register_parquet("truth", storage.file_url(TRUTH)?, options)
-            .await?;
+    for (key, table, expected) in truth_tables() {
+        if storage.exists(key)? {
+            let options = ParquetReadOptions::default().schema(&expected);
+            ctx.register_parquet(table, storage.file_url(key)?, options)
+                .await?;
+        }
     }
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")

@@ -70,6 +70,25 @@ pub fn truth_schema() -> SchemaRef {
     ]))
 }
 
+/// `truth_markets.parquet`, written only by the generator: each style's true demand in
+/// each market, from which the backtest simulates what any reorder would have sold.
+/// Demand at age `a` days is `initial_rate · 2^(−a / half_life_days)` units/day
+/// (no decay where `half_life_days` is NULL), times a Gamma(k, 1/k) day factor with
+/// `k = day_dispersion` (Poisson days where NULL), times `promotion_lift` on the share
+/// `promotion_share` of days.
+pub fn truth_markets_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("style_id", DataType::Utf8, false),
+        Field::new("market", DataType::Utf8, false),
+        Field::new("test_batch_units", DataType::Int32, false),
+        Field::new("initial_rate", DataType::Float64, false),
+        Field::new("half_life_days", DataType::Float64, true),
+        Field::new("day_dispersion", DataType::Float64, true),
+        Field::new("promotion_share", DataType::Float64, false),
+        Field::new("promotion_lift", DataType::Float64, false),
+    ]))
+}
+
 /// Why a file's column cannot be read as the expected one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ColumnProblem {

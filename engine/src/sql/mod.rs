@@ -15,6 +15,7 @@ const STOCK_SPELLS: &str = include_str!("views/stock_spells.sql");
 const OPENING: &str = include_str!("views/opening.sql");
 const STYLE_DAILY: &str = include_str!("views/style_daily.sql");
 const STYLE_FUNNEL: &str = include_str!("views/style_funnel.sql");
+const DAILY_SALES: &str = include_str!("views/daily_sales.sql");
 
 /// The opening stock when movements start at the epoch: none.
 const NO_OPENING: &str = "SELECT CAST(NULL AS VARCHAR) AS style_id, \
@@ -30,6 +31,9 @@ pub struct ViewParams {
     pub early_days: f64,
     /// Units count toward the return test this long after purchase.
     pub maturity_days: f64,
+    /// Demand decay per category (per day of age; 0 = none), and for any other.
+    pub decay_per_day: Vec<(String, f64)>,
+    pub default_decay_per_day: f64,
 }
 
 const TIMESTAMP_TYPE: &str = r#"'Timestamp(µs, "UTC")'"#;
@@ -48,13 +52,52 @@ impl ViewParams {
         Self::for_policy(as_of, &crate::decision::Policy::default())
     }
 
+    /// Parameters of `policy`, every category on its fallback demand curve.
     pub fn for_policy(as_of: DateTime<Utc>, policy: &crate::decision::Policy) -> Self {
         Self {
             as_of,
             window_days: policy.defaults.planned_life_days,
             early_days: policy.priors.launch_window_days,
             maturity_days: policy.defaults.return_maturity_days,
+            decay_per_day: policy
+                .categories
+                .iter()
+                .map(|(c, r)| (c.clone(), decay_per_day(r.decay_half_life_days)))
+                .collect(),
+            default_decay_per_day: decay_per_day(policy.defaults.decay_half_life_days),
         }
+    }
+
+    /// The same parameters with each category's own decay (per day of age).
+    pub fn with_decay(mut self, by_category: Vec<(String, f64)>, default: f64) -> Self {
+        self.decay_per_day = by_category;
+        self.default_decay_per_day = default;
+        self
+    }
+
+    /// The `curves` table of the funnel: category → decay per microsecond.
+    fn curves_sql(&self) -> String {
+        let per_us = |d: f64| format!("{:e}", d / 86_400e6);
+        if self.decay_per_day.is_empty() {
+            return "SELECT CAST(NULL AS VARCHAR) AS category, CAST(NULL AS DOUBLE) AS decay_per_us \
+                    WHERE false"
+                .to_string();
+        }
+        let rows: Vec<String> = self
+            .decay_per_day
+            .iter()
+            .map(|(c, d)| {
+                format!(
+                    "('{}', CAST({} AS DOUBLE))",
+                    c.replace('\'', "''"),
+                    per_us(*d)
+                )
+            })
+            .collect();
+        format!(
+            "SELECT column1 AS category, column2 AS decay_per_us FROM (VALUES {})",
+            rows.join(", ")
+        )
     }
 
     fn render(&self, template: &str, from: RawFrom) -> String {
@@ -82,6 +125,7 @@ impl ViewParams {
             ),
         };
         let from_start = from_day.and_time(NaiveTime::MIN).and_utc();
+        let curves = self.curves_sql();
         // Templates first (they hold further placeholders), then the values.
         let params = [
             ("{stock_levels}", STOCK_LEVELS.to_string()),
@@ -89,6 +133,16 @@ impl ViewParams {
             ("{movements}", MOVEMENTS.to_string()),
             ("{opening}", opening),
             ("{past}", past),
+            ("{decay_curves}", curves),
+            (
+                "{default_decay_per_us}",
+                format!(
+                    "CAST({:e} AS DOUBLE)",
+                    self.default_decay_per_day / 86_400e6
+                ),
+            ),
+            ("{half_day_us}", "43200000000".to_string()),
+            ("{day_us_int}", "86400000000".to_string()),
             ("{from}", timestamp(from_start)),
             ("{from_date}", date(from_day)),
             ("{until_us}", self.as_of.timestamp_micros().to_string()),
@@ -127,6 +181,15 @@ impl ViewParams {
         self.as_of.date_naive().min(through + chrono::Days::new(1))
     }
 
+    /// In-stock daily sales of the launches of the `lookback_days` before as_of, from
+    /// the registered `style_daily` rollup: what demand curves are fitted to.
+    pub fn daily_sales(&self, lookback_days: f64) -> String {
+        let lookback = format!("{}", (lookback_days * 86400.0).round() as i64);
+        self.render(DAILY_SALES, RawFrom::Epoch)
+            .replace("{lookback_days}", &lookback_days.to_string())
+            .replace("{lookback_seconds}", &lookback)
+    }
+
     /// The rollup's rows for the days `[from, until)`, with stock carried in from the
     /// registered `style_daily` rows before `from`. `as_of` plays no part.
     pub fn style_daily_days(&self, from: NaiveDate, until: NaiveDate) -> String {
@@ -135,6 +198,15 @@ impl ViewParams {
             ..self.clone()
         };
         end.render(STYLE_DAILY, RawFrom::Day(from))
+    }
+}
+
+/// Decay per day of age of a curve that halves every `half_life_days` (0 for `inf`).
+pub fn decay_per_day(half_life_days: f64) -> f64 {
+    if half_life_days.is_finite() && half_life_days > 0.0 {
+        std::f64::consts::LN_2 / half_life_days
+    } else {
+        0.0
     }
 }
 

@@ -35,6 +35,24 @@ const F64_COLUMNS: [&str; 17] = [
     "days_of_cover",
 ];
 
+/// The profit rule's columns, after `model_version` (nullable: runs stored before them
+/// read back as zero, or as no curve).
+const PLAN_F64_COLUMNS: [&str; 13] = [
+    "decayed_exposure_days",
+    "decay_half_life_days",
+    "day_dispersion",
+    "value_per_sale",
+    "price_paid",
+    "return_rate_estimate",
+    "salvage_value",
+    "lead_demand",
+    "season_demand",
+    "stock_at_arrival",
+    "reorder_expected_profit",
+    "p_reorder_profit",
+    "p_reorder_pays",
+];
+
 /// The count columns between `sold_out` and `sell_through`, in table order.
 const I64_COLUMNS: [&str; 7] = [
     "views",
@@ -78,6 +96,12 @@ pub fn decisions_schema() -> SchemaRef {
         Field::new("policy_version", DataType::Utf8, false),
         Field::new("model_version", DataType::Utf8, false),
     ]);
+    fields.extend(
+        PLAN_F64_COLUMNS
+            .iter()
+            .map(|n| Field::new(*n, DataType::Float64, true)),
+    );
+    fields.push(Field::new("open_order_units", DataType::Int64, true));
     Arc::new(Schema::new(fields))
 }
 
@@ -101,6 +125,26 @@ fn f64_of(d: &Decision, name: &str) -> Option<f64> {
         "projected_st_p90" => d.projected_st_p90,
         // A style selling nothing has unbounded cover: stored as NULL.
         "days_of_cover" => return d.days_of_cover.is_finite().then_some(d.days_of_cover),
+        other => unreachable!("not a float column: {other}"),
+    })
+}
+
+fn plan_f64_of(d: &Decision, name: &str) -> Option<f64> {
+    Some(match name {
+        "decayed_exposure_days" => d.decayed_exposure_days,
+        // No decay and Poisson days are stored as NULL.
+        "decay_half_life_days" => return d.decay_half_life_days,
+        "day_dispersion" => return d.day_dispersion,
+        "value_per_sale" => d.value_per_sale,
+        "price_paid" => d.price_paid,
+        "return_rate_estimate" => d.return_rate_estimate,
+        "salvage_value" => d.salvage_value,
+        "lead_demand" => d.lead_demand,
+        "season_demand" => d.season_demand,
+        "stock_at_arrival" => d.stock_at_arrival,
+        "reorder_expected_profit" => d.reorder_expected_profit,
+        "p_reorder_profit" => d.p_reorder_profit,
+        "p_reorder_pays" => d.p_reorder_pays,
         other => unreachable!("not a float column: {other}"),
     })
 }
@@ -165,6 +209,14 @@ pub fn decisions_batch(summary: &RunSummary, rows: &[Decision]) -> Result<Record
     columns.push(Arc::new(StringArray::from_iter_values(
         std::iter::repeat_n(summary.model_version.as_str(), n),
     )));
+    for name in &PLAN_F64_COLUMNS {
+        columns.push(Arc::new(Float64Array::from_iter(
+            rows.iter().map(|d| plan_f64_of(d, name)),
+        )));
+    }
+    columns.push(Arc::new(Int64Array::from_iter(
+        rows.iter().map(|d| Some(d.open_order_units)),
+    )));
     RecordBatch::try_new(decisions_schema(), columns)
 }
 
@@ -202,8 +254,26 @@ pub fn read_decisions(
             .chain(&["reorder_units"])
             .map(|n| c.ints(n))
             .collect::<Result<_, _>>()?;
+        // Runs stored before the profit rule have none of its columns.
+        let has = |n: &str| batch.column_by_name(n).is_some();
+        let plan: Vec<Vec<Option<f64>>> = PLAN_F64_COLUMNS
+            .iter()
+            .map(|n| {
+                if has(n) {
+                    c.optional_floats(n)
+                } else {
+                    Ok(vec![None; batch.num_rows()])
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let open_orders = if has("open_order_units") {
+            c.ints("open_order_units")?
+        } else {
+            vec![0; batch.num_rows()]
+        };
         for r in 0..batch.num_rows() {
             let g = |k: usize| floats[k][r];
+            let plan_at = |k: usize| plan[k][r].unwrap_or(0.0);
             out.push(Decision {
                 style_id: style_id[r].clone(),
                 market: market[r].clone(),
@@ -243,6 +313,20 @@ pub fn read_decisions(
                     .filter(|s| !s.is_empty())
                     .map(|s| Reason::parse(s).ok_or_else(|| format!("unknown reason {s}")))
                     .collect::<Result<_, _>>()?,
+                decayed_exposure_days: plan[0][r].unwrap_or(exposure[r]),
+                decay_half_life_days: plan[1][r],
+                day_dispersion: plan[2][r],
+                value_per_sale: plan_at(3),
+                price_paid: plan_at(4),
+                return_rate_estimate: plan_at(5),
+                salvage_value: plan_at(6),
+                lead_demand: plan_at(7),
+                season_demand: plan_at(8),
+                stock_at_arrival: plan_at(9),
+                reorder_expected_profit: plan_at(10),
+                p_reorder_profit: plan_at(11),
+                p_reorder_pays: plan_at(12),
+                open_order_units: open_orders[r],
                 p_wrong: 0.0,
             });
         }

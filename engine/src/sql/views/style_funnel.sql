@@ -8,12 +8,19 @@
 -- the same numbers, and a run's cost follows one day of events, not the season.
 WITH stock_levels AS ({stock_levels}),
 stock_spells AS ({stock_spells}),
+-- Each category's demand decay (per microsecond of age): demand at age a is the launch
+-- rate times exp(−decay · a), so in-stock time is weighed by the curve ("decayed
+-- exposure"), a day at a time at the day's midday age.
+curves AS ({decay_curves}),
 catalog AS (
-    SELECT style_id, category, launch_at, list_price, unit_cost, lead_time_days, moq,
-           LEAST({until}, launch_at + INTERVAL '{window_seconds} seconds') AS window_end,
-           LEAST({until}, launch_at + INTERVAL '{early_seconds} seconds') AS early_end
-    FROM styles
-    WHERE launch_at <= {until}
+    SELECT s.style_id, s.category, s.launch_at, s.list_price, s.unit_cost,
+           s.lead_time_days, s.moq,
+           COALESCE(cv.decay_per_us, {default_decay_per_us}) AS decay_per_us,
+           LEAST({until}, s.launch_at + INTERVAL '{window_seconds} seconds') AS window_end,
+           LEAST({until}, s.launch_at + INTERVAL '{early_seconds} seconds') AS early_end
+    FROM styles s
+    LEFT JOIN curves cv ON s.category = cv.category
+    WHERE s.launch_at <= {until}
 ),
 -- Returns lag purchases, so a unit bought d days ago counts as min(1, d / maturity) of
 -- a unit whose return could have arrived ("maturity-weighted units"), summed here in
@@ -22,7 +29,7 @@ catalog AS (
 -- as_of − maturity, whose purchases are read raw; when that instant is its day's last
 -- microsecond (as_of at the end of a day) the day is wholly matured and none is read.
 past AS (
-    SELECT style_id, market,
+    SELECT p.style_id, p.market,
            SUM(window_views) AS views,
            SUM(window_views_in_stock) AS views_in_stock,
            SUM(window_carts) AS carts,
@@ -39,9 +46,20 @@ past AS (
                     THEN window_units * ({until_us}
                                          - arrow_cast(arrow_cast(day, {timestamp_type}), 'Int64'))
                          - window_unit_time_us
-                    ELSE 0 END) AS matured_unit_us
+                    ELSE 0 END) AS matured_unit_us,
+           SUM(CAST(round(CAST(window_exposure_us AS DOUBLE)
+                          * exp(-c.decay_per_us * GREATEST(0,
+                                arrow_cast(arrow_cast(day, {timestamp_type}), 'Int64')
+                                + {half_day_us} - arrow_cast(c.launch_at, 'Int64'))))
+                    AS BIGINT)) AS decayed_exposure_us,
+           SUM(CAST(round(CAST(window_early_exposure_us AS DOUBLE)
+                          * exp(-c.decay_per_us * GREATEST(0,
+                                arrow_cast(arrow_cast(day, {timestamp_type}), 'Int64')
+                                + {half_day_us} - arrow_cast(c.launch_at, 'Int64'))))
+                    AS BIGINT)) AS early_decayed_exposure_us
     FROM ({past}) p
-    GROUP BY style_id, market
+    JOIN catalog c ON p.style_id = c.style_id
+    GROUP BY p.style_id, p.market
 ),
 maturity_day AS (
     SELECT e.style_id, e.market,
@@ -90,18 +108,44 @@ recent AS (
     GROUP BY style_id, market
 ),
 -- In-stock time in integer microseconds: integer sums are exact in any order, so
--- parallel aggregation gives bit-identical results run after run.
-exposure AS (
-    SELECT sp.style_id, sp.market,
-           SUM(GREATEST(0, arrow_cast(LEAST(sp.in_stock_to, c.window_end), 'Int64')
-                           - arrow_cast(GREATEST(sp.in_stock_from, c.launch_at), 'Int64')))
+-- parallel aggregation gives bit-identical results run after run. Spells are cut into
+-- days so the decayed exposure is weighed as the rollup weighs it, a day at a time.
+spell_days AS (
+    SELECT style_id, market, in_stock_from, in_stock_to,
+           CAST(unnest(generate_series(CAST(in_stock_from AS DATE), CAST(in_stock_to AS DATE),
+                                       INTERVAL '1 day')) AS DATE) AS day
+    FROM stock_spells
+),
+spell_day_exposure AS (
+    SELECT sd.style_id, sd.market, sd.day, c.decay_per_us,
+           GREATEST(0, arrow_cast(arrow_cast(sd.day, {timestamp_type}), 'Int64') + {half_day_us}
+                       - arrow_cast(c.launch_at, 'Int64')) AS age_us,
+           SUM(GREATEST(0,
+               arrow_cast(LEAST(sd.in_stock_to, c.window_end,
+                                arrow_cast(sd.day, {timestamp_type}) + INTERVAL '1 day'), 'Int64')
+               - arrow_cast(GREATEST(sd.in_stock_from, c.launch_at,
+                                     arrow_cast(sd.day, {timestamp_type})), 'Int64')))
                AS exposure_us,
-           SUM(GREATEST(0, arrow_cast(LEAST(sp.in_stock_to, c.early_end), 'Int64')
-                           - arrow_cast(GREATEST(sp.in_stock_from, c.launch_at), 'Int64')))
+           SUM(GREATEST(0,
+               arrow_cast(LEAST(sd.in_stock_to, c.early_end,
+                                arrow_cast(sd.day, {timestamp_type}) + INTERVAL '1 day'), 'Int64')
+               - arrow_cast(GREATEST(sd.in_stock_from, c.launch_at,
+                                     arrow_cast(sd.day, {timestamp_type})), 'Int64')))
                AS early_exposure_us
-    FROM stock_spells sp
-    JOIN catalog c ON sp.style_id = c.style_id
-    GROUP BY sp.style_id, sp.market
+    FROM spell_days sd
+    JOIN catalog c ON sd.style_id = c.style_id
+    GROUP BY sd.style_id, sd.market, sd.day, c.decay_per_us, c.launch_at
+),
+exposure AS (
+    SELECT style_id, market,
+           SUM(exposure_us) AS exposure_us,
+           SUM(early_exposure_us) AS early_exposure_us,
+           SUM(CAST(round(CAST(exposure_us AS DOUBLE) * exp(-decay_per_us * age_us)) AS BIGINT))
+               AS decayed_exposure_us,
+           SUM(CAST(round(CAST(early_exposure_us AS DOUBLE) * exp(-decay_per_us * age_us))
+                    AS BIGINT)) AS early_decayed_exposure_us
+    FROM spell_day_exposure
+    GROUP BY style_id, market
 ),
 in_stock_views AS (
     SELECT w.style_id, w.market, COUNT(*) AS views_in_stock
@@ -112,13 +156,22 @@ in_stock_views AS (
     WHERE w.event_type = 'view'
     GROUP BY w.style_id, w.market
 ),
+-- Received so far, and on order: receipts recorded for later than as_of but due within
+-- one lead time of it (placed by then).
 receipts AS (
-    SELECT style_id, market,
-           SUM(CAST(units AS BIGINT)) AS units_received,
-           SUM(CASE WHEN batch = 0 THEN CAST(units AS BIGINT) ELSE 0 END) AS test_batch_units
-    FROM stock_receipts
-    WHERE received_at <= {until}
-    GROUP BY style_id, market
+    SELECT r.style_id, r.market,
+           SUM(CASE WHEN r.received_at <= {until} THEN CAST(r.units AS BIGINT) ELSE 0 END)
+               AS units_received,
+           SUM(CASE WHEN r.received_at <= {until} AND r.batch = 0
+                    THEN CAST(r.units AS BIGINT) ELSE 0 END) AS test_batch_units,
+           SUM(CASE WHEN r.received_at > {until}
+                     AND arrow_cast(r.received_at, 'Int64')
+                         <= {until_us} + CAST(c.lead_time_days AS BIGINT) * {day_us_int}
+                    THEN CAST(r.units AS BIGINT) ELSE 0 END) AS open_order_units
+    FROM stock_receipts r
+    JOIN catalog c ON r.style_id = c.style_id
+    GROUP BY r.style_id, r.market
+    HAVING SUM(CASE WHEN r.received_at <= {until} THEN 1 ELSE 0 END) > 0
 ),
 stock AS (
     SELECT style_id, market, SUM(delta) AS on_hand
@@ -131,6 +184,10 @@ market_rows AS (
            COALESCE(p.exposure_us, 0) + COALESCE(x.exposure_us, 0) AS exposure_us,
            COALESCE(p.early_exposure_us, 0) + COALESCE(x.early_exposure_us, 0)
                AS early_exposure_us,
+           COALESCE(p.decayed_exposure_us, 0) + COALESCE(x.decayed_exposure_us, 0)
+               AS decayed_exposure_us,
+           COALESCE(p.early_decayed_exposure_us, 0) + COALESCE(x.early_decayed_exposure_us, 0)
+               AS early_decayed_exposure_us,
            COALESCE(s.on_hand, 0) <= 0 AS sold_out,
            COALESCE(p.views, 0) + COALESCE(a.views, 0) AS views,
            COALESCE(p.views_in_stock, 0) + COALESCE(v.views_in_stock, 0) AS views_in_stock,
@@ -144,7 +201,7 @@ market_rows AS (
                + COALESCE(a.matured_unit_us, 0) AS matured_unit_us,
            COALESCE(p.non_size_returns, 0) + COALESCE(a.non_size_returns, 0)
                AS matured_non_size_returns,
-           r.units_received, r.test_batch_units,
+           r.units_received, r.test_batch_units, r.open_order_units,
            COALESCE(s.on_hand, 0) AS on_hand,
            c.list_price, c.unit_cost, c.lead_time_days, c.moq
     FROM receipts r
@@ -160,24 +217,31 @@ market_rows AS (
 SELECT style_id, market, category, launch_at, days_live,
        CAST(exposure_us AS DOUBLE) / {day_us} AS exposure_days,
        CAST(early_exposure_us AS DOUBLE) / {day_us} AS early_exposure_days,
+       CAST(decayed_exposure_us AS DOUBLE) / {day_us} AS decayed_exposure_days,
+       CAST(early_decayed_exposure_us AS DOUBLE) / {day_us} AS early_decayed_exposure_days,
        sold_out, views, views_in_stock, carts, purchases, units_sold, units_returned,
        CAST(revenue_micros AS DOUBLE) / 1000000.0 AS revenue, early_units, CAST(matured_unit_us AS DOUBLE) / {maturity_us} AS matured_units,
-       matured_non_size_returns, units_received, test_batch_units, on_hand,
+       matured_non_size_returns, units_received, test_batch_units, open_order_units, on_hand,
        list_price, unit_cost, lead_time_days, moq
 FROM market_rows
 UNION ALL
--- The pooled row: counts add up; exposure is the receipt-weighted mean of the markets'.
+-- The pooled row: counts add up; exposure is the receipt-weighted mean of the markets'
+-- (shown, not used: the profit rule sums the markets' rates, each on its own exposure).
 SELECT style_id, 'ALL' AS market, MIN(category), MIN(launch_at), MIN(days_live),
        CAST(SUM(exposure_us * units_received) AS DOUBLE)
            / NULLIF(SUM(units_received), 0) / {day_us},
        CAST(SUM(early_exposure_us * units_received) AS DOUBLE)
+           / NULLIF(SUM(units_received), 0) / {day_us},
+       CAST(SUM(decayed_exposure_us * units_received) AS DOUBLE)
+           / NULLIF(SUM(units_received), 0) / {day_us},
+       CAST(SUM(early_decayed_exposure_us * units_received) AS DOUBLE)
            / NULLIF(SUM(units_received), 0) / {day_us},
        SUM(on_hand) <= 0,
        SUM(views), SUM(views_in_stock), SUM(carts), SUM(purchases),
        SUM(units_sold), SUM(units_returned), CAST(SUM(revenue_micros) AS DOUBLE) / 1000000.0,
        SUM(early_units), CAST(SUM(matured_unit_us) AS DOUBLE) / {maturity_us},
        SUM(matured_non_size_returns),
-       SUM(units_received), SUM(test_batch_units), SUM(on_hand),
+       SUM(units_received), SUM(test_batch_units), SUM(open_order_units), SUM(on_hand),
        MIN(list_price), MIN(unit_cost), MIN(lead_time_days), MIN(moq)
 FROM market_rows
 GROUP BY style_id

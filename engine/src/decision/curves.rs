@@ -1,0 +1,305 @@
+//! Demand curves per category: how fast demand decays after launch, and how noisy its
+//! days are, estimated from earlier launches' in-stock daily sales.
+//!
+//! A style's units on day d (age a_d at midday, e_d days in stock) are taken as
+//! Poisson(λ · g(a_d) · e_d) with its own launch rate λ and the category's curve
+//! g(a) = 2^(−a / h). The half-life h maximises the category's likelihood with each
+//! style's λ profiled out (λ̂ = units / Σ g·e), so fast sellers that sell out early —
+//! and leave only slow sellers at older ages — do not pass for decay: each style is
+//! compared with itself. Day-to-day noise beyond Poisson is the Gamma shape k of a day
+//! factor, by the method of moments over whole in-stock days:
+//! 1/k = Σ[(u − μ)² − u] / Σ μ². Thin categories fall back to the curve of all
+//! categories together, and that to the policy's.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+/// One style × market × day of in-stock selling, for the curve fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailySales {
+    pub style_id: String,
+    pub market: String,
+    pub category: String,
+    /// Days from launch to the day's midday (at least 0).
+    pub age_days: f64,
+    pub units: f64,
+    /// Days in stock that day (0–1).
+    pub exposure_days: f64,
+}
+
+/// A demand curve: half-life and day-noise shape (`inf` where there is none).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Curve {
+    pub half_life_days: f64,
+    pub day_dispersion: f64,
+    /// Launches the curve was estimated from (0: the policy's fallback).
+    pub launches: usize,
+}
+
+impl Curve {
+    /// The policy's curve, used where no category has enough launches.
+    pub fn fallback(half_life_days: f64, day_dispersion: f64) -> Self {
+        Self {
+            half_life_days,
+            day_dispersion,
+            launches: 0,
+        }
+    }
+
+    /// Decay per day of age (0 where demand does not decay).
+    pub fn decay_per_day(&self) -> f64 {
+        crate::sql::decay_per_day(self.half_life_days)
+    }
+
+    /// g(a): the share of its launch rate a style sells at age `a` days.
+    pub fn at(&self, age_days: f64) -> f64 {
+        (-self.decay_per_day() * age_days.max(0.0)).exp()
+    }
+
+    /// ∫ g over ages [from, to].
+    pub fn integral(&self, from: f64, to: f64) -> f64 {
+        if to <= from {
+            return 0.0;
+        }
+        let theta = self.decay_per_day();
+        if theta <= 0.0 {
+            return to - from;
+        }
+        ((-theta * from).exp() - (-theta * to).exp()) / theta
+    }
+
+    /// ∫ g² over ages [from, to]: with the day noise, the spread of demand over a span.
+    pub fn integral_squared(&self, from: f64, to: f64) -> f64 {
+        let doubled = Curve {
+            half_life_days: self.half_life_days / 2.0,
+            ..*self
+        };
+        doubled.integral(from, to)
+    }
+}
+
+/// The curves of every category with enough launches, and the fallback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemandCurves {
+    by_category: BTreeMap<String, Curve>,
+    fallback: Curve,
+}
+
+/// Half-lives tried, in days: a log-spaced grid from 3 days to a year, and no decay.
+fn half_life_grid() -> Vec<f64> {
+    let mut grid: Vec<f64> = (0..=60)
+        .map(|i| 3.0 * (365.0_f64 / 3.0).powf(f64::from(i) / 60.0))
+        .collect();
+    grid.push(f64::INFINITY);
+    grid
+}
+
+impl DemandCurves {
+    /// Every category on the policy's curve.
+    pub fn uniform(fallback: Curve) -> Self {
+        Self {
+            by_category: BTreeMap::new(),
+            fallback,
+        }
+    }
+
+    /// Fits a curve per category with at least `min_launches` launches that sold
+    /// something; the others get the curve of all launches together, or, with too few
+    /// of those, `fallback`.
+    pub fn estimate(rows: &[DailySales], min_launches: usize, fallback: Curve) -> Self {
+        let mut by_category: HashMap<&str, Vec<&DailySales>> = HashMap::new();
+        for r in rows.iter().filter(|r| r.exposure_days > 0.0) {
+            by_category.entry(r.category.as_str()).or_default().push(r);
+        }
+        let all: Vec<&DailySales> = by_category.values().flatten().copied().collect();
+        let overall = fit(&all, min_launches).unwrap_or(fallback);
+        Self {
+            by_category: by_category
+                .iter()
+                .filter_map(|(c, rows)| fit(rows, min_launches).map(|f| (c.to_string(), f)))
+                .collect(),
+            fallback: overall,
+        }
+    }
+
+    pub fn for_category(&self, category: &str) -> Curve {
+        self.by_category
+            .get(category)
+            .copied()
+            .unwrap_or(self.fallback)
+    }
+
+    /// (category, decay per day) of the categories with their own curve, and the
+    /// decay of any other: what the funnel query weighs exposure with.
+    pub fn decay_per_day(&self) -> (Vec<(String, f64)>, f64) {
+        (
+            self.by_category
+                .iter()
+                .map(|(c, curve)| (c.clone(), curve.decay_per_day()))
+                .collect(),
+            self.fallback.decay_per_day(),
+        )
+    }
+}
+
+/// One style × market's days.
+struct Series<'a> {
+    days: Vec<&'a DailySales>,
+    units: f64,
+}
+
+fn fit(rows: &[&DailySales], min_launches: usize) -> Option<Curve> {
+    let mut series: BTreeMap<(&str, &str), Series<'_>> = BTreeMap::new();
+    for r in rows {
+        let s = series
+            .entry((r.style_id.as_str(), r.market.as_str()))
+            .or_insert(Series {
+                days: Vec::new(),
+                units: 0.0,
+            });
+        s.days.push(r);
+        s.units += r.units;
+    }
+    // Only series with sales and more than one day say anything about the shape.
+    series.retain(|_, s| s.units > 0.0 && s.days.len() > 1);
+    let launches = series
+        .keys()
+        .map(|(style, _)| *style)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if launches < min_launches.max(1) {
+        return None;
+    }
+    let log_likelihood = |half_life: f64| {
+        let curve = Curve::fallback(half_life, f64::INFINITY);
+        let theta = curve.decay_per_day();
+        series
+            .values()
+            .map(|s| {
+                let weighted: f64 = s
+                    .days
+                    .iter()
+                    .map(|d| d.exposure_days * curve.at(d.age_days))
+                    .sum();
+                let log_g: f64 = s.days.iter().map(|d| -theta * d.age_days * d.units).sum();
+                log_g - s.units * weighted.max(1e-12).ln()
+            })
+            .sum::<f64>()
+    };
+    let (half_life, _) = half_life_grid()
+        .into_iter()
+        .map(|h| (h, log_likelihood(h)))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |best, (h, ll)| {
+            if ll > best.1 { (h, ll) } else { best }
+        });
+    let curve = Curve::fallback(half_life, f64::INFINITY);
+    // Day noise over whole in-stock days, each style at its own profiled rate.
+    let (mut excess, mut squares) = (0.0, 0.0);
+    for s in series.values() {
+        let weighted: f64 = s
+            .days
+            .iter()
+            .map(|d| d.exposure_days * curve.at(d.age_days))
+            .sum();
+        let rate = s.units / weighted.max(1e-12);
+        for d in s.days.iter().filter(|d| d.exposure_days >= 0.999) {
+            let mean = rate * curve.at(d.age_days) * d.exposure_days;
+            excess += (d.units - mean).powi(2) - d.units;
+            squares += mean * mean;
+        }
+    }
+    let dispersion = if excess > 0.0 && squares > 0.0 {
+        squares / excess
+    } else {
+        f64::INFINITY
+    };
+    Some(Curve {
+        half_life_days: half_life,
+        day_dispersion: dispersion,
+        launches,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use rand_distr::{Distribution, Gamma, Poisson};
+
+    /// Styles with rates spread 1–30 units/day, selling out when their batch of 200 is
+    /// gone (so fast sellers drop out early), on a curve halving every 20 days, with
+    /// Gamma(4) day noise.
+    fn simulated(half_life: f64, k: f64, styles: usize) -> Vec<DailySales> {
+        let mut rng = StdRng::seed_from_u64(3);
+        let noise = Gamma::new(k, 1.0 / k).unwrap();
+        let mut rows = Vec::new();
+        for i in 0..styles {
+            let rate = 1.0 + 29.0 * (i as f64 / styles as f64);
+            let mut stock = 200.0;
+            for day in 0..40 {
+                if stock <= 0.0 {
+                    break;
+                }
+                let age = day as f64 + 0.5;
+                let mean = rate * 0.5_f64.powf(age / half_life) * noise.sample(&mut rng);
+                let units = Poisson::new(mean.max(1e-9))
+                    .unwrap()
+                    .sample(&mut rng)
+                    .min(stock);
+                let exposure = if units >= stock { 0.5 } else { 1.0 };
+                stock -= units;
+                rows.push(DailySales {
+                    style_id: format!("S{i}"),
+                    market: "US".into(),
+                    category: "tops".into(),
+                    age_days: age,
+                    units,
+                    exposure_days: exposure,
+                });
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn the_fit_finds_the_half_life_and_the_day_noise() {
+        let curves = DemandCurves::estimate(
+            &simulated(20.0, 4.0, 300),
+            10,
+            Curve::fallback(f64::INFINITY, f64::INFINITY),
+        );
+        let c = curves.for_category("tops");
+        assert!(
+            (c.half_life_days - 20.0).abs() < 4.0,
+            "half-life {}",
+            c.half_life_days
+        );
+        assert!(
+            c.day_dispersion > 2.0 && c.day_dispersion < 8.0,
+            "dispersion {}",
+            c.day_dispersion
+        );
+        assert_eq!(c.launches, 300);
+    }
+
+    #[test]
+    fn thin_categories_fall_back() {
+        let fallback = Curve::fallback(28.0, 5.0);
+        let curves = DemandCurves::estimate(&simulated(20.0, 4.0, 5), 10, fallback);
+        assert_eq!(curves.for_category("tops"), fallback);
+        assert_eq!(curves.for_category("shoes"), fallback);
+    }
+
+    #[test]
+    fn integrals_of_the_curve() {
+        let flat = Curve::fallback(f64::INFINITY, f64::INFINITY);
+        assert_eq!(flat.integral(3.0, 10.0), 7.0);
+        let halving = Curve::fallback(10.0, 5.0);
+        // ∫₀^∞ 2^(−a/10) da = 10 / ln 2.
+        assert!((halving.integral(0.0, 1e6) - 10.0 / std::f64::consts::LN_2).abs() < 1e-9);
+        assert!((halving.at(10.0) - 0.5).abs() < 1e-12);
+        assert!((halving.integral_squared(0.0, 1e6) - 5.0 / std::f64::consts::LN_2).abs() < 1e-9);
+    }
+}
