@@ -115,6 +115,7 @@ impl Engine {
                 c.texts("market")?,
                 c.texts("category")?,
             );
+            let weekday = c.ints("weekday")?;
             let (age, units, exposure) = (
                 c.floats("age_days")?,
                 c.floats("units")?,
@@ -126,6 +127,7 @@ impl Engine {
                     market: market[i].clone(),
                     category: category[i].clone(),
                     age_days: age[i],
+                    weekday: weekday[i].clamp(0, 6) as usize,
                     units: units[i],
                     exposure_days: exposure[i],
                 });

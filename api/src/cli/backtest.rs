@@ -17,7 +17,9 @@ pub struct BacktestArgs {
     /// Last day replayed.
     #[arg(long)]
     pub to: NaiveDate,
-    /// Policy files to compare (repeat the flag) [default: the built-in policy].
+    /// Policies to compare (repeat the flag): a policy file, `default` (the built-in
+    /// policy) or `sell-through` (the built-in policy under the first release's rule)
+    /// [default: both built-ins].
     #[arg(long = "policy")]
     pub policies: Vec<PathBuf>,
     /// A grid over the first policy, e.g. `keep_p=0.7,0.8,0.9 drop_p=0.7,0.8`
@@ -31,25 +33,36 @@ pub struct BacktestArgs {
 
 pub async fn run(args: BacktestArgs, engine: &QueryEngine) -> anyhow::Result<()> {
     let data = super::data_location(args.data.clone());
+    // The default policy, and the first release's rule beside it in the same world.
+    let built_in = |name: &str| {
+        let mut policy = Policy::default();
+        match name {
+            "default" => Some(NamedPolicy {
+                name: "default policy".into(),
+                policy,
+            }),
+            "sell-through" => {
+                policy.defaults.decision_rule = DecisionRule::SellThrough;
+                Some(NamedPolicy {
+                    name: "sell-through rule (first release)".into(),
+                    policy,
+                })
+            }
+            _ => None,
+        }
+    };
     let mut policies = Vec::new();
     for path in &args.policies {
-        policies.push(NamedPolicy {
-            name: path.display().to_string(),
-            policy: Policy::from_file(path)?,
-        });
+        match path.to_str().and_then(built_in) {
+            Some(named) => policies.push(named),
+            None => policies.push(NamedPolicy {
+                name: path.display().to_string(),
+                policy: Policy::from_file(path)?,
+            }),
+        }
     }
     if policies.is_empty() {
-        // The default policy, and the first release's rule beside it in the same world.
-        let mut sell_through = Policy::default();
-        sell_through.defaults.decision_rule = DecisionRule::SellThrough;
-        policies.push(NamedPolicy {
-            name: "default policy".into(),
-            policy: Policy::default(),
-        });
-        policies.push(NamedPolicy {
-            name: "sell-through rule (first release)".into(),
-            policy: sell_through,
-        });
+        policies.extend(["default", "sell-through"].into_iter().filter_map(built_in));
     }
     if let Some(grid) = &args.grid {
         policies = expand_grid(&policies[0].policy, grid)?;

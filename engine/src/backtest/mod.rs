@@ -100,7 +100,9 @@ pub struct MoneySetup {
     /// hindsight is scored with these.
     pub season_days: f64,
     pub salvage_share: f64,
-    /// Styles launched before `scored_from` tune the baseline; the rest are scored.
+    /// Of the styles launched at least the test window (`max_days_to_verdict`) before
+    /// the last day replayed, those launched before `scored_from` tune the baseline and
+    /// the rest are scored.
     pub scored_from: DateTime<Utc>,
     pub tuning_styles: usize,
     pub scored_styles: usize,
@@ -366,15 +368,25 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
     }
 
     let money_world = money_world(engine, &outcomes, &reference.policy).await?;
-    // Styles launched in the first half of the range tune the baseline; the second half
-    // is scored, so no rule is scored on the styles it was tuned on.
-    let mut launches: Vec<DateTime<Utc>> = outcomes.iter().filter_map(|o| o.launch_at).collect();
+    // Only styles whose whole test the replay covers (launched at least the test
+    // window before its last day) are scored in money: a style launched the day before
+    // could not have been called by anyone. The earlier half of them tune the baseline;
+    // the later half is scored, so no rule is scored on the styles it was tuned on.
+    let covered_until = end_of_day(request.to)
+        - chrono::Duration::seconds(
+            (reference.policy.defaults.max_days_to_verdict * 86400.0).round() as i64,
+        );
+    let covered: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.launch_at.is_some_and(|t| t <= covered_until))
+        .collect();
+    let mut launches: Vec<DateTime<Utc>> = covered.iter().filter_map(|o| o.launch_at).collect();
     launches.sort();
     let scored_from = launches
         .get(launches.len() / 2)
         .copied()
         .unwrap_or(data_end);
-    let (tuning, scored): (Vec<&Outcome>, Vec<&Outcome>) = outcomes
+    let (tuning, scored): (Vec<&Outcome>, Vec<&Outcome>) = covered
         .iter()
         .partition(|o| o.launch_at.is_some_and(|t| t < scored_from));
     fn ids<'a>(set: &[&'a Outcome]) -> Vec<&'a str> {
@@ -403,7 +415,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
         let (day, share, multiple, calls) = tune_fixed_horizon(world, &snapshots, &tuning_ids);
         let mut r = result(
             &format!(
-                "fixed horizon, tuned: reorder {multiple} × batch if ≥ {:.0} % sold at day {day}",
+                "tuned fixed horizon: reorder {multiple} × batch if ≥ {:.0} % sold at day {day}",
                 share * 100.0
             ),
             "baseline",

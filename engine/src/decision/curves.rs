@@ -10,6 +10,11 @@
 //! factor, by the method of moments over whole in-stock days:
 //! 1/k = Σ[(u − μ)² − u] / Σ μ². Thin categories fall back to the curve of all
 //! categories together, and that to the policy's.
+//!
+//! Early in a season every launch is young on the same calendar days, so a busy weekend
+//! followed by quiet weekdays looks like decay: each day of the week gets its own
+//! traffic factor, fitted with the curve, and the half-life has a log-normal prior
+//! around the policy's (σ = 0.5), which the data outweigh once they span a few weeks.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,6 +28,8 @@ pub struct DailySales {
     pub category: String,
     /// Days from launch to the day's midday (at least 0).
     pub age_days: f64,
+    /// Day of the week (0 = Sunday … 6).
+    pub weekday: usize,
     pub units: f64,
     /// Days in stock that day (0–1).
     pub exposure_days: f64,
@@ -113,11 +120,13 @@ impl DemandCurves {
             by_category.entry(r.category.as_str()).or_default().push(r);
         }
         let all: Vec<&DailySales> = by_category.values().flatten().copied().collect();
-        let overall = fit(&all, min_launches).unwrap_or(fallback);
+        let overall = fit(&all, min_launches, &fallback).unwrap_or(fallback);
         Self {
             by_category: by_category
                 .iter()
-                .filter_map(|(c, rows)| fit(rows, min_launches).map(|f| (c.to_string(), f)))
+                .filter_map(|(c, rows)| {
+                    fit(rows, min_launches, &fallback).map(|f| (c.to_string(), f))
+                })
                 .collect(),
             fallback: overall,
         }
@@ -149,7 +158,10 @@ struct Series<'a> {
     units: f64,
 }
 
-fn fit(rows: &[&DailySales], min_launches: usize) -> Option<Curve> {
+/// How far (σ of log half-life) the fit may stray from the policy's curve on thin data.
+const HALF_LIFE_PRIOR_SD: f64 = 0.5;
+
+fn fit(rows: &[&DailySales], min_launches: usize, prior: &Curve) -> Option<Curve> {
     let mut series: BTreeMap<(&str, &str), Series<'_>> = BTreeMap::new();
     for r in rows {
         let s = series
@@ -171,40 +183,52 @@ fn fit(rows: &[&DailySales], min_launches: usize) -> Option<Curve> {
     if launches < min_launches.max(1) {
         return None;
     }
-    let log_likelihood = |half_life: f64| {
+    let log_half_life = |h: f64| {
+        if h.is_finite() {
+            h.ln()
+        } else {
+            400.0_f64.ln()
+        }
+    };
+    let prior_centre = log_half_life(prior.half_life_days);
+    let log_posterior = |half_life: f64| {
         let curve = Curve::fallback(half_life, f64::INFINITY);
-        let theta = curve.decay_per_day();
-        series
+        let weekday = weekday_factors(&series, &curve);
+        let ll: f64 = series
             .values()
             .map(|s| {
                 let weighted: f64 = s
                     .days
                     .iter()
-                    .map(|d| d.exposure_days * curve.at(d.age_days))
+                    .map(|d| d.exposure_days * curve.at(d.age_days) * weekday[d.weekday])
                     .sum();
-                let log_g: f64 = s.days.iter().map(|d| -theta * d.age_days * d.units).sum();
-                log_g - s.units * weighted.max(1e-12).ln()
+                let log_mean: f64 = s
+                    .days
+                    .iter()
+                    .map(|d| d.units * (curve.at(d.age_days) * weekday[d.weekday]).ln())
+                    .sum();
+                log_mean - s.units * weighted.max(1e-12).ln()
             })
-            .sum::<f64>()
+            .sum();
+        let z = (log_half_life(half_life) - prior_centre) / HALF_LIFE_PRIOR_SD;
+        ll - 0.5 * z * z
     };
     let (half_life, _) = half_life_grid()
         .into_iter()
-        .map(|h| (h, log_likelihood(h)))
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |best, (h, ll)| {
-            if ll > best.1 { (h, ll) } else { best }
+        .map(|h| (h, log_posterior(h)))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |best, (h, lp)| {
+            if lp > best.1 { (h, lp) } else { best }
         });
     let curve = Curve::fallback(half_life, f64::INFINITY);
+    let weekday = weekday_factors(&series, &curve);
     // Day noise over whole in-stock days, each style at its own profiled rate.
     let (mut excess, mut squares) = (0.0, 0.0);
     for s in series.values() {
-        let weighted: f64 = s
-            .days
-            .iter()
-            .map(|d| d.exposure_days * curve.at(d.age_days))
-            .sum();
+        let shape = |d: &DailySales| curve.at(d.age_days) * weekday[d.weekday];
+        let weighted: f64 = s.days.iter().map(|d| d.exposure_days * shape(d)).sum();
         let rate = s.units / weighted.max(1e-12);
         for d in s.days.iter().filter(|d| d.exposure_days >= 0.999) {
-            let mean = rate * curve.at(d.age_days) * d.exposure_days;
+            let mean = rate * shape(d) * d.exposure_days;
             excess += (d.units - mean).powi(2) - d.units;
             squares += mean * mean;
         }
@@ -219,6 +243,37 @@ fn fit(rows: &[&DailySales], min_launches: usize) -> Option<Curve> {
         day_dispersion: dispersion,
         launches,
     })
+}
+
+/// Each weekday's traffic factor (mean 1) under `curve`: units over expected units on
+/// that weekday, each style at its own profiled rate (a few rounds of alternating
+/// between the rates and the factors).
+fn weekday_factors(series: &BTreeMap<(&str, &str), Series<'_>>, curve: &Curve) -> [f64; 7] {
+    let mut factors = [1.0; 7];
+    for _ in 0..3 {
+        let (mut units, mut expected) = ([0.0; 7], [0.0; 7]);
+        for s in series.values() {
+            let weighted: f64 = s
+                .days
+                .iter()
+                .map(|d| d.exposure_days * curve.at(d.age_days) * factors[d.weekday])
+                .sum();
+            let rate = s.units / weighted.max(1e-12);
+            for d in &s.days {
+                units[d.weekday] += d.units;
+                expected[d.weekday] += rate * d.exposure_days * curve.at(d.age_days);
+            }
+        }
+        let mut next = [1.0; 7];
+        for w in 0..7 {
+            if expected[w] > 0.0 && units[w] > 0.0 {
+                next[w] = units[w] / expected[w];
+            }
+        }
+        let mean = next.iter().sum::<f64>() / 7.0;
+        factors = next.map(|f| f / mean);
+    }
+    factors
 }
 
 #[cfg(test)]
@@ -255,6 +310,7 @@ mod tests {
                     market: "US".into(),
                     category: "tops".into(),
                     age_days: age,
+                    weekday: day % 7,
                     units,
                     exposure_days: exposure,
                 });

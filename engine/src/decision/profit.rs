@@ -103,21 +103,24 @@ pub fn plan_reorder(i: &PlanInputs<'_>) -> ReorderPlan {
     let mut unmet_by_market = vec![0.0; i.markets.len()];
     let (mut lead_sum, mut season_sum, mut stock_sum) = (0.0, 0.0, 0.0);
     for _ in 0..DRAWS {
-        let mut left = i.open_order_units.max(0) as f64;
-        let mut demand_after = 0.0;
+        let open = i.open_order_units.max(0) as f64;
+        let (mut left, mut short) = (open, 0.0);
         for (m, (market, posterior)) in i.markets.iter().zip(&posteriors).enumerate() {
             let rate = posterior.as_ref().map_or(0.0, |g| g.sample(&mut rng));
             let d1 = lead_noise.draw(&mut rng, rate * lead);
             let d2 = after_noise.draw(&mut rng, rate * after);
+            // Stock stays in its market: what one market has left cannot serve
+            // another's demand. The reorder (and open orders) go where demand is.
             let market_left = (market.on_hand.max(0) as f64 - d1).max(0.0);
-            unmet_by_market[m] += (d2 - market_left).max(0.0);
+            let market_short = (d2 - market_left).max(0.0);
+            unmet_by_market[m] += market_short;
+            short += market_short;
             left += market_left;
-            demand_after += d2;
             lead_sum += d1;
             season_sum += d2;
         }
         stock_sum += left;
-        unmet.push((demand_after - left).max(0.0));
+        unmet.push((short - open).max(0.0));
     }
     unmet.sort_by(f64::total_cmp);
     let n = DRAWS as f64;
@@ -287,17 +290,16 @@ mod tests {
         let an = SpanNoise::new(&i.curve, arrival, i.season_days, after);
         let mut total = 0.0;
         for _ in 0..DRAWS {
-            let mut left = i.open_order_units as f64;
-            let mut demand = 0.0;
+            let mut short = 0.0;
             for m in i.markets {
                 let g = Gamma::new(m.rate_shape, 1.0 / m.rate_rate).unwrap();
                 let rate = g.sample(&mut rng);
                 let d1 = ln.draw(&mut rng, rate * lead);
                 let d2 = an.draw(&mut rng, rate * after);
-                left += (m.on_hand as f64 - d1).max(0.0);
-                demand += d2;
+                short += (d2 - (m.on_hand as f64 - d1).max(0.0)).max(0.0);
             }
-            total += margin * (demand - left).max(0.0).min(q) - overage * q;
+            let unmet = (short - i.open_order_units as f64).max(0.0);
+            total += margin * unmet.min(q) - overage * q;
         }
         total / DRAWS as f64
     }
@@ -394,14 +396,21 @@ mod tests {
 
     #[test]
     fn lost_sales_in_a_sold_out_market_are_not_served_by_another() {
-        // Same total stock, all of it where demand is, or all where it is not: in the
-        // second case the lead-time demand of the empty market is lost, and the stock
-        // in the other market is left over for after arrival.
+        // Same total stock, split evenly or all in one market: in the second case the
+        // empty market's demand is lost until the reorder comes and the full market's
+        // stock is left over; that leftover cannot serve the empty market after
+        // arrival, so the order exceeds the pooled shortfall, nearly all of it for the
+        // empty market.
         let balanced = [selling(150), selling(150)];
         let lopsided = [selling(300), selling(0)];
         let a = plan_reorder(&inputs(&balanced));
         let b = plan_reorder(&inputs(&lopsided));
         assert!(b.stock_at_arrival > a.stock_at_arrival, "{a:?} {b:?}");
+        assert!(
+            b.units as f64 > b.season_demand - b.stock_at_arrival + 20.0,
+            "{b:?}"
+        );
+        assert!(b.by_market[1] > b.by_market[0], "{b:?}");
         assert_eq!(a.by_market.iter().sum::<i64>(), a.units);
     }
 

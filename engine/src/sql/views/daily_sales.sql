@@ -6,6 +6,7 @@ SELECT d.style_id, d.market, s.category,
        GREATEST(0.0, CAST(arrow_cast(arrow_cast(d.day, {timestamp_type}), 'Int64')
                           + {half_day_us} - arrow_cast(s.launch_at, 'Int64') AS DOUBLE)
                      / {day_us}) AS age_days,
+       CAST(date_part('dow', d.day) AS BIGINT) AS weekday,
        CAST(d.window_units AS DOUBLE) AS units,
        CAST(d.window_exposure_us AS DOUBLE) / {day_us} AS exposure_days
 FROM style_daily d
