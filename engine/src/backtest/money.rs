@@ -251,6 +251,9 @@ pub fn start_day(days_live: f64) -> usize {
     days_live.max(0.0).ceil() as usize
 }
 
+/// A style's (call value, hindsight value, clairvoyant value, call).
+type ScoredCall<'a> = (f64, f64, f64, Option<&'a Call>);
+
 /// One style's world, with the best order a buyer who knew it would place at launch.
 struct ScoredStyle {
     paths: DemandPaths,
@@ -336,30 +339,28 @@ impl MoneyWorld {
         let by_style: HashMap<&str, &Call> =
             calls.iter().map(|c| (c.style_id.as_str(), c)).collect();
         let scope: Vec<&str> = scope.iter().copied().filter(|s| self.contains(s)).collect();
-        let rows: Vec<(f64, f64, f64, Option<&Call>)> =
-            crate::decision::map_on_all_cores(&scope, |style| {
-                let hindsight = self.styles[*style].hindsight.1;
-                let Some(call) = by_style.get(style).copied() else {
-                    return (0.0, hindsight, 0.0, None);
-                };
-                let days = call.days_to_verdict.unwrap_or(0.0);
-                let keep = call.verdict == Some(Verdict::Keep);
-                let value = if keep {
-                    self.value(style, days, &call.on_hand_by_market, call.reorder_units)
-                } else {
-                    0.0
-                };
-                let clairvoyant = if call.on_hand_by_market.is_empty() {
-                    0.0
-                } else {
-                    self.clairvoyant(style, days, &call.on_hand_by_market)
-                };
-                (value, hindsight, clairvoyant, Some(call))
-            });
-        let sum =
-            |f: &dyn Fn(&(f64, f64, f64, Option<&Call>)) -> f64| rows.iter().map(f).sum::<f64>();
+        let rows: Vec<ScoredCall<'_>> = crate::decision::map_on_all_cores(&scope, |style| {
+            let hindsight = self.styles[*style].hindsight.1;
+            let Some(call) = by_style.get(style).copied() else {
+                return (0.0, hindsight, 0.0, None);
+            };
+            let days = call.days_to_verdict.unwrap_or(0.0);
+            let keep = call.verdict == Some(Verdict::Keep);
+            let value = if keep {
+                self.value(style, days, &call.on_hand_by_market, call.reorder_units)
+            } else {
+                0.0
+            };
+            let clairvoyant = if call.on_hand_by_market.is_empty() {
+                0.0
+            } else {
+                self.clairvoyant(style, days, &call.on_hand_by_market)
+            };
+            (value, hindsight, clairvoyant, Some(call))
+        });
+        let sum = |f: &dyn Fn(&ScoredCall<'_>) -> f64| rows.iter().map(f).sum::<f64>();
         let (profit, hindsight, clairvoyant) = (sum(&|r| r.0), sum(&|r| r.1), sum(&|r| r.2));
-        let keeps: Vec<&(f64, f64, f64, Option<&Call>)> = rows
+        let keeps: Vec<&ScoredCall<'_>> = rows
             .iter()
             .filter(|r| r.3.is_some_and(|c| c.verdict == Some(Verdict::Keep)))
             .collect();

@@ -319,7 +319,7 @@ impl Policy {
                 ("decay_half_life_days", r.decay_half_life_days),
                 ("day_dispersion", r.day_dispersion),
             ] {
-                if !(v > 0.0) {
+                if v.is_nan() || v <= 0.0 {
                     return Err(PolicyError::Range {
                         path: origin.to_string(),
                         field: format!("{scope}.{name}"),
