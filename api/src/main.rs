@@ -19,8 +19,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(assay_api::cli::run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    // The command runs on a worker thread: `block_on` would poll it on the main
+    // thread, whose 8 MiB stack `assay sql` with a sum of 1,500 terms overflows.
+    match runtime.block_on(async { tokio::spawn(assay_api::cli::run(cli)).await }) {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

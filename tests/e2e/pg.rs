@@ -200,8 +200,10 @@ async fn refusals_and_limits_over_pgwire_leave_the_server_serving() {
             "127.0.0.1:0",
             "--sql-memory-mib",
             "8",
+            // Room for the memory-limited query to reach its limit on a slow machine
+            // before the clock stops it.
             "--sql-timeout-secs",
-            "3",
+            "10",
         ],
     );
     let pg = server.pg.clone().unwrap();

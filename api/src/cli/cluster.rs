@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use ballista_core::config::TaskSchedulingPolicy;
+use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::utils::default_session_builder;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::cluster::BallistaCluster;
@@ -129,6 +130,12 @@ pub async fn run_executor(args: ExecutorArgs) -> anyhow::Result<()> {
             Ok(Arc::new(runtime))
         })),
         memory_pool_size: args.memory_mib.map(|m| m * 1024 * 1024),
+        // Ballista's default registry leaves out DataFusion's nested functions, and the
+        // funnel cuts stock spells into days with `generate_series`: decode tasks with
+        // every function a default session knows, as the scheduler planned them.
+        override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(
+            &SessionStateBuilder::new().with_default_features().build(),
+        ))),
         print_thread_info: false,
         ..ExecutorProcessConfig::default()
     };
