@@ -21,12 +21,12 @@ fn main() -> std::process::ExitCode {
     };
     // The command runs on a worker thread: `block_on` would poll it on the main
     // thread, whose 8 MiB stack `assay sql` with a sum of 1,500 terms overflows.
-    match runtime.block_on(async { tokio::spawn(assay_api::cli::run(cli)).await }) {
-        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+    let outcome = runtime
+        .block_on(async { tokio::spawn(assay_api::cli::run(cli)).await })
+        .map_err(anyhow::Error::from)
+        .and_then(|done| done);
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
