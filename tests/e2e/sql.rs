@@ -215,8 +215,10 @@ async fn memory_time_row_and_concurrency_limits_stop_one_query_not_the_server() 
         &[
             "--sql-memory-mib",
             "8",
+            // Long enough that the memory-limited query reaches its limit first even on
+            // a slow CI machine.
             "--sql-timeout-secs",
-            "4",
+            "10",
             "--sql-max-rows",
             "10",
             "--sql-max-concurrent",
@@ -279,7 +281,7 @@ async fn memory_time_row_and_concurrency_limits_stop_one_query_not_the_server() 
         let problem: Value = r.json().await.unwrap();
         let detail = problem["detail"].as_str().unwrap().to_owned();
         match status {
-            422 => assert!(detail.contains("time limit of 4s"), "{problem}"),
+            422 => assert!(detail.contains("time limit of 10s"), "{problem}"),
             429 => assert!(detail.contains("already running"), "{problem}"),
             _ => panic!("unexpected {status}: {problem}"),
         }
