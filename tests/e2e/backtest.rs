@@ -517,6 +517,42 @@ fn in_a_world_that_breaks_the_model_the_profit_rule_earns_more_than_the_baseline
         policy["median_days_to_call"].as_f64().unwrap() <= 10.0,
         "{policy}"
     );
+    // Each style's money in outcomes.parquet adds up to the policy's totals.
+    let (mut made, mut best) = (0.0, 0.0);
+    let file = std::fs::File::open(out.join("outcomes.parquet")).unwrap();
+    for batch in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+    {
+        let b = batch.unwrap();
+        let float = |name: &str| {
+            b.column_by_name(name)
+                .unwrap()
+                .as_primitive::<Float64Type>()
+                .clone()
+        };
+        let names = b
+            .column_by_name("policy")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let (profit, hindsight) = (float("profit"), float("hindsight_profit"));
+        for i in 0..b.num_rows() {
+            if names.value(i) == "default policy" && !profit.is_null(i) {
+                made += profit.value(i);
+                best += hindsight.value(i);
+            }
+        }
+    }
+    assert!(
+        (made - profit(&policy)).abs() < 1e-6 * profit(&hindsight),
+        "{made} vs {policy}"
+    );
+    assert!(
+        (best - profit(&hindsight)).abs() < 1e-6 * profit(&hindsight),
+        "{best}"
+    );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<h2>Money</h2>"));
 }

@@ -20,7 +20,7 @@ use crate::decision::{self, ALL_MARKETS, Policy, Verdict};
 use crate::error::{EngineError, Result};
 use crate::funnel::Funnel;
 use crate::session::Engine;
-use money::{Economics, MarketTruth, MoneyScores, MoneyWorld, StyleTruth};
+use money::{Economics, MarketTruth, MoneyScores, MoneyWorld, StyleMoney, StyleTruth};
 use score::{CalibrationBin, Call, Outcome, Scores};
 
 /// A policy under test, with the name the report shows.
@@ -68,6 +68,9 @@ pub struct PolicyResult {
     pub pareto: bool,
     #[serde(skip)]
     pub calls: Vec<Call>,
+    /// Each scored style's money, by style id.
+    #[serde(skip)]
+    pub style_money: HashMap<String, StyleMoney>,
 }
 
 /// Everything a backtest found.
@@ -198,6 +201,7 @@ impl Tracker {
                         days_to_verdict: Some(days),
                         p_keep: None,
                         reorder_units: 0,
+                        expected_profit: None,
                         on_hand_by_market: on_hand,
                     }
                 })
@@ -300,6 +304,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
                             days_to_verdict: Some(d.days_live),
                             p_keep: Some(d.p_keep),
                             reorder_units: d.reorder_units,
+                            expected_profit: Some(d.reorder_expected_profit),
                             on_hand_by_market: on_hand,
                         },
                         outcome.reached_keep(),
@@ -354,6 +359,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
                     days_to_verdict: Some(o.days_live),
                     p_keep: None,
                     reorder_units: if keep { outcome.test_batch_units } else { 0 },
+                    expected_profit: None,
                     on_hand_by_market: on_hand.clone(),
                 };
                 if o.days_live >= 14.0 {
@@ -393,7 +399,13 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
         set.iter().map(|o| o.style_id.as_str()).collect()
     }
     let (tuning_ids, scored_ids) = (ids(&tuning), ids(&scored));
-    let money = |calls: &[Call]| money_world.as_ref().map(|w| w.score(calls, &scored_ids));
+    let money = |r: &mut PolicyResult| {
+        if let Some(world) = &money_world {
+            let (scores, by_style) = world.score(&r.calls, &scored_ids);
+            r.money = Some(scores);
+            r.style_money = by_style;
+        }
+    };
 
     let mut results = Vec::new();
     for (named, tracker) in request.policies.iter().zip(trackers) {
@@ -407,7 +419,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
             last_day,
             &outcomes,
         );
-        r.money = money(&r.calls);
+        money(&mut r);
         results.push(r);
     }
     let mut setup = None;
@@ -425,7 +437,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
             None,
             &outcomes,
         );
-        r.money = money(&r.calls);
+        money(&mut r);
         results.push(r);
         let rules = reference.policy.rules_for("");
         setup = Some(MoneySetup {
@@ -446,7 +458,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
     ] {
         let (calls, _, _) = tracker.into_calls(&outcomes);
         let mut r = result(name, "baseline", None, calls, &[], None, &outcomes);
-        r.money = money(&r.calls);
+        money(&mut r);
         results.push(r);
     }
     let hindsight: Vec<Call> = match &money_world {
@@ -463,6 +475,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
                     days_to_verdict: reached.map(|_| 0.0),
                     p_keep: None,
                     reorder_units: demand.round() as i64,
+                    expected_profit: None,
                     on_hand_by_market: Vec::new(),
                 }
             })
@@ -477,7 +490,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
         None,
         &outcomes,
     );
-    r.money = money(&r.calls);
+    money(&mut r);
     results.push(r);
 
     // The Pareto front among the policies under test.
@@ -577,6 +590,7 @@ fn tune_fixed_horizon(
                     } else {
                         0
                     },
+                    expected_profit: None,
                     on_hand_by_market: s.on_hand.clone(),
                 })
             })
@@ -767,6 +781,7 @@ fn result(
         money: None,
         pareto: false,
         calls,
+        style_money: HashMap::new(),
     }
 }
 

@@ -251,8 +251,21 @@ pub fn start_day(days_live: f64) -> usize {
     days_live.max(0.0).ceil() as usize
 }
 
-/// A style's (call value, hindsight value, clairvoyant value, call).
-type ScoredCall<'a> = (f64, f64, f64, Option<&'a Call>);
+/// A style's (money, call).
+type ScoredCall<'a> = (StyleMoney, Option<&'a Call>);
+
+/// What one call on one style makes, next to what knowing the truth would make.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StyleMoney {
+    /// Expected profit of the call's reorder against never reordering (0 unless kept).
+    pub profit: f64,
+    /// The best order and its value at the call's own time, knowing the truth.
+    pub clairvoyant_units: i64,
+    pub clairvoyant_profit: f64,
+    /// The best order and its value at launch, knowing the truth.
+    pub hindsight_units: i64,
+    pub hindsight_profit: f64,
+}
 
 /// One style's world, with the best order a buyer who knew it would place at launch.
 struct ScoredStyle {
@@ -327,22 +340,32 @@ impl MoneyWorld {
         })
     }
 
-    fn clairvoyant(&self, style_id: &str, days_live: f64, on_hand: &[(String, i64)]) -> f64 {
-        self.styles.get(style_id).map_or(0.0, |s| {
+    fn clairvoyant(&self, style_id: &str, days_live: f64, on_hand: &[(String, i64)]) -> (i64, f64) {
+        self.styles.get(style_id).map_or((0, 0.0), |s| {
             let stock = s.paths.stock_from(on_hand);
-            s.paths.best_order(&s.econ, start_day(days_live), &stock).1
+            s.paths.best_order(&s.econ, start_day(days_live), &stock)
         })
     }
 
-    /// Scores calls (one per style; a style without a call is worth 0) over `scope`.
-    pub fn score(&self, calls: &[Call], scope: &[&str]) -> MoneyScores {
+    /// Scores calls (one per style; a style without a call is worth 0) over `scope`:
+    /// the totals, and each style's money by style id.
+    pub fn score(
+        &self,
+        calls: &[Call],
+        scope: &[&str],
+    ) -> (MoneyScores, HashMap<String, StyleMoney>) {
         let by_style: HashMap<&str, &Call> =
             calls.iter().map(|c| (c.style_id.as_str(), c)).collect();
         let scope: Vec<&str> = scope.iter().copied().filter(|s| self.contains(s)).collect();
         let rows: Vec<ScoredCall<'_>> = crate::decision::map_on_all_cores(&scope, |style| {
-            let hindsight = self.styles[*style].hindsight.1;
+            let (hindsight_units, hindsight_profit) = self.styles[*style].hindsight;
+            let nothing = StyleMoney {
+                hindsight_units,
+                hindsight_profit,
+                ..StyleMoney::default()
+            };
             let Some(call) = by_style.get(style).copied() else {
-                return (0.0, hindsight, 0.0, None);
+                return (nothing, None);
             };
             let days = call.days_to_verdict.unwrap_or(0.0);
             let keep = call.verdict == Some(Verdict::Keep);
@@ -351,29 +374,39 @@ impl MoneyWorld {
             } else {
                 0.0
             };
-            let clairvoyant = if call.on_hand_by_market.is_empty() {
-                0.0
+            let (clairvoyant_units, clairvoyant_profit) = if call.on_hand_by_market.is_empty() {
+                (0, 0.0)
             } else {
                 self.clairvoyant(style, days, &call.on_hand_by_market)
             };
-            (value, hindsight, clairvoyant, Some(call))
+            let money = StyleMoney {
+                profit: value,
+                clairvoyant_units,
+                clairvoyant_profit,
+                ..nothing
+            };
+            (money, Some(call))
         });
-        let sum = |f: &dyn Fn(&ScoredCall<'_>) -> f64| rows.iter().map(f).sum::<f64>();
-        let (profit, hindsight, clairvoyant) = (sum(&|r| r.0), sum(&|r| r.1), sum(&|r| r.2));
+        let sum = |f: &dyn Fn(&StyleMoney) -> f64| rows.iter().map(|r| f(&r.0)).sum::<f64>();
+        let (profit, hindsight, clairvoyant) = (
+            sum(&|m| m.profit),
+            sum(&|m| m.hindsight_profit),
+            sum(&|m| m.clairvoyant_profit),
+        );
         let keeps: Vec<&ScoredCall<'_>> = rows
             .iter()
-            .filter(|r| r.3.is_some_and(|c| c.verdict == Some(Verdict::Keep)))
+            .filter(|r| r.1.is_some_and(|c| c.verdict == Some(Verdict::Keep)))
             .collect();
-        let losing = keeps.iter().filter(|r| r.0 < 0.0).count();
+        let losing = keeps.iter().filter(|r| r.0.profit < 0.0).count();
         let days: Vec<f64> = rows
             .iter()
             .filter_map(|r| {
-                r.3.filter(|c| c.verdict.is_some())
+                r.1.filter(|c| c.verdict.is_some())
                     .and_then(|c| c.days_to_verdict)
             })
             .collect();
         let share = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-        MoneyScores {
+        let scores = MoneyScores {
             styles: scope.len(),
             profit,
             hindsight_profit: hindsight,
@@ -385,11 +418,17 @@ impl MoneyWorld {
             losing_keep_share: share(losing as f64, keeps.len() as f64),
             units_ordered: keeps
                 .iter()
-                .filter_map(|r| r.3)
+                .filter_map(|r| r.1)
                 .map(|c| c.reorder_units.max(0))
                 .sum(),
             median_days_to_call: super::score::quantile(&days, 0.5),
-        }
+        };
+        let by_style = scope
+            .iter()
+            .zip(&rows)
+            .map(|(style, r)| (style.to_string(), r.0))
+            .collect();
+        (scores, by_style)
     }
 
     /// The calls of a buyer who knew every style's truth and ordered the best quantity
@@ -417,6 +456,7 @@ impl MoneyWorld {
                     days_to_verdict: Some(0.0),
                     p_keep: None,
                     reorder_units: units,
+                    expected_profit: None,
                     on_hand_by_market: on_hand,
                 })
             })

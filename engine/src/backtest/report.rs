@@ -12,6 +12,7 @@ use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 
 use super::BacktestReport;
+use super::money::StyleMoney;
 use super::score::{Call, Outcome, Scores};
 use crate::error::Result;
 use crate::parquet_io::writer_properties;
@@ -62,8 +63,9 @@ pub fn store(report: &BacktestReport, storage: &Storage) -> Result<Vec<String>> 
     Ok(written)
 }
 
-/// One row of `outcomes.parquet`: a policy's call on a style, and the style's outcome.
-type Row<'a> = (&'a str, &'a Call, &'a Outcome);
+/// One row of `outcomes.parquet`: a policy's call on a style, the style's outcome and,
+/// where scored in money, what the call made.
+type Row<'a> = (&'a str, &'a Call, &'a Outcome, Option<&'a StyleMoney>);
 
 fn outcomes_batch(report: &BacktestReport) -> Result<RecordBatch> {
     let by_style: std::collections::HashMap<&str, &Outcome> = report
@@ -78,7 +80,7 @@ fn outcomes_batch(report: &BacktestReport) -> Result<RecordBatch> {
             r.calls.iter().filter_map(|c| {
                 by_style
                     .get(c.style_id.as_str())
-                    .map(|o| (r.name.as_str(), c, *o))
+                    .map(|o| (r.name.as_str(), c, *o, r.style_money.get(&c.style_id)))
             })
         })
         .collect();
@@ -102,7 +104,19 @@ fn outcomes_batch(report: &BacktestReport) -> Result<RecordBatch> {
         Field::new("true_rate", DataType::Float64, true),
         Field::new("truth_keep", DataType::Boolean, true),
         Field::new("reached_keep", DataType::Boolean, true),
+        Field::new("expected_profit", DataType::Float64, true),
+        Field::new("profit", DataType::Float64, true),
+        Field::new("clairvoyant_units", DataType::Int64, true),
+        Field::new("clairvoyant_profit", DataType::Float64, true),
+        Field::new("hindsight_units", DataType::Int64, true),
+        Field::new("hindsight_profit", DataType::Float64, true),
     ];
+    let money = |f: &dyn Fn(&StyleMoney) -> f64| float(&|r| r.3.map(f));
+    let money_units = |f: &dyn Fn(&StyleMoney) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from(
+            rows.iter().map(|r| r.3.map(f)).collect::<Vec<_>>(),
+        ))
+    };
     let columns: Vec<ArrayRef> = vec![
         text(&|r| Some(r.0.to_string())),
         text(&|r| Some(r.1.style_id.clone())),
@@ -123,6 +137,12 @@ fn outcomes_batch(report: &BacktestReport) -> Result<RecordBatch> {
         Arc::new(BooleanArray::from(
             rows.iter().map(|r| r.2.reached_keep()).collect::<Vec<_>>(),
         )),
+        float(&|r| r.1.expected_profit),
+        money(&|m| m.profit),
+        money_units(&|m| m.clairvoyant_units),
+        money(&|m| m.clairvoyant_profit),
+        money_units(&|m| m.hindsight_units),
+        money(&|m| m.hindsight_profit),
     ];
     Ok(RecordBatch::try_new(
         Arc::new(Schema::new(fields)),

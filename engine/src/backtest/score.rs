@@ -57,6 +57,8 @@ pub struct Call {
     pub days_to_verdict: Option<f64>,
     pub p_keep: Option<f64>,
     pub reorder_units: i64,
+    /// The policy's own expected profit of its reorder, where it has one.
+    pub expected_profit: Option<f64>,
     /// Stock per market when the call was made (or, for a style still testing, on the
     /// last day replayed): where the money simulation starts.
     #[serde(skip)]
@@ -255,6 +257,7 @@ mod tests {
             days_to_verdict: days,
             p_keep: None,
             reorder_units: reorder,
+            expected_profit: None,
             on_hand_by_market: Vec::new(),
         }
     }

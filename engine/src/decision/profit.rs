@@ -49,6 +49,9 @@ pub struct PlanInputs<'a> {
     pub unit_cost: f64,
     pub salvage_value: f64,
     pub moq: i64,
+    /// The order is cut to the largest one that makes money with at least this
+    /// probability (0: no cut).
+    pub min_p_profit: f64,
     pub seed: u64,
 }
 
@@ -132,8 +135,23 @@ pub fn plan_reorder(i: &PlanInputs<'_>) -> ReorderPlan {
     let critical = (margin - overage) / margin;
     let index = ((critical * n).ceil() as usize).clamp(1, DRAWS) - 1;
     let mut units = unmet[index].ceil() as i64;
+    // Cutting the order to the largest that still pays with probability
+    // `min_p_profit` gives up little expected profit (it is flat near its peak) and
+    // turns a wide posterior into a smaller order rather than no order at all.
+    if i.min_p_profit > 0.0 {
+        let pays = ((i.min_p_profit.min(1.0) * n).ceil() as usize).clamp(1, DRAWS);
+        let mut cap = (unmet[DRAWS - pays] * margin / overage).floor() as i64;
+        while cap > 0 && p_profit(cap as f64) < i.min_p_profit {
+            cap -= 1;
+        }
+        units = units.min(cap.max(0));
+    }
     if units > 0 && units < i.moq {
-        units = i.moq;
+        units = if p_profit(i.moq as f64) >= i.min_p_profit {
+            i.moq
+        } else {
+            0
+        };
     }
     if units > 0 && profit(units as f64) <= 0.0 {
         units = 0;
@@ -238,6 +256,7 @@ mod tests {
             unit_cost: 10.0,
             salvage_value: 5.0,
             moq: 50,
+            min_p_profit: 0.0,
             seed: 7,
         }
     }
@@ -282,13 +301,23 @@ mod tests {
 
     /// Expected profit of ordering `q` under the plan's own draws.
     fn plan_profit(i: &PlanInputs<'_>, q: f64, margin: f64, overage: f64) -> f64 {
+        let unmet = plan_unmet(i);
+        unmet
+            .iter()
+            .map(|y| margin * y.min(q) - overage * q)
+            .sum::<f64>()
+            / unmet.len() as f64
+    }
+
+    /// The plan's draws of unmet demand after arrival, re-made independently.
+    fn plan_unmet(i: &PlanInputs<'_>) -> Vec<f64> {
         let mut rng = StdRng::seed_from_u64(i.seed);
         let arrival = (i.age_days + i.lead_time_days).min(i.season_days);
         let lead = i.curve.integral(i.age_days, arrival);
         let after = i.curve.integral(arrival, i.season_days);
         let ln = SpanNoise::new(&i.curve, i.age_days, arrival, lead);
         let an = SpanNoise::new(&i.curve, arrival, i.season_days, after);
-        let mut total = 0.0;
+        let mut out = Vec::with_capacity(DRAWS);
         for _ in 0..DRAWS {
             let mut short = 0.0;
             for m in i.markets {
@@ -298,10 +327,49 @@ mod tests {
                 let d2 = an.draw(&mut rng, rate * after);
                 short += (d2 - (m.on_hand as f64 - d1).max(0.0)).max(0.0);
             }
-            let unmet = (short - i.open_order_units as f64).max(0.0);
-            total += margin * unmet.min(q) - overage * q;
+            out.push((short - i.open_order_units as f64).max(0.0));
         }
-        total / DRAWS as f64
+        out
+    }
+
+    #[test]
+    fn a_wide_posterior_cuts_the_order_to_one_that_pays_often_enough() {
+        // 10 units/day at launch but known only roughly (±50 %), at a thin margin:
+        // the order pays only if at least half of it sells.
+        let markets = [MarketState {
+            rate_shape: 4.0,
+            rate_rate: 0.4,
+            on_hand: 40,
+        }];
+        let wide = PlanInputs {
+            unit_cost: 15.0,
+            ..inputs(&markets)
+        };
+        let free = plan_reorder(&wide);
+        let cut = plan_reorder(&PlanInputs {
+            min_p_profit: 0.9,
+            ..wide.clone()
+        });
+        assert!(free.p_profit < 0.9, "{free:?}");
+        assert!(
+            cut.units > 0 && cut.units < free.units,
+            "{cut:?} vs {free:?}"
+        );
+        assert!(cut.p_profit >= 0.9, "{cut:?}");
+        // The largest such order: one more unit would pay less often than asked.
+        let one_more = plan_profit_share(&wide, (cut.units + 1) as f64 * 10.0 / 20.0);
+        assert!(one_more < 0.9, "{one_more}");
+        // Near the peak profit is flat: the smaller order keeps most of it.
+        assert!(
+            cut.expected_profit > 0.8 * free.expected_profit,
+            "{cut:?} vs {free:?}"
+        );
+    }
+
+    /// Share of the plan's draws whose unmet demand exceeds `breakeven`.
+    fn plan_profit_share(i: &PlanInputs<'_>, breakeven: f64) -> f64 {
+        let unmet = plan_unmet(i);
+        unmet.iter().filter(|y| **y > breakeven).count() as f64 / unmet.len() as f64
     }
 
     #[test]

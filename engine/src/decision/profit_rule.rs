@@ -175,6 +175,7 @@ fn decide_style(
         unit_cost: obs.unit_cost,
         salvage_value: salvage,
         moq: obs.moq,
+        min_p_profit: rules.profit_probability,
         seed: seed_of(&obs.style_id),
     });
     let (verdict, reasons, p_wrong) = rule(obs, rules, &plan, p_high_returns, matured);
