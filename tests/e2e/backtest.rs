@@ -5,6 +5,7 @@ use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type};
+use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
 use crate::support::{assay_ok, copy_inputs, path_str, shared_dataset};
@@ -37,15 +38,20 @@ fn by_name<'a>(scores: &'a Value, name_starts: &str) -> &'a Value {
 /// (verdict, days to verdict, P(keep), reorder units) per style of one policy.
 type Calls = BTreeMap<String, (Option<String>, Option<f64>, Option<f64>, i64)>;
 
-fn calls(outcomes: &Path, policy: &str) -> Calls {
+/// The record batches of a backtest's `outcomes.parquet`.
+fn outcome_batches(outcomes: &Path) -> Vec<RecordBatch> {
     let file = std::fs::File::open(outcomes).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
         .build()
-        .unwrap();
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn calls(outcomes: &Path, policy: &str) -> Calls {
     let mut out = BTreeMap::new();
-    for batch in reader {
-        let b = batch.unwrap();
+    for b in outcome_batches(outcomes) {
         let text = |name: &str| b.column_by_name(name).unwrap().as_string::<i32>().clone();
         let float = |name: &str| {
             b.column_by_name(name)
@@ -389,14 +395,8 @@ fn scores_on_a_tiny_history_match_the_hand_worked_values() {
     check("fixed horizon", 2, 1, 0, 0, 15.0, 2400.0);
     check("perfect hindsight", 1, 2, 0, 0, 0.0, 4536.0);
     // Outcomes as worked out: realised rates 3, 9 and 6 units/day.
-    let file = std::fs::File::open(out.join("outcomes.parquet")).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
     let mut rates = BTreeMap::new();
-    for batch in reader {
-        let b = batch.unwrap();
+    for b in outcome_batches(&out.join("outcomes.parquet")) {
         let style = b
             .column_by_name("style_id")
             .unwrap()
@@ -519,13 +519,7 @@ fn in_a_world_that_breaks_the_model_the_profit_rule_earns_more_than_the_baseline
     );
     // Each style's money in outcomes.parquet adds up to the policy's totals.
     let (mut made, mut best) = (0.0, 0.0);
-    let file = std::fs::File::open(out.join("outcomes.parquet")).unwrap();
-    for batch in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap()
-    {
-        let b = batch.unwrap();
+    for b in outcome_batches(&out.join("outcomes.parquet")) {
         let float = |name: &str| {
             b.column_by_name(name)
                 .unwrap()

@@ -90,6 +90,9 @@ fn outcomes_batch(report: &BacktestReport) -> Result<RecordBatch> {
     let float = |f: &dyn Fn(&Row) -> Option<f64>| -> ArrayRef {
         Arc::new(Float64Array::from(rows.iter().map(f).collect::<Vec<_>>()))
     };
+    let int = |f: &dyn Fn(&Row) -> Option<i64>| -> ArrayRef {
+        Arc::new(Int64Array::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
     let fields = vec![
         Field::new("policy", DataType::Utf8, true),
         Field::new("style_id", DataType::Utf8, true),
@@ -112,11 +115,7 @@ fn outcomes_batch(report: &BacktestReport) -> Result<RecordBatch> {
         Field::new("hindsight_profit", DataType::Float64, true),
     ];
     let money = |f: &dyn Fn(&StyleMoney) -> f64| float(&|r| r.3.map(f));
-    let money_units = |f: &dyn Fn(&StyleMoney) -> i64| -> ArrayRef {
-        Arc::new(Int64Array::from(
-            rows.iter().map(|r| r.3.map(f)).collect::<Vec<_>>(),
-        ))
-    };
+    let money_units = |f: &dyn Fn(&StyleMoney) -> i64| int(&|r| r.3.map(f));
     let columns: Vec<ArrayRef> = vec![
         text(&|r| Some(r.0.to_string())),
         text(&|r| Some(r.1.style_id.clone())),
@@ -124,9 +123,7 @@ fn outcomes_batch(report: &BacktestReport) -> Result<RecordBatch> {
         text(&|r| r.1.verdict.map(|v| v.as_str().to_string())),
         float(&|r| r.1.days_to_verdict),
         float(&|r| r.1.p_keep),
-        Arc::new(Int64Array::from(
-            rows.iter().map(|r| r.1.reorder_units).collect::<Vec<_>>(),
-        )),
+        int(&|r| Some(r.1.reorder_units)),
         float(&|r| Some(r.2.keep_rate)),
         float(&|r| Some(r.2.drop_rate)),
         float(&|r| r.2.realised_rate),

@@ -146,8 +146,10 @@ pub fn plan_reorder(i: &PlanInputs<'_>) -> ReorderPlan {
         }
         units = units.min(cap.max(0));
     }
+    // The smallest order allowed, and how likely it is to make money at all.
+    let p_reorder_pays = p_profit(i.moq.max(1) as f64);
     if units > 0 && units < i.moq {
-        units = if p_profit(i.moq as f64) >= i.min_p_profit {
+        units = if p_reorder_pays >= i.min_p_profit {
             i.moq
         } else {
             0
@@ -165,7 +167,7 @@ pub fn plan_reorder(i: &PlanInputs<'_>) -> ReorderPlan {
         } else {
             0.0
         },
-        p_reorder_pays: p_profit(i.moq.max(1) as f64),
+        p_reorder_pays,
         lead_demand: lead_sum / n,
         season_demand: season_sum / n,
         stock_at_arrival: stock_sum / n,
