@@ -21,6 +21,7 @@ use arrow_flight::sql::{
 use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
+use assay_engine::ErrorKind;
 use assay_engine::sandbox::{Sandbox, SandboxError};
 use base64::Engine as _;
 use datafusion::prelude::SessionContext;
@@ -31,6 +32,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{Permission, TokenStore};
+use crate::error_codes::{codes, public_message};
 
 type DoGetStream = <FlightSqlServiceImpl as FlightService>::DoGetStream;
 
@@ -68,14 +70,13 @@ pub fn serve(
     })
 }
 
+/// A sandbox error as the one table says, with no internals in an internal one.
 fn to_status(e: SandboxError) -> Status {
-    let message = e.to_string();
-    match e {
-        SandboxError::NotAllowed(_) => Status::permission_denied(message),
-        SandboxError::TooLarge { .. } | SandboxError::Query(_) => Status::invalid_argument(message),
-        SandboxError::Busy(_) | SandboxError::Memory { .. } => Status::resource_exhausted(message),
-        SandboxError::Timeout(_) => Status::deadline_exceeded(message),
-    }
+    status_of(e.kind(), &e)
+}
+
+fn status_of(kind: ErrorKind, message: impl std::fmt::Display) -> Status {
+    Status::new(codes(kind).grpc, public_message(kind, &message))
 }
 
 impl FlightSqlServiceImpl {
@@ -84,21 +85,32 @@ impl FlightSqlServiceImpl {
         let header = metadata
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Status::unauthenticated("no `authorization: Bearer <token>` header"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
+            .ok_or_else(|| {
+                status_of(
+                    ErrorKind::Unauthenticated,
+                    "no `authorization: Bearer <token>` header",
+                )
+            })?;
+        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+            status_of(
+                ErrorKind::Unauthenticated,
+                "authorization must be `Bearer <token>`",
+            )
+        })?;
         let principal = self
             .tokens
             .verify(token.trim())
-            .ok_or_else(|| Status::unauthenticated("unknown token"))?;
+            .ok_or_else(|| status_of(ErrorKind::Unauthenticated, "unknown token"))?;
         if principal.role.may(Permission::Sql) {
             Ok(())
         } else {
-            Err(Status::permission_denied(format!(
-                "role {} may not run SQL (analyst or admin may)",
-                principal.role.as_str()
-            )))
+            Err(status_of(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "role {} may not run SQL (analyst or admin may)",
+                    principal.role.as_str()
+                ),
+            ))
         }
     }
 
@@ -111,7 +123,7 @@ impl FlightSqlServiceImpl {
         let ticket = Ticket::new(command.as_any().encode_to_vec());
         let info = FlightInfo::new()
             .try_with_schema(schema)
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| status_of(ErrorKind::Internal, &e))?
             .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
             .with_descriptor(descriptor);
         Ok(Response::new(info))
@@ -179,15 +191,32 @@ impl FlightSqlService for FlightSqlServiceImpl {
         let token = if let Some(basic) = header.strip_prefix("Basic ") {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(basic.trim())
-                .map_err(|_| Status::unauthenticated("Basic credentials are not base64"))?;
-            let text = String::from_utf8(decoded)
-                .map_err(|_| Status::unauthenticated("Basic credentials are not UTF-8"))?;
-            let (user, password) = text
-                .split_once(':')
-                .ok_or_else(|| Status::unauthenticated("Basic credentials need `user:password`"))?;
+                .map_err(|_| {
+                    status_of(
+                        ErrorKind::Unauthenticated,
+                        "Basic credentials are not base64",
+                    )
+                })?;
+            let text = String::from_utf8(decoded).map_err(|_| {
+                status_of(
+                    ErrorKind::Unauthenticated,
+                    "Basic credentials are not UTF-8",
+                )
+            })?;
+            let (user, password) = text.split_once(':').ok_or_else(|| {
+                status_of(
+                    ErrorKind::Unauthenticated,
+                    "Basic credentials need `user:password`",
+                )
+            })?;
             match self.tokens.verify(password) {
                 Some(p) if p.name == user => password.to_owned(),
-                _ => return Err(Status::unauthenticated("wrong user name or token")),
+                _ => {
+                    return Err(status_of(
+                        ErrorKind::Unauthenticated,
+                        "wrong user name or token",
+                    ));
+                }
             }
         } else {
             header
@@ -200,7 +229,7 @@ impl FlightSqlService for FlightSqlServiceImpl {
             "authorization",
             format!("Bearer {token}")
                 .parse()
-                .map_err(|_| Status::unauthenticated("malformed token"))?,
+                .map_err(|_| status_of(ErrorKind::Unauthenticated, "malformed token"))?,
         );
         self.authorize(&metadata)?;
         let answer = HandshakeResponse {
@@ -238,7 +267,10 @@ impl FlightSqlService for FlightSqlServiceImpl {
     ) -> Result<Response<DoGetStream>, Status> {
         self.authorize(request.metadata())?;
         let sql = String::from_utf8(ticket.statement_handle.to_vec()).map_err(|_| {
-            Status::invalid_argument("the ticket is not a statement of this server")
+            status_of(
+                ErrorKind::BadRequest,
+                "the ticket is not a statement of this server",
+            )
         })?;
         let answer = self.sandbox.run(sql).await.map_err(to_status)?;
         let schema = Arc::clone(&answer.schema);

@@ -1,8 +1,100 @@
-//! The engine's errors: each names the file, table or setting it concerns.
+//! The engine's errors: each names the file, table or setting it concerns, and says
+//! which [`ErrorKind`] it is, so that every protocol answers it the same way.
 
 use datafusion::error::DataFusionError;
 
 use crate::decision::PolicyError;
+
+/// What an error means to whoever asked: the one vocabulary every protocol (HTTP,
+/// PostgreSQL wire, Flight SQL) maps to its own codes, in one table in `assay-api`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A parameter, field, setting or file of the request is malformed or out of range.
+    BadRequest,
+    /// SQL text that does not parse.
+    Syntax,
+    /// SQL that parses but does not plan or fails on its data (an unknown column, a
+    /// bad cast).
+    InvalidQuery,
+    /// A well-formed request the current state cannot serve (nothing launched by the
+    /// as-of, an override the rules refuse).
+    Unprocessable,
+    /// The thing asked for (a run, a style, an override) does not exist.
+    NotFound,
+    /// Another writer got there first, or holds the lock.
+    Conflict,
+    /// Too many requests of this kind are running; retrying shortly will work.
+    Busy,
+    /// The request is larger than accepted.
+    TooLarge,
+    /// The query needed more memory than its limit.
+    MemoryLimit,
+    /// The query ran past its time limit.
+    Timeout,
+    /// The caller may not do this (a write in read-only SQL, a role without the right).
+    PermissionDenied,
+    /// The caller did not say who they are, or not in a way that can be checked.
+    Unauthenticated,
+    /// The server cannot serve this yet (still loading); retrying later will work.
+    Unavailable,
+    /// A fault of the server: logged in full, answered without its details.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, for the tables that map them and the tests that check those tables.
+    pub const ALL: [ErrorKind; 14] = [
+        Self::BadRequest,
+        Self::Syntax,
+        Self::InvalidQuery,
+        Self::Unprocessable,
+        Self::NotFound,
+        Self::Conflict,
+        Self::Busy,
+        Self::TooLarge,
+        Self::MemoryLimit,
+        Self::Timeout,
+        Self::PermissionDenied,
+        Self::Unauthenticated,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
+    /// A short stable name (the last part of an HTTP problem type).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad-request",
+            Self::Syntax => "syntax",
+            Self::InvalidQuery => "invalid-query",
+            Self::Unprocessable => "unprocessable",
+            Self::NotFound => "not-found",
+            Self::Conflict => "conflict",
+            Self::Busy => "busy",
+            Self::TooLarge => "too-large",
+            Self::MemoryLimit => "memory-limit",
+            Self::Timeout => "timeout",
+            Self::PermissionDenied => "permission-denied",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// How DataFusion's error for a user's query reads to that user: classified by the
+    /// error's type (its innermost cause), never by its text.
+    pub fn of_user_query(e: &DataFusionError) -> Self {
+        match e.find_root() {
+            DataFusionError::ResourcesExhausted(_) => Self::MemoryLimit,
+            DataFusionError::SQL(..) => Self::Syntax,
+            DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::NotImplemented(_)
+            | DataFusionError::Execution(_)
+            | DataFusionError::ArrowError(..) => Self::InvalidQuery,
+            _ => Self::Internal,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -70,6 +162,42 @@ pub enum EngineError {
         path: String,
         source: std::io::Error,
     },
+}
+
+impl EngineError {
+    /// What this error means to the caller; see [`ErrorKind`].
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
+        match self {
+            Self::RunNotFound { .. } => K::NotFound,
+            Self::NothingToDecide { .. } => K::Unprocessable,
+            Self::NotAllowed(_) => K::PermissionDenied,
+            Self::Locked { .. } => K::Conflict,
+            Self::Policy(_)
+            | Self::Backtest(_)
+            | Self::Ingest(_)
+            | Self::BadEngine { .. }
+            | Self::BallistaNotBuilt { .. }
+            | Self::BadLocation { .. } => K::BadRequest,
+            // The server's own data or queries failing is the server's fault, not the
+            // caller's: the data directory is the operator's, engine SQL is assay's.
+            Self::MissingDataDir { .. }
+            | Self::MissingTable { .. }
+            | Self::CorruptFile { .. }
+            | Self::Schema { .. }
+            | Self::BadPartition { .. }
+            | Self::NoEvents { .. }
+            | Self::NoStyles { .. }
+            | Self::Query(_)
+            | Self::Arrow(_)
+            | Self::Parquet(_)
+            | Self::Column { .. }
+            | Self::Store { .. }
+            | Self::Ballista { .. }
+            | Self::ObjectStore { .. }
+            | Self::Io { .. } => K::Internal,
+        }
+    }
 }
 
 /// The deepest cause of an error: `object_store` repeats each cause in its own message,

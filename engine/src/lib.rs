@@ -26,7 +26,7 @@ pub mod storage;
 pub mod store;
 
 pub use compute::QueryEngine;
-pub use error::{EngineError, Result};
+pub use error::{EngineError, ErrorKind, Result};
 pub use funnel::{DailyRow, Funnel, StyleInfo};
 pub use session::Engine;
 pub use store::{DecisionRun, DecisionStore, RunSummary};

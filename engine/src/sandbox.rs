@@ -22,8 +22,8 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::EngineError;
-use crate::session::{read_only_options, refusal};
+use crate::ErrorKind;
+use crate::session::check_read_only;
 
 /// What one analyst query may use.
 #[derive(Debug, Clone)]
@@ -69,20 +69,42 @@ pub enum SandboxError {
         "the query needed more than its memory limit of {limit_mib} MiB and was stopped: {detail}"
     )]
     Memory { limit_mib: usize, detail: String },
+    #[error("syntax error: {0}")]
+    Syntax(String),
     #[error("{0}")]
     Query(String),
+    /// The server failed, not the query: the message is for the log only.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl SandboxError {
     fn from_datafusion(e: &DataFusionError, limits: &SandboxLimits) -> Self {
         let root = e.find_root();
-        if matches!(root, DataFusionError::ResourcesExhausted(_)) {
-            return Self::Memory {
+        let message = root.to_string();
+        match ErrorKind::of_user_query(e) {
+            ErrorKind::MemoryLimit => Self::Memory {
                 limit_mib: limits.memory_bytes / (1024 * 1024),
-                detail: root.to_string(),
-            };
+                detail: message,
+            },
+            ErrorKind::Syntax => Self::Syntax(message),
+            ErrorKind::Internal => Self::Internal(message),
+            _ => Self::Query(message),
         }
-        Self::Query(root.to_string())
+    }
+
+    /// What this error means to the caller; see [`ErrorKind`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::TooLarge { .. } => ErrorKind::TooLarge,
+            Self::NotAllowed(_) => ErrorKind::PermissionDenied,
+            Self::Busy(_) => ErrorKind::Busy,
+            Self::Timeout(_) => ErrorKind::Timeout,
+            Self::Memory { .. } => ErrorKind::MemoryLimit,
+            Self::Syntax(_) => ErrorKind::Syntax,
+            Self::Query(_) => ErrorKind::InvalidQuery,
+            Self::Internal(_) => ErrorKind::Internal,
+        }
     }
 }
 
@@ -215,7 +237,7 @@ impl Sandbox {
                 Ok(Arc::clone(df.schema().inner()))
             })
             .await
-            .map_err(|e| SandboxError::Query(format!("planning stopped: {e}")))?
+            .map_err(|e| SandboxError::Internal(format!("planning stopped: {e}")))?
     }
 
     /// Text too long to plan is refused before parsing.
@@ -281,24 +303,24 @@ async fn plan_query(
     let runtime_env = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
         .with_memory_pool(Arc::new(pool))
         .build_arc()
-        .map_err(|e| SandboxError::Query(e.to_string()))?;
+        .map_err(|e| SandboxError::Internal(e.to_string()))?;
     let ctx = SessionContext::new_with_state(
         SessionStateBuilder::new_from_existing(state.clone())
             .with_runtime_env(runtime_env)
             .build(),
     );
-    let planned = match query {
-        Query::Sql(sql) => ctx.sql_with_options(&sql, read_only_options()).await,
-        Query::Plan(plan) => match read_only_options().verify_plan(&plan) {
-            Ok(()) => ctx.execute_logical_plan(plan).await,
-            Err(e) => Err(e),
-        },
+    let plan = match query {
+        Query::Sql(sql) => ctx
+            .state()
+            .create_logical_plan(&sql)
+            .await
+            .map_err(|e| SandboxError::from_datafusion(&e, limits))?,
+        Query::Plan(plan) => plan,
     };
-    planned.map_err(|e| match refusal(e) {
-        EngineError::NotAllowed(m) => SandboxError::NotAllowed(m),
-        EngineError::Query(e) => SandboxError::from_datafusion(&e, limits),
-        other => SandboxError::Query(other.to_string()),
-    })
+    check_read_only(&plan).map_err(SandboxError::NotAllowed)?;
+    ctx.execute_logical_plan(plan)
+        .await
+        .map_err(|e| SandboxError::from_datafusion(&e, limits))
 }
 
 /// Plans `query` and streams the answer into `tx`; returns when the answer is complete
@@ -334,5 +356,67 @@ impl Drop for Sandbox {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each way a query fails is told apart by the error's type, whatever DataFusion's
+    /// message says.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failures_are_classified_by_their_type() {
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE t AS VALUES (1, 'a'), (2, 'b')")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let sandbox = Sandbox::new(ctx, SandboxLimits::default()).unwrap();
+        let kind = |sql: &'static str| {
+            let sandbox = &sandbox;
+            async move {
+                match sandbox.run(sql.to_string()).await {
+                    Ok(mut answer) => match answer.next().await {
+                        Some(Err(e)) => Some(e.kind()),
+                        _ => None,
+                    },
+                    Err(e) => Some(e.kind()),
+                }
+            }
+        };
+        assert_eq!(kind("SELECT count(*) FROM t").await, None);
+        assert_eq!(kind("SELEC 1").await, Some(ErrorKind::Syntax));
+        assert_eq!(
+            kind("SELECT no_such FROM t").await,
+            Some(ErrorKind::InvalidQuery)
+        );
+        assert_eq!(
+            kind("SELECT CAST('x' AS INT)").await,
+            Some(ErrorKind::InvalidQuery)
+        );
+        for refused in [
+            "DROP TABLE t",
+            "CREATE VIEW v AS SELECT 1",
+            "INSERT INTO t VALUES (3, 'c')",
+            "COPY t TO '/tmp/assay-sandbox-test.csv'",
+            "SET datafusion.execution.batch_size = 1",
+        ] {
+            assert_eq!(
+                kind(refused).await,
+                Some(ErrorKind::PermissionDenied),
+                "{refused}"
+            );
+        }
+        // Nothing refused ran: the table is still there, with its two rows.
+        let mut answer = sandbox.run("SELECT count(*) FROM t".into()).await.unwrap();
+        let batch = answer.next().await.unwrap().unwrap();
+        assert_eq!(
+            arrow::array::cast::as_primitive_array::<arrow::datatypes::Int64Type>(batch.column(0))
+                .value(0),
+            2
+        );
     }
 }

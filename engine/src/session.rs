@@ -5,7 +5,8 @@ use std::sync::Arc;
 use arrow::array::{Array, TimestampMicrosecondArray};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
-use datafusion::execution::context::SQLOptions;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 
 use crate::compute::{self, QueryEngine};
@@ -209,12 +210,14 @@ impl Engine {
     /// A statement that is not read-only, a syntax or planning error, or an execution
     /// failure, with DataFusion's message.
     pub async fn query(&self, text: &str) -> Result<Vec<RecordBatch>> {
-        let df = self
+        let plan = self.compute.state().create_logical_plan(text).await?;
+        check_read_only(&plan).map_err(EngineError::NotAllowed)?;
+        Ok(self
             .compute
-            .sql_with_options(text, read_only_options())
-            .await
-            .map_err(refusal)?;
-        Ok(df.collect().await?)
+            .execute_logical_plan(plan)
+            .await?
+            .collect()
+            .await?)
     }
 
     /// Runs engine-owned SQL (trusted text built by assay) in this process.
@@ -228,27 +231,27 @@ impl Engine {
     }
 }
 
-/// What user SQL may do: read. No DDL, DML, `SET` or other statements (which covers
-/// `COPY` and `CREATE EXTERNAL TABLE`).
-pub(crate) fn read_only_options() -> SQLOptions {
-    SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false)
-}
-
-/// A planning error of user SQL: refused by [`read_only_options`], or a plain error.
-pub(crate) fn refusal(e: datafusion::error::DataFusionError) -> EngineError {
-    let root = e.find_root().to_string();
-    if root.contains("not supported")
-        || root.contains("DDL")
-        || root.contains("DML")
-        || root.contains("Statement")
-    {
-        EngineError::NotAllowed(root)
-    } else {
-        EngineError::Query(e)
-    }
+/// What user SQL may do: read. The statement that is not a read, named by its plan
+/// node's type (a DDL, DML, `COPY` or `SET` anywhere, subqueries included); `Err` holds
+/// what was refused.
+pub(crate) fn check_read_only(plan: &LogicalPlan) -> std::result::Result<(), String> {
+    let mut refused = None;
+    plan.apply_with_subqueries(|node| {
+        refused = match node {
+            LogicalPlan::Ddl(ddl) => Some(format!("DDL {}", ddl.name())),
+            LogicalPlan::Dml(dml) => Some(format!("DML {}", dml.op)),
+            LogicalPlan::Copy(_) => Some("DML COPY".to_string()),
+            LogicalPlan::Statement(statement) => Some(format!("statement {}", statement.name())),
+            _ => None,
+        };
+        Ok(if refused.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })
+    .expect("the visitor itself never fails");
+    refused.map_or(Ok(()), Err)
 }
 
 async fn latest_event_time(ctx: &SessionContext) -> Result<Option<DateTime<Utc>>> {

@@ -147,11 +147,18 @@ async fn adbc_reads_the_same_rows_as_http_and_is_refused_what_http_refuses() {
         "{}",
         errors["memory"]
     );
+    let time = errors["time"].as_str().unwrap();
+    assert!(time.contains("time limit"), "{time}");
+    // The gRPC codes are the ones the other protocols' statuses mean.
     assert!(
-        errors["time"].as_str().unwrap().contains("time limit"),
+        errors["memory"]
+            .as_str()
+            .unwrap()
+            .contains("ResourceExhausted"),
         "{}",
-        errors["time"]
+        errors["memory"]
     );
+    assert!(time.contains("DeadlineExceeded"), "{time}");
     assert!(!written.exists(), "COPY wrote nothing");
     assert_eq!(
         v["after"], 200,

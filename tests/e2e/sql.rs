@@ -243,6 +243,7 @@ async fn memory_time_row_and_concurrency_limits_stop_one_query_not_the_server() 
             .contains("memory limit of 8 MiB"),
         "{problem}"
     );
+    assert_eq!(problem["type"], "tag:assay,2026:problem:memory-limit");
     assert_eq!(s.status(), 200);
     assert_eq!(s.json::<Value>().await.unwrap()["rows"][0]["n"], 200);
 
@@ -281,8 +282,14 @@ async fn memory_time_row_and_concurrency_limits_stop_one_query_not_the_server() 
         let problem: Value = r.json().await.unwrap();
         let detail = problem["detail"].as_str().unwrap().to_owned();
         match status {
-            422 => assert!(detail.contains("time limit of 10s"), "{problem}"),
-            429 => assert!(detail.contains("already running"), "{problem}"),
+            422 => {
+                assert!(detail.contains("time limit of 10s"), "{problem}");
+                assert_eq!(problem["type"], "tag:assay,2026:problem:timeout");
+            }
+            429 => {
+                assert!(detail.contains("already running"), "{problem}");
+                assert_eq!(problem["type"], "tag:assay,2026:problem:busy");
+            }
             _ => panic!("unexpected {status}: {problem}"),
         }
         statuses.push(status);

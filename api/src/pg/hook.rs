@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use assay_engine::ErrorKind;
 use assay_engine::sandbox::{Answer, Sandbox, SandboxError};
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
@@ -19,6 +20,8 @@ use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::api::results::{QueryResponse, Response};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::types::format::FormatOptions;
+
+use crate::error_codes::{codes, public_message};
 use futures::{StreamExt, stream};
 
 /// Session variables a client may set: each is kept per connection by
@@ -123,23 +126,13 @@ fn user_error(code: &str, message: String) -> PgWireError {
 }
 
 pub fn not_allowed(what: &str) -> PgWireError {
-    user_error(
-        "42501",
-        SandboxError::NotAllowed(what.to_owned()).to_string(),
-    )
+    to_pg_error(SandboxError::NotAllowed(what.to_owned()))
 }
 
-/// The SQLSTATE a client can act on for each way a query fails.
+/// A sandbox error as the one table says, with no internals in an internal one.
 fn to_pg_error(e: SandboxError) -> PgWireError {
-    let code = match &e {
-        SandboxError::NotAllowed(_) => "42501",
-        SandboxError::TooLarge { .. } => "54000",
-        SandboxError::Busy(_) => "53000",
-        SandboxError::Memory { .. } => "53200",
-        SandboxError::Timeout(_) => "57014",
-        SandboxError::Query(_) => "42000",
-    };
-    user_error(code, e.to_string())
+    let kind = e.kind();
+    user_error(codes(kind).sqlstate, public_message(kind, &e))
 }
 
 /// Turns a sandbox answer into pgwire rows, in text format.
@@ -209,7 +202,12 @@ impl QueryHook for SandboxHook {
             Route::Sandbox => {
                 let plan = match logical_plan.clone().replace_params_with_values(params) {
                     Ok(plan) => plan,
-                    Err(e) => return Some(Err(user_error("22023", e.to_string()))),
+                    Err(e) => {
+                        return Some(Err(user_error(
+                            codes(ErrorKind::BadRequest).sqlstate,
+                            e.to_string(),
+                        )));
+                    }
                 };
                 Some(respond(self.sandbox.run_plan(plan).await, client))
             }

@@ -9,12 +9,20 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use assay_engine::EngineError;
+use std::fmt::Display;
+
+use assay_engine::sandbox::SandboxError;
+use assay_engine::store::overrides::CreateError;
+use assay_engine::{EngineError, ErrorKind};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+
+use crate::error_codes::{codes, problem_type, public_message};
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
-    /// A URI naming the kind of problem (`about:blank` for plain HTTP statuses).
+    /// A URI naming the kind of problem: `tag:assay,2026:problem:<kind>` (the README
+    /// lists them), or `about:blank` for plain HTTP statuses.
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
@@ -23,67 +31,103 @@ pub struct Problem {
     pub detail: String,
 }
 
+/// An error answer: a status, its problem type and what to tell the caller.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
+    /// The problem's `type`: an [`ErrorKind`]'s, or `about:blank` for plain HTTP answers.
+    pub problem_type: String,
     pub detail: String,
 }
 
 impl ApiError {
+    /// A plain HTTP answer no engine error stands behind (406, 415, …).
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         Self {
             status,
+            problem_type: "about:blank".into(),
             detail: detail.into(),
         }
     }
-    pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, detail)
-    }
-    pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, detail)
-    }
-    pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, detail)
-    }
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, detail)
-    }
-    pub fn conflict(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, detail)
-    }
-    pub fn unprocessable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
-    }
 
-    /// A fault of the server: logged with its cause, answered without it.
-    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        let id = uuid_like();
-        tracing::error!(error_id = %id, "internal error: {cause}");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("internal error; the server log has the details under error id {id}"),
-        )
+    /// An error of `kind`, answered as the one table says; an internal one is logged
+    /// with its cause and answered without it.
+    pub fn of(kind: ErrorKind, detail: impl Display) -> Self {
+        Self {
+            status: codes(kind).http,
+            problem_type: problem_type(kind),
+            detail: public_message(kind, &detail),
+        }
     }
+    pub fn bad_request(detail: impl Display) -> Self {
+        Self::of(ErrorKind::BadRequest, detail)
+    }
+    pub fn unauthorized(detail: impl Display) -> Self {
+        Self::of(ErrorKind::Unauthenticated, detail)
+    }
+    pub fn forbidden(detail: impl Display) -> Self {
+        Self::of(ErrorKind::PermissionDenied, detail)
+    }
+    pub fn not_found(detail: impl Display) -> Self {
+        Self::of(ErrorKind::NotFound, detail)
+    }
+    pub fn conflict(detail: impl Display) -> Self {
+        Self::of(ErrorKind::Conflict, detail)
+    }
+    pub fn unprocessable(detail: impl Display) -> Self {
+        Self::of(ErrorKind::Unprocessable, detail)
+    }
+    /// A fault of the server.
+    pub fn internal(cause: impl Display) -> Self {
+        Self::of(ErrorKind::Internal, cause)
+    }
+}
 
-    /// The one place engine errors become HTTP statuses.
-    pub fn from_engine(err: EngineError) -> Self {
-        match err {
-            EngineError::RunNotFound { .. } => Self::not_found(err.to_string()),
-            EngineError::NothingToDecide { .. } => Self::unprocessable(err.to_string()),
-            EngineError::NotAllowed(_) => Self::forbidden(err.to_string()),
-            other => Self::internal(&other),
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        Self::of(e.kind(), e)
+    }
+}
+
+impl From<CreateError> for ApiError {
+    fn from(e: CreateError) -> Self {
+        Self::of(e.kind(), e)
+    }
+}
+
+impl From<SandboxError> for ApiError {
+    fn from(e: SandboxError) -> Self {
+        Self::of(e.kind(), e)
+    }
+}
+
+/// A body that is not JSON is malformed (400); JSON whose fields do not fit is
+/// unprocessable (422), as axum tells them apart.
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        let detail = e.body_text();
+        match e.status() {
+            StatusCode::BAD_REQUEST => Self::of(ErrorKind::BadRequest, detail),
+            StatusCode::UNPROCESSABLE_ENTITY => Self::of(ErrorKind::Unprocessable, detail),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::of(ErrorKind::TooLarge, detail),
+            other => Self::new(other, detail),
         }
     }
 }
 
-fn uuid_like() -> String {
-    use rand::RngCore;
-    format!("{:016x}", rand::rng().next_u64())
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        Self::bad_request(e.body_text())
+    }
 }
 
-pub fn problem_response(status: StatusCode, detail: String) -> Response<Body> {
+pub fn problem_response(
+    status: StatusCode,
+    problem_type: String,
+    detail: String,
+) -> Response<Body> {
     let problem = Problem {
-        kind: "about:blank".into(),
+        kind: problem_type,
         title: status.canonical_reason().unwrap_or("Error").to_string(),
         status: status.as_u16(),
         detail,
@@ -104,7 +148,7 @@ pub fn problem_response(status: StatusCode, detail: String) -> Response<Body> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response<Body> {
-        problem_response(self.status, self.detail)
+        problem_response(self.status, self.problem_type, self.detail)
     }
 }
 
@@ -135,7 +179,7 @@ pub async fn problems_for_plain_errors(response: Response<Body>) -> Response<Bod
         _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_string(),
         _ => text,
     };
-    let mut out = problem_response(status, detail);
+    let mut out = problem_response(status, "about:blank".into(), detail);
     for (name, value) in parts.headers.iter() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             out.headers_mut().insert(name.clone(), value.clone());

@@ -134,8 +134,8 @@ impl AppState {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or_else(|| {
-                ApiError::new(
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                ApiError::of(
+                    assay_engine::ErrorKind::Unavailable,
                     "no decision run is loaded yet; try again shortly",
                 )
             })

@@ -541,10 +541,11 @@ async fn bad_overrides_are_refused_with_reasons() {
         .await
         .problem(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(d.contains("verdict"), "{d}");
-    let d = post(json!({"verdict": "keep", "reason": "trend_signal", "market": "MARS"}))
-        .await
-        .problem(StatusCode::NOT_FOUND);
+    let mars = post(json!({"verdict": "keep", "reason": "trend_signal", "market": "MARS"})).await;
+    let d = mars.problem(StatusCode::NOT_FOUND);
     assert!(d.contains("MARS"), "{d}");
+    // The problem type names the error's kind, the same one pgwire and Flight SQL map.
+    assert_eq!(mars.json()["type"], "tag:assay,2026:problem:not-found");
     call(
         f,
         Method::POST,

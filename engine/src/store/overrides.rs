@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::decision::Verdict;
-use crate::error::{EngineError, Result};
+use crate::error::{EngineError, ErrorKind, Result};
 use crate::storage::Storage;
 
 /// The log's folder in the dataset.
@@ -380,6 +380,22 @@ pub enum CreateError {
     Rejected(#[from] OverrideRejected),
     #[error(transparent)]
     Store(#[from] EngineError),
+}
+
+impl CreateError {
+    /// What this error means to the caller; see [`ErrorKind`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Rejected(OverrideRejected::NotFound(_)) => ErrorKind::NotFound,
+            Self::Rejected(OverrideRejected::AlreadyRevoked(_) | OverrideRejected::KeyReused) => {
+                ErrorKind::Conflict
+            }
+            Self::Rejected(
+                OverrideRejected::CommentRequired | OverrideRejected::ExpiresInThePast(_),
+            ) => ErrorKind::Unprocessable,
+            Self::Store(e) => e.kind(),
+        }
+    }
 }
 
 #[cfg(test)]

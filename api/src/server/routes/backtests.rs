@@ -27,7 +27,7 @@ pub async fn get_backtests(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<BacktestList>, ApiError> {
     let storage = &state.engine.dataset().storage;
-    let stored = report::stored(storage).map_err(ApiError::from_engine)?;
+    let stored = report::stored(storage).map_err(ApiError::from)?;
     let mut backtests = Vec::new();
     for id in stored {
         // An unreadable report is left out rather than failing all.
@@ -59,7 +59,7 @@ pub async fn get_backtest_report(
 ) -> Result<Response, ApiError> {
     let storage = &state.engine.dataset().storage;
     if !report::stored(storage)
-        .map_err(ApiError::from_engine)?
+        .map_err(ApiError::from)?
         .contains(&backtest_id)
     {
         return Err(ApiError::not_found(format!(
@@ -67,7 +67,7 @@ pub async fn get_backtest_report(
         )));
     }
     let html = report::stored_file(storage, &backtest_id, "report.html")
-        .map_err(ApiError::from_engine)?
+        .map_err(ApiError::from)?
         .map(|body| String::from_utf8_lossy(&body).into_owned())
         .ok_or_else(|| ApiError::not_found(format!("backtest `{backtest_id}` has no report")))?;
     Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())

@@ -89,7 +89,7 @@ pub async fn get_decisions(
     headers: HeaderMap,
     query: Result<Query<DecisionQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = query?;
     let snapshot = state.snapshot()?;
     let now = Utc::now();
     let live = state.overrides.live(now);

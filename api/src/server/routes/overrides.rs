@@ -9,7 +9,7 @@ use axum::{Extension, Json};
 use chrono::Utc;
 
 use assay_engine::decision::ALL_MARKETS;
-use assay_engine::store::overrides::{CreateError, NewOverride, OverrideRejected};
+use assay_engine::store::overrides::NewOverride;
 
 use crate::auth::{Permission, Principal};
 use crate::server::dto::{NewOverrideBody, OverrideList, OverrideView};
@@ -49,7 +49,7 @@ pub async fn post_override(
     body: Result<Json<NewOverrideBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<OverrideView>), ApiError> {
     principal.require(Permission::Override)?;
-    let Json(body) = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let Json(body) = body?;
     let snapshot = state.snapshot()?;
     let rows = snapshot.by_style.get(&style_id).ok_or_else(|| {
         ApiError::not_found(format!(
@@ -101,8 +101,7 @@ pub async fn post_override(
     // The write flushes to disk before it returns: keep it off the async workers.
     let (o, created) = tokio::task::spawn_blocking(move || store.create(new, now))
         .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(create_error)?;
+        .map_err(ApiError::internal)??;
     metrics::counter!("assay_overrides_created_total").increment(u64::from(created));
     let status = if created {
         StatusCode::CREATED
@@ -169,20 +168,6 @@ pub async fn delete_override(
     let now = Utc::now();
     let o = tokio::task::spawn_blocking(move || store.revoke(&override_id, &user, now))
         .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(create_error)?;
+        .map_err(ApiError::internal)??;
     Ok(Json(OverrideView::new(&o, Utc::now())))
-}
-
-fn create_error(e: CreateError) -> ApiError {
-    match e {
-        CreateError::Rejected(r @ OverrideRejected::NotFound(_)) => {
-            ApiError::not_found(r.to_string())
-        }
-        CreateError::Rejected(
-            r @ (OverrideRejected::AlreadyRevoked(_) | OverrideRejected::KeyReused),
-        ) => ApiError::conflict(r.to_string()),
-        CreateError::Rejected(r) => ApiError::unprocessable(r.to_string()),
-        CreateError::Store(e) => ApiError::internal(&e),
-    }
 }

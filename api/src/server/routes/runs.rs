@@ -23,11 +23,7 @@ use crate::server::state::AppState;
     security(("bearer" = []))
 )]
 pub async fn get_runs(State(state): State<Arc<AppState>>) -> Result<Json<RunList>, ApiError> {
-    let runs = state
-        .engine
-        .store()
-        .list_runs()
-        .map_err(ApiError::from_engine)?;
+    let runs = state.engine.store().list_runs().map_err(ApiError::from)?;
     Ok(Json(RunList {
         runs: runs.iter().rev().map(RunView::from).collect(),
     }))
@@ -49,11 +45,7 @@ pub async fn get_run(
     State(state): State<Arc<AppState>>,
     Path(run_id): Path<String>,
 ) -> Result<Json<RunView>, ApiError> {
-    let runs = state
-        .engine
-        .store()
-        .list_runs()
-        .map_err(ApiError::from_engine)?;
+    let runs = state.engine.store().list_runs().map_err(ApiError::from)?;
     let run = runs.iter().find(|r| r.run_id == run_id).ok_or_else(|| {
         ApiError::not_found(format!("run `{run_id}` not found; GET /v1/runs lists them"))
     })?;
@@ -85,11 +77,8 @@ pub async fn post_run(
         Ok(Json(b)) => b.unwrap_or_default(),
         // No body (and so no JSON content type) means "now".
         Err(JsonRejection::MissingJsonContentType(_)) => NewRunBody::default(),
-        Err(e) => return Err(ApiError::new(e.status(), e.body_text())),
+        Err(e) => return Err(e.into()),
     };
-    let run = state
-        .recompute(body.as_of)
-        .await
-        .map_err(ApiError::from_engine)?;
+    let run = state.recompute(body.as_of).await.map_err(ApiError::from)?;
     Ok((StatusCode::CREATED, Json(RunView::from(&run))))
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use assay_engine::sandbox::{Answer, SandboxError};
+use assay_engine::sandbox::Answer;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -50,12 +50,12 @@ pub async fn post_sql(
     body: Result<Json<SqlBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::Sql)?;
-    let Json(body) = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let Json(body) = body?;
     let format = Format::negotiate(&headers)?;
-    let mut answer = state.sandbox.run(body.sql).await.map_err(to_api_error)?;
+    let mut answer = state.sandbox.run(body.sql).await.map_err(ApiError::from)?;
     // Wait for the first rows (or the end) before answering: a blocking query (an
     // aggregation, a sort) fails on memory or time before then, with its own status.
-    let first = answer.next().await.transpose().map_err(to_api_error)?;
+    let first = answer.next().await.transpose().map_err(ApiError::from)?;
     let schema = Arc::clone(&answer.schema);
     let max_rows = state.sandbox.limits().max_rows;
     let encoder = Encoder::new(format, &schema).map_err(|e| ApiError::internal(&e))?;
@@ -77,19 +77,6 @@ pub async fn post_sql(
         .header("x-assay-row-limit", max_rows.to_string())
         .body(Body::from_stream(stream))
         .map_err(|e| ApiError::internal(&e))
-}
-
-fn to_api_error(e: SandboxError) -> ApiError {
-    let status = match &e {
-        SandboxError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        SandboxError::NotAllowed(_) => StatusCode::FORBIDDEN,
-        SandboxError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
-        // A well-formed request whose SQL does not plan is unprocessable, not malformed.
-        SandboxError::Timeout(_) | SandboxError::Memory { .. } | SandboxError::Query(_) => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-    };
-    ApiError::new(status, e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
