@@ -194,7 +194,7 @@ impl Sandbox {
     }
 
     /// The runtime queries run on, whose threads have room for deep recursion: work
-    /// that parses or plans untrusted SQL outside [`Sandbox::execute`] belongs there.
+    /// that parses or plans untrusted SQL outside [`Sandbox::run`] belongs there.
     pub fn handle(&self) -> &tokio::runtime::Handle {
         self.runtime
             .as_ref()

@@ -1,6 +1,6 @@
 //! The PostgreSQL wire protocol, for psql, DBeaver, psycopg and pandas: the session the
 //! API uses, behind SCRAM-SHA-256 logins against the token store, every statement
-//! through [`hook::SandboxHook`] first.
+//! through `hook::SandboxHook` first.
 //!
 //! datafusion-postgres's own `serve()` authenticates nobody and does not report its
 //! port, so this module owns the listener and builds the handlers itself.

@@ -183,7 +183,7 @@ impl Rollup {
     }
 
     /// Replaces the registered `style_daily` of `ctx` with its rows held in memory,
-    /// when its files are small (see [`IN_MEMORY_BYTES`]). A decision run's funnel reads
+    /// when its files are small (see `IN_MEMORY_BYTES`). A decision run's funnel reads
     /// the rollup in several of its parts, and DataFusion scans a table once per
     /// reference: every scan opened and decoded every day file again.
     ///
