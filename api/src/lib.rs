@@ -7,4 +7,5 @@ pub mod error_codes;
 pub mod flight;
 pub mod pg;
 pub mod server;
+pub mod spreadsheet;
 pub mod web;

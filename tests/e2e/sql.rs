@@ -106,6 +106,21 @@ async fn one_query_in_json_csv_and_arrow_gives_the_same_rows_as_the_cli() {
     assert_eq!(from_csv, from_arrow);
     assert_eq!(from_arrow, from_cli);
 
+    // Text a spreadsheet would run as a formula is written as text in CSV (HTTP and
+    // CLI alike); numbers, and the JSON answer, are left as they are.
+    let formula = "SELECT '=HYPERLINK(\"http://evil.example\")' AS f, '@cmd' AS g, -1.5 AS n";
+    let r = sql(&client, &server.base, &analyst, formula, "text/csv").await;
+    let over_http = r.text().await.unwrap();
+    assert_eq!(
+        over_http.lines().nth(1),
+        Some("\"'=HYPERLINK(\"\"http://evil.example\"\")\",'@cmd,-1.5"),
+        "{over_http}"
+    );
+    let over_cli = assay_ok(&["sql", "--data", path_str(data), "--format", "csv", formula]);
+    assert_eq!(over_cli, over_http);
+    let r = sql(&client, &server.base, &analyst, formula, "application/json").await;
+    assert_eq!(r.json::<Value>().await.unwrap()["rows"][0]["g"], "@cmd");
+
     // Every table is there, in the session the API uses.
     let tables = sql(
         &client,

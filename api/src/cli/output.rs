@@ -1,8 +1,10 @@
-//! Printing query results as a table, CSV or JSON lines.
+//! Printing query results as a table, CSV (safe to open in a spreadsheet) or JSON lines.
 
 use std::io::Write;
 
 use arrow::record_batch::RecordBatch;
+
+use crate::spreadsheet::defuse_batch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -25,7 +27,7 @@ pub fn print_batches(batches: &[RecordBatch], format: Format) -> anyhow::Result<
                 .with_header(true)
                 .build(&mut out);
             for b in batches {
-                writer.write(b)?;
+                writer.write(&defuse_batch(b)?)?;
             }
         }
         Format::Json => {

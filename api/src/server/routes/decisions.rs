@@ -16,6 +16,7 @@ use utoipa::IntoParams;
 use crate::server::dto::{ApiVerdict, DecisionPage, DecisionView};
 use crate::server::error::{ApiError, Problem};
 use crate::server::state::AppState;
+use crate::spreadsheet::defuse;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -250,7 +251,9 @@ impl SortKey {
 
 const CSV_COLUMNS: &str = "style_id,name,category,market,launch_at,days_live,exposure_days,sold_out,views,carts,purchases,units_sold,units_returned,units_received,on_hand,sell_through,p_keep,p_drop,keep_rate,drop_rate,projected_st_p10,projected_st_p50,projected_st_p90,reorder_units,model_verdict,verdict,override_id,override_reason,override_user,override_comment,reasons\n";
 
+/// A text cell, quoted when it must be and defused when a spreadsheet would run it.
 fn csv_field(s: &str) -> String {
+    let s = defuse(s);
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -356,5 +359,7 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=1+2"), "'=1+2");
+        assert_eq!(csv_field("=SUM(A1,B1)"), "\"'=SUM(A1,B1)\"");
     }
 }

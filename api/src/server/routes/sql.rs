@@ -17,6 +17,7 @@ use crate::auth::{Permission, Principal};
 use crate::server::dto::SqlBody;
 use crate::server::error::{ApiError, Problem};
 use crate::server::state::AppState;
+use crate::spreadsheet::defuse_batch;
 
 const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
@@ -185,7 +186,7 @@ impl Encoder {
                     let mut writer = arrow::csv::WriterBuilder::new()
                         .with_header(*header)
                         .build(&mut out);
-                    writer.write(batch)?;
+                    writer.write(&defuse_batch(batch)?)?;
                 }
                 *header = false;
                 Ok(out)

@@ -378,8 +378,11 @@ function renderTableOnly() {
 
 // ---------- CSV export ----------
 
+/// A cell quoted when it must be, and written as text (a leading ') when a spreadsheet
+/// would run it as a formula; numbers stay numbers. The server's CSV does the same.
 function csvCell(value) {
-  const s = value === null || value === undefined ? "" : String(value);
+  let s = value === null || value === undefined ? "" : String(value);
+  if (/^[=+\-@\t\r]/.test(s) && Number.isNaN(Number(s.trim()))) s = "'" + s;
   return /[",\n\r]/.test(s) ? '"' + s.replaceAll('"', '""') + '"' : s;
 }
 
