@@ -38,6 +38,10 @@ pub struct SandboxLimits {
     pub max_concurrent: usize,
     /// Rows one answer carries at most (over HTTP).
     pub max_rows: usize,
+    /// How long a query waits for its client to take the next batch before it is
+    /// stopped: a client that never reads must not hold a query slot until the time
+    /// limit.
+    pub idle_client: Duration,
 }
 
 impl Default for SandboxLimits {
@@ -48,6 +52,7 @@ impl Default for SandboxLimits {
             timeout: Duration::from_secs(60),
             max_concurrent: 4,
             max_rows: 100_000,
+            idle_client: Duration::from_secs(10),
         }
     }
 }
@@ -65,6 +70,8 @@ pub enum SandboxError {
     Busy(usize),
     #[error("the query ran past its time limit of {0:?} and was stopped")]
     Timeout(Duration),
+    #[error("the client took no rows for {0:?}; the query was stopped to free its slot")]
+    ClientIdle(Duration),
     #[error(
         "the query needed more than its memory limit of {limit_mib} MiB and was stopped: {detail}"
     )]
@@ -99,7 +106,7 @@ impl SandboxError {
             Self::TooLarge { .. } => ErrorKind::TooLarge,
             Self::NotAllowed(_) => ErrorKind::PermissionDenied,
             Self::Busy(_) => ErrorKind::Busy,
-            Self::Timeout(_) => ErrorKind::Timeout,
+            Self::Timeout(_) | Self::ClientIdle(_) => ErrorKind::Timeout,
             Self::Memory { .. } => ErrorKind::MemoryLimit,
             Self::Syntax(_) => ErrorKind::Syntax,
             Self::Query(_) => ErrorKind::InvalidQuery,
@@ -265,8 +272,17 @@ impl Sandbox {
             // the queries that use cores, not the answers still being awaited.
             let _permit = permit;
             let errors = tx.clone();
-            if let Err(e) = run_query(&state, query, &limits, tx).await {
-                let _ = errors.send(QueryMessage::Error(e)).await;
+            match run_query(&state, query, &limits, tx).await {
+                Ok(()) => {}
+                // Nobody is reading: there is no one to tell.
+                Err(SandboxError::ClientIdle(_)) => {}
+                Err(e) => {
+                    let _ = tokio::time::timeout(
+                        limits.idle_client,
+                        errors.send(QueryMessage::Error(e)),
+                    )
+                    .await;
+                }
             }
         });
         // The clock runs on the caller's runtime: a query that hogs the sandbox's
@@ -337,17 +353,29 @@ async fn run_query(
         .execute_stream()
         .await
         .map_err(|e| SandboxError::from_datafusion(&e, limits))?;
-    if tx.send(QueryMessage::Schema(schema)).await.is_err() {
+    if !hand_over(&tx, QueryMessage::Schema(schema), limits).await? {
         return Ok(());
     }
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| SandboxError::from_datafusion(&e, limits))?;
-        if tx.send(QueryMessage::Batch(batch)).await.is_err() {
-            // The client went away: stop.
+        if !hand_over(&tx, QueryMessage::Batch(batch), limits).await? {
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// Sends `message` to the client: `false` when the client went away, an error when it
+/// has taken nothing for [`SandboxLimits::idle_client`].
+async fn hand_over(
+    tx: &mpsc::Sender<QueryMessage>,
+    message: QueryMessage,
+    limits: &SandboxLimits,
+) -> Result<bool, SandboxError> {
+    match tokio::time::timeout(limits.idle_client, tx.send(message)).await {
+        Ok(sent) => Ok(sent.is_ok()),
+        Err(_) => Err(SandboxError::ClientIdle(limits.idle_client)),
+    }
 }
 
 impl Drop for Sandbox {

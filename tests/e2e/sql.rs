@@ -328,3 +328,91 @@ async fn memory_time_row_and_concurrency_limits_stop_one_query_not_the_server() 
     still_serving(&client, &base).await;
     server.stop();
 }
+
+/// Opens a raw connection that sends `request` and then never reads.
+async fn stalled(addr: &str, request: String) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn clients_that_never_read_or_never_finish_sending_do_not_hold_the_server() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let server = Server::start_with(
+        data,
+        &["--sql-idle-secs", "2", "--request-timeout-secs", "3"],
+    );
+    let client = reqwest::Client::new();
+    let addr = server.base.trim_start_matches("http://").to_string();
+
+    // Four clients ask for answers far larger than the socket buffers and read nothing:
+    // they take every query slot until the idle limit frees them.
+    let body = json!({"sql": "SELECT *, repeat('x', 400) AS pad FROM events"}).to_string();
+    let request = format!(
+        "POST /v1/sql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {analyst}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut readers_that_never_read = Vec::new();
+    for _ in 0..4 {
+        readers_that_never_read.push(stalled(&addr, request.clone()).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let first = sql(
+        &client,
+        &server.base,
+        &analyst,
+        "SELECT 1 AS one",
+        "application/json",
+    )
+    .await;
+    assert_eq!(
+        first.status(),
+        429,
+        "the stalled clients hold every slot at first"
+    );
+    let mut answered = None;
+    for _ in 0..60 {
+        let r = sql(
+            &client,
+            &server.base,
+            &analyst,
+            "SELECT 1 AS one",
+            "application/json",
+        )
+        .await;
+        if r.status() == 200 {
+            answered = Some(r.json::<Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let answered =
+        answered.expect("the idle limit frees the slots while the stalled clients stay connected");
+    assert_eq!(answered["rows"][0]["one"], 1);
+
+    // A body that never finishes arriving is cut off at the request timeout.
+    let slow_body = format!(
+        "POST /v1/sql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {analyst}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"sql\": \"SEL"
+    );
+    let mut slow = stalled(&addr, slow_body).await;
+    let mut head = vec![0u8; 64];
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::io::AsyncReadExt::read(&mut slow, &mut head),
+    )
+    .await
+    .expect("the server answers a body that stalls instead of waiting for it")
+    .unwrap();
+    let status = String::from_utf8_lossy(&head[..read]).to_string();
+    assert!(
+        status.starts_with("HTTP/1.1 4"),
+        "a stalled body is refused: {status}"
+    );
+    drop(readers_that_never_read);
+    still_serving(&client, &server.base).await;
+    server.stop();
+}

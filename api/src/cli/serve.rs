@@ -28,7 +28,7 @@ pub struct ServeArgs {
     pub flight_listen: Option<SocketAddr>,
     /// TOML file with any of: data, engine, listen, pg_listen, flight_listen, policy, tokens,
     /// request_timeout_secs, max_body_bytes, sql_timeout_secs, sql_memory_mib, sql_max_rows,
-    /// sql_max_concurrent, and an [s3] table (endpoint, region, access_key_id, …).
+    /// sql_max_concurrent, sql_idle_secs, and an [s3] table (endpoint, region, access_key_id, …).
     #[arg(long, env = "ASSAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Decision policy file (TOML) [default: the built-in policy].
@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// Analyst queries running at once; more get 429 [default: 4].
     #[arg(long, env = "ASSAY_SQL_MAX_CONCURRENT")]
     pub sql_max_concurrent: Option<usize>,
+    /// A query whose client takes no rows for this long is stopped, freeing its slot
+    /// [default: 10].
+    #[arg(long, env = "ASSAY_SQL_IDLE_SECS")]
+    pub sql_idle_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +77,7 @@ struct ConfigFile {
     sql_memory_mib: Option<usize>,
     sql_max_rows: Option<usize>,
     sql_max_concurrent: Option<usize>,
+    sql_idle_secs: Option<u64>,
     engine: Option<String>,
     /// S3 settings by `object_store`'s names, over the `AWS_*` environment.
     s3: Option<std::collections::BTreeMap<String, String>>,
@@ -151,6 +156,10 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
             .or(file.sql_max_concurrent)
             .unwrap_or(sql_defaults.max_concurrent)
             .max(1),
+        idle_client: args
+            .sql_idle_secs
+            .or(file.sql_idle_secs)
+            .map_or(sql_defaults.idle_client, Duration::from_secs),
         ..sql_defaults
     };
     Ok(ServeConfig {
@@ -215,6 +224,7 @@ mod tests {
             sql_memory_mib: None,
             sql_max_rows: None,
             sql_max_concurrent: None,
+            sql_idle_secs: None,
         }
     }
 

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -113,10 +113,14 @@ pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
     api.merge(open_api);
     let (sql, sql_api) = sql_routes().split_for_parts();
     api.merge(sql_api);
-    let sql = sql.layer(middleware::from_fn_with_state(
-        Arc::clone(&state.tokens),
-        require_token,
-    ));
+    // The answer may stream for as long as the query's limits allow, but the request
+    // body (the SQL) must arrive within the request timeout, as on every other route.
+    let sql = sql
+        .layer(RequestBodyTimeoutLayer::new(limits.request_timeout))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state.tokens),
+            require_token,
+        ));
 
     let protected = protected.layer(middleware::from_fn_with_state(
         Arc::clone(&state.tokens),
