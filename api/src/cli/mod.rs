@@ -11,7 +11,7 @@ mod serve;
 mod sql;
 mod token;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use assay_engine::source::{BadFiles, Dataset};
@@ -61,14 +61,23 @@ pub enum Command {
     Executor(cluster::ExecutorArgs),
 }
 
-/// The bundled sample dataset, found relative to the working directory or the binary's
-/// source tree so `cargo run` works from anywhere in the repository.
+/// The bundled sample dataset: `data/sample` in the working directory or the nearest
+/// folder above it (so `cargo run` works from anywhere in the repository), else beside
+/// the package `cargo run` names at run time. Nothing is baked in at compile time: a
+/// release binary copied elsewhere looks where it runs.
 pub fn default_data_dir() -> PathBuf {
-    let local = PathBuf::from("data/sample");
-    if local.exists() {
-        return local;
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/sample")
+    let sample = Path::new("data").join("sample");
+    let from_cwd = std::env::current_dir().ok().and_then(|cwd| {
+        cwd.ancestors()
+            .map(|dir| dir.join(&sample))
+            .find(|candidate| candidate.is_dir())
+    });
+    let from_cargo = || {
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(|dir| PathBuf::from(dir).join("..").join(&sample))
+            .filter(|candidate| candidate.is_dir())
+    };
+    from_cwd.or_else(from_cargo).unwrap_or(sample)
 }
 
 /// `--data` as given, or the bundled sample.
