@@ -193,53 +193,92 @@ impl Cursor {
 }
 
 struct SortKey {
-    field: &'static str,
+    field: SortField,
     descending: bool,
 }
 
-impl SortKey {
-    const FIELDS: [&'static str; 11] = [
-        "style_id",
-        "market",
-        "category",
-        "launch_at",
-        "days_live",
-        "sell_through",
-        "p_keep",
-        "p_drop",
-        "units_sold",
-        "reorder_units",
-        "projected_st_p50",
+/// The fields a list can be sorted by. The `sort` parameter's pattern in
+/// [`DecisionQuery`] lists the same names (a test holds them together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SortField {
+    StyleId,
+    Market,
+    Category,
+    LaunchAt,
+    DaysLive,
+    SellThrough,
+    PKeep,
+    PDrop,
+    UnitsSold,
+    ReorderUnits,
+    ProjectedStP50,
+}
+
+impl SortField {
+    const ALL: [Self; 11] = [
+        Self::StyleId,
+        Self::Market,
+        Self::Category,
+        Self::LaunchAt,
+        Self::DaysLive,
+        Self::SellThrough,
+        Self::PKeep,
+        Self::PDrop,
+        Self::UnitsSold,
+        Self::ReorderUnits,
+        Self::ProjectedStP50,
     ];
 
+    fn name(self) -> &'static str {
+        match self {
+            Self::StyleId => "style_id",
+            Self::Market => "market",
+            Self::Category => "category",
+            Self::LaunchAt => "launch_at",
+            Self::DaysLive => "days_live",
+            Self::SellThrough => "sell_through",
+            Self::PKeep => "p_keep",
+            Self::PDrop => "p_drop",
+            Self::UnitsSold => "units_sold",
+            Self::ReorderUnits => "reorder_units",
+            Self::ProjectedStP50 => "projected_st_p50",
+        }
+    }
+}
+
+impl SortKey {
     fn parse(s: &str) -> Result<Self, ApiError> {
         let (descending, name) = match s.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, s),
         };
-        let field = Self::FIELDS.iter().find(|f| **f == name).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "cannot sort by `{name}`: expected one of {}",
-                Self::FIELDS.join(", ")
-            ))
-        })?;
+        let field = SortField::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = SortField::ALL.iter().map(|f| f.name()).collect();
+                ApiError::bad_request(format!(
+                    "cannot sort by `{name}`: expected one of {}",
+                    names.join(", ")
+                ))
+            })?;
         Ok(Self { field, descending })
     }
 
     fn compare(&self, a: &DecisionView, b: &DecisionView) -> Ordering {
         let f = |x: f64, y: f64| x.total_cmp(&y);
         let order = match self.field {
-            "style_id" => a.style_id.cmp(&b.style_id),
-            "market" => a.market.cmp(&b.market),
-            "category" => a.category.cmp(&b.category),
-            "launch_at" => a.launch_at.cmp(&b.launch_at),
-            "days_live" => f(a.days_live, b.days_live),
-            "sell_through" => f(a.sell_through, b.sell_through),
-            "p_keep" => f(a.p_keep, b.p_keep),
-            "p_drop" => f(a.p_drop, b.p_drop),
-            "units_sold" => a.units_sold.cmp(&b.units_sold),
-            "reorder_units" => a.reorder_units.cmp(&b.reorder_units),
-            _ => f(a.projected_st_p50, b.projected_st_p50),
+            SortField::StyleId => a.style_id.cmp(&b.style_id),
+            SortField::Market => a.market.cmp(&b.market),
+            SortField::Category => a.category.cmp(&b.category),
+            SortField::LaunchAt => a.launch_at.cmp(&b.launch_at),
+            SortField::DaysLive => f(a.days_live, b.days_live),
+            SortField::SellThrough => f(a.sell_through, b.sell_through),
+            SortField::PKeep => f(a.p_keep, b.p_keep),
+            SortField::PDrop => f(a.p_drop, b.p_drop),
+            SortField::UnitsSold => a.units_sold.cmp(&b.units_sold),
+            SortField::ReorderUnits => a.reorder_units.cmp(&b.reorder_units),
+            SortField::ProjectedStP50 => f(a.projected_st_p50, b.projected_st_p50),
         };
         if self.descending {
             order.reverse()
@@ -352,6 +391,29 @@ mod tests {
             Cursor::decode("zz", "run-1").unwrap_err().status,
             axum::http::StatusCode::BAD_REQUEST
         );
+    }
+
+    /// The documented pattern of `sort` names exactly the fields the code sorts by.
+    #[test]
+    fn the_sort_parameter_documents_every_sort_field() {
+        let api = serde_json::to_value(crate::server::openapi()).unwrap();
+        let sort = api["paths"]["/v1/decisions"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "sort")
+            .unwrap()
+            .clone();
+        let names: Vec<&str> = SortField::ALL.iter().map(|f| f.name()).collect();
+        assert_eq!(
+            sort["schema"]["pattern"],
+            format!("^-?({})$", names.join("|"))
+        );
+        let doc = sort["description"].as_str().unwrap().replace('\n', " ");
+        for name in names {
+            assert!(doc.contains(name), "{name} in {doc}");
+            assert_eq!(SortKey::parse(name).unwrap().field.name(), name);
+        }
     }
 
     #[test]
