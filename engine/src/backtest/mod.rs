@@ -50,12 +50,33 @@ pub struct ExpectedVsObserved {
     pub judged: usize,
 }
 
+/// What a scored line of the report is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultKind {
+    /// A decision policy (the default, or one given with `--policy`).
+    Policy,
+    /// A simple rule to beat (fixed horizon, naive), tuned or not.
+    Baseline,
+    /// Perfect hindsight: the best calls knowing the truth.
+    Hindsight,
+}
+
+impl std::fmt::Display for ResultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Policy => "policy",
+            Self::Baseline => "baseline",
+            Self::Hindsight => "hindsight",
+        })
+    }
+}
+
 /// How one policy or rule did.
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyResult {
     pub name: String,
-    /// `policy`, `baseline` or `hindsight`.
-    pub kind: &'static str,
+    pub kind: ResultKind,
     pub policy_version: Option<String>,
     pub overall: Scores,
     pub by_category: BTreeMap<String, Scores>,
@@ -412,7 +433,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
         let (calls, samples, last_day) = tracker.into_calls(&outcomes);
         let mut r = result(
             &named.name,
-            "policy",
+            ResultKind::Policy,
             Some(named.policy.version()),
             calls,
             &samples,
@@ -430,7 +451,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
                 "tuned fixed horizon: reorder {multiple} × batch if ≥ {:.0} % sold at day {day}",
                 share * 100.0
             ),
-            "baseline",
+            ResultKind::Baseline,
             None,
             calls,
             &[],
@@ -457,7 +478,15 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
         ("naive early: keep if ≥ 20 % sold by day 7", early),
     ] {
         let (calls, _, _) = tracker.into_calls(&outcomes);
-        let mut r = result(name, "baseline", None, calls, &[], None, &outcomes);
+        let mut r = result(
+            name,
+            ResultKind::Baseline,
+            None,
+            calls,
+            &[],
+            None,
+            &outcomes,
+        );
         money(&mut r);
         results.push(r);
     }
@@ -483,7 +512,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
     };
     let mut r = result(
         "perfect hindsight",
-        "hindsight",
+        ResultKind::Hindsight,
         None,
         hindsight,
         &[],
@@ -497,7 +526,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
     let policy_points: Vec<(usize, (f64, f64, f64))> = results
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.kind == "policy")
+        .filter(|(_, r)| r.kind == ResultKind::Policy)
         .map(|(i, r)| {
             let wrong = r.overall.wrong_truth.unwrap_or(r.overall.wrong_realised);
             let days = r.overall.days_to_verdict_median.unwrap_or(f64::INFINITY);
@@ -749,7 +778,7 @@ async fn world_summary(engine: &Engine) -> Result<WorldSummary> {
 
 fn result(
     name: &str,
-    kind: &'static str,
+    kind: ResultKind,
     policy_version: Option<String>,
     calls: Vec<Call>,
     samples: &[(f64, bool)],

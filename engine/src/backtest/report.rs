@@ -11,9 +11,9 @@ use arrow::datatypes::{DataType, Field, Schema};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 
-use super::BacktestReport;
 use super::money::StyleMoney;
 use super::score::{Call, Outcome, Scores};
+use super::{BacktestReport, ResultKind};
 use crate::error::Result;
 use crate::parquet_io::writer_properties;
 use crate::storage::Storage;
@@ -231,7 +231,7 @@ fn reliability_svg(bins: &[super::score::CalibrationBin]) -> String {
 
 /// Wrong calls against median days to verdict, one point per policy or rule.
 fn tradeoff_svg(report: &BacktestReport) -> String {
-    let points: Vec<(String, f64, f64, &str)> = report
+    let points: Vec<(String, f64, f64, ResultKind)> = report
         .results
         .iter()
         .filter_map(|r| {
@@ -256,10 +256,10 @@ fn tradeoff_svg(report: &BacktestReport) -> String {
         &format!("wrong calls (0 – {max_y:.0})"),
     );
     for (name, days, wrong, kind) in &points {
-        let colour = match *kind {
-            "policy" => "#2a6fdb",
-            "baseline" => "#d9822b",
-            _ => "#3a9a4a",
+        let colour = match kind {
+            ResultKind::Policy => "#2a6fdb",
+            ResultKind::Baseline => "#d9822b",
+            ResultKind::Hindsight => "#3a9a4a",
         };
         let _ = write!(
             svg,
@@ -345,7 +345,11 @@ pub fn render_html(report: &BacktestReport) -> String {
     }
     html.push_str("<h2>Wrong calls against time to verdict</h2>");
     html.push_str(&tradeoff_svg(report));
-    for r in report.results.iter().filter(|r| r.kind == "policy") {
+    for r in report
+        .results
+        .iter()
+        .filter(|r| r.kind == ResultKind::Policy)
+    {
         let _ = write!(
             html,
             "<h2>{} by category</h2><table><tr><th>category</th>{SCORE_HEADER}</tr>",
