@@ -2,19 +2,19 @@
 //! can act on. Server faults are logged in full and answered with a generic message and
 //! an id to find the log line: a 5xx body never shows internals.
 
+use std::fmt::Display;
+
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use std::fmt::Display;
-
 use assay_engine::sandbox::SandboxError;
 use assay_engine::store::overrides::CreateError;
 use assay_engine::{EngineError, ErrorKind};
-use axum::extract::rejection::{JsonRejection, QueryRejection};
 
 use crate::error_codes::{codes, problem_type, public_message};
 
