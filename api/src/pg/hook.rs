@@ -20,9 +20,9 @@ use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::api::results::{QueryResponse, Response};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::types::format::FormatOptions;
+use futures::{StreamExt, stream};
 
 use crate::error_codes::{codes, public_message};
-use futures::{StreamExt, stream};
 
 /// Session variables a client may set: each is kept per connection by
 /// datafusion-postgres or ignored. Anything else (above all `datafusion.*`, which would
@@ -129,10 +129,13 @@ pub fn not_allowed(what: &str) -> PgWireError {
     to_pg_error(SandboxError::NotAllowed(what.to_owned()))
 }
 
-/// A sandbox error as the one table says, with no internals in an internal one.
 fn to_pg_error(e: SandboxError) -> PgWireError {
-    let kind = e.kind();
-    user_error(codes(kind).sqlstate, public_message(kind, &e))
+    pg_error(e.kind(), &e)
+}
+
+/// An error of `kind` as the one table says, with no internals in an internal one.
+fn pg_error(kind: ErrorKind, message: impl std::fmt::Display) -> PgWireError {
+    user_error(codes(kind).sqlstate, public_message(kind, &message))
 }
 
 /// Turns a sandbox answer into pgwire rows, in text format.
@@ -202,12 +205,7 @@ impl QueryHook for SandboxHook {
             Route::Sandbox => {
                 let plan = match logical_plan.clone().replace_params_with_values(params) {
                     Ok(plan) => plan,
-                    Err(e) => {
-                        return Some(Err(user_error(
-                            codes(ErrorKind::BadRequest).sqlstate,
-                            e.to_string(),
-                        )));
-                    }
+                    Err(e) => return Some(Err(pg_error(ErrorKind::BadRequest, e))),
                 };
                 Some(respond(self.sandbox.run_plan(plan).await, client))
             }

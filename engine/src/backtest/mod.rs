@@ -427,6 +427,20 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
             r.style_money = by_style;
         }
     };
+    // A rule to beat: no probabilities to calibrate, scored like the policies.
+    let baseline = |name: &str, calls: Vec<Call>| {
+        let mut r = result(
+            name,
+            ResultKind::Baseline,
+            None,
+            calls,
+            &[],
+            None,
+            &outcomes,
+        );
+        money(&mut r);
+        r
+    };
 
     let mut results = Vec::new();
     for (named, tracker) in request.policies.iter().zip(trackers) {
@@ -446,20 +460,13 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
     let mut setup = None;
     if let Some(world) = &money_world {
         let (day, share, multiple, calls) = tune_fixed_horizon(world, &snapshots, &tuning_ids);
-        let mut r = result(
+        results.push(baseline(
             &format!(
                 "tuned fixed horizon: reorder {multiple} × batch if ≥ {:.0} % sold at day {day}",
                 share * 100.0
             ),
-            ResultKind::Baseline,
-            None,
             calls,
-            &[],
-            None,
-            &outcomes,
-        );
-        money(&mut r);
-        results.push(r);
+        ));
         let rules = reference.policy.rules_for("");
         setup = Some(MoneySetup {
             world: world_summary(engine).await?,
@@ -478,17 +485,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
         ("naive early: keep if ≥ 20 % sold by day 7", early),
     ] {
         let (calls, _, _) = tracker.into_calls(&outcomes);
-        let mut r = result(
-            name,
-            ResultKind::Baseline,
-            None,
-            calls,
-            &[],
-            None,
-            &outcomes,
-        );
-        money(&mut r);
-        results.push(r);
+        results.push(baseline(name, calls));
     }
     let hindsight: Vec<Call> = match &money_world {
         Some(world) => world.hindsight_calls(&ids(&outcomes.iter().collect::<Vec<_>>())),

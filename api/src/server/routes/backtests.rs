@@ -27,7 +27,7 @@ pub async fn get_backtests(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<BacktestList>, ApiError> {
     let storage = &state.engine.dataset().storage;
-    let stored = report::stored(storage).map_err(ApiError::from)?;
+    let stored = report::stored(storage)?;
     let mut backtests = Vec::new();
     for id in stored {
         // An unreadable report is left out rather than failing all.
@@ -58,16 +58,12 @@ pub async fn get_backtest_report(
     Path(backtest_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let storage = &state.engine.dataset().storage;
-    if !report::stored(storage)
-        .map_err(ApiError::from)?
-        .contains(&backtest_id)
-    {
+    if !report::stored(storage)?.contains(&backtest_id) {
         return Err(ApiError::not_found(format!(
             "backtest `{backtest_id}` not found; GET /v1/backtests lists them"
         )));
     }
-    let html = report::stored_file(storage, &backtest_id, "report.html")
-        .map_err(ApiError::from)?
+    let html = report::stored_file(storage, &backtest_id, "report.html")?
         .map(|body| String::from_utf8_lossy(&body).into_owned())
         .ok_or_else(|| ApiError::not_found(format!("backtest `{backtest_id}` has no report")))?;
     Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())

@@ -23,7 +23,7 @@ use crate::server::state::AppState;
     security(("bearer" = []))
 )]
 pub async fn get_runs(State(state): State<Arc<AppState>>) -> Result<Json<RunList>, ApiError> {
-    let runs = state.engine.store().list_runs().map_err(ApiError::from)?;
+    let runs = state.engine.store().list_runs()?;
     Ok(Json(RunList {
         runs: runs.iter().rev().map(RunView::from).collect(),
     }))
@@ -45,7 +45,7 @@ pub async fn get_run(
     State(state): State<Arc<AppState>>,
     Path(run_id): Path<String>,
 ) -> Result<Json<RunView>, ApiError> {
-    let runs = state.engine.store().list_runs().map_err(ApiError::from)?;
+    let runs = state.engine.store().list_runs()?;
     let run = runs.iter().find(|r| r.run_id == run_id).ok_or_else(|| {
         ApiError::not_found(format!("run `{run_id}` not found; GET /v1/runs lists them"))
     })?;
@@ -79,6 +79,6 @@ pub async fn post_run(
         Err(JsonRejection::MissingJsonContentType(_)) => NewRunBody::default(),
         Err(e) => return Err(e.into()),
     };
-    let run = state.recompute(body.as_of).await.map_err(ApiError::from)?;
+    let run = state.recompute(body.as_of).await?;
     Ok((StatusCode::CREATED, Json(RunView::from(&run))))
 }

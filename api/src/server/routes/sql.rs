@@ -53,10 +53,10 @@ pub async fn post_sql(
     principal.require(Permission::Sql)?;
     let Json(body) = body?;
     let format = Format::negotiate(&headers)?;
-    let mut answer = state.sandbox.run(body.sql).await.map_err(ApiError::from)?;
+    let mut answer = state.sandbox.run(body.sql).await?;
     // Wait for the first rows (or the end) before answering: a blocking query (an
     // aggregation, a sort) fails on memory or time before then, with its own status.
-    let first = answer.next().await.transpose().map_err(ApiError::from)?;
+    let first = answer.next().await.transpose()?;
     let schema = Arc::clone(&answer.schema);
     let max_rows = state.sandbox.limits().max_rows;
     let encoder = Encoder::new(format, &schema).map_err(|e| ApiError::internal(&e))?;
