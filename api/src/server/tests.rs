@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -317,6 +317,8 @@ async fn bad_decision_parameters_say_what_is_wrong() {
         ("min_p_keep=2", "min_p_keep"),
         ("launched_from=yesterday", "launched_from"),
         ("cursor=zz", "cursor"),
+        // A multi-byte char where a hex pair is read must not split it (this panicked).
+        ("cursor=a%E2%82%AC", "cursor"),
         ("format=xml", "format"),
         ("sort=-", "cannot sort by ``"),
         ("colour=red", "colour"),
@@ -593,6 +595,23 @@ async fn bad_overrides_are_refused_with_reasons() {
         .unwrap();
     let response = app(f).oneshot(req).await.unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Keys that differ only in bytes a lossy decoding would merge are refused, not merged.
+    for key in [&b"retry-\xff"[..], b"retry-\xfe", b"tab\there"] {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(&uri)
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", f.tokens[&Role::Merchandiser]),
+            )
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", HeaderValue::from_bytes(key).unwrap())
+            .body(Body::from(r#"{"verdict":"keep","reason":"trend_signal"}"#))
+            .unwrap();
+        let response = app(f).oneshot(req).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{key:?}");
+    }
 }
 
 #[tokio::test]

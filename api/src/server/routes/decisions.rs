@@ -176,11 +176,16 @@ impl Cursor {
         if !cursor.len().is_multiple_of(2) || cursor.len() > 400 {
             return Err(bad());
         }
-        let bytes: Vec<u8> = (0..cursor.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&cursor[i..i + 2], 16))
-            .collect::<Result<_, _>>()
-            .map_err(|_| bad())?;
+        // Pairs of bytes, not of chars: a multi-byte char in a forged cursor must not split.
+        let bytes: Vec<u8> = cursor
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| {
+                let hex = std::str::from_utf8(pair).ok()?;
+                u8::from_str_radix(hex, 16).ok()
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?;
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
         let (run, offset) = text.rsplit_once('.').ok_or_else(bad)?;
         if run != run_id {

@@ -25,7 +25,7 @@ const MAX_KEY: usize = 200;
     tag = "overrides",
     params(
         ("style_id" = String, Path, description = "The style's id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key (up to 200 bytes) return the first result instead of a second override"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key (up to 200 printable ASCII bytes) return the first result instead of a second override"),
     ),
     request_body = NewOverrideBody,
     responses(
@@ -76,16 +76,7 @@ pub async fn post_override(
             "comment is longer than {MAX_COMMENT} bytes"
         )));
     }
-    // Any bytes make a key: it is only ever compared for equality. Empty means none.
-    let key = match headers.get("idempotency-key").map(|v| v.as_bytes()) {
-        None | Some([]) => None,
-        Some(bytes) if bytes.len() > MAX_KEY => {
-            return Err(ApiError::bad_request(format!(
-                "Idempotency-Key is longer than {MAX_KEY} bytes"
-            )));
-        }
-        Some(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
-    };
+    let key = idempotency_key(&headers)?;
     let new = NewOverride {
         style_id,
         market,
@@ -170,4 +161,26 @@ pub async fn delete_override(
         .await
         .map_err(ApiError::internal)??;
     Ok(Json(OverrideView::new(&o, Utc::now())))
+}
+
+/// The request's Idempotency-Key, if it has one. The IETF draft makes the key a
+/// structured-field string, i.e. visible ASCII and spaces; anything else is refused
+/// rather than decoded lossily, where two different keys could become one.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(bytes) = headers.get("idempotency-key").map(|v| v.as_bytes()) else {
+        return Ok(None);
+    };
+    if bytes.len() > MAX_KEY {
+        return Err(ApiError::bad_request(format!(
+            "Idempotency-Key is longer than {MAX_KEY} bytes"
+        )));
+    }
+    let printable = bytes.iter().all(|b| (0x20..=0x7e).contains(b));
+    let key = std::str::from_utf8(bytes)
+        .ok()
+        .filter(|_| printable)
+        .ok_or_else(|| {
+            ApiError::bad_request("Idempotency-Key must be printable ASCII (bytes 0x20 to 0x7E)")
+        })?;
+    Ok((!key.is_empty()).then(|| key.to_owned()))
 }
