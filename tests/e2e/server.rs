@@ -1,6 +1,7 @@
 //! The real `assay serve` on 127.0.0.1:0, driven by a real HTTP client.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -136,9 +137,13 @@ pub async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> Value
     r.json().await.unwrap()
 }
 
-async fn readyz(client: &reqwest::Client, base: &str) -> Value {
-    let r = client.get(format!("{base}/readyz")).send().await.unwrap();
-    r.json().await.unwrap()
+/// /readyz as an operator (an admin's token) sees it, or as anyone does.
+async fn readyz(client: &reqwest::Client, base: &str, token: Option<&str>) -> Value {
+    let mut r = client.get(format!("{base}/readyz"));
+    if let Some(token) = token {
+        r = r.bearer_auth(token);
+    }
+    r.send().await.unwrap().json().await.unwrap()
 }
 
 /// The pooled row of a style: (model verdict, effective verdict).
@@ -349,8 +354,21 @@ async fn unreadable_event_files_are_set_aside_and_the_rest_is_served() {
     let admin = token(data, "admin", "ops");
     let server = Server::start(data);
     let client = reqwest::Client::new();
+    // The SCRAM secrets `token create` wrote are the owner's alone, after serve too.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data.join(".assay/tokens.json")), 0o600);
+    assert_eq!(mode(&data.join(".assay")), 0o700);
 
-    let ready = readyz(&client, &server.base).await;
+    // Anyone learns that a file was set aside; only an operator where and why.
+    let open = readyz(&client, &server.base, None).await;
+    assert_eq!(open["set_aside_count"], 1, "{open}");
+    assert!(open.get("set_aside_files").is_none(), "{open}");
+    let text = open.to_string();
+    assert!(
+        !text.contains(&*data.to_string_lossy()) && !text.contains("parquet"),
+        "{open}"
+    );
+    let ready = readyz(&client, &server.base, Some(&admin)).await;
     assert_eq!(ready["status"], "ready", "{ready}");
     let files = ready["set_aside_files"].as_array().expect("reported");
     assert_eq!(files.len(), 1, "{ready}");
@@ -390,7 +408,7 @@ async fn unreadable_event_files_are_set_aside_and_the_rest_is_served() {
         "a run still completes: {}",
         r.status()
     );
-    let ready = readyz(&client, &server.base).await;
+    let ready = readyz(&client, &server.base, Some(&admin)).await;
     let files = ready["set_aside_files"].as_array().unwrap();
     assert_eq!(files.len(), 2, "{ready}");
     assert!(

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -37,6 +38,8 @@ pub enum Permission {
     Override,
     RecomputeRuns,
     Sql,
+    /// Sees the server's internals: file paths and their read errors.
+    Operate,
 }
 
 impl Role {
@@ -44,7 +47,7 @@ impl Role {
         match permission {
             Permission::Read => true,
             Permission::Override => matches!(self, Role::Merchandiser | Role::Admin),
-            Permission::RecomputeRuns => self == Role::Admin,
+            Permission::RecomputeRuns | Permission::Operate => self == Role::Admin,
             Permission::Sql => matches!(self, Role::Analyst | Role::Admin),
         }
     }
@@ -88,8 +91,17 @@ pub async fn require_token(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let header = request
-        .headers()
+    let principal = principal_of(request.headers(), &tokens)?;
+    request.extensions_mut().insert(principal);
+    Ok(next.run(request).await)
+}
+
+/// Whose bearer token the request carries.
+///
+/// # Errors
+/// 401 when there is none or it is unknown or revoked.
+pub fn principal_of(headers: &HeaderMap, tokens: &TokenStore) -> Result<Principal, ApiError> {
+    let header = headers
         .get(AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
     let token = header
@@ -103,9 +115,7 @@ pub async fn require_token(
         .ok_or_else(|| {
             ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
         })?;
-    let principal = tokens
+    tokens
         .verify(token)
-        .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
-    request.extensions_mut().insert(principal);
-    Ok(next.run(request).await)
+        .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))
 }

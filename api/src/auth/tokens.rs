@@ -8,6 +8,7 @@
 //! needs the salted password, which is stored beside the hash: whoever can read the token
 //! file can log in over pgwire (as with PostgreSQL's own `pg_authid`), never over HTTP.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::SystemTime;
@@ -106,6 +107,9 @@ impl TokenStore {
     /// The file exists but cannot be read or parsed.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, TokenError> {
         let path = path.into();
+        if let Some(problem) = private::too_open(&path) {
+            tracing::warn!("token secrets readable by other local users: {problem}");
+        }
         let loaded = modified(&path);
         let records = read_records(&path)?;
         Ok(Self {
@@ -208,16 +212,65 @@ impl TokenStore {
     }
 
     fn save(&self, records: &[TokenRecord]) -> Result<(), TokenError> {
+        let fail = |e: std::io::Error| file_err(&self.path, e.to_string());
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| file_err(&self.path, e.to_string()))?;
+            std::fs::create_dir_all(dir).map_err(fail)?;
+            // The file holds SCRAM secrets, enough to log in over pgwire: owner only.
+            std::fs::set_permissions(dir, private::dir()).map_err(fail)?;
         }
         let tmp = self.path.with_extension("json.tmp");
         let body =
             serde_json::to_vec_pretty(records).map_err(|e| file_err(&self.path, e.to_string()))?;
-        std::fs::write(&tmp, body)
-            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = private::create(&tmp).map_err(fail)?;
+        file.write_all(&body)
+            .and_then(|()| file.sync_all())
             .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(|e| file_err(&self.path, e.to_string()))
+            .map_err(fail)
+    }
+}
+
+/// Owner-only modes for the token file and its folder, and a check of them.
+mod private {
+    use std::fs::{File, OpenOptions, Permissions};
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::path::Path;
+
+    pub fn dir() -> Permissions {
+        Permissions::from_mode(0o700)
+    }
+
+    /// A new file readable and writable by its owner only, from its first byte.
+    pub fn create(path: &Path) -> std::io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+    }
+
+    /// What is wider than owner-only about the file or its folder, if anything.
+    pub fn too_open(path: &Path) -> Option<String> {
+        let mode = |p: &Path| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| m.permissions().mode() & 0o777)
+        };
+        let file = mode(path)?;
+        if file & 0o077 != 0 {
+            return Some(format!(
+                "{} has mode {file:o}; run `chmod 600` on it",
+                path.display()
+            ));
+        }
+        let dir = path.parent()?;
+        let folder = mode(dir)?;
+        (folder & 0o077 != 0).then(|| {
+            format!(
+                "{} has mode {folder:o}; run `chmod 700` on it",
+                dir.display()
+            )
+        })
     }
 }
 
@@ -257,7 +310,28 @@ fn file_err(path: &Path, message: String) -> TokenError {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
+
+    #[test]
+    fn the_token_file_is_owner_only_even_where_it_was_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join(".assay");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = folder.join("tokens.json");
+        std::fs::write(&path, "[]").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(private::too_open(&path).unwrap().contains("chmod 600"));
+
+        let store = TokenStore::open(&path).unwrap();
+        store.create("ops", Role::Admin).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&folder), 0o700);
+        assert_eq!(private::too_open(&path), None);
+    }
 
     #[test]
     fn tokens_verify_only_themselves_and_are_stored_hashed() {

@@ -340,8 +340,11 @@ pub struct Health {
     pub status: String,
     pub run_id: Option<String>,
     pub as_of: Option<DateTime<Utc>>,
+    /// How many event files could not be read and were set aside.
+    pub set_aside_count: usize,
     /// Event files that could not be read and were moved to `DATA/quarantine/`: the
-    /// server answers from the rest. Empty when every file is sound.
+    /// server answers from the rest. Listed for an admin's token only; empty when every
+    /// file is sound.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(required = false)]
     pub set_aside_files: Vec<SetAsideFile>,

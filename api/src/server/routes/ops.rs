@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
-use crate::auth::{Permission, Principal};
+use crate::auth::{Permission, Principal, principal_of};
 use crate::server::dto::{Health, Me, SetAsideFile};
 use crate::server::state::AppState;
 
@@ -18,46 +18,52 @@ pub async fn healthz() -> Json<Health> {
         status: "ok".into(),
         run_id: None,
         as_of: None,
+        set_aside_count: 0,
         set_aside_files: Vec::new(),
     })
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "A decision run is loaded and served", body = Health),
+        (status = 200, description = "A decision run is loaded and served. Open to all: \
+            set-aside files are counted; their paths and read errors are listed only for an admin's token", body = Health),
         (status = 503, description = "Still loading", body = Health),
     ))]
-pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
-    let set_aside_files: Vec<SetAsideFile> = state
-        .engine
-        .set_aside_files()
-        .into_iter()
-        .map(|f| SetAsideFile {
-            path: f.path,
-            problem: f.problem,
-            moved_to: f.moved_to,
-        })
-        .collect();
-    match state.snapshot() {
-        Ok(s) => (
-            StatusCode::OK,
-            Json(Health {
-                status: "ready".into(),
-                run_id: Some(s.run.run_id.clone()),
-                as_of: Some(s.run.as_of),
-                set_aside_files,
-            }),
-        ),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health {
-                status: "loading".into(),
-                run_id: None,
-                as_of: None,
-                set_aside_files,
-            }),
-        ),
-    }
+pub async fn readyz(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Health>) {
+    let set_aside = state.engine.set_aside_files();
+    let set_aside_count = set_aside.len();
+    // Paths and parser errors describe the server's disk: only operators see them.
+    let operator =
+        principal_of(&headers, &state.tokens).is_ok_and(|p| p.role.may(Permission::Operate));
+    let set_aside_files: Vec<SetAsideFile> = if operator {
+        set_aside
+            .into_iter()
+            .map(|f| SetAsideFile {
+                path: f.path,
+                problem: f.problem,
+                moved_to: f.moved_to,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (status, run) = match state.snapshot() {
+        Ok(s) => (StatusCode::OK, Some((s.run.run_id.clone(), s.run.as_of))),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
+    };
+    (
+        status,
+        Json(Health {
+            status: if run.is_some() { "ready" } else { "loading" }.into(),
+            run_id: run.as_ref().map(|(id, _)| id.clone()),
+            as_of: run.map(|(_, as_of)| as_of),
+            set_aside_count,
+            set_aside_files,
+        }),
+    )
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
