@@ -51,6 +51,11 @@ pub const fn codes(kind: ErrorKind) -> Codes {
             "54000",
             Code::ResourceExhausted,
         ),
+        K::TooComplex => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "54001",
+            Code::ResourceExhausted,
+        ),
         K::MemoryLimit => (
             StatusCode::UNPROCESSABLE_ENTITY,
             "53200",
@@ -113,6 +118,7 @@ mod tests {
             (K::Conflict, 409, "40001", Code::Aborted),
             (K::Busy, 429, "53000", Code::ResourceExhausted),
             (K::TooLarge, 413, "54000", Code::ResourceExhausted),
+            (K::TooComplex, 422, "54001", Code::ResourceExhausted),
             (K::MemoryLimit, 422, "53200", Code::ResourceExhausted),
             (K::Timeout, 422, "57014", Code::DeadlineExceeded),
             (K::PermissionDenied, 403, "42501", Code::PermissionDenied),

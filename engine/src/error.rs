@@ -27,6 +27,9 @@ pub enum ErrorKind {
     Busy,
     /// The request is larger than accepted.
     TooLarge,
+    /// The query would plan into more than the planner may build (a WITH clause
+    /// referenced so often that inlining it explodes).
+    TooComplex,
     /// The query needed more memory than its limit.
     MemoryLimit,
     /// The query ran past its time limit.
@@ -43,7 +46,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for the tables that map them and the tests that check those tables.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         Self::BadRequest,
         Self::Syntax,
         Self::InvalidQuery,
@@ -52,6 +55,7 @@ impl ErrorKind {
         Self::Conflict,
         Self::Busy,
         Self::TooLarge,
+        Self::TooComplex,
         Self::MemoryLimit,
         Self::Timeout,
         Self::PermissionDenied,
@@ -71,6 +75,7 @@ impl ErrorKind {
             Self::Conflict => "conflict",
             Self::Busy => "busy",
             Self::TooLarge => "too-large",
+            Self::TooComplex => "too-complex",
             Self::MemoryLimit => "memory-limit",
             Self::Timeout => "timeout",
             Self::PermissionDenied => "permission-denied",

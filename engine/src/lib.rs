@@ -16,6 +16,7 @@ pub mod funnel;
 pub mod generate;
 pub mod ingest;
 pub mod parquet_io;
+mod plan_size;
 pub mod rollup;
 mod run;
 pub mod sandbox;

@@ -30,6 +30,8 @@ use crate::session::check_read_only;
 pub struct SandboxLimits {
     /// Longest SQL text accepted, in bytes.
     pub max_sql_bytes: usize,
+    /// Table references a query may plan into once its WITH clauses are inlined.
+    pub max_plan_relations: usize,
     /// Memory pool of one query.
     pub memory_bytes: usize,
     /// Planning and execution together.
@@ -48,6 +50,7 @@ impl Default for SandboxLimits {
     fn default() -> Self {
         Self {
             max_sql_bytes: 64 * 1024,
+            max_plan_relations: 4096,
             memory_bytes: 512 * 1024 * 1024,
             timeout: Duration::from_secs(60),
             max_concurrent: 4,
@@ -66,6 +69,10 @@ pub enum SandboxError {
         "not allowed: {0} (analysts' SQL is read-only: SELECT, EXPLAIN, SHOW and DESCRIBE over assay's tables)"
     )]
     NotAllowed(String),
+    #[error(
+        "the query inlines its WITH clauses into {relations} table references; at most {max} are planned (reference a large CTE fewer times, or nest fewer CTEs)"
+    )]
+    TooComplex { relations: usize, max: usize },
     #[error("{0} analyst queries are already running; try again shortly")]
     Busy(usize),
     #[error("the query ran past its time limit of {0:?} and was stopped")]
@@ -104,6 +111,7 @@ impl SandboxError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::TooLarge { .. } => ErrorKind::TooLarge,
+            Self::TooComplex { .. } => ErrorKind::TooComplex,
             Self::NotAllowed(_) => ErrorKind::PermissionDenied,
             Self::Busy(_) => ErrorKind::Busy,
             Self::Timeout(_) | Self::ClientIdle(_) => ErrorKind::Timeout,
@@ -230,21 +238,54 @@ impl Sandbox {
     }
 
     /// The schema `sql`'s answer will have, without running it (Flight SQL announces it
-    /// before the answer is fetched). Planned on the sandbox's runtime, like a query.
+    /// before the answer is fetched). Planned on the sandbox's runtime, like a query,
+    /// holding a query slot and within the time limit.
     ///
     /// # Errors
     /// As [`Sandbox::run`].
     pub async fn schema_of(&self, sql: String) -> Result<SchemaRef, SandboxError> {
         self.check_size(&sql)?;
+        let permit = self.permit()?;
         let state = self.ctx.state();
         let limits = self.limits.clone();
-        self.handle()
-            .spawn(async move {
-                let df = plan_query(&state, Query::Sql(sql), &limits).await?;
-                Ok(Arc::clone(df.schema().inner()))
-            })
-            .await
-            .map_err(|e| SandboxError::Internal(format!("planning stopped: {e}")))?
+        let planning = self.handle().spawn(async move {
+            // Held until planning has really stopped, as a query's is.
+            let _permit = permit;
+            let df = plan_query(&state, Query::Sql(sql), &limits).await?;
+            Ok(Arc::clone(df.schema().inner()))
+        });
+        let abort = planning.abort_handle();
+        match tokio::time::timeout(self.limits.timeout, planning).await {
+            Ok(planned) => {
+                planned.map_err(|e| SandboxError::Internal(format!("planning stopped: {e}")))?
+            }
+            Err(_) => {
+                abort.abort();
+                Err(SandboxError::Timeout(self.limits.timeout))
+            }
+        }
+    }
+
+    /// Checks a statement someone else parsed and will plan (the PostgreSQL wire
+    /// protocol's Parse) against the limits checked before planning: its text's size
+    /// and its plan's.
+    ///
+    /// # Errors
+    /// [`SandboxError::TooLarge`] or [`SandboxError::TooComplex`].
+    pub fn check_statement(
+        &self,
+        statement: &datafusion::sql::sqlparser::ast::Statement,
+    ) -> Result<(), SandboxError> {
+        self.check_size(&statement.to_string())?;
+        let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement.clone()));
+        check_plan_size(&statement, &self.limits)
+    }
+
+    /// A query slot, or Busy: more queries than slots are refused, not queued.
+    fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, SandboxError> {
+        Arc::clone(&self.permits)
+            .try_acquire_owned()
+            .map_err(|_| SandboxError::Busy(self.limits.max_concurrent))
     }
 
     /// Text too long to plan is refused before parsing.
@@ -259,9 +300,7 @@ impl Sandbox {
     }
 
     fn start(&self, query: Query) -> Result<mpsc::Receiver<QueryMessage>, SandboxError> {
-        let permit = Arc::clone(&self.permits)
-            .try_acquire_owned()
-            .map_err(|_| SandboxError::Busy(self.limits.max_concurrent))?;
+        let permit = self.permit()?;
         let limits = self.limits.clone();
         let state = self.ctx.state();
         let (tx, rx) = mpsc::channel(4);
@@ -326,17 +365,35 @@ async fn plan_query(
             .build(),
     );
     let plan = match query {
-        Query::Sql(sql) => ctx
-            .state()
-            .create_logical_plan(&sql)
-            .await
-            .map_err(|e| SandboxError::from_datafusion(&e, limits))?,
+        Query::Sql(sql) => {
+            let state = ctx.state();
+            let failed = |e: DataFusionError| SandboxError::from_datafusion(&e, limits);
+            let dialect = state.config().options().sql_parser.dialect;
+            let statement = state.sql_to_statement(&sql, &dialect).map_err(failed)?;
+            check_plan_size(&statement, limits)?;
+            state.statement_to_plan(statement).await.map_err(failed)?
+        }
         Query::Plan(plan) => plan,
     };
     check_read_only(&plan).map_err(SandboxError::NotAllowed)?;
     ctx.execute_logical_plan(plan)
         .await
         .map_err(|e| SandboxError::from_datafusion(&e, limits))
+}
+
+/// Refuses, before the planner starts, a statement whose plan would explode.
+fn check_plan_size(
+    statement: &datafusion::sql::parser::Statement,
+    limits: &SandboxLimits,
+) -> Result<(), SandboxError> {
+    let relations = crate::plan_size::inlined_relations(statement);
+    if relations > limits.max_plan_relations {
+        return Err(SandboxError::TooComplex {
+            relations,
+            max: limits.max_plan_relations,
+        });
+    }
+    Ok(())
 }
 
 /// Plans `query` and streams the answer into `tx`; returns when the answer is complete

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `assay` binary on generated data.
 
+mod attacks;
 mod backtest;
 mod bad_input;
 mod decide;

@@ -187,7 +187,14 @@ impl QueryHook for SandboxHook {
     ) -> Option<PgWireResult<LogicalPlan>> {
         match route(statement) {
             Route::Refuse(what) => Some(Err(not_allowed(&what))),
-            Route::Sandbox | Route::PassOn => None,
+            // datafusion-postgres plans it next, outside the sandbox: what would make
+            // that planning explode is refused first.
+            Route::Sandbox => self
+                .sandbox
+                .check_statement(statement)
+                .err()
+                .map(|e| Err(to_pg_error(e))),
+            Route::PassOn => None,
         }
     }
 
