@@ -684,6 +684,20 @@ async fn runs_are_listed_read_and_recomputed_by_admins_only() {
     )
     .await;
     early.problem(StatusCode::UNPROCESSABLE_ENTITY);
+    let future = call(
+        &f,
+        Method::POST,
+        "/v1/runs",
+        Some(Role::Admin),
+        Some(json!({"as_of": "2030-01-01T00:00:00Z"})),
+        &[],
+    )
+    .await;
+    assert!(
+        future
+            .problem(StatusCode::UNPROCESSABLE_ENTITY)
+            .contains("newest event")
+    );
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ const MAX_KEY: usize = 200;
     tag = "overrides",
     params(
         ("style_id" = String, Path, description = "The style's id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key (up to 200 printable ASCII bytes) return the first result instead of a second override"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key (up to 200 printable ASCII bytes) return the first result instead of a second override", max_length = 200, pattern = "^[ -~]*$"),
     ),
     request_body = NewOverrideBody,
     responses(

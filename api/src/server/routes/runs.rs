@@ -63,7 +63,7 @@ pub async fn get_run(
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only admins recompute", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Nothing to decide at that time", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Nothing to decide at that time: no style launched by then, or the time is more than a day after the newest event", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -79,6 +79,17 @@ pub async fn post_run(
         Err(JsonRejection::MissingJsonContentType(_)) => NewRunBody::default(),
         Err(e) => return Err(e.into()),
     };
+    // Past the newest event there is nothing to observe: a run then would read the
+    // empty days as no demand, and be served to buying systems at once.
+    let newest = state.engine.latest_event();
+    if let Some(as_of) = body
+        .as_of
+        .filter(|t| *t > newest + chrono::Duration::days(1))
+    {
+        return Err(ApiError::unprocessable(format!(
+            "as_of {as_of} is after the newest event ({newest}) by more than a day; decide as of a time the data covers"
+        )));
+    }
     let run = state.recompute(body.as_of).await?;
     Ok((StatusCode::CREATED, Json(RunView::from(&run))))
 }
