@@ -8,6 +8,7 @@
 //! [`generate`] makes realistic launch data with known truth.
 
 pub mod backtest;
+mod bounded_functions;
 mod columns;
 pub mod compute;
 pub mod decision;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod funnel;
 pub mod generate;
 pub mod ingest;
+pub mod memory_ceiling;
 pub mod parquet_io;
 mod plan_size;
 pub mod rollup;

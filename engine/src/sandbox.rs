@@ -7,14 +7,17 @@
 //! and aborts the process), and only so many at once. Text too long to plan is refused
 //! before parsing.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::disk_manager::{DiskManager, DiskManagerBuilder};
 use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
@@ -23,6 +26,7 @@ use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::ErrorKind;
+use crate::memory_ceiling::MemoryCeiling;
 use crate::session::check_read_only;
 
 /// What one analyst query may use.
@@ -44,6 +48,11 @@ pub struct SandboxLimits {
     /// stopped: a client that never reads must not hold a query slot until the time
     /// limit.
     pub idle_client: Duration,
+    /// Spill files of all queries together, in bytes.
+    pub spill_bytes: u64,
+    /// The process's memory above which running queries are stopped; `None` watches
+    /// nothing.
+    pub memory_ceiling: Option<MemoryCeiling>,
 }
 
 impl Default for SandboxLimits {
@@ -56,6 +65,8 @@ impl Default for SandboxLimits {
             max_concurrent: 4,
             max_rows: 100_000,
             idle_client: Duration::from_secs(10),
+            spill_bytes: 8 * 1024 * 1024 * 1024,
+            memory_ceiling: MemoryCeiling::from_machine(),
         }
     }
 }
@@ -83,6 +94,10 @@ pub enum SandboxError {
         "the query needed more than its memory limit of {limit_mib} MiB and was stopped: {detail}"
     )]
     Memory { limit_mib: usize, detail: String },
+    #[error(
+        "the server's memory reached {used_mib} MiB, over its ceiling of {ceiling_mib} MiB; running analyst queries were stopped"
+    )]
+    ServerMemory { used_mib: u64, ceiling_mib: u64 },
     #[error("syntax error: {0}")]
     Syntax(String),
     #[error("{0}")]
@@ -115,7 +130,7 @@ impl SandboxError {
             Self::NotAllowed(_) => ErrorKind::PermissionDenied,
             Self::Busy(_) => ErrorKind::Busy,
             Self::Timeout(_) | Self::ClientIdle(_) => ErrorKind::Timeout,
-            Self::Memory { .. } => ErrorKind::MemoryLimit,
+            Self::Memory { .. } | Self::ServerMemory { .. } => ErrorKind::MemoryLimit,
             Self::Syntax(_) => ErrorKind::Syntax,
             Self::Query(_) => ErrorKind::InvalidQuery,
             Self::Internal(_) => ErrorKind::Internal,
@@ -171,11 +186,23 @@ impl Answer {
     }
 }
 
+/// A query that is running, as the memory watch stops it.
+struct Running {
+    abort: tokio::task::AbortHandle,
+    errors: mpsc::Sender<QueryMessage>,
+}
+
+type RunningQueries = Mutex<HashMap<u64, Running>>;
+
 /// Runs analysts' queries; one per server.
 pub struct Sandbox {
     ctx: SessionContext,
     limits: SandboxLimits,
     permits: Arc<Semaphore>,
+    /// Where every query spills, within [`SandboxLimits::spill_bytes`] together.
+    spill: Arc<DiskManager>,
+    running: Arc<RunningQueries>,
+    next_id: AtomicU64,
     runtime: Option<tokio::runtime::Runtime>,
     /// Where time limits are kept: the runtime the sandbox was made on, whose threads
     /// the queries do not occupy.
@@ -195,12 +222,27 @@ impl Sandbox {
             .thread_stack_size(256 * 1024 * 1024)
             .enable_all()
             .build()?;
+        // A function's answer larger than one query's memory is refused before it is
+        // built: that allocation is outside the query's pool.
+        crate::bounded_functions::bound_in(&ctx, limits.memory_bytes);
+        let spill = DiskManagerBuilder::default()
+            .with_max_temp_directory_size(limits.spill_bytes)
+            .build()
+            .map_err(std::io::Error::other)?;
+        let running = Arc::new(RunningQueries::default());
+        let clock = tokio::runtime::Handle::current();
+        if let Some(ceiling) = limits.memory_ceiling {
+            clock.spawn(watch_memory(ceiling, Arc::downgrade(&running)));
+        }
         Ok(Self {
             ctx,
             permits: Arc::new(Semaphore::new(limits.max_concurrent)),
+            spill: Arc::new(spill),
+            running,
+            next_id: AtomicU64::new(0),
             limits,
             runtime: Some(runtime),
-            clock: tokio::runtime::Handle::current(),
+            clock,
         })
     }
 
@@ -248,10 +290,11 @@ impl Sandbox {
         let permit = self.permit()?;
         let state = self.ctx.state();
         let limits = self.limits.clone();
+        let spill = Arc::clone(&self.spill);
         let planning = self.handle().spawn(async move {
             // Held until planning has really stopped, as a query's is.
             let _permit = permit;
-            let df = plan_query(&state, Query::Sql(sql), &limits).await?;
+            let df = plan_query(&state, &spill, Query::Sql(sql), &limits).await?;
             Ok(Arc::clone(df.schema().inner()))
         });
         let abort = planning.abort_handle();
@@ -303,6 +346,7 @@ impl Sandbox {
         let permit = self.permit()?;
         let limits = self.limits.clone();
         let state = self.ctx.state();
+        let spill = Arc::clone(&self.spill);
         let (tx, rx) = mpsc::channel(4);
         let errors = tx.clone();
         let timeout = limits.timeout;
@@ -311,7 +355,7 @@ impl Sandbox {
             // the queries that use cores, not the answers still being awaited.
             let _permit = permit;
             let errors = tx.clone();
-            match run_query(&state, query, &limits, tx).await {
+            match run_query(&state, &spill, query, &limits, tx).await {
                 Ok(()) => {}
                 // Nobody is reading: there is no one to tell.
                 Err(SandboxError::ClientIdle(_)) => {}
@@ -324,11 +368,22 @@ impl Sandbox {
                 }
             }
         });
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let abort = work.abort_handle();
+        lock(&self.running).insert(
+            id,
+            Running {
+                abort: abort.clone(),
+                errors: errors.clone(),
+            },
+        );
+        let running = Arc::clone(&self.running);
         // The clock runs on the caller's runtime: a query that hogs the sandbox's
         // threads must not also starve the timer that is meant to stop it.
         self.clock.spawn(async move {
-            let abort = work.abort_handle();
-            if tokio::time::timeout(timeout, work).await.is_err() {
+            let finished = tokio::time::timeout(timeout, work).await;
+            lock(&running).remove(&id);
+            if finished.is_err() {
                 abort.abort();
                 let _ = errors
                     .send(QueryMessage::Error(SandboxError::Timeout(timeout)))
@@ -344,9 +399,51 @@ enum Query {
     Plan(LogicalPlan),
 }
 
+fn lock(running: &RunningQueries) -> std::sync::MutexGuard<'_, HashMap<u64, Running>> {
+    running.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Looks at the process's memory every 50 ms and, over the ceiling, stops every running
+/// query with an error its client receives; ends with the sandbox.
+async fn watch_memory(ceiling: MemoryCeiling, running: Weak<RunningQueries>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        let Some(running) = running.upgrade() else {
+            return;
+        };
+        let Some((used, limit)) = ceiling.exceeded() else {
+            continue;
+        };
+        let stopped: Vec<Running> = lock(&running).drain().map(|(_, q)| q).collect();
+        if stopped.is_empty() {
+            continue;
+        }
+        let (used_mib, ceiling_mib) = (used / (1024 * 1024), limit / (1024 * 1024));
+        tracing::warn!(
+            used_mib,
+            ceiling_mib,
+            queries = stopped.len(),
+            "memory ceiling reached: stopping analyst queries"
+        );
+        for query in stopped {
+            query.abort.abort();
+            let error = SandboxError::ServerMemory {
+                used_mib,
+                ceiling_mib,
+            };
+            // Told, not dropped: an answer that just ends would read as complete.
+            tokio::spawn(async move {
+                let _ = query.errors.send(QueryMessage::Error(error)).await;
+            });
+        }
+    }
+}
+
 /// Plans `query` read-only in a session with its own memory pool.
 async fn plan_query(
     state: &datafusion::execution::SessionState,
+    spill: &Arc<DiskManager>,
     query: Query,
     limits: &SandboxLimits,
 ) -> Result<datafusion::dataframe::DataFrame, SandboxError> {
@@ -355,8 +452,10 @@ async fn plan_query(
         GreedyMemoryPool::new(limits.memory_bytes),
         NonZeroUsize::new(3).expect("non-zero"),
     );
-    let runtime_env = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
-        .with_memory_pool(Arc::new(pool))
+    let mut runtime_env =
+        RuntimeEnvBuilder::from_runtime_env(state.runtime_env()).with_memory_pool(Arc::new(pool));
+    runtime_env.disk_manager = Some(Arc::clone(spill));
+    let runtime_env = runtime_env
         .build_arc()
         .map_err(|e| SandboxError::Internal(e.to_string()))?;
     let ctx = SessionContext::new_with_state(
@@ -400,11 +499,12 @@ fn check_plan_size(
 /// or the receiver has gone.
 async fn run_query(
     state: &datafusion::execution::SessionState,
+    spill: &Arc<DiskManager>,
     query: Query,
     limits: &SandboxLimits,
     tx: mpsc::Sender<QueryMessage>,
 ) -> Result<(), SandboxError> {
-    let df = plan_query(state, query, limits).await?;
+    let df = plan_query(state, spill, query, limits).await?;
     let schema = Arc::clone(df.schema().inner());
     let mut stream = df
         .execute_stream()
@@ -495,6 +595,28 @@ mod tests {
                 "{refused}"
             );
         }
+        // Answers a function would build past the memory limit are refused before they
+        // are allocated; the same functions still answer small calls.
+        for huge in [
+            "SELECT length(repeat(arrow_cast('x', 'LargeUtf8'), 3000000000))",
+            "SELECT length(repeat(column2, 3000000000)) FROM t",
+            "SELECT length(lpad('x', 3000000000))",
+            "SELECT cardinality(range(0, 250000000))",
+            "SELECT cardinality(generate_series(column1, 250000000)) FROM t",
+            "SELECT cardinality(range(TIMESTAMP '1970-01-01', TIMESTAMP '2200-01-01', INTERVAL '1 minute'))",
+            "SELECT cardinality(array_repeat('abc', 100000000))",
+        ] {
+            assert_eq!(kind(huge).await, Some(ErrorKind::MemoryLimit), "{huge}");
+        }
+        for small in [
+            "SELECT length(repeat('ab', 1000))",
+            "SELECT rpad(column2, 10, '-') FROM t",
+            "SELECT cardinality(range(0, 1000, 7))",
+            "SELECT cardinality(range(DATE '2026-01-01', DATE '2026-12-31', INTERVAL '1 month'))",
+            "SELECT array_repeat(column1, 3) FROM t",
+        ] {
+            assert_eq!(kind(small).await, None, "{small}");
+        }
         // Nothing refused ran: the table is still there, with its two rows.
         let mut answer = sandbox.run("SELECT count(*) FROM t".into()).await.unwrap();
         let batch = answer.next().await.unwrap().unwrap();
@@ -503,5 +625,41 @@ mod tests {
                 .value(0),
             2
         );
+    }
+
+    /// Over the process's memory ceiling, a running query is stopped and its client
+    /// told why, rather than the process running out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queries_are_stopped_when_the_process_passes_its_ceiling() {
+        let limits = SandboxLimits {
+            // Already passed: this process holds more than 1 KiB.
+            memory_ceiling: Some(MemoryCeiling::resident(1024)),
+            ..SandboxLimits::default()
+        };
+        let sandbox = Sandbox::new(SessionContext::new(), limits).unwrap();
+        let started = std::time::Instant::now();
+        // Stopped before its schema or after: either way with the reason.
+        let error = match sandbox
+            .run("SELECT count(*) FROM range(0, 100000000000)".into())
+            .await
+        {
+            Err(e) => e,
+            Ok(mut answer) => loop {
+                match answer.next().await {
+                    Some(Err(e)) => break e,
+                    Some(Ok(_)) => {}
+                    None => panic!("the query ended without being stopped"),
+                }
+            },
+        };
+        assert!(
+            matches!(error, SandboxError::ServerMemory { ceiling_mib: 0, .. }),
+            "{error}"
+        );
+        assert_eq!(error.kind(), ErrorKind::MemoryLimit);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // Its slot is free again.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(sandbox.permits.available_permits(), 4);
     }
 }

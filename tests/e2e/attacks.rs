@@ -86,7 +86,7 @@ async fn a_doubling_cte_is_refused_before_planning_over_every_protocol() {
     let data = tmp.path();
     let analyst = token(data, "analyst", "ana");
     let other = token(data, "analyst", "other");
-    let server = Server::start_with(
+    let server = Server::start_limited(
         data,
         &[
             "--pg-listen",
@@ -94,6 +94,7 @@ async fn a_doubling_cte_is_refused_before_planning_over_every_protocol() {
             "--flight-listen",
             "127.0.0.1:0",
         ],
+        ADDRESS_SPACE_KIB,
     );
     let client = reqwest::Client::new();
     let bomb = doubling_cte(40);
@@ -157,5 +158,52 @@ async fn a_doubling_cte_is_refused_before_planning_over_every_protocol() {
     assert_eq!(v["pg_after"], v["flight_after"]);
     assert!(v["pg_after"].as_i64().unwrap() > 0);
     answers_others_at_once(&client, &server, &other).await;
+    server.stop();
+}
+
+/// What the server may reserve under `ulimit -v` in these tests: it starts at ~2.7 GB of
+/// address space (thread stacks and allocator arenas), so 6 GiB leaves room for its
+/// limits and none for a 3 GB answer.
+const ADDRESS_SPACE_KIB: u64 = 6 * 1024 * 1024;
+
+#[tokio::test]
+async fn functions_that_build_huge_answers_are_refused_under_a_memory_limit() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let other = token(data, "analyst", "other");
+    let server = Server::start_limited(data, &[], ADDRESS_SPACE_KIB);
+    let client = reqwest::Client::new();
+    for huge in [
+        "SELECT length(repeat(arrow_cast('x', 'LargeUtf8'), 3000000000)) AS n",
+        "SELECT cardinality(range(0, 250000000)) AS n",
+        "SELECT length(lpad(name, 2000000000)) AS n FROM styles",
+        "SELECT cardinality(array_repeat(style_id, 200000000)) AS n FROM styles",
+    ] {
+        let r = sql(&client, &server.base, &analyst, huge, "application/json").await;
+        assert_eq!(r.status(), 422, "{huge}");
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(
+            problem["type"], "tag:assay,2026:problem:memory-limit",
+            "{huge}: {problem}"
+        );
+        assert!(
+            problem["detail"].as_str().unwrap().contains("in one call"),
+            "{problem}"
+        );
+        answers_others_at_once(&client, &server, &other).await;
+    }
+    // Small answers from the same functions still come.
+    let r = sql(
+        &client,
+        &server.base,
+        &analyst,
+        "SELECT length(repeat('ab', 1000)) AS n, cardinality(range(0, 1000)) AS m",
+        "application/json",
+    )
+    .await;
+    let small: Value = r.json().await.unwrap();
+    assert_eq!(small["rows"][0]["n"], 2000, "{small}");
+    assert_eq!(small["rows"][0]["m"], 1000, "{small}");
     server.stop();
 }

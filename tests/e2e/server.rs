@@ -33,7 +33,24 @@ impl Server {
     /// Starts `assay serve` on a dataset (a folder or a URL) with extra flags and
     /// environment variables.
     pub fn start_env(data: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_assay"))
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_assay")), data, extra, env)
+    }
+
+    /// Starts `assay serve` with its address space limited to `kib` (`ulimit -v`): an
+    /// allocation past what the limits promise then fails the test instead of
+    /// exhausting the machine.
+    pub fn start_limited(data: &Path, extra: &[&str], kib: u64) -> Self {
+        let mut shell = Command::new("sh");
+        shell.args([
+            "-c",
+            &format!("ulimit -v {kib} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_assay"),
+        ]);
+        Self::spawn(shell, path_str(data), extra, &[])
+    }
+
+    fn spawn(mut command: Command, data: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = command
             .args(["serve", "--data", data, "--listen", "127.0.0.1:0"])
             .args(extra)
             .envs(env.iter().copied())
