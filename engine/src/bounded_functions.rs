@@ -103,16 +103,16 @@ fn answer_bytes(growth: Growth, args: &[ColumnarValue], number_rows: usize) -> R
     let per_row: Box<dyn Fn(usize) -> u128> = match (growth, args) {
         (Growth::Repeat, [text, times, ..]) => {
             let bytes = PerRow::of(text, |a| length(a))?;
-            let times = PerRow::of(times, |a| Ok(Arc::clone(a)))?;
+            let times = PerRow::values(times)?;
             Box::new(move |i| bytes.at(i) * times.at(i))
         }
         (Growth::Pad, [_, width, ..]) => {
-            let width = PerRow::of(width, |a| Ok(Arc::clone(a)))?;
+            let width = PerRow::values(width)?;
             Box::new(move |i| width.at(i))
         }
         (Growth::ArrayRepeat, [element, times, ..]) => {
             let element = element_bytes(element)?;
-            let times = PerRow::of(times, |a| Ok(Arc::clone(a)))?;
+            let times = PerRow::values(times)?;
             Box::new(move |i| element * times.at(i))
         }
         (Growth::Range, _) => {
@@ -154,6 +154,11 @@ impl PerRow {
             values: measured.as_primitive::<Int64Type>().clone(),
             constant,
         })
+    }
+
+    /// The argument's own values.
+    fn values(value: &ColumnarValue) -> Result<Self> {
+        Self::of(value, |a| Ok(Arc::clone(a)))
     }
 
     /// The row's value; `None` when null.

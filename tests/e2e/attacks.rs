@@ -80,6 +80,21 @@ async fn answers_others_at_once(client: &reqwest::Client, server: &Server, token
     );
 }
 
+/// A 422 of problem `kind` whose detail says `detail`.
+async fn refused(r: reqwest::Response, kind: &str, detail: &str) {
+    assert_eq!(r.status(), 422);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(
+        problem["type"],
+        format!("tag:assay,2026:problem:{kind}"),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"].as_str().unwrap().contains(detail),
+        "{problem}"
+    );
+}
+
 #[tokio::test]
 async fn a_doubling_cte_is_refused_before_planning_over_every_protocol() {
     let tmp = sample_copy();
@@ -100,19 +115,7 @@ async fn a_doubling_cte_is_refused_before_planning_over_every_protocol() {
     let bomb = doubling_cte(40);
 
     let r = sql(&client, &server.base, &analyst, &bomb, "application/json").await;
-    assert_eq!(r.status(), 422);
-    let problem: Value = r.json().await.unwrap();
-    assert_eq!(
-        problem["type"], "tag:assay,2026:problem:too-complex",
-        "{problem}"
-    );
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("1099511627776 table references"),
-        "{problem}"
-    );
+    refused(r, "too-complex", "1099511627776 table references").await;
     answers_others_at_once(&client, &server, &other).await;
 
     // Below the bound the same shape still runs: the refusal is about size, not form.
@@ -181,16 +184,7 @@ async fn functions_that_build_huge_answers_are_refused_under_a_memory_limit() {
         "SELECT cardinality(array_repeat(style_id, 200000000)) AS n FROM styles",
     ] {
         let r = sql(&client, &server.base, &analyst, huge, "application/json").await;
-        assert_eq!(r.status(), 422, "{huge}");
-        let problem: Value = r.json().await.unwrap();
-        assert_eq!(
-            problem["type"], "tag:assay,2026:problem:memory-limit",
-            "{huge}: {problem}"
-        );
-        assert!(
-            problem["detail"].as_str().unwrap().contains("in one call"),
-            "{problem}"
-        );
+        refused(r, "memory-limit", "in one call").await;
         answers_others_at_once(&client, &server, &other).await;
     }
     // Small answers from the same functions still come.
