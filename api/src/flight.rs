@@ -25,13 +25,16 @@ use assay_engine::ErrorKind;
 use assay_engine::sandbox::{Sandbox, SandboxError};
 use base64::Engine as _;
 use datafusion::prelude::SessionContext;
-use futures::{Stream, TryStreamExt, stream};
+use futures::{Stream, StreamExt, TryStreamExt, stream};
 use prost::Message;
 use tokio::net::TcpListener;
+use tonic::transport::server::Connected;
+
+use crate::connections::{Admitted, ConnectionCap};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{Permission, TokenStore};
+use crate::auth::{Permission, Principal, TokenStore};
 use crate::error_codes::{codes, public_message};
 
 type DoGetStream = <FlightSqlServiceImpl as FlightService>::DoGetStream;
@@ -51,6 +54,7 @@ pub fn serve(
     ctx: SessionContext,
     sandbox: Arc<Sandbox>,
     tokens: Arc<TokenStore>,
+    cap: ConnectionCap,
 ) -> tokio::task::JoinHandle<()> {
     let handle = sandbox.handle().clone();
     let service = FlightSqlServiceImpl {
@@ -59,7 +63,16 @@ pub fn serve(
         tokens,
     };
     handle.spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        // Past the cap a connection is closed at once: gRPC clients see UNAVAILABLE
+        // and retry.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).filter_map(move |accepted| {
+                let admitted = match accepted {
+                    Ok(stream) => cap.admit().map(|place| Ok(Admitted::new(stream, place))),
+                    Err(e) => Some(Err(e)),
+                };
+                std::future::ready(admitted)
+            });
         if let Err(e) = tonic::transport::Server::builder()
             .add_service(FlightServiceServer::new(service))
             .serve_with_incoming(incoming)
@@ -68,6 +81,14 @@ pub fn serve(
             tracing::error!("Flight SQL server stopped: {e}");
         }
     })
+}
+
+impl Connected for Admitted<tokio::net::TcpStream> {
+    type ConnectInfo = <tokio::net::TcpStream as Connected>::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.get_ref().connect_info()
+    }
 }
 
 /// A sandbox error as the one table says, with no internals in an internal one.
@@ -80,8 +101,8 @@ fn status_of(kind: ErrorKind, message: impl std::fmt::Display) -> Status {
 }
 
 impl FlightSqlServiceImpl {
-    /// The caller must carry an analyst's (or admin's) bearer token.
-    fn authorize(&self, metadata: &MetadataMap) -> Result<(), Status> {
+    /// The caller must carry an analyst's (or admin's) bearer token; who it is.
+    fn authorize(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
         let header = metadata
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -102,7 +123,7 @@ impl FlightSqlServiceImpl {
             .verify(token.trim())
             .ok_or_else(|| status_of(ErrorKind::Unauthenticated, "unknown token"))?;
         if principal.role.may(Permission::Sql) {
-            Ok(())
+            Ok(principal)
         } else {
             Err(status_of(
                 ErrorKind::PermissionDenied,
@@ -248,10 +269,10 @@ impl FlightSqlService for FlightSqlServiceImpl {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(request.metadata())?;
+        let caller = self.authorize(request.metadata())?;
         let schema = self
             .sandbox
-            .schema_of(query.query.clone())
+            .schema_of(&caller.name, query.query.clone())
             .await
             .map_err(to_status)?;
         let ticket = TicketStatementQuery {
@@ -265,14 +286,18 @@ impl FlightSqlService for FlightSqlServiceImpl {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.authorize(request.metadata())?;
+        let caller = self.authorize(request.metadata())?;
         let sql = String::from_utf8(ticket.statement_handle.to_vec()).map_err(|_| {
             status_of(
                 ErrorKind::BadRequest,
                 "the ticket is not a statement of this server",
             )
         })?;
-        let answer = self.sandbox.run(sql).await.map_err(to_status)?;
+        let answer = self
+            .sandbox
+            .run(&caller.name, sql)
+            .await
+            .map_err(to_status)?;
         let schema = Arc::clone(&answer.schema);
         let batches = answer
             .into_stream()

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod connections;
 pub mod error_codes;
 pub mod flight;
 pub mod pg;

@@ -23,10 +23,11 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use crate::ErrorKind;
 use crate::memory_ceiling::MemoryCeiling;
+use crate::query_slots::{Full, QuerySlots, Slot};
 use crate::session::check_read_only;
 
 /// What one analyst query may use.
@@ -42,6 +43,8 @@ pub struct SandboxLimits {
     pub timeout: Duration,
     /// Queries running at once; more are refused, not queued.
     pub max_concurrent: usize,
+    /// Queries one caller (a token) runs at once, within `max_concurrent`.
+    pub max_concurrent_per_caller: usize,
     /// Rows one answer carries at most (over HTTP).
     pub max_rows: usize,
     /// How long a query waits for its client to take the next batch before it is
@@ -63,6 +66,7 @@ impl Default for SandboxLimits {
             memory_bytes: 512 * 1024 * 1024,
             timeout: Duration::from_secs(60),
             max_concurrent: 4,
+            max_concurrent_per_caller: 2,
             max_rows: 100_000,
             idle_client: Duration::from_secs(10),
             spill_bytes: 8 * 1024 * 1024 * 1024,
@@ -86,6 +90,10 @@ pub enum SandboxError {
     TooComplex { relations: usize, max: usize },
     #[error("{0} analyst queries are already running; try again shortly")]
     Busy(usize),
+    #[error(
+        "this token already runs {0} queries, the most one token may run at once; wait for one to finish"
+    )]
+    CallerBusy(usize),
     #[error("the query ran past its time limit of {0:?} and was stopped")]
     Timeout(Duration),
     #[error("the client took no rows for {0:?}; the query was stopped to free its slot")]
@@ -128,7 +136,7 @@ impl SandboxError {
             Self::TooLarge { .. } => ErrorKind::TooLarge,
             Self::TooComplex { .. } => ErrorKind::TooComplex,
             Self::NotAllowed(_) => ErrorKind::PermissionDenied,
-            Self::Busy(_) => ErrorKind::Busy,
+            Self::Busy(_) | Self::CallerBusy(_) => ErrorKind::Busy,
             Self::Timeout(_) | Self::ClientIdle(_) => ErrorKind::Timeout,
             Self::Memory { .. } | Self::ServerMemory { .. } => ErrorKind::MemoryLimit,
             Self::Syntax(_) => ErrorKind::Syntax,
@@ -198,7 +206,7 @@ type RunningQueries = Mutex<HashMap<u64, Running>>;
 pub struct Sandbox {
     ctx: SessionContext,
     limits: SandboxLimits,
-    permits: Arc<Semaphore>,
+    slots: QuerySlots,
     /// Where every query spills, within [`SandboxLimits::spill_bytes`] together.
     spill: Arc<DiskManager>,
     running: Arc<RunningQueries>,
@@ -236,7 +244,7 @@ impl Sandbox {
         }
         Ok(Self {
             ctx,
-            permits: Arc::new(Semaphore::new(limits.max_concurrent)),
+            slots: QuerySlots::new(limits.max_concurrent, limits.max_concurrent_per_caller),
             spill: Arc::new(spill),
             running,
             next_id: AtomicU64::new(0),
@@ -259,14 +267,16 @@ impl Sandbox {
             .handle()
     }
 
-    /// Plans and starts `sql`; the answer's schema is known when this returns.
+    /// Plans and starts `sql` for `caller` (a token's name: whose share of the query
+    /// slots it takes); the answer's schema is known when this returns.
     ///
     /// # Errors
-    /// Text too long or too many queries running (refused before anything runs), not
-    /// read-only, or failed before its schema (planning, or a limit hit that early).
-    pub async fn run(&self, sql: String) -> Result<Answer, SandboxError> {
-        self.check_size(&sql)?;
-        Answer::begin(self.start(Query::Sql(sql))?).await
+    /// Text too long or too many queries running, on the server or for this caller
+    /// (refused before anything runs), not read-only, or failed before its schema
+    /// (planning, or a limit hit that early).
+    pub async fn run(&self, caller: &str, sql: String) -> Result<Answer, SandboxError> {
+        self.check_sql_size(&sql)?;
+        Answer::begin(self.start(caller, Query::Sql(sql))?).await
     }
 
     /// Starts a plan someone else planned against this sandbox's session (the
@@ -275,8 +285,8 @@ impl Sandbox {
     ///
     /// # Errors
     /// As [`Sandbox::run`].
-    pub async fn run_plan(&self, plan: LogicalPlan) -> Result<Answer, SandboxError> {
-        Answer::begin(self.start(Query::Plan(plan))?).await
+    pub async fn run_plan(&self, caller: &str, plan: LogicalPlan) -> Result<Answer, SandboxError> {
+        Answer::begin(self.start(caller, Query::Plan(plan))?).await
     }
 
     /// The schema `sql`'s answer will have, without running it (Flight SQL announces it
@@ -285,9 +295,9 @@ impl Sandbox {
     ///
     /// # Errors
     /// As [`Sandbox::run`].
-    pub async fn schema_of(&self, sql: String) -> Result<SchemaRef, SandboxError> {
-        self.check_size(&sql)?;
-        let permit = self.permit()?;
+    pub async fn schema_of(&self, caller: &str, sql: String) -> Result<SchemaRef, SandboxError> {
+        self.check_sql_size(&sql)?;
+        let permit = self.permit(caller)?;
         let state = self.ctx.state();
         let limits = self.limits.clone();
         let spill = Arc::clone(&self.spill);
@@ -319,20 +329,25 @@ impl Sandbox {
         &self,
         statement: &datafusion::sql::sqlparser::ast::Statement,
     ) -> Result<(), SandboxError> {
-        self.check_size(&statement.to_string())?;
+        self.check_sql_size(&statement.to_string())?;
         let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement.clone()));
         check_plan_size(&statement, &self.limits)
     }
 
     /// A query slot, or Busy: more queries than slots are refused, not queued.
-    fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, SandboxError> {
-        Arc::clone(&self.permits)
-            .try_acquire_owned()
-            .map_err(|_| SandboxError::Busy(self.limits.max_concurrent))
+    fn permit(&self, caller: &str) -> Result<Slot, SandboxError> {
+        self.slots.take(caller).map_err(|full| match full {
+            Full::Server(max) => SandboxError::Busy(max),
+            Full::Caller(max) => SandboxError::CallerBusy(max),
+        })
     }
 
-    /// Text too long to plan is refused before parsing.
-    fn check_size(&self, sql: &str) -> Result<(), SandboxError> {
+    /// Text too long to plan is refused before parsing (protocols that parse the text
+    /// themselves call this first).
+    ///
+    /// # Errors
+    /// [`SandboxError::TooLarge`].
+    pub fn check_sql_size(&self, sql: &str) -> Result<(), SandboxError> {
         if sql.len() > self.limits.max_sql_bytes {
             return Err(SandboxError::TooLarge {
                 len: sql.len(),
@@ -342,8 +357,12 @@ impl Sandbox {
         Ok(())
     }
 
-    fn start(&self, query: Query) -> Result<mpsc::Receiver<QueryMessage>, SandboxError> {
-        let permit = self.permit()?;
+    fn start(
+        &self,
+        caller: &str,
+        query: Query,
+    ) -> Result<mpsc::Receiver<QueryMessage>, SandboxError> {
+        let permit = self.permit(caller)?;
         let limits = self.limits.clone();
         let state = self.ctx.state();
         let spill = Arc::clone(&self.spill);
@@ -352,10 +371,14 @@ impl Sandbox {
         let timeout = limits.timeout;
         let work = self.handle().spawn(async move {
             // The permit is held until the query has really stopped, so the cap counts
-            // the queries that use cores, not the answers still being awaited.
-            let _permit = permit;
+            // the queries that use cores, not the answers still being awaited; and it
+            // is given back before the client hears the query ended, so a client that
+            // sends its next query at once finds its slot free. (A query's end reaches
+            // its client only once every sender is gone, after this task.)
             let errors = tx.clone();
-            match run_query(&state, &spill, query, &limits, tx).await {
+            let outcome = run_query(&state, &spill, query, &limits, tx).await;
+            drop(permit);
+            match outcome {
                 Ok(()) => {}
                 // Nobody is reading: there is no one to tell.
                 Err(SandboxError::ClientIdle(_)) => {}
@@ -381,10 +404,15 @@ impl Sandbox {
         // The clock runs on the caller's runtime: a query that hogs the sandbox's
         // threads must not also starve the timer that is meant to stop it.
         self.clock.spawn(async move {
-            let finished = tokio::time::timeout(timeout, work).await;
+            let mut work = work;
+            let finished = tokio::time::timeout(timeout, &mut work).await;
             lock(&running).remove(&id);
             if finished.is_err() {
                 abort.abort();
+                // Its slot is given back when the aborted task is dropped: wait for
+                // that (briefly: a task that never yields is not dropped) before
+                // telling the client.
+                let _ = tokio::time::timeout(Duration::from_millis(500), work).await;
                 let _ = errors
                     .send(QueryMessage::Error(SandboxError::Timeout(timeout)))
                     .await;
@@ -563,7 +591,7 @@ mod tests {
         let kind = |sql: &'static str| {
             let sandbox = &sandbox;
             async move {
-                match sandbox.run(sql.to_string()).await {
+                match sandbox.run("analyst", sql.to_string()).await {
                     Ok(mut answer) => match answer.next().await {
                         Some(Err(e)) => Some(e.kind()),
                         _ => None,
@@ -618,7 +646,10 @@ mod tests {
             assert_eq!(kind(small).await, None, "{small}");
         }
         // Nothing refused ran: the table is still there, with its two rows.
-        let mut answer = sandbox.run("SELECT count(*) FROM t".into()).await.unwrap();
+        let mut answer = sandbox
+            .run("analyst", "SELECT count(*) FROM t".into())
+            .await
+            .unwrap();
         let batch = answer.next().await.unwrap().unwrap();
         assert_eq!(
             arrow::array::cast::as_primitive_array::<arrow::datatypes::Int64Type>(batch.column(0))
@@ -640,7 +671,10 @@ mod tests {
         let started = std::time::Instant::now();
         // Stopped before its schema or after: either way with the reason.
         let error = match sandbox
-            .run("SELECT count(*) FROM range(0, 100000000000)".into())
+            .run(
+                "analyst",
+                "SELECT count(*) FROM range(0, 100000000000)".into(),
+            )
             .await
         {
             Err(e) => e,
@@ -660,6 +694,6 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(10));
         // Its slot is free again.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(sandbox.permits.available_permits(), 4);
+        assert_eq!(sandbox.slots.available(), 4);
     }
 }

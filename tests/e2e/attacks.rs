@@ -201,3 +201,226 @@ async fn functions_that_build_huge_answers_are_refused_under_a_memory_limit() {
     assert_eq!(small["rows"][0]["m"], 1000, "{small}");
     server.stop();
 }
+
+/// psycopg logged in as `ana`, for the scripts below.
+const PSYCOPG: &str = r#"
+import json, os, time, psycopg
+
+def connect():
+    return psycopg.connect(host=os.environ["PGHOST"], port=os.environ["PGPORT"],
+                           user="ana", password=os.environ["TOKEN"], dbname="assay",
+                           connect_timeout=20)
+"#;
+
+const OVERSIZE: &str = r#"
+def attempt(conn, text, params=None):
+    try:
+        with conn.cursor() as cur:
+            cur.execute(text, params)
+            return ["ran", cur.fetchall()]
+    except psycopg.Error as e:
+        return [e.sqlstate, str(e)]
+
+out = {}
+comment = "SELECT 1 AS one --" + "x" * 70000
+with connect() as conn:
+    out["simple"] = attempt(conn, comment)
+    conn.rollback()
+    # A parameter makes psycopg Parse, Bind, Execute.
+    out["extended"] = attempt(conn, "SELECT %s::int AS one --" + "x" * 70000, (1,))
+    conn.rollback()
+    out["two_in_one_parse"] = attempt(conn, "SELECT %s::int AS one; SELECT 2", (1,))
+    conn.rollback()
+    out["same_connection_after"] = attempt(conn, "SELECT count(*) FROM styles")
+# 10 MB: refused at the message's header, and the connection ends.
+started = time.monotonic()
+conn = connect()
+in_list = "SELECT count(*) FROM styles WHERE style_id IN (" + ",".join(["'x'"] * 2500000) + ")"
+out["ten_mb"] = attempt(conn, in_list)
+out["ten_mb_closed"] = conn.closed
+conn.close()
+out["ten_mb_secs"] = time.monotonic() - started
+with connect() as conn:
+    out["new_connection_after"] = attempt(conn, "SELECT count(*) FROM styles")
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn sql_over_the_limit_is_refused_before_pgwire_parses_it() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let other = token(data, "analyst", "other");
+    let server = Server::start_limited(data, &["--pg-listen", "127.0.0.1:0"], ADDRESS_SPACE_KIB);
+    let pg = server.pg.clone().expect("the pgwire address is reported");
+    let (host, port) = pg.rsplit_once(':').unwrap();
+    let out = run_python(
+        &format!("{PSYCOPG}{OVERSIZE}"),
+        &[("PGHOST", host), ("PGPORT", port), ("TOKEN", &analyst)],
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    for protocol in ["simple", "extended"] {
+        assert_eq!(v[protocol][0], "54000", "{protocol}: {v}");
+        assert!(
+            v[protocol][1].as_str().unwrap().contains("at most 65536"),
+            "{v}"
+        );
+    }
+    assert_eq!(v["two_in_one_parse"][0], "42601", "{v}");
+    assert!(
+        v["two_in_one_parse"][1]
+            .as_str()
+            .unwrap()
+            .contains("one statement"),
+        "{v}"
+    );
+    let styles = &v["same_connection_after"];
+    assert_eq!(styles[0], "ran", "{v}");
+    assert_eq!(v["ten_mb"][0], "54000", "{v}");
+    assert!(
+        v["ten_mb"][1]
+            .as_str()
+            .unwrap()
+            .contains("protocol message"),
+        "{v}"
+    );
+    assert_eq!(v["ten_mb_closed"], true, "{v}");
+    // Refused at its header: nothing of the 10 MB was parsed (that took 22 s).
+    assert!(v["ten_mb_secs"].as_f64().unwrap() < 5.0, "{v}");
+    assert_eq!(&v["new_connection_after"], styles, "{v}");
+    answers_others_at_once(&reqwest::Client::new(), &server, &other).await;
+    server.stop();
+}
+
+const CONNECTION_CAP: &str = r#"
+out = {}
+held = [connect() for _ in range(3)]
+try:
+    connect()
+    out["fourth"] = "connected"
+except psycopg.OperationalError as e:
+    out["fourth"] = str(e)
+held.pop().close()
+with connect() as conn, conn.cursor() as cur:
+    cur.execute("SELECT 1")
+    out["after_one_closed"] = cur.fetchone()[0]
+print(json.dumps(out))
+"#;
+
+/// Connections that send half a request and nothing more, as a slow-header attack.
+fn stalled_http_connections(base: &str, n: usize) -> Vec<std::net::TcpStream> {
+    use std::io::Write;
+    let addr = base.trim_start_matches("http://");
+    (0..n)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_protocol_holds_a_bounded_number_of_connections_and_slow_headers_are_cut() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let server = Server::start_with(
+        data,
+        &["--pg-listen", "127.0.0.1:0", "--max-connections", "3"],
+    );
+    let client = reqwest::Client::new();
+    let healthz = format!("{}/healthz", server.base);
+
+    let stalled = stalled_http_connections(&server.base, 3);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = client.get(&healthz).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    // The header-read deadline (10 s) closes them, and their places are free again.
+    let started = Instant::now();
+    for mut s in stalled {
+        use std::io::Read;
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+    }
+    let cut_after = started.elapsed();
+    assert!(cut_after < Duration::from_secs(15), "{cut_after:?}");
+    assert_eq!(client.get(&healthz).send().await.unwrap().status(), 200);
+
+    let pg = server.pg.clone().expect("the pgwire address is reported");
+    let (host, port) = pg.rsplit_once(':').unwrap();
+    let out = run_python(
+        &format!("{PSYCOPG}{CONNECTION_CAP}"),
+        &[("PGHOST", host), ("PGPORT", port), ("TOKEN", &analyst)],
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["fourth"].as_str().unwrap().contains("too many clients"),
+        "{v}"
+    );
+    assert_eq!(v["after_one_closed"], 1, "{v}");
+    server.stop();
+}
+
+#[tokio::test]
+async fn one_token_cannot_take_every_query_slot() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let other = token(data, "analyst", "other");
+    let server = Server::start_with(data, &["--sql-timeout-secs", "8"]);
+    let client = reqwest::Client::new();
+    // Long enough to be running when the next query comes; stopped by the time limit.
+    let long = "SELECT count(*) AS n FROM range(0, 1000000000000)";
+    let running: Vec<_> = (0..2)
+        .map(|_| {
+            let (client, base, token) = (client.clone(), server.base.clone(), analyst.clone());
+            tokio::spawn(async move { sql(&client, &base, &token, long, "application/json").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = sql(
+        &client,
+        &server.base,
+        &analyst,
+        "SELECT 1 AS one",
+        "application/json",
+    )
+    .await;
+    assert_eq!(r.status(), 429);
+    let problem: Value = r.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("this token already runs 2 queries"),
+        "{problem}"
+    );
+    // Another analyst still has room.
+    let r = sql(
+        &client,
+        &server.base,
+        &other,
+        "SELECT 1 AS one",
+        "application/json",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    for query in running {
+        let r = query.await.unwrap();
+        assert_eq!(r.status(), 422, "the long queries end at their time limit");
+    }
+    let r = sql(
+        &client,
+        &server.base,
+        &analyst,
+        "SELECT 1 AS one",
+        "application/json",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    server.stop();
+}

@@ -445,6 +445,69 @@ fn a_batch_is_idempotent_and_an_unreadable_source_changes_nothing() {
     }
 }
 
+/// An 8 MB gzip that decompresses to 1.2 GB, with a quote opened on line 2 that never
+/// closes: the record splitter once buffered it all (3.4 GB, then an abort).
+#[test]
+fn a_quote_that_never_closes_fails_the_batch_naming_its_line_in_bounded_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ds");
+    let good = write(
+        &tmp.path().join("a.csv"),
+        &format!("{EVENTS_HEADER}e1,2026-09-01T10:00:00Z,view,S1,,,u1,,,1,,US,web,\n"),
+    );
+    ingest(&data, "events-csv", &[&good], &[]);
+    let before = canonical_rows(&data);
+
+    let bomb = tmp.path().join("bomb.csv.gz");
+    let file = std::fs::File::create(&bomb).unwrap();
+    let mut encoder = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    encoder
+        .write_all(
+            format!("{EVENTS_HEADER}e2,\"2026-09-02T10:00:00Z,view,S1,,,u1,,,1,,US,web,\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    let filler = "e3,2026-09-02T10:00:00Z,view,S1,,,u1,,,1,,US,web,\n".repeat(20_000);
+    let mut written = 0;
+    while written < 1_200_000_000 {
+        encoder.write_all(filler.as_bytes()).unwrap();
+        written += filler.len();
+    }
+    encoder.finish().unwrap();
+
+    // GNU time reports the process's peak resident memory.
+    let out = std::process::Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(env!("CARGO_BIN_EXE_assay"))
+        .args(["ingest", "--format", "events-csv", "--data"])
+        .arg(&data)
+        .arg(&bomb)
+        .output()
+        .expect("/usr/bin/time runs (Debian package time, installed by scripts/deps)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{}: line 2:", bomb.display())),
+        "the error names the file and line: {err}"
+    );
+    assert!(err.contains("never closes"), "{err}");
+    let peak_kib: u64 = err
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .expect("time -v reports the peak")
+        .parse()
+        .unwrap();
+    assert!(peak_kib < 1024 * 1024, "ingest peaked at {peak_kib} KiB");
+    println!(
+        "unclosed quote in a 1.2 GB gzip: refused at a peak of {} MiB",
+        peak_kib / 1024
+    );
+    assert_eq!(canonical_rows(&data), before, "the dataset is unchanged");
+}
+
 /// SIGKILL at random points of an ingest: afterwards the dataset (as assay reads it)
 /// holds either none or all of the batch, and running the ingest again completes it.
 #[test]

@@ -302,7 +302,8 @@ async fn memory_time_row_and_concurrency_limits_stop_one_query_not_the_server() 
                 assert_eq!(problem["type"], "tag:assay,2026:problem:timeout");
             }
             429 => {
-                assert!(detail.contains("already running"), "{problem}");
+                // This token's share (2 of 2) is taken: said before the server's cap.
+                assert!(detail.contains("this token already runs 2"), "{problem}");
                 assert_eq!(problem["type"], "tag:assay,2026:problem:busy");
             }
             _ => panic!("unexpected {status}: {problem}"),

@@ -36,6 +36,14 @@ pub struct IngestArgs {
     /// next decision run brings it up to date anyway.
     #[arg(long)]
     pub no_rollup: bool,
+    /// A CSV record longer than this (bytes) fails the batch, naming its line: an
+    /// unclosed quote would otherwise be read to the end of the file [default: 1 MiB].
+    #[arg(long, default_value_t = ingest::DEFAULT_MAX_RECORD_BYTES)]
+    pub max_record_bytes: usize,
+    /// A Parquet row group larger than this uncompressed (MiB) fails the batch, naming
+    /// it: row groups are decoded whole, a few at a time [default: 512].
+    #[arg(long, default_value_t = ingest::DEFAULT_MAX_ROW_GROUP_BYTES >> 20)]
+    pub max_row_group_mib: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,6 +71,8 @@ pub async fn run(args: IngestArgs, engine: &QueryEngine) -> anyhow::Result<()> {
         market: args.market.clone(),
         styles: args.styles.clone(),
         show_progress: std::io::stderr().is_terminal(),
+        max_record_bytes: args.max_record_bytes,
+        max_row_group_bytes: args.max_row_group_mib << 20,
     };
     let summary = tokio::task::spawn_blocking(move || ingest::ingest(&dataset, &request))
         .await?

@@ -27,8 +27,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSAY_FLIGHT_LISTEN")]
     pub flight_listen: Option<SocketAddr>,
     /// TOML file with any of: data, engine, listen, pg_listen, flight_listen, policy, tokens,
-    /// request_timeout_secs, max_body_bytes, sql_timeout_secs, sql_memory_mib, sql_max_rows,
-    /// sql_max_concurrent, sql_idle_secs, and an [s3] table (endpoint, region, access_key_id, …).
+    /// request_timeout_secs, max_body_bytes, max_connections, sql_timeout_secs, sql_memory_mib, sql_max_rows,
+    /// sql_max_concurrent, sql_max_concurrent_per_token, sql_idle_secs, and an [s3] table (endpoint, region, access_key_id, …).
     #[arg(long, env = "ASSAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Decision policy file (TOML) [default: the built-in policy].
@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Larger request bodies are refused with 413 [default: 65536].
     #[arg(long, env = "ASSAY_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Connections each protocol (HTTP, pgwire, Flight SQL) holds open at once; more are
+    /// turned away (503, FATAL 53300) [default: 256].
+    #[arg(long, env = "ASSAY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// An analyst query running longer is stopped [default: 60].
     #[arg(long, env = "ASSAY_SQL_TIMEOUT_SECS")]
     pub sql_timeout_secs: Option<u64>,
@@ -56,6 +60,10 @@ pub struct ServeArgs {
     /// Analyst queries running at once; more get 429 [default: 4].
     #[arg(long, env = "ASSAY_SQL_MAX_CONCURRENT")]
     pub sql_max_concurrent: Option<usize>,
+    /// Analyst queries one token runs at once, within --sql-max-concurrent; more get 429
+    /// [default: 2].
+    #[arg(long, env = "ASSAY_SQL_MAX_CONCURRENT_PER_TOKEN")]
+    pub sql_max_concurrent_per_token: Option<usize>,
     /// A query whose client takes no rows for this long is stopped, freeing its slot
     /// [default: 10].
     #[arg(long, env = "ASSAY_SQL_IDLE_SECS")]
@@ -73,10 +81,12 @@ struct ConfigFile {
     tokens: Option<PathBuf>,
     request_timeout_secs: Option<u64>,
     max_body_bytes: Option<usize>,
+    max_connections: Option<usize>,
     sql_timeout_secs: Option<u64>,
     sql_memory_mib: Option<usize>,
     sql_max_rows: Option<usize>,
     sql_max_concurrent: Option<usize>,
+    sql_max_concurrent_per_token: Option<usize>,
     sql_idle_secs: Option<u64>,
     engine: Option<String>,
     /// S3 settings by `object_store`'s names, over the `AWS_*` environment.
@@ -156,6 +166,10 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
             .or(file.sql_max_concurrent)
             .unwrap_or(sql_defaults.max_concurrent)
             .max(1),
+        max_concurrent_per_caller: args
+            .sql_max_concurrent_per_token
+            .or(file.sql_max_concurrent_per_token)
+            .unwrap_or(sql_defaults.max_concurrent_per_caller),
         idle_client: args
             .sql_idle_secs
             .or(file.sql_idle_secs)
@@ -180,6 +194,10 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(defaults.max_body_bytes),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections),
         },
         sql,
         data,
@@ -220,10 +238,12 @@ mod tests {
             tokens: None,
             request_timeout_secs: None,
             max_body_bytes: None,
+            max_connections: None,
             sql_timeout_secs: None,
             sql_memory_mib: None,
             sql_max_rows: None,
             sql_max_concurrent: None,
+            sql_max_concurrent_per_token: None,
             sql_idle_secs: None,
         }
     }

@@ -129,13 +129,23 @@ pub fn not_allowed(what: &str) -> PgWireError {
     to_pg_error(SandboxError::NotAllowed(what.to_owned()))
 }
 
-fn to_pg_error(e: SandboxError) -> PgWireError {
+pub fn to_pg_error(e: SandboxError) -> PgWireError {
     pg_error(e.kind(), &e)
+}
+
+pub fn syntax_error(message: &str) -> PgWireError {
+    to_pg_error(SandboxError::Syntax(message.to_owned()))
 }
 
 /// An error of `kind` as the one table says, with no internals in an internal one.
 fn pg_error(kind: ErrorKind, message: impl std::fmt::Display) -> PgWireError {
     user_error(codes(kind).sqlstate, public_message(kind, &message))
+}
+
+/// Who runs the query: the login's user name, which is a token's name (the login
+/// itself checked it).
+fn caller(client: &dyn HookClient) -> &str {
+    client.metadata().get("user").map_or("", String::as_str)
 }
 
 /// Turns a sandbox answer into pgwire rows, in text format.
@@ -173,7 +183,9 @@ impl QueryHook for SandboxHook {
             Route::PassOn => None,
             Route::Refuse(what) => Some(Err(not_allowed(&what))),
             Route::Sandbox => Some(respond(
-                self.sandbox.run(statement.to_string()).await,
+                self.sandbox
+                    .run(caller(client), statement.to_string())
+                    .await,
                 client,
             )),
         }
@@ -214,7 +226,10 @@ impl QueryHook for SandboxHook {
                     Ok(plan) => plan,
                     Err(e) => return Some(Err(pg_error(ErrorKind::BadRequest, e))),
                 };
-                Some(respond(self.sandbox.run_plan(plan).await, client))
+                Some(respond(
+                    self.sandbox.run_plan(caller(client), plan).await,
+                    client,
+                ))
             }
         }
     }

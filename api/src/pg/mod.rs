@@ -3,9 +3,13 @@
 //! through `hook::SandboxHook` first.
 //!
 //! datafusion-postgres's own `serve()` authenticates nobody and does not report its
-//! port, so this module owns the listener and builds the handlers itself.
+//! port, and pgwire's `process_socket` buffers any message up to 1 GiB before anyone
+//! can look at it, so this module owns the listener, the connection loop and the
+//! handlers.
 
 mod auth;
+mod extended;
+mod framing;
 mod hook;
 
 use std::sync::Arc;
@@ -15,20 +19,35 @@ use datafusion::prelude::SessionContext;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_postgres::pgwire::api::auth::DefaultServerParameterProvider;
-use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use datafusion_postgres::pgwire::api::auth::sasl::scram::ScramAuth;
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use datafusion_postgres::pgwire::api::results::Response;
 use datafusion_postgres::pgwire::api::store::PortalStore;
-use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers};
+use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore};
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::{DfSessionService, QueryHook};
-use tokio::net::TcpListener;
+use std::time::Duration;
+
+use assay_engine::ErrorKind;
+use datafusion_postgres::pgwire::api::{NoopHandler, PgWireConnectionState};
+use datafusion_postgres::pgwire::error::ErrorInfo;
+use datafusion_postgres::pgwire::messages::PgWireFrontendMessage;
+use datafusion_postgres::pgwire::tokio::server::{
+    MaybeTls, PgWireMessageServerCodec, negotiate_tls, process_error, process_message,
+};
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::codec::{Framed, FramedParts};
 
 use crate::auth::{ScramSecret, TokenStore};
+use crate::connections::{Admitted, ConnectionCap};
+use crate::error_codes::codes;
 use auth::TokenAuthSource;
+use extended::ExtendedQueries;
+use framing::{Framing, Oversize};
 use hook::SandboxHook;
 
 /// What every connection shares.
@@ -37,6 +56,7 @@ pub struct PgServer {
     service: Arc<DfSessionService>,
     auth: TokenAuthSource,
     sandbox: Arc<Sandbox>,
+    cap: ConnectionCap,
 }
 
 impl PgServer {
@@ -50,6 +70,7 @@ impl PgServer {
         ctx: &SessionContext,
         sandbox: Arc<Sandbox>,
         tokens: Arc<TokenStore>,
+        cap: ConnectionCap,
     ) -> anyhow::Result<Self> {
         let catalog = ctx
             .state()
@@ -76,6 +97,7 @@ impl PgServer {
             service,
             auth: TokenAuthSource::new(tokens),
             sandbox,
+            cap,
         })
     }
 
@@ -95,19 +117,177 @@ impl PgServer {
                     continue;
                 }
             };
+            let place = self.cap.admit();
             let handlers = Connection {
-                service: Arc::clone(&self.service),
+                simple: Arc::new(SimpleQueries {
+                    service: Arc::clone(&self.service),
+                    sandbox: Arc::clone(&self.sandbox),
+                }),
+                extended: Arc::new(ExtendedQueries::new(
+                    Arc::clone(&self.service),
+                    Arc::clone(&self.sandbox),
+                )),
                 startup: Arc::new(startup_handler(&self.auth)),
             };
+            let limit = max_message_bytes(self.sandbox.limits().max_sql_bytes);
+            let max_connections = self.cap.max();
             self.sandbox.handle().spawn(async move {
-                if let Err(e) =
-                    datafusion_postgres::pgwire::tokio::process_socket(socket, None, handlers).await
-                {
+                let served = match place {
+                    Some(place) => serve_connection(socket, place, limit, handlers).await,
+                    None => turn_away(socket, max_connections).await,
+                };
+                if let Err(e) = served {
                     tracing::info!(%peer, "pgwire connection ended: {e}");
                 }
             });
         }
     }
+}
+
+/// The longest message a connection may send. The SQL limit itself is checked before
+/// parsing, with an ERROR that keeps the connection; this bound, well above it, only
+/// keeps a client from making the server buffer a message of any size (pgwire's own
+/// bound is 1 GiB), and ends the connection.
+fn max_message_bytes(max_sql_bytes: usize) -> usize {
+    (max_sql_bytes + 64 * 1024).max(1024 * 1024)
+}
+
+/// A client gets this long to finish its startup and login, as in pgwire.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+type Negotiated = Framed<Framing<Admitted<MaybeTls>>, PgWireMessageServerCodec<Statement>>;
+type Statement = <ExtendedQueries as ExtendedQueryHandler>::Statement;
+
+/// pgwire's connection loop (`process_socket`), with every message's length checked
+/// as its header arrives.
+async fn serve_connection(
+    socket: TcpStream,
+    place: OwnedSemaphorePermit,
+    max_message: usize,
+    handlers: Connection,
+) -> std::io::Result<()> {
+    let startup_deadline = tokio::time::sleep(STARTUP_TIMEOUT);
+    tokio::pin!(startup_deadline);
+    let Some(mut socket) = (tokio::select! {
+        () = &mut startup_deadline => return Ok(()),
+        negotiated = negotiate(socket, place, max_message) => negotiated?,
+    }) else {
+        return Ok(());
+    };
+    let Connection {
+        simple,
+        extended,
+        startup,
+    } = handlers;
+    let nothing = Arc::new(NoopHandler);
+    loop {
+        let logging_in = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup
+                | PgWireConnectionState::AuthenticationInProgress
+        );
+        let next = if logging_in {
+            tokio::select! {
+                () = &mut startup_deadline => None,
+                next = socket.next() => next,
+            }
+        } else {
+            socket.next().await
+        };
+        let message = match next {
+            None | Some(Ok(PgWireFrontendMessage::Terminate(_))) => return Ok(()),
+            Some(Ok(message)) => message,
+            Some(Err(PgWireError::IoError(e))) => {
+                if let Some(oversize) = Oversize::of(&e) {
+                    let refusal = fatal(codes(ErrorKind::TooLarge).sqlstate, oversize.to_string());
+                    let _ = socket
+                        .send(PgWireBackendMessage::ErrorResponse(refusal.into()))
+                        .await;
+                    // A client still sending would meet a reset instead of the refusal.
+                    discard(socket.get_mut(), oversize.body_left).await;
+                }
+                return Err(e);
+            }
+            // A message pgwire cannot decode: it has nothing more to say.
+            Some(Err(e)) => return Err(std::io::Error::other(e.to_string())),
+        };
+        let is_extended = match socket.state() {
+            PgWireConnectionState::CopyInProgress(extended) => extended,
+            _ => message.is_extended_query(),
+        };
+        if let Err(e) = process_message(
+            message,
+            &mut socket,
+            Arc::clone(&startup),
+            Arc::clone(&simple),
+            Arc::clone(&extended),
+            Arc::clone(&nothing),
+            Arc::clone(&nothing),
+        )
+        .await
+        {
+            process_error(&mut socket, e, is_extended).await?;
+        }
+    }
+}
+
+/// Reads and drops up to `bytes` of what the client is still sending, for at most 5 s.
+async fn discard(io: &mut Framing<Admitted<MaybeTls>>, mut bytes: usize) {
+    use tokio::io::AsyncReadExt;
+    let mut scratch = vec![0; 64 * 1024];
+    let draining = async {
+        while bytes > 0 {
+            match io.read(&mut scratch).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => bytes = bytes.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), draining).await;
+}
+
+/// SSL negotiation (refused: no TLS yet), then the length check under pgwire's codec.
+async fn negotiate(
+    socket: TcpStream,
+    place: OwnedSemaphorePermit,
+    max_message: usize,
+) -> std::io::Result<Option<Negotiated>> {
+    let Some(negotiated) = negotiate_tls::<Statement>(socket, None).await? else {
+        return Ok(None);
+    };
+    let parts = negotiated.into_parts();
+    let mut io = Framing::new(Admitted::new(parts.io, place), max_message);
+    // The startup packet's first bytes may already have been read.
+    io.observe(&parts.read_buf);
+    let mut framed = FramedParts::new(io, parts.codec);
+    framed.read_buf = parts.read_buf;
+    framed.write_buf = parts.write_buf;
+    Ok(Some(Framed::from_parts(framed)))
+}
+
+/// Past the connection cap: PostgreSQL's answer, after the client has said who it is.
+async fn turn_away(socket: TcpStream, max_connections: usize) -> std::io::Result<()> {
+    let refusing = async {
+        let Some(mut socket) = negotiate_tls::<Statement>(socket, None).await? else {
+            return Ok(());
+        };
+        let _startup = socket.next().await;
+        let refusal = fatal(
+            "53300",
+            format!("sorry, too many clients already ({max_connections} connections are open)"),
+        );
+        socket
+            .send(PgWireBackendMessage::ErrorResponse(refusal.into()))
+            .await?;
+        socket.close().await
+    };
+    tokio::time::timeout(Duration::from_secs(5), refusing)
+        .await
+        .unwrap_or(Ok(()))
+}
+
+fn fatal(code: &str, message: String) -> ErrorInfo {
+    ErrorInfo::new("FATAL".into(), code.into(), message)
 }
 
 type Startup = SASLAuthStartupHandler<DefaultServerParameterProvider>;
@@ -121,14 +301,20 @@ fn startup_handler(auth: &TokenAuthSource) -> Startup {
     SASLAuthStartupHandler::new(Arc::new(parameters)).with_scram(scram)
 }
 
+/// One connection's handlers. COPY is not served and cancel requests are ignored
+/// (queries stop at their time limit), as before.
 struct Connection {
-    service: Arc<DfSessionService>,
+    simple: Arc<SimpleQueries>,
+    extended: Arc<ExtendedQueries>,
     startup: Arc<Startup>,
 }
 
 /// psql's path: refuses DataFusion-only statements before the PostgreSQL parser
 /// mistakes them for syntax errors, then hands over to datafusion-postgres.
-struct SimpleQueries(Arc<DfSessionService>);
+struct SimpleQueries {
+    service: Arc<DfSessionService>,
+    sandbox: Arc<Sandbox>,
+}
 
 #[async_trait::async_trait]
 impl SimpleQueryHandler for SimpleQueries {
@@ -144,23 +330,12 @@ impl SimpleQueryHandler for SimpleQueries {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
     {
+        self.sandbox
+            .check_sql_size(query)
+            .map_err(hook::to_pg_error)?;
         if let Some(what) = hook::datafusion_only_statement(query) {
             return Err(hook::not_allowed(&what));
         }
-        SimpleQueryHandler::do_query(self.0.as_ref(), client, query).await
-    }
-}
-
-impl PgWireServerHandlers for Connection {
-    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        Arc::new(SimpleQueries(Arc::clone(&self.service)))
-    }
-
-    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        Arc::clone(&self.service)
-    }
-
-    fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::clone(&self.startup)
+        SimpleQueryHandler::do_query(self.service.as_ref(), client, query).await
     }
 }

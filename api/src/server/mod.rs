@@ -6,6 +6,7 @@
 
 pub mod dto;
 pub mod error;
+mod http;
 mod routes;
 pub mod state;
 #[cfg(test)]
@@ -25,7 +26,9 @@ use assay_engine::decision::Policy;
 use assay_engine::source::{BadFiles, Dataset};
 
 use crate::auth::{Role, TokenStore};
+use crate::connections::ConnectionCap;
 use crate::pg::PgServer;
+pub use http::HEADER_READ_TIMEOUT;
 pub use routes::{Limits, openapi};
 use state::AppState;
 
@@ -122,6 +125,7 @@ impl Application {
                     state.engine.ctx(),
                     Arc::clone(&state.sandbox),
                     Arc::clone(&state.tokens),
+                    ConnectionCap::new("pgwire", config.limits.max_connections),
                 )?)
             }
             None => None,
@@ -167,6 +171,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         // pgwire and Flight SQL connections end with the process: their clients
         // reconnect.
+        let max_connections = self.limits.max_connections;
         let pg = self.pg.map(|pg| tokio::spawn(pg.run()));
         let flight = self.flight.map(|listener| {
             crate::flight::serve(
@@ -174,17 +179,21 @@ impl Application {
                 self.state.engine.ctx().clone(),
                 Arc::clone(&self.state.sandbox),
                 Arc::clone(&self.state.tokens),
+                ConnectionCap::new("flight", max_connections),
             )
         });
         let app = routes::router(self.state, self.limits);
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP");
+        http::serve(
+            self.listener,
+            app,
+            ConnectionCap::new("http", max_connections),
+            shutdown,
+        )
+        .await;
         for task in pg.into_iter().chain(flight) {
             task.abort();
         }
-        served
+        Ok(())
     }
 }
 
@@ -216,6 +225,7 @@ impl Default for Limits {
         Self {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 64 * 1024,
+            max_connections: 256,
         }
     }
 }

@@ -237,8 +237,13 @@ pub(crate) type DayHorizon = Option<BTreeMap<NaiveDate, usize>>;
 /// The row groups of canonical Parquet sources, in reading order, and their horizon.
 ///
 /// # Errors
-/// A source that is not a readable Parquet file or lacks the events columns.
-pub(crate) fn parquet_row_groups(sources: &[PathBuf]) -> Result<(Vec<RowGroup>, DayHorizon)> {
+/// A source that is not a readable Parquet file, lacks the events columns, or has a
+/// row group of more than `max_group_bytes` uncompressed (each is decoded whole, a few
+/// at a time).
+pub(crate) fn parquet_row_groups(
+    sources: &[PathBuf],
+    max_group_bytes: u64,
+) -> Result<(Vec<RowGroup>, DayHorizon)> {
     let mut groups = Vec::new();
     let mut horizon = Some(BTreeMap::new());
     for path in sources {
@@ -259,6 +264,15 @@ pub(crate) fn parquet_row_groups(sources: &[PathBuf]) -> Result<(Vec<RowGroup>, 
         let ranges = day_ranges(&metadata);
         let mut first_line = 1u64;
         for (index, group) in metadata.metadata().row_groups().iter().enumerate() {
+            let size = u64::try_from(group.total_byte_size()).unwrap_or(u64::MAX);
+            if size > max_group_bytes {
+                return Err(unreadable(format!(
+                    "row group {index} (rows {first_line} to {}) holds {} MiB uncompressed; at most {} MiB are decoded at once (--max-row-group-mib): rewrite the file with smaller row groups",
+                    first_line + group.num_rows() as u64 - 1,
+                    size >> 20,
+                    max_group_bytes >> 20,
+                )));
+            }
             match (&mut horizon, ranges.as_ref().and_then(|r| r[index])) {
                 (Some(days), Some((from, to))) => {
                     for day in from..=to {
@@ -502,6 +516,16 @@ impl CsvSource {
 /// Bytes of CSV per piece.
 const PIECE_BYTES: usize = 4 << 20;
 
+/// The longest CSV record read unless configured otherwise: events and catalog rows are
+/// well under a kilobyte, and a record that runs on for megabytes is a quote that never
+/// closes, which would otherwise be buffered to the end of the file.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// The largest Parquet row group read unless configured otherwise, uncompressed: a few
+/// are decoded at once, whole, so this bounds their memory (pyarrow, DuckDB and Spark
+/// write groups of 1 M rows or 128 MiB and less).
+pub const DEFAULT_MAX_ROW_GROUP_BYTES: u64 = 512 << 20;
+
 /// Cuts a CSV stream into pieces of whole records, without parsing it: a record ends
 /// at a line feed outside quotes, and a quote inside a quoted field is written twice,
 /// so counting quotes tells inside from outside (the CSV reader's own dialect).
@@ -517,10 +541,12 @@ pub(crate) struct CsvPieces<R> {
     /// The line `pending` starts on.
     line: u64,
     eof: bool,
+    max_record: usize,
 }
 
 impl<R: std::io::Read> CsvPieces<R> {
-    pub(crate) fn new(path: &Path, input: R) -> Self {
+    /// Pieces of `input`; a record longer than `max_record` bytes fails the source.
+    pub(crate) fn new(path: &Path, input: R, max_record: usize) -> Self {
         Self {
             path: path.to_path_buf(),
             input,
@@ -530,6 +556,7 @@ impl<R: std::io::Read> CsvPieces<R> {
             boundary: None,
             line: 1,
             eof: false,
+            max_record,
         }
     }
 
@@ -556,8 +583,29 @@ impl<R: std::io::Read> CsvPieces<R> {
                 let end = self.pending.len();
                 return Ok(Some(self.split(end)));
             }
+            self.check_record_length()?;
             self.fill()?;
         }
+    }
+
+    /// The record after the last record end must not grow past the bound while it waits
+    /// for its end.
+    fn check_record_length(&self) -> Result<()> {
+        let start = self.boundary.unwrap_or(0);
+        if self.pending.len() - start <= self.max_record {
+            return Ok(());
+        }
+        let line = self.line + memchr::memchr_iter(b'\n', &self.pending[..start]).count() as u64;
+        let why = if self.in_quotes {
+            "inside a quoted field that never closes (an unmatched `\"`?)"
+        } else {
+            "without a line end"
+        };
+        Err(EngineError::Ingest(format!(
+            "{}: line {line}: the record starting there runs past {} bytes {why}; no record may be longer (--max-record-bytes)",
+            self.path.display(),
+            self.max_record
+        )))
     }
 
     fn fill(&mut self) -> Result<()> {
@@ -639,7 +687,11 @@ mod tests {
     fn pieces_end_on_record_ends_and_know_their_lines() {
         let text = "a,b\n1,\"two\nlines\"\n2,\"say \"\"hi\n\"\"\"\n\n3,x\n4,\"a,b\"";
         // Every cut point: the smallest pieces the splitter can make.
-        let mut pieces = CsvPieces::new(Path::new("t.csv"), text.as_bytes());
+        let mut pieces = CsvPieces::new(
+            Path::new("t.csv"),
+            text.as_bytes(),
+            DEFAULT_MAX_RECORD_BYTES,
+        );
         let mut cut = Vec::new();
         while let Some(piece) = pieces.next_record().unwrap() {
             cut.push(piece);
@@ -654,6 +706,28 @@ mod tests {
         // Header on line 1, the two-line record on 2–3, the quoted quotes on 4–5, a blank
         // line 6, then 7 and 8.
         assert_eq!(lines, [1, 2, 4, 6, 7, 8]);
+    }
+
+    #[test]
+    fn a_record_that_never_ends_fails_naming_its_line_instead_of_filling_memory() {
+        // A quote opened on line 3 and never closed, then 3 MB of records.
+        let mut text = String::from("a,b\n1,x\n2,\"open\n");
+        while text.len() < 3 << 20 {
+            text.push_str("3,y\n");
+        }
+        let mut pieces = CsvPieces::new(Path::new("t.csv"), text.as_bytes(), 1 << 20);
+        let header = pieces.next_record().unwrap().unwrap();
+        assert_eq!(header.bytes, b"a,b\n");
+        let error = pieces
+            .next_piece()
+            .err()
+            .expect("the record is too long")
+            .to_string();
+        assert!(error.contains("t.csv: line 3:"), "{error}");
+        assert!(error.contains("never closes"), "{error}");
+        // Within the bound, the same text is read to the end.
+        let mut pieces = CsvPieces::new(Path::new("t.csv"), text.as_bytes(), 4 << 20);
+        assert!(pieces.all(|p| p.is_ok()));
     }
 
     /// A Parquet file of canonical events at the given times (seconds into 2026).
@@ -680,7 +754,7 @@ mod tests {
         // The first file holds days 1 and 2, the second days 2 and 3.
         let a = parquet_at(dir.path(), "a.parquet", &[10, DAY + 10]);
         let b = parquet_at(dir.path(), "b.parquet", &[DAY + 20, 2 * DAY + 5]);
-        let (groups, horizon) = parquet_row_groups(&[a, b]).unwrap();
+        let (groups, horizon) = parquet_row_groups(&[a, b], DEFAULT_MAX_ROW_GROUP_BYTES).unwrap();
         assert_eq!(groups.len(), 2);
         let day = |d: u32| NaiveDate::from_ymd_opt(2026, 1, d).unwrap();
         let horizon: Vec<(NaiveDate, usize)> = horizon.unwrap().into_iter().collect();
@@ -696,12 +770,31 @@ mod tests {
     }
 
     #[test]
+    fn a_row_group_larger_than_allowed_fails_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = parquet_at(dir.path(), "a.parquet", &[10, 20, 30]);
+        let error = parquet_row_groups(std::slice::from_ref(&a), 16)
+            .err()
+            .expect("a 3-row group is over 16 bytes")
+            .to_string();
+        assert!(
+            error.contains("a.parquet: row group 0 (rows 1 to 3)"),
+            "{error}"
+        );
+        assert!(error.contains("--max-row-group-mib"), "{error}");
+    }
+
+    #[test]
     fn a_rejected_row_names_the_line_it_starts_on() {
         let text = "event_id,event_time,event_type,style_id,quantity,market\n\
                     e1,2026-01-01T00:00:00Z,view,S1,1,US\n\
                     e2,\"2026-01-01\nT00:00:00Z\",view,S1,1,US\n\
                     e3,2026-01-01T00:00:00Z,click,S1,1,US\n";
-        let mut pieces = CsvPieces::new(Path::new("t.csv"), text.as_bytes());
+        let mut pieces = CsvPieces::new(
+            Path::new("t.csv"),
+            text.as_bytes(),
+            DEFAULT_MAX_RECORD_BYTES,
+        );
         let source =
             CsvSource::new(Path::new("t.csv"), &mut pieces, Format::EventsCsv, "").unwrap();
         let piece = pieces.next_piece().unwrap().unwrap();

@@ -33,6 +33,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use decode::{DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_ROW_GROUP_BYTES};
 pub use formats::Format;
 pub use journal::recover;
 
@@ -58,6 +59,11 @@ pub struct IngestRequest {
     /// A catalog (Parquet, `styles.parquet` columns) to merge into the dataset's.
     pub styles: Option<PathBuf>,
     pub show_progress: bool,
+    /// The longest CSV record accepted, in bytes ([`DEFAULT_MAX_RECORD_BYTES`]).
+    pub max_record_bytes: usize,
+    /// The largest Parquet row group accepted, uncompressed bytes
+    /// ([`DEFAULT_MAX_ROW_GROUP_BYTES`]).
+    pub max_row_group_bytes: u64,
 }
 
 /// What a batch did.
@@ -180,7 +186,8 @@ fn read_sources(
 ) -> Result<()> {
     let in_flight = 2 * workers;
     if request.format == Format::EventsParquet {
-        let (groups, horizon) = decode::parquet_row_groups(&request.sources)?;
+        let (groups, horizon) =
+            decode::parquet_row_groups(&request.sources, request.max_row_group_bytes)?;
         let mut position = 0;
         return parallel::map_in_order(
             groups.iter(),
@@ -208,7 +215,7 @@ fn read_sources(
         } else {
             Box::new(reader)
         };
-        let mut pieces = decode::CsvPieces::new(path, input);
+        let mut pieces = decode::CsvPieces::new(path, input, request.max_record_bytes);
         let source = decode::CsvSource::new(path, &mut pieces, request.format, market)?;
         parallel::map_in_order(
             pieces,

@@ -69,6 +69,8 @@ impl Modify for BearerAuth {
 pub struct Limits {
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Connections each protocol (HTTP, pgwire, Flight SQL) holds open at once.
+    pub max_connections: usize,
 }
 
 /// Endpoints that need a token.

@@ -40,7 +40,7 @@ const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
         (status = 413, description = "SQL text too long", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body; SQL that is not valid or does not plan against assay's tables; or the query ran past its memory or time limit", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many analyst queries running", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many analyst queries running, on the server or for this token", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -53,7 +53,7 @@ pub async fn post_sql(
     principal.require(Permission::Sql)?;
     let Json(body) = body?;
     let format = Format::negotiate(&headers)?;
-    let mut answer = state.sandbox.run(body.sql).await?;
+    let mut answer = state.sandbox.run(&principal.name, body.sql).await?;
     // Wait for the first rows (or the end) before answering: a blocking query (an
     // aggregation, a sort) fails on memory or time before then, with its own status.
     let first = answer.next().await.transpose()?;
