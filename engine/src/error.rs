@@ -119,6 +119,10 @@ pub enum EngineError {
     NoStyles { path: String },
     #[error("nothing to decide as of {as_of}: no style had launched by then")]
     NothingToDecide { as_of: String },
+    #[error(
+        "as of {as_of} is after the newest event ({newest}) by more than a day: the days after it hold no data, which a run would read as no demand; decide as of a time the data covers"
+    )]
+    AsOfBeyondData { as_of: String, newest: String },
     #[error("query failed: {0}")]
     Query(#[from] DataFusionError),
     #[error("reading query results: {0}")]
@@ -175,7 +179,7 @@ impl EngineError {
         use ErrorKind as K;
         match self {
             Self::RunNotFound { .. } => K::NotFound,
-            Self::NothingToDecide { .. } => K::Unprocessable,
+            Self::NothingToDecide { .. } | Self::AsOfBeyondData { .. } => K::Unprocessable,
             Self::NotAllowed(_) => K::PermissionDenied,
             Self::Locked { .. } => K::Conflict,
             Self::Policy(_)

@@ -9,7 +9,8 @@ use crate::store::{DecisionRun, RunSummary};
 
 impl Engine {
     /// Computes decisions as of `as_of` (default: the latest event) under `policy`,
-    /// stores them as a new immutable run, and makes them queryable as `decisions`.
+    /// stores them as a new immutable run, and makes them queryable in
+    /// `decision_history`. Nobody is served it until it is [published](Engine::publish).
     ///
     /// # Errors
     /// No style had launched by `as_of`, the funnel query failed, or the run could not be
@@ -25,6 +26,17 @@ impl Engine {
         Ok(run)
     }
 
+    /// Makes a stored run the one served (the `decisions` table, and the API of every
+    /// server on this dataset, which picks it up).
+    ///
+    /// # Errors
+    /// No such run, or the publication cannot be written.
+    pub async fn publish(&self, run_id: &str, by: &str) -> Result<crate::store::Publication> {
+        let publication = self.store().publish(run_id, by)?;
+        self.register_decisions().await?;
+        Ok(publication)
+    }
+
     /// Computes a run without storing it.
     ///
     /// # Errors
@@ -34,7 +46,14 @@ impl Engine {
         as_of: Option<DateTime<Utc>>,
         policy: &Policy,
     ) -> Result<DecisionRun> {
-        let as_of = as_of.unwrap_or_else(|| self.latest_event());
+        let newest = self.latest_event();
+        let as_of = as_of.unwrap_or(newest);
+        if as_of > newest + chrono::Duration::days(1) {
+            return Err(EngineError::AsOfBeyondData {
+                as_of: as_of.to_rfc3339(),
+                newest: newest.to_rfc3339(),
+            });
+        }
         let started = std::time::Instant::now();
         let funnel = self.observations(as_of, policy).await?;
         if funnel.observations.is_empty() {
@@ -43,7 +62,14 @@ impl Engine {
             });
         }
         let funnel_s = started.elapsed().as_secs_f64();
-        let warnings = self.data_warnings(as_of, policy).await?;
+        let mut warnings = self.data_warnings(as_of, policy).await?;
+        let behind = newest - as_of;
+        if behind > chrono::Duration::days(1) {
+            warnings.push(format!(
+                "decided as of {as_of}, {} days before the newest event ({newest}): a look back, not today's decision",
+                behind.num_days()
+            ));
+        }
         for w in &warnings {
             tracing::warn!("{w}");
         }

@@ -109,8 +109,9 @@ impl Engine {
         std::iter::once(&self.ctx).chain(self.query_engine.is_ballista().then_some(&self.compute))
     }
 
-    /// Makes the stored runs queryable as `decisions` (again, after a new run).
-    pub(crate) async fn register_decisions(&self) -> Result<()> {
+    /// Makes the stored runs queryable (`decision_history`, `decisions`,
+    /// `decision_runs`), again after a new run or publication.
+    pub async fn register_decisions(&self) -> Result<()> {
         for ctx in self.contexts() {
             self.store.register(ctx).await?;
         }

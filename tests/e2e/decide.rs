@@ -292,7 +292,7 @@ fn the_same_inputs_give_the_same_decisions_and_runs_are_kept() {
         data,
         "--format",
         "csv",
-        "SELECT count(DISTINCT run_id) AS runs FROM decisions",
+        "SELECT count(DISTINCT run_id) AS runs FROM decision_history",
     ]);
     assert_eq!(runs.lines().nth(1), Some("2"), "{runs}");
 }

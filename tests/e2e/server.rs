@@ -434,3 +434,94 @@ async fn unreadable_event_files_are_set_aside_and_the_rest_is_served() {
     );
     server.stop();
 }
+
+/// The run `/readyz` names, once it is `want` (or whatever it is after `within`).
+async fn served_run(base: &str, want: &str, within: Duration) -> String {
+    // No pooled connection: one idle past the server's keep-alive limit could be
+    // closed just as a poll reuses it.
+    let client = &reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let served = readyz(client, base, None).await["run_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if served == want || started.elapsed() > within {
+            return served;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn experiments_are_not_served_and_a_published_run_is_before_and_after_a_restart() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let client = reqwest::Client::new();
+    let server = Server::start(data);
+    let first = readyz(&client, &server.base, None).await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = data.to_str().unwrap();
+    let policy = data.join("trial.toml");
+    std::fs::write(&policy, "[defaults]\nplanned_life_days = 30\n").unwrap();
+    // A look back and a trial policy: stored, not served.
+    for extra in [
+        &["--as-of", "2026-09-14"][..],
+        &["--policy", policy.to_str().unwrap()][..],
+    ] {
+        let mut args = vec!["decide", "--data", dir];
+        args.extend_from_slice(extra);
+        let (ok, _, err) = crate::support::assay(&args);
+        assert!(ok, "{err}");
+        assert!(err.contains("stored, not published"), "{err}");
+    }
+    // Longer than the server's check for publications.
+    let served = served_run(&server.base, "", Duration::from_secs(7)).await;
+    assert_eq!(served, first);
+    let r = client
+        .get(format!("{}/v1/decisions?limit=1", server.base))
+        .bearer_auth(&analyst)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-assay-run"], first.as_str());
+    server.stop();
+
+    let server = Server::start(data);
+    assert_eq!(readyz(&client, &server.base, None).await["run_id"], first);
+    // The future is refused, not decided from empty days.
+    let (ok, _, err) = crate::support::assay(&["decide", "--data", dir, "--as-of", "2030-01-01"]);
+    assert!(!ok && err.contains("after the newest event"), "{err}");
+    // Published from the command line: the running server serves it within seconds.
+    let (ok, _, err) = crate::support::assay(&["decide", "--data", dir, "--publish"]);
+    assert!(ok, "{err}");
+    let published = err
+        .lines()
+        .find(|l| l.contains("is published"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("`Run <id> is published`: {err}"))
+        .to_owned();
+    let served = served_run(&server.base, &published, Duration::from_secs(15)).await;
+    assert_eq!(served, published);
+    let runs = crate::sql::sql(
+        &client,
+        &server.base,
+        &analyst,
+        "SELECT (SELECT count(DISTINCT run_id) FROM decisions) AS served, \
+         (SELECT count(*) FROM decision_runs) AS stored, \
+         (SELECT max(run_id) FROM decision_runs WHERE published) AS published",
+        "application/json",
+    )
+    .await;
+    let v: Value = runs.json().await.unwrap();
+    assert_eq!(v["rows"][0]["served"], 1, "{v}");
+    assert_eq!(v["rows"][0]["stored"], 4, "{v}");
+    assert_eq!(v["rows"][0]["published"], published.as_str(), "{v}");
+    server.stop();
+}

@@ -25,6 +25,11 @@ pub struct DecideArgs {
     /// How many top keeps and clearest drops to list.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+    /// Serve this run: `GET /v1/decisions` of every server on the dataset and the
+    /// `decisions` table. Without it the run is stored as an experiment
+    /// (`decision_history`, `decision_runs`) and nothing served changes.
+    #[arg(long)]
+    pub publish: bool,
 }
 
 /// Accepts `2026-10-05T12:00:00Z` or `2026-10-05` (the end of that day, UTC).
@@ -49,6 +54,19 @@ pub async fn run(args: DecideArgs, engine: &QueryEngine) -> anyhow::Result<()> {
     let data = super::data_location(args.data);
     let engine = super::open_engine(&data, engine).await?;
     let run = engine.decide(args.as_of, &policy).await?;
+    let run_id = &run.summary.run_id;
+    if args.publish {
+        engine.publish(run_id, "assay decide").await?;
+        eprintln!("Run {run_id} is published: servers on this dataset serve it within seconds.");
+    } else {
+        let served = engine
+            .store()
+            .published()?
+            .map_or_else(|| "none yet".to_owned(), |p| format!("still {}", p.run_id));
+        eprintln!(
+            "Run {run_id} is stored, not published (served: {served}); `--publish` serves a run."
+        );
+    }
     match args.format {
         Format::Table => print_summary(&run, &policy, args.top),
         Format::Json => {
@@ -69,7 +87,7 @@ pub async fn run(args: DecideArgs, engine: &QueryEngine) -> anyhow::Result<()> {
         }
         Format::Csv => {
             let sql = format!(
-                "SELECT * FROM decisions WHERE run_id = '{}' ORDER BY style_id, market",
+                "SELECT * FROM decision_history WHERE run_id = '{}' ORDER BY style_id, market",
                 run.summary.run_id
             );
             print_batches(&engine.query(&sql).await?, Format::Csv)

@@ -38,8 +38,8 @@ pub struct Cli {
 pub enum Command {
     /// Generate a realistic launch dataset with known ground truth (truth.parquet).
     Generate(generate::GenerateArgs),
-    /// Serve the HTTP API (decisions, styles, overrides, runs) on the latest run.
-    Serve(serve::ServeArgs),
+    /// Serve the HTTP API (decisions, styles, overrides, runs) on the published run.
+    Serve(Box<serve::ServeArgs>),
     /// Manage API tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -112,7 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Sql(args) => sql::run(args, &engine).await,
         Command::Decide(args) => decide::run(args, &engine).await,
-        Command::Serve(args) => serve::run(args, cli.engine).await,
+        Command::Serve(args) => serve::run(*args, cli.engine).await,
         Command::Token(command) => token::run(command),
         Command::Ingest(args) => ingest::run(args, &engine).await,
         Command::Rollup(args) => ingest::run_rollup(args, &engine).await,

@@ -27,7 +27,7 @@ pub struct ServeArgs {
     #[arg(long, env = "ASSAY_FLIGHT_LISTEN")]
     pub flight_listen: Option<SocketAddr>,
     /// TOML file with any of: data, engine, listen, pg_listen, flight_listen, policy, tokens,
-    /// request_timeout_secs, max_body_bytes, max_connections, sql_timeout_secs, sql_memory_mib, sql_max_rows,
+    /// request_timeout_secs, max_body_bytes, max_connections, header_timeout_secs, sql_timeout_secs, sql_memory_mib, sql_max_rows,
     /// sql_max_concurrent, sql_max_concurrent_per_token, sql_idle_secs, and an [s3] table (endpoint, region, access_key_id, …).
     #[arg(long, env = "ASSAY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Larger request bodies are refused with 413 [default: 65536].
     #[arg(long, env = "ASSAY_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// An HTTP request's headers must arrive within this, or the connection is closed;
+    /// also how long an idle keep-alive connection is kept [default: 30].
+    #[arg(long, env = "ASSAY_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
     /// Connections each protocol (HTTP, pgwire, Flight SQL) holds open at once; more are
     /// turned away (503, FATAL 53300) [default: 256].
     #[arg(long, env = "ASSAY_MAX_CONNECTIONS")]
@@ -82,6 +86,7 @@ struct ConfigFile {
     request_timeout_secs: Option<u64>,
     max_body_bytes: Option<usize>,
     max_connections: Option<usize>,
+    header_timeout_secs: Option<u64>,
     sql_timeout_secs: Option<u64>,
     sql_memory_mib: Option<usize>,
     sql_max_rows: Option<usize>,
@@ -198,6 +203,10 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(defaults.max_connections),
+            header_timeout: args
+                .header_timeout_secs
+                .or(file.header_timeout_secs)
+                .map_or(defaults.header_timeout, Duration::from_secs),
         },
         sql,
         data,
@@ -239,6 +248,7 @@ mod tests {
             request_timeout_secs: None,
             max_body_bytes: None,
             max_connections: None,
+            header_timeout_secs: None,
             sql_timeout_secs: None,
             sql_memory_mib: None,
             sql_max_rows: None,

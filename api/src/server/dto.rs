@@ -80,6 +80,10 @@ pub struct OverrideView {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoked_by: Option<String>,
+    /// The newer override of the same style and market that revoked this one.
+    pub superseded_by: Option<String>,
+    /// Units to reorder under this keep (none: the plan's proposal).
+    pub reorder_units: Option<i64>,
     /// In force now: not revoked, not expired.
     pub live: bool,
 }
@@ -98,6 +102,8 @@ impl OverrideView {
             expires_at: o.expires_at,
             revoked_at: o.revoked_at,
             revoked_by: o.revoked_by.clone(),
+            superseded_by: o.superseded_by.clone(),
+            reorder_units: o.reorder_units,
             live: o.is_live(now),
         }
     }
@@ -144,7 +150,14 @@ pub struct DecisionView {
     pub projected_st_p90: f64,
     /// Days the stock on hand lasts at the posterior mean rate (null when nothing sells).
     pub days_of_cover: Option<f64>,
+    /// What to order: the model's units, or under a live keep override the
+    /// merchandiser's quantity (else the plan's proposal); 0 under a drop or test.
     pub reorder_units: i64,
+    /// The model's units (0 unless the model keeps).
+    pub model_reorder_units: i64,
+    /// What the plan orders if the style is kept, whatever the verdict: what a keep
+    /// override proposes.
+    pub planned_reorder_units: i64,
     pub model_verdict: ApiVerdict,
     /// The verdict to act on: the live override's, else the model's.
     pub verdict: ApiVerdict,
@@ -183,6 +196,8 @@ pub struct DecisionPage {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunView {
     pub run_id: String,
+    /// Whether this is the run served (`GET /v1/decisions`, the `decisions` table).
+    pub published: bool,
     pub as_of: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub policy_version: String,
@@ -201,10 +216,11 @@ pub struct RunView {
     pub warnings: Vec<String>,
 }
 
-impl From<&RunSummary> for RunView {
-    fn from(s: &RunSummary) -> Self {
+impl RunView {
+    pub fn of(s: &RunSummary, published: bool) -> Self {
         Self {
             run_id: s.run_id.clone(),
+            published,
             as_of: s.as_of,
             created_at: s.created_at,
             policy_version: s.policy_version.clone(),
@@ -297,6 +313,11 @@ pub struct NewOverrideBody {
     pub comment: Option<String>,
     /// The override lapses at this time.
     pub expires_at: Option<DateTime<Utc>>,
+    /// With `keep`: the units to reorder instead of the plan's proposal
+    /// (`planned_reorder_units`). A pooled (`ALL`) quantity is split over the markets
+    /// as the plan splits its own.
+    #[schema(minimum = 0)]
+    pub reorder_units: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -312,6 +333,9 @@ pub struct OverrideList {
 pub struct NewRunBody {
     /// Decide as of this time (default: the latest event).
     pub as_of: Option<DateTime<Utc>>,
+    /// Serve the run at once (default: yes, unless `as_of` is more than a day before
+    /// the newest event: a look back is published only when asked).
+    pub publish: Option<bool>,
 }
 
 /// One read-only query.
@@ -338,8 +362,10 @@ pub struct BacktestList {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     pub status: String,
+    /// The published run this server serves, its as-of and policy.
     pub run_id: Option<String>,
     pub as_of: Option<DateTime<Utc>>,
+    pub policy_version: Option<String>,
     /// How many event files could not be read and were set aside.
     pub set_aside_count: usize,
     /// Event files that could not be read and were moved to `DATA/quarantine/`: the
@@ -366,6 +392,7 @@ pub fn decision_view(
     name: Option<String>,
     launch_at: Option<DateTime<Utc>>,
     live: Option<&Override>,
+    reorder_units: i64,
     expected_days_to_verdict: Option<f64>,
     now: DateTime<Utc>,
 ) -> DecisionView {
@@ -402,7 +429,9 @@ pub fn decision_view(
         projected_st_p50: d.projected_st_p50,
         projected_st_p90: d.projected_st_p90,
         days_of_cover: d.days_of_cover.is_finite().then_some(d.days_of_cover),
-        reorder_units: d.reorder_units,
+        reorder_units,
+        model_reorder_units: d.reorder_units,
+        planned_reorder_units: d.planned_reorder_units,
         model_verdict: d.verdict.into(),
         verdict: live.map_or(d.verdict, |o| o.verdict).into(),
         reasons: d.reasons.iter().map(|r| r.as_str().to_string()).collect(),

@@ -16,27 +16,26 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::connections::{Admitted, ConnectionCap};
 
-/// A request's headers arrive within this, or the connection is closed (also the most
-/// an idle keep-alive connection waits for its next request).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves `app` on `listener` until `shutdown` resolves, then waits for in-flight
 /// requests.
+/// `header_timeout`: a request's headers arrive within it, or the connection is closed;
+/// it is also how long an idle keep-alive connection waits for its next request.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     cap: ConnectionCap,
+    header_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(header_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(HEADER_READ_TIMEOUT));
+        .keep_alive_interval(Some(header_timeout));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

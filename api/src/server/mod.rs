@@ -28,7 +28,6 @@ use assay_engine::source::{BadFiles, Dataset};
 use crate::auth::{Role, TokenStore};
 use crate::connections::ConnectionCap;
 use crate::pg::PgServer;
-pub use http::HEADER_READ_TIMEOUT;
 pub use routes::{Limits, openapi};
 use state::AppState;
 
@@ -111,9 +110,9 @@ impl Application {
             config.sql,
         ));
         let run = state
-            .load_latest()
+            .load_published()
             .await
-            .context("loading the latest decision run")?;
+            .context("loading the published decision run")?;
         tracing::info!(run_id = %run.run_id, as_of = %run.as_of, "loaded decision run");
         let pg = match config.pg_listen {
             Some(addr) => {
@@ -172,6 +171,12 @@ impl Application {
         // pgwire and Flight SQL connections end with the process: their clients
         // reconnect.
         let max_connections = self.limits.max_connections;
+        let header_timeout = self.limits.header_timeout;
+        // A run published by `assay decide --publish` is served without a restart.
+        tokio::spawn(AppState::follow_publications(
+            Arc::downgrade(&self.state),
+            PUBLICATION_CHECK,
+        ));
         let pg = self.pg.map(|pg| tokio::spawn(pg.run()));
         let flight = self.flight.map(|listener| {
             crate::flight::serve(
@@ -187,6 +192,7 @@ impl Application {
             self.listener,
             app,
             ConnectionCap::new("http", max_connections),
+            header_timeout,
             shutdown,
         )
         .await;
@@ -196,6 +202,9 @@ impl Application {
         Ok(())
     }
 }
+
+/// How often the server looks for a run another process published.
+const PUBLICATION_CHECK: Duration = Duration::from_secs(5);
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
@@ -226,6 +235,8 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 64 * 1024,
             max_connections: 256,
+            // hyper's own default; clients' connection pools should idle for less.
+            header_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use assay_engine::decision::style::expected_days_to_verdict;
-use assay_engine::decision::{Decision, Policy};
+use assay_engine::decision::{ALL_MARKETS, Decision, Policy, Verdict};
 use assay_engine::sandbox::{Sandbox, SandboxLimits};
 use assay_engine::store::overrides::{Override, OverrideStore};
 use assay_engine::{DailyRow, Engine, EngineError, RunSummary, StyleInfo};
@@ -35,16 +35,11 @@ impl Snapshot {
     async fn load(engine: &Engine, run: RunSummary) -> Result<Self, EngineError> {
         let mut rows = engine.store().read_run(&run.run_id)?.decisions;
         rows.sort_by(|a, b| {
-            (
-                &a.style_id,
-                a.market != assay_engine::decision::ALL_MARKETS,
-                &a.market,
-            )
-                .cmp(&(
-                    &b.style_id,
-                    b.market != assay_engine::decision::ALL_MARKETS,
-                    &b.market,
-                ))
+            (&a.style_id, a.market != ALL_MARKETS, &a.market).cmp(&(
+                &b.style_id,
+                b.market != ALL_MARKETS,
+                &b.market,
+            ))
         });
         let mut by_style: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, d) in rows.iter().enumerate() {
@@ -70,7 +65,8 @@ impl Snapshot {
         })
     }
 
-    /// The API view of one row, with its live override applied.
+    /// The API view of one row, with its live override applied: the row's own, else
+    /// for a market row the style's pooled one, which applies to every market.
     pub fn view(
         &self,
         d: &Decision,
@@ -79,15 +75,55 @@ impl Snapshot {
         now: DateTime<Utc>,
     ) -> DecisionView {
         let info = self.catalog.get(&d.style_id);
-        let key = (d.style_id.clone(), d.market.clone());
+        let own = live.get(&(d.style_id.clone(), d.market.clone()));
+        let pooled_override = || live.get(&(d.style_id.clone(), ALL_MARKETS.to_owned()));
+        let applied = own.or_else(|| (d.market != ALL_MARKETS).then(pooled_override).flatten());
+        let reorder = effective_reorder(d, applied, || self.pooled_row(&d.style_id));
         decision_view(
             d,
             info.and_then(|s| s.name.clone()),
             info.and_then(|s| s.launch_at),
-            live.get(&key),
+            applied,
+            reorder,
             expected_days_to_verdict(d, policy.rules_for(&d.category)),
             now,
         )
+    }
+
+    fn pooled_row(&self, style_id: &str) -> Option<&Decision> {
+        self.by_style
+            .get(style_id)?
+            .iter()
+            .map(|&i| &self.rows[i])
+            .find(|d| d.market == ALL_MARKETS)
+    }
+}
+
+/// What buying systems should order for a row: the model's units, or under a keep
+/// override the merchandiser's quantity (a pooled one split over the markets as the
+/// plan splits its own) or else the plan's proposal; nothing under a drop or test.
+fn effective_reorder<'a>(
+    d: &Decision,
+    applied: Option<&Override>,
+    pooled: impl FnOnce() -> Option<&'a Decision>,
+) -> i64 {
+    let Some(o) = applied else {
+        return d.reorder_units;
+    };
+    if o.verdict != Verdict::Keep {
+        return 0;
+    }
+    match o.reorder_units {
+        None => d.planned_reorder_units,
+        Some(units) if o.market == d.market => units,
+        Some(units) => {
+            let whole = pooled().map_or(0, |p| p.planned_reorder_units);
+            if whole > 0 {
+                (units as f64 * d.planned_reorder_units as f64 / whole as f64).round() as i64
+            } else {
+                0
+            }
+        }
     }
 }
 
@@ -148,11 +184,11 @@ impl AppState {
             .is_some()
     }
 
-    /// Loads the latest stored run, computing one first if there is none.
+    /// Loads the published run, computing and publishing one first if none ever was.
     ///
     /// # Errors
     /// The run cannot be computed or read.
-    pub async fn load_latest(&self) -> Result<RunSummary, EngineError> {
+    pub async fn load_published(&self) -> Result<RunSummary, EngineError> {
         let _guard = self.recompute.lock().await;
         // The style page's daily series come from the rollup: a dataset that never had
         // one (the bundled sample, a copied directory) gets it on first start.
@@ -162,26 +198,72 @@ impl AppState {
             let report = self.engine.refresh_rollup(&params, false).await?;
             tracing::info!(?report, "built the daily rollup");
         }
-        let run = match self.engine.store().latest_run()? {
-            Some(run) => run,
+        let run = match self.engine.store().published()? {
+            Some(published) => self.engine.store().run_summary(&published.run_id)?,
             None => {
-                tracing::info!("no decision run stored yet: computing one");
-                self.engine.decide(None, &self.policy).await?.summary
+                tracing::info!("no decision run published yet: computing one and publishing it");
+                let run = self.engine.decide(None, &self.policy).await?.summary;
+                self.engine.publish(&run.run_id, "assay serve").await?;
+                run
             }
         };
         self.install(run.clone()).await?;
         Ok(run)
     }
 
-    /// Computes, stores and serves a new run.
+    /// Computes and stores a new run, and serves it when `publish_by` names who
+    /// publishes it.
     ///
     /// # Errors
     /// The run cannot be computed, stored or read back.
-    pub async fn recompute(&self, as_of: Option<DateTime<Utc>>) -> Result<RunSummary, EngineError> {
+    pub async fn recompute(
+        &self,
+        as_of: Option<DateTime<Utc>>,
+        publish_by: Option<&str>,
+    ) -> Result<RunSummary, EngineError> {
         let _guard = self.recompute.lock().await;
         let run = self.engine.decide(as_of, &self.policy).await?.summary;
-        self.install(run.clone()).await?;
+        if let Some(by) = publish_by {
+            self.engine.publish(&run.run_id, by).await?;
+            self.install(run.clone()).await?;
+        }
         Ok(run)
+    }
+
+    /// The run id published on this dataset, by this server or another process
+    /// (`assay decide --publish`).
+    pub fn published_id(&self) -> Result<Option<String>, EngineError> {
+        Ok(self.engine.store().published()?.map(|p| p.run_id))
+    }
+
+    /// Serves what another process published, checking every `every`; ends with the
+    /// state.
+    pub async fn follow_publications(state: std::sync::Weak<Self>, every: std::time::Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(state) = state.upgrade() else {
+                return;
+            };
+            if let Err(e) = state.serve_newly_published().await {
+                tracing::warn!("checking for a newly published run: {e}");
+            }
+        }
+    }
+
+    async fn serve_newly_published(&self) -> Result<(), EngineError> {
+        let served = self.snapshot().ok().map(|s| s.run.run_id.clone());
+        let Some(published) = self.published_id()? else {
+            return Ok(());
+        };
+        if served.as_ref() == Some(&published) {
+            return Ok(());
+        }
+        let _guard = self.recompute.lock().await;
+        let summary = self.engine.store().run_summary(&published)?;
+        // `decisions` in this process's SQL still names the old run.
+        self.engine.register_decisions().await?;
+        tracing::info!(run_id = %published, "a newly published run: serving it");
+        self.install(summary).await
     }
 
     async fn install(&self, run: RunSummary) -> Result<(), EngineError> {

@@ -67,7 +67,7 @@ fn build() -> Fixture {
                 super::metrics_handle().unwrap(),
                 assay_engine::sandbox::SandboxLimits::default(),
             ));
-            state.load_latest().await.unwrap();
+            state.load_published().await.unwrap();
             Fixture {
                 state,
                 tokens: by_role,
@@ -164,6 +164,16 @@ async fn get(f: &Fixture, uri: &str, role: Option<Role>) -> Answer {
 }
 
 /// Pooled style ids of the sample with a given model verdict, for tests to pick from.
+/// A style's rows as `GET /v1/styles/{id}` gives them: pooled first.
+async fn decisions_of(f: &Fixture, id: &str) -> Vec<Value> {
+    get(f, &format!("/v1/styles/{id}"), Some(Role::Viewer))
+        .await
+        .json()["decisions"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
 fn styles_with(f: &Fixture, verdict: &str) -> Vec<String> {
     let snap = f.state.snapshot().unwrap();
     snap.rows
@@ -515,6 +525,78 @@ async fn overrides_change_the_effective_verdict_until_revoked() {
 }
 
 #[tokio::test]
+async fn a_keep_override_orders_and_applies_to_every_market_and_a_newer_one_replaces_it() {
+    let f = shared();
+    let id = styles_with(f, "drop")[2].clone();
+    let uri = format!("/v1/styles/{id}/overrides");
+    let before = decisions_of(f, &id).await;
+    assert!(before.len() > 1, "pooled and market rows");
+    let planned: i64 = before[0]["planned_reorder_units"].as_i64().unwrap();
+    assert!(before.iter().all(|d| d["reorder_units"] == 0));
+
+    // A pooled keep with no quantity orders the plan's proposal, in every market.
+    let keep = json!({"verdict": "keep", "reason": "trend_signal"});
+    let first = call(
+        f,
+        Method::POST,
+        &uri,
+        Some(Role::Merchandiser),
+        Some(keep),
+        &[],
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    let rows = decisions_of(f, &id).await;
+    for d in &rows {
+        assert_eq!(d["verdict"], "keep", "{d}");
+        assert_eq!(d["model_reorder_units"], 0);
+        assert_eq!(d["reorder_units"], d["planned_reorder_units"], "{d}");
+    }
+    assert_eq!(rows[0]["reorder_units"], planned);
+
+    // A newer pooled keep with a quantity replaces the first and is split by the plan.
+    let keep = json!({"verdict": "keep", "reason": "trend_signal", "reorder_units": 300});
+    let second = call(
+        f,
+        Method::POST,
+        &uri,
+        Some(Role::Merchandiser),
+        Some(keep),
+        &[],
+    )
+    .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.text());
+    let rows = decisions_of(f, &id).await;
+    assert_eq!(rows[0]["reorder_units"], 300);
+    let markets: i64 = rows[1..]
+        .iter()
+        .map(|d| d["reorder_units"].as_i64().unwrap())
+        .sum();
+    if planned > 0 {
+        assert!((markets - 300).abs() <= rows.len() as i64, "{markets}");
+    }
+    let history = get(f, &uri, Some(Role::Viewer)).await.json();
+    let items = history["items"].as_array().unwrap();
+    let live: Vec<bool> = items.iter().map(|o| o["live"].as_bool().unwrap()).collect();
+    assert_eq!(live, [false, true], "one override in force: {history}");
+    assert_eq!(items[0]["superseded_by"], second.json()["override_id"]);
+
+    // A quantity goes with a keep only.
+    let drop_with_units = json!({"verdict": "drop", "reason": "trend_signal", "reorder_units": 5});
+    let refused = call(
+        f,
+        Method::POST,
+        &uri,
+        Some(Role::Merchandiser),
+        Some(drop_with_units),
+        &[],
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.contains("goes with a keep"), "{refused}");
+}
+
+#[tokio::test]
 async fn bad_overrides_are_refused_with_reasons() {
     let f = shared();
     let id = styles_with(f, "drop")[0].clone();
@@ -653,19 +735,47 @@ async fn runs_are_listed_read_and_recomputed_by_admins_only() {
     )
     .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let look_back = created.json();
+    assert_eq!(look_back["as_of"], "2026-09-20T00:00:00Z");
+    // Eight days before the newest event: stored, said to be a look back, not served.
+    assert_eq!(look_back["published"], false);
+    assert!(
+        look_back["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("a look back")),
+        "{look_back}"
+    );
+    let served = get(&f, "/readyz", None).await.json()["run_id"].clone();
+    assert_ne!(served, look_back["run_id"]);
+    let page = get(&f, "/v1/decisions?limit=1", Some(Role::Viewer)).await;
+    assert_eq!(page.headers["x-assay-run"], served.as_str().unwrap());
+    // Published when asked.
+    let created = call(
+        &f,
+        Method::POST,
+        "/v1/runs",
+        Some(Role::Admin),
+        Some(json!({"as_of": "2026-09-20T00:00:00Z", "publish": true})),
+        &[],
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
     let run = created.json();
-    assert_eq!(run["as_of"], "2026-09-20T00:00:00Z");
+    assert_eq!(run["published"], true);
     assert_eq!(
         get(&f, "/readyz", None).await.json()["run_id"],
         run["run_id"]
     );
-    assert_eq!(
-        get(&f, "/v1/runs", Some(Role::Viewer)).await.json()["runs"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    let runs = get(&f, "/v1/runs", Some(Role::Viewer)).await.json();
+    let published: Vec<bool> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["published"].as_bool().unwrap())
+        .collect();
+    assert_eq!(published, [true, false, false], "newest first: {runs}");
     // A cursor of the replaced run cannot silently skip or repeat rows.
     get(
         &f,

@@ -211,7 +211,11 @@ pub struct Decision {
     pub projected_st_p50: f64,
     pub projected_st_p90: f64,
     pub days_of_cover: f64,
+    /// What to reorder: the plan's units for a keep, else 0.
     pub reorder_units: i64,
+    /// What the plan would reorder if the style were kept, whatever its verdict: the
+    /// quantity a merchandiser's keep override proposes.
+    pub planned_reorder_units: i64,
     pub verdict: Verdict,
     pub reasons: Vec<Reason>,
     /// The profit rule's inputs and plan (zero / NULL under the `sell_through` rule):

@@ -192,6 +192,7 @@ fn decide_style(
         d.value_per_sale = value_per_sale;
         d.return_rate_estimate = returns;
         d.salvage_value = salvage;
+        d.planned_reorder_units = units;
         d.reorder_units = if keep { units } else { 0 };
     };
     for (d, units) in market_rows.iter_mut().zip(&plan.by_market) {

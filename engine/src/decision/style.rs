@@ -26,8 +26,9 @@ pub fn decide_style(obs: &StyleObservation, priors: &Priors, rules: &Rules) -> D
         p_high_returns,
         matured,
     });
+    decision.planned_reorder_units = reorder_units(obs, posterior.shape, posterior.rate, rules);
     if verdict == Verdict::Keep {
-        decision.reorder_units = reorder_units(obs, posterior.shape, posterior.rate, rules);
+        decision.reorder_units = decision.planned_reorder_units;
     }
     decision.verdict = verdict;
     decision.reasons = reasons;
@@ -133,6 +134,7 @@ pub(crate) fn measure(
             projected_st_p90: projection[2],
             days_of_cover,
             reorder_units: 0,
+            planned_reorder_units: 0,
             verdict: Verdict::Test,
             reasons: Vec::new(),
             decayed_exposure_days: obs.decayed_exposure_days,

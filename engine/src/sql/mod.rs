@@ -16,6 +16,8 @@ const OPENING: &str = include_str!("views/opening.sql");
 const STYLE_DAILY: &str = include_str!("views/style_daily.sql");
 const STYLE_FUNNEL: &str = include_str!("views/style_funnel.sql");
 const DAILY_SALES: &str = include_str!("views/daily_sales.sql");
+const DECISIONS: &str = include_str!("views/decisions.sql");
+const DECISION_RUNS: &str = include_str!("views/decision_runs.sql");
 
 /// The opening stock when movements start at the epoch: none.
 const NO_OPENING: &str = "SELECT CAST(NULL AS VARCHAR) AS style_id, \
@@ -271,6 +273,19 @@ pub fn views(params: &ViewParams) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The views over `decision_history`, for the published run `published` (none: every
+/// run is history and `decisions` is empty).
+pub fn decision_views(published: Option<&str>) -> Vec<(&'static str, String)> {
+    let is_published = match published {
+        Some(id) => format!("run_id = '{}'", id.replace('\'', "''")),
+        None => "false".to_owned(),
+    };
+    [("decisions", DECISIONS), ("decision_runs", DECISION_RUNS)]
+        .into_iter()
+        .map(|(name, template)| (name, template.replace("{is_published}", &is_published)))
+        .collect()
+}
+
 /// Registers (or replaces) the views in `ctx`, over its `events`, `styles` and
 /// `stock_receipts` tables.
 ///
@@ -297,7 +312,8 @@ mod tests {
             ("style_daily", params.style_daily_days(today, today)),
             ("funnel over rollup", params.style_funnel_over_rollup(today)),
         ];
-        for (name, text) in views(&params).into_iter().chain(more) {
+        let decisions = decision_views(Some("r1")).into_iter();
+        for (name, text) in views(&params).into_iter().chain(more).chain(decisions) {
             let left: Vec<&str> = text
                 .match_indices('{')
                 .map(|(i, _)| &text[i..(i + 20).min(text.len())])

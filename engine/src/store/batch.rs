@@ -102,6 +102,7 @@ pub fn decisions_schema() -> SchemaRef {
             .map(|n| Field::new(*n, DataType::Float64, true)),
     );
     fields.push(Field::new("open_order_units", DataType::Int64, true));
+    fields.push(Field::new("planned_reorder_units", DataType::Int64, true));
     Arc::new(Schema::new(fields))
 }
 
@@ -217,6 +218,9 @@ pub fn decisions_batch(summary: &RunSummary, rows: &[Decision]) -> Result<Record
     columns.push(Arc::new(Int64Array::from_iter(
         rows.iter().map(|d| Some(d.open_order_units)),
     )));
+    columns.push(Arc::new(Int64Array::from_iter(
+        rows.iter().map(|d| Some(d.planned_reorder_units)),
+    )));
     RecordBatch::try_new(decisions_schema(), columns)
 }
 
@@ -271,6 +275,12 @@ pub fn read_decisions(
         } else {
             vec![0; batch.num_rows()]
         };
+        // Runs stored before it planned only their keeps.
+        let planned = if has("planned_reorder_units") {
+            c.ints("planned_reorder_units")?
+        } else {
+            ints[7].clone()
+        };
         for r in 0..batch.num_rows() {
             let g = |k: usize| floats[k][r];
             let plan_at = |k: usize| plan[k][r].unwrap_or(0.0);
@@ -306,6 +316,7 @@ pub fn read_decisions(
                 projected_st_p90: g(15),
                 days_of_cover: g(16),
                 reorder_units: ints[7][r],
+                planned_reorder_units: planned[r],
                 verdict: Verdict::parse(&verdict[r])
                     .ok_or_else(|| format!("unknown verdict {}", verdict[r]))?,
                 reasons: reasons[r]

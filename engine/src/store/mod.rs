@@ -2,8 +2,14 @@
 //!
 //! A run is one file, `decisions/<run_id>.parquet`, stored whole (a local dataset writes
 //! a temporary file and renames it): a crash mid-write leaves no partial run visible,
-//! and no run ever rewrites another. The run's summary travels in the same file's footer, so a run and
-//! its summary appear together or not at all.
+//! and no run ever rewrites another. The run's summary travels in the same file's
+//! footer, so a run and its summary appear together or not at all.
+//!
+//! Storing a run does not serve it. A run is served once it is *published*: each
+//! publication is a small file of its own, `decisions/published/<time>-<run_id>.json`,
+//! never rewritten, and the newest names the published run. Experiments (a past as-of,
+//! a trial policy) are stored and queryable in `decision_history`, never served by
+//! accident.
 
 mod batch;
 pub mod overrides;
@@ -30,6 +36,8 @@ use crate::storage::Storage;
 pub use batch::{decisions_schema, read_decisions};
 
 const SUMMARY_KEY: &str = "assay.run";
+/// Every run's rows, as a table.
+const HISTORY: &str = "decision_history";
 
 /// What a run decided, in numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +59,15 @@ pub struct RunSummary {
     pub warnings: Vec<String>,
 }
 
+/// A run made the one buying systems and merchandisers see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Publication {
+    pub run_id: String,
+    pub published_at: DateTime<Utc>,
+    /// Who published it: a token's name, or the command.
+    pub by: String,
+}
+
 /// A run with its rows.
 #[derive(Debug, Clone)]
 pub struct DecisionRun {
@@ -64,6 +81,8 @@ pub struct DecisionStore {
 
 /// The runs' folder in the dataset.
 const DIR: &str = "decisions";
+/// The publications' folder.
+const PUBLISHED: &str = "decisions/published";
 
 impl DecisionStore {
     pub fn new(storage: Storage) -> Self {
@@ -119,6 +138,64 @@ impl DecisionStore {
         Ok(self.list_runs()?.pop())
     }
 
+    /// One run's summary.
+    ///
+    /// # Errors
+    /// No such run, or its footer cannot be read.
+    pub fn run_summary(&self, run_id: &str) -> Result<RunSummary> {
+        let key = Self::run_key(run_id);
+        if !self.storage.exists(&key)? {
+            return Err(EngineError::RunNotFound {
+                run_id: run_id.into(),
+            });
+        }
+        self.read_summary(&key)
+    }
+
+    /// Makes a stored run the published one.
+    ///
+    /// # Errors
+    /// No such run, or the publication cannot be written.
+    pub fn publish(&self, run_id: &str, by: &str) -> Result<Publication> {
+        self.run_summary(run_id)?;
+        let publication = Publication {
+            run_id: run_id.to_owned(),
+            published_at: Utc::now(),
+            by: by.to_owned(),
+        };
+        let body = serde_json::to_vec(&publication).map_err(|e| self.err(e.to_string()))?;
+        // Names sort by time; the run id keeps two in one millisecond apart.
+        let key = format!(
+            "{PUBLISHED}/{}-{run_id}.json",
+            publication.published_at.format("%Y%m%dT%H%M%S%.6fZ")
+        );
+        if !self.storage.create(&key, body.into())? {
+            return Err(self.err(format!("publication {key} already exists")));
+        }
+        Ok(publication)
+    }
+
+    /// The published run, if any run was ever published.
+    ///
+    /// # Errors
+    /// The publications cannot be listed or the newest cannot be read.
+    pub fn published(&self) -> Result<Option<Publication>> {
+        let newest = self
+            .storage
+            .list(PUBLISHED)?
+            .into_iter()
+            .filter(|e| e.key.ends_with(".json"))
+            .map(|e| e.key)
+            .max();
+        let Some(key) = newest else {
+            return Ok(None);
+        };
+        let text = self.storage.read(&key)?;
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|e| self.err(format!("{}: {e}", self.storage.display(&key))))
+    }
+
     /// One run's rows.
     ///
     /// # Errors
@@ -163,27 +240,34 @@ impl DecisionStore {
         serde_json::from_str(&text).map_err(|e| self.err(format!("{path}: run summary: {e}")))
     }
 
-    /// Registers the `decisions` table: every run's rows.
+    /// Registers `decision_history` (every run's rows), `decisions` (the published
+    /// run's rows: what the API serves) and `decision_runs` (one row per run).
     ///
     /// # Errors
-    /// The table cannot be registered.
+    /// The tables cannot be registered.
     pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
-        ctx.deregister_table("decisions")?;
+        ctx.deregister_table(HISTORY)?;
         if self.run_files()?.is_empty() {
             // Not a `MemTable`: Ballista can ship an `EmptyTable` to its executors.
-            ctx.register_table("decisions", Arc::new(EmptyTable::new(decisions_schema())))?;
-            return Ok(());
+            ctx.register_table(HISTORY, Arc::new(EmptyTable::new(decisions_schema())))?;
+        } else {
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            ctx.register_listing_table(
+                HISTORY,
+                self.storage.table_url(DIR)?,
+                options,
+                Some(decisions_schema()),
+                None,
+            )
+            .await?;
         }
-        let options =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        ctx.register_listing_table(
-            "decisions",
-            self.storage.table_url(DIR)?,
-            options,
-            Some(decisions_schema()),
-            None,
-        )
-        .await?;
+        let published = self.published()?.map(|p| p.run_id);
+        for (name, text) in crate::sql::decision_views(published.as_deref()) {
+            ctx.deregister_table(name)?;
+            let view = ctx.sql(&text).await?.into_view();
+            ctx.register_table(name, view)?;
+        }
         Ok(())
     }
 

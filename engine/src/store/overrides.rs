@@ -74,6 +74,9 @@ pub struct NewOverride {
     pub expires_at: Option<DateTime<Utc>>,
     /// Retries with the same key (from the same user) return the first result.
     pub idempotency_key: Option<String>,
+    /// Units to reorder, for a keep: what buying systems order instead of the
+    /// model's plan (none: the plan's own units).
+    pub reorder_units: Option<i64>,
 }
 
 /// An override as stored, with its revocation if any.
@@ -93,6 +96,11 @@ pub struct Override {
     pub idempotency_key: Option<String>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoked_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorder_units: Option<i64>,
+    /// The newer override of the same style and market that revoked this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
 }
 
 impl Override {
@@ -111,6 +119,8 @@ enum LogEntry {
         override_id: String,
         user: String,
         at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        superseded_by: Option<String>,
     },
 }
 
@@ -125,6 +135,10 @@ pub enum OverrideRejected {
     NotFound(String),
     #[error("override `{0}` was already revoked")]
     AlreadyRevoked(String),
+    #[error("reorder_units goes with a keep: a {0} orders nothing")]
+    ReorderWithoutKeep(&'static str),
+    #[error("reorder_units must be 0 or more, not {0}")]
+    NegativeReorder(i64),
     #[error("the Idempotency-Key was used for a different override")]
     KeyReused,
 }
@@ -157,10 +171,12 @@ impl State {
                 override_id,
                 user,
                 at,
+                superseded_by,
             } => {
                 if let Some(&i) = self.by_id.get(&override_id) {
                     self.overrides[i].revoked_at = Some(at);
                     self.overrides[i].revoked_by = Some(user);
+                    self.overrides[i].superseded_by = superseded_by;
                 }
             }
         }
@@ -230,6 +246,14 @@ impl OverrideStore {
         {
             return Err(OverrideRejected::ExpiresInThePast(t).into());
         }
+        if let Some(units) = new.reorder_units {
+            if new.verdict != Verdict::Keep {
+                return Err(OverrideRejected::ReorderWithoutKeep(new.verdict.as_str()).into());
+            }
+            if units < 0 {
+                return Err(OverrideRejected::NegativeReorder(units).into());
+            }
+        }
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(key) = &new.idempotency_key {
             let state = self.read();
@@ -240,7 +264,8 @@ impl OverrideStore {
                     && existing.verdict == new.verdict
                     && existing.reason == new.reason
                     && existing.comment == new.comment
-                    && existing.expires_at == new.expires_at;
+                    && existing.expires_at == new.expires_at
+                    && existing.reorder_units == new.reorder_units;
                 return if same {
                     Ok((existing.clone(), false))
                 } else {
@@ -263,11 +288,34 @@ impl OverrideStore {
             idempotency_key: new.idempotency_key,
             revoked_at: None,
             revoked_by: None,
+            reorder_units: new.reorder_units,
+            superseded_by: None,
         };
+        // One override in force per style and market: the older ones are revoked by
+        // the newer, after it is recorded (a crash between leaves the newer in force,
+        // as the latest live one is).
+        let superseded: Vec<String> = self
+            .for_style(&o.style_id)
+            .into_iter()
+            .filter(|old| old.market == o.market && old.is_live(now))
+            .map(|old| old.override_id)
+            .collect();
         let seq = self.append(seq, &LogEntry::Created(o.clone()))?;
-        let mut state = self.write_state();
-        state.apply(seq, LogEntry::Created(o));
-        Ok((state.overrides[state.overrides.len() - 1].clone(), true))
+        let (id, user) = (o.override_id.clone(), o.user.clone());
+        self.write_state().apply(seq, LogEntry::Created(o));
+        for old in superseded {
+            let entry = LogEntry::Revoked {
+                override_id: old,
+                user: user.clone(),
+                at: now,
+                superseded_by: Some(id.clone()),
+            };
+            let next = self.read().next_seq;
+            let seq = self.append(next, &entry)?;
+            self.write_state().apply(seq, entry);
+        }
+        let state = self.read();
+        Ok((state.overrides[state.by_id[&id]].clone(), true))
     }
 
     /// Revokes an override, durably. The override stays in the log, marked revoked.
@@ -296,6 +344,7 @@ impl OverrideStore {
             override_id: override_id.into(),
             user: user.into(),
             at: now,
+            superseded_by: None,
         };
         let seq = self.append(seq, &entry)?;
         let mut state = self.write_state();
@@ -391,7 +440,10 @@ impl CreateError {
                 ErrorKind::Conflict
             }
             Self::Rejected(
-                OverrideRejected::CommentRequired | OverrideRejected::ExpiresInThePast(_),
+                OverrideRejected::CommentRequired
+                | OverrideRejected::ExpiresInThePast(_)
+                | OverrideRejected::ReorderWithoutKeep(_)
+                | OverrideRejected::NegativeReorder(_),
             ) => ErrorKind::Unprocessable,
             Self::Store(e) => e.kind(),
         }
@@ -412,40 +464,73 @@ mod tests {
             user: "mia".into(),
             expires_at: None,
             idempotency_key: key.map(Into::into),
+            reorder_units: None,
         }
     }
 
     #[test]
-    fn overrides_survive_reopening_in_order_and_revocations_are_kept() {
+    fn overrides_survive_reopening_in_order_and_a_newer_one_revokes_the_older() {
         let dir = tempfile::tempdir().unwrap();
         let now = Utc::now();
         let store = OverrideStore::open(Storage::local(dir.path())).unwrap();
         let (a, _) = store.create(new("S1", Verdict::Keep, None), now).unwrap();
         let (b, _) = store.create(new("S1", Verdict::Drop, None), now).unwrap();
         assert!(b.seq > a.seq);
-        assert_eq!(
-            store.live(now)[&("S1".into(), "ALL".into())].verdict,
-            Verdict::Drop
-        );
+        let live = store.live(now);
+        assert_eq!(live[&("S1".into(), "ALL".into())].verdict, Verdict::Drop);
+        // Only one in force per style and market: the older was revoked by the newer.
+        let older = store.get(&a.override_id).unwrap();
+        assert!(!older.is_live(now));
+        assert_eq!(older.superseded_by.as_deref(), Some(b.override_id.as_str()));
+        assert_eq!(older.revoked_by.as_deref(), Some("mia"));
         store.revoke(&b.override_id, "lead", now).unwrap();
-        assert_eq!(
-            store.live(now)[&("S1".into(), "ALL".into())].verdict,
-            Verdict::Keep
+        assert!(
+            store.live(now).is_empty(),
+            "revoking the newer revives nothing"
         );
         drop(store);
 
         let again = OverrideStore::open(Storage::local(dir.path())).unwrap();
         let all = again.all();
         assert_eq!(all.len(), 2, "a revocation never erases");
-        assert_eq!(all[1].revoked_by.as_deref(), Some("lead"));
         assert_eq!(
-            again.live(now)[&("S1".into(), "ALL".into())].override_id,
-            a.override_id
+            all[0].superseded_by.as_deref(),
+            Some(b.override_id.as_str())
         );
+        assert_eq!(all[1].revoked_by.as_deref(), Some("lead"));
+        assert_eq!(all[1].superseded_by, None);
+        assert!(again.live(now).is_empty());
         assert!(matches!(
             again.revoke(&b.override_id, "lead", now),
             Err(CreateError::Rejected(OverrideRejected::AlreadyRevoked(_)))
         ));
+    }
+
+    #[test]
+    fn a_reorder_quantity_goes_with_a_keep_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let store = OverrideStore::open(Storage::local(dir.path())).unwrap();
+        let with = |verdict, units| NewOverride {
+            reorder_units: Some(units),
+            ..new("S1", verdict, None)
+        };
+        let (kept, _) = store.create(with(Verdict::Keep, 120), now).unwrap();
+        assert_eq!(kept.reorder_units, Some(120));
+        for (verdict, units, refused) in [
+            (
+                Verdict::Drop,
+                10,
+                OverrideRejected::ReorderWithoutKeep("drop"),
+            ),
+            (Verdict::Keep, -1, OverrideRejected::NegativeReorder(-1)),
+        ] {
+            match store.create(with(verdict, units), now) {
+                Err(CreateError::Rejected(r)) => assert_eq!(r, refused),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(store.all().len(), 1, "nothing refused was recorded");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub fn overrides_schema() -> SchemaRef {
         Field::new("expires_at", timestamp_type(), true),
         Field::new("revoked_at", timestamp_type(), true),
         Field::new("revoked_by", DataType::Utf8, true),
+        Field::new("superseded_by", DataType::Utf8, true),
+        Field::new("reorder_units", DataType::Int64, true),
     ]))
 }
 
@@ -61,6 +63,8 @@ fn to_batch(rows: &[Override]) -> Result<RecordBatch> {
         time(&|o| o.expires_at.map(|t| t.timestamp_micros())),
         time(&|o| o.revoked_at.map(|t| t.timestamp_micros())),
         text(&|o| o.revoked_by.clone()),
+        text(&|o| o.superseded_by.clone()),
+        Arc::new(rows.iter().map(|o| o.reorder_units).collect::<Int64Array>()),
     ];
     Ok(RecordBatch::try_new(overrides_schema(), columns)?)
 }

@@ -293,7 +293,7 @@ impl SortKey {
     }
 }
 
-const CSV_COLUMNS: &str = "style_id,name,category,market,launch_at,days_live,exposure_days,sold_out,views,carts,purchases,units_sold,units_returned,units_received,on_hand,sell_through,p_keep,p_drop,keep_rate,drop_rate,projected_st_p10,projected_st_p50,projected_st_p90,reorder_units,model_verdict,verdict,override_id,override_reason,override_user,override_comment,reasons\n";
+const CSV_COLUMNS: &str = "style_id,name,category,market,launch_at,days_live,exposure_days,sold_out,views,carts,purchases,units_sold,units_returned,units_received,on_hand,sell_through,p_keep,p_drop,keep_rate,drop_rate,projected_st_p10,projected_st_p50,projected_st_p90,reorder_units,model_reorder_units,model_verdict,verdict,override_id,override_reason,override_user,override_comment,reasons\n";
 
 /// A text cell, quoted when it must be and defused when a spreadsheet would run it.
 fn csv_field(s: &str) -> String {
@@ -313,7 +313,7 @@ fn csv_row(v: &DecisionView) -> String {
         ApiVerdict::Test => "test",
     };
     format!(
-        "{},{},{},{},{},{:.3},{:.3},{},{},{},{},{},{},{},{},{:.4},{:.6},{:.6},{:.4},{:.4},{:.4},{:.4},{:.4},{},{},{},{},{},{},{},{}\n",
+        "{},{},{},{},{},{:.3},{:.3},{},{},{},{},{},{},{},{},{:.4},{:.6},{:.6},{:.4},{:.4},{:.4},{:.4},{:.4},{},{},{},{},{},{},{},{},{}\n",
         csv_field(&v.style_id),
         csv_field(v.name.as_deref().unwrap_or("")),
         csv_field(&v.category),
@@ -338,6 +338,7 @@ fn csv_row(v: &DecisionView) -> String {
         v.projected_st_p50,
         v.projected_st_p90,
         v.reorder_units,
+        v.model_reorder_units,
         verdict(v.model_verdict),
         verdict(v.verdict),
         o.map(|o| o.override_id.as_str()).unwrap_or(""),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
@@ -71,6 +71,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Connections each protocol (HTTP, pgwire, Flight SQL) holds open at once.
     pub max_connections: usize,
+    /// An HTTP request's headers arrive within this; also the keep-alive idle limit.
+    pub header_timeout: Duration,
 }
 
 /// Endpoints that need a token.
@@ -137,14 +139,35 @@ pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ));
+    let served = Arc::clone(&state);
     Router::new()
         .merge(timed)
         .merge(sql)
         .with_state(state)
+        .layer(middleware::map_response_with_state(served, name_served_run))
         .layer(middleware::map_response(problems_for_plain_errors))
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Names the served run, its as-of and policy on every answer, so a buying system can
+/// tell which run its rows came from and notice a new one.
+async fn name_served_run(State(state): State<Arc<AppState>>, mut response: Response) -> Response {
+    if let Ok(snapshot) = state.snapshot() {
+        let run = &snapshot.run;
+        let headers = response.headers_mut();
+        for (name, value) in [
+            ("x-assay-run", run.run_id.clone()),
+            ("x-assay-as-of", run.as_of.to_rfc3339()),
+            ("x-assay-policy", run.policy_version.clone()),
+        ] {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    response
 }
 
 /// Counts requests and their latency by route and status.

@@ -18,6 +18,7 @@ pub async fn healthz() -> Json<Health> {
         status: "ok".into(),
         run_id: None,
         as_of: None,
+        policy_version: None,
         set_aside_count: 0,
         set_aside_files: Vec::new(),
     })
@@ -50,16 +51,19 @@ pub async fn readyz(
     } else {
         Vec::new()
     };
-    let (status, run) = match state.snapshot() {
-        Ok(s) => (StatusCode::OK, Some((s.run.run_id.clone(), s.run.as_of))),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
-    };
+    let snapshot = state.snapshot().ok();
+    let run = snapshot.as_ref().map(|s| &s.run);
     (
-        status,
+        if run.is_some() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
         Json(Health {
             status: if run.is_some() { "ready" } else { "loading" }.into(),
-            run_id: run.as_ref().map(|(id, _)| id.clone()),
-            as_of: run.map(|(_, as_of)| as_of),
+            run_id: run.map(|r| r.run_id.clone()),
+            as_of: run.map(|r| r.as_of),
+            policy_version: run.map(|r| r.policy_version.clone()),
             set_aside_count,
             set_aside_files,
         }),

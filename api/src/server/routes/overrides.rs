@@ -86,6 +86,7 @@ pub async fn post_override(
         user: principal.name.clone(),
         expires_at: body.expires_at,
         idempotency_key: key,
+        reorder_units: body.reorder_units,
     };
     let store = Arc::clone(&state.overrides);
     let now = Utc::now();

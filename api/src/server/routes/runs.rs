@@ -7,6 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 
+use assay_engine::EngineError;
+
 use crate::auth::{Permission, Principal};
 use crate::server::dto::{NewRunBody, RunList, RunView};
 use crate::server::error::{ApiError, Problem};
@@ -17,15 +19,20 @@ use crate::server::state::AppState;
     path = "/v1/runs",
     tag = "runs",
     responses(
-        (status = 200, description = "Every stored run, newest first", body = RunList),
+        (status = 200, description = "Every stored run, newest first; `published` marks the one served", body = RunList),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
 pub async fn get_runs(State(state): State<Arc<AppState>>) -> Result<Json<RunList>, ApiError> {
     let runs = state.engine.store().list_runs()?;
+    let published = state.published_id()?;
     Ok(Json(RunList {
-        runs: runs.iter().rev().map(RunView::from).collect(),
+        runs: runs
+            .iter()
+            .rev()
+            .map(|r| RunView::of(r, published.as_ref() == Some(&r.run_id)))
+            .collect(),
     }))
 }
 
@@ -45,20 +52,27 @@ pub async fn get_run(
     State(state): State<Arc<AppState>>,
     Path(run_id): Path<String>,
 ) -> Result<Json<RunView>, ApiError> {
-    let runs = state.engine.store().list_runs()?;
-    let run = runs.iter().find(|r| r.run_id == run_id).ok_or_else(|| {
-        ApiError::not_found(format!("run `{run_id}` not found; GET /v1/runs lists them"))
-    })?;
-    Ok(Json(RunView::from(run)))
+    let run = state
+        .engine
+        .store()
+        .run_summary(&run_id)
+        .map_err(|e| match e {
+            EngineError::RunNotFound { .. } => {
+                ApiError::not_found(format!("run `{run_id}` not found; GET /v1/runs lists them"))
+            }
+            other => other.into(),
+        })?;
+    let published = state.published_id()? == Some(run_id);
+    Ok(Json(RunView::of(&run, published)))
 }
 
 #[utoipa::path(
     post,
     path = "/v1/runs",
     tag = "runs",
-    request_body(content = Option<NewRunBody>, description = "Optional `as_of`"),
+    request_body(content = Option<NewRunBody>, description = "Optional `as_of` and `publish`"),
     responses(
-        (status = 201, description = "Computed, stored and now served", body = RunView),
+        (status = 201, description = "Computed and stored; served at once when published (see `publish`)", body = RunView),
         (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only admins recompute", body = Problem, content_type = "application/problem+json"),
@@ -79,17 +93,15 @@ pub async fn post_run(
         Err(JsonRejection::MissingJsonContentType(_)) => NewRunBody::default(),
         Err(e) => return Err(e.into()),
     };
-    // Past the newest event there is nothing to observe: a run then would read the
-    // empty days as no demand, and be served to buying systems at once.
+    // A look back is served only when asked: buying systems act on what is served.
     let newest = state.engine.latest_event();
-    if let Some(as_of) = body
+    let past = body
         .as_of
-        .filter(|t| *t > newest + chrono::Duration::days(1))
-    {
-        return Err(ApiError::unprocessable(format!(
-            "as_of {as_of} is after the newest event ({newest}) by more than a day; decide as of a time the data covers"
-        )));
-    }
-    let run = state.recompute(body.as_of).await?;
-    Ok((StatusCode::CREATED, Json(RunView::from(&run))))
+        .is_some_and(|t| t + chrono::Duration::days(1) < newest);
+    let publish = body.publish.unwrap_or(!past);
+    let run = state
+        .recompute(body.as_of, publish.then_some(principal.name.as_str()))
+        .await?;
+    let run = RunView::of(&run, publish);
+    Ok((StatusCode::CREATED, Json(run)))
 }

@@ -211,7 +211,8 @@ async function loadList() {
   const run = await api("/v1/runs/" + encodeURIComponent(page.run_id));
   state.run = run;
   document.getElementById("run-info").textContent =
-    `Run ${run.run_id} · as of ${run.as_of.replace("T", " ").slice(0, 16)} UTC · expected wrong calls: ` +
+    `Published run ${run.run_id} · as of ${run.as_of.replace("T", " ").slice(0, 16)} UTC · ` +
+    `policy ${run.policy_version} · expected wrong calls: ` +
     `${num(run.expected_wrong_keeps, 1)} keeps, ${num(run.expected_wrong_drops, 1)} drops`;
 }
 
@@ -424,8 +425,16 @@ function openOverride(row, after) {
   form.reset();
   document.getElementById("override-subject").textContent =
     `${row.style_id} ${row.name || ""} · ${row.market} · model says ${row.model_verdict}`;
-  document.getElementById("ov-verdict").value = row.model_verdict === "keep" ? "drop" : "keep";
+  const verdict = document.getElementById("ov-verdict");
+  verdict.value = row.model_verdict === "keep" ? "drop" : "keep";
   document.getElementById("ov-error").textContent = "";
+  // A keep orders something: the plan's proposal, which the merchandiser may change.
+  const reorder = document.getElementById("ov-reorder");
+  reorder.value = row.planned_reorder_units;
+  document.getElementById("ov-reorder-plan").textContent = `(the plan proposes ${row.planned_reorder_units})`;
+  const showReorder = () => { document.getElementById("ov-reorder-field").hidden = verdict.value !== "keep"; };
+  verdict.onchange = showReorder;
+  showReorder();
   const reason = document.getElementById("ov-reason");
   const comment = document.getElementById("ov-comment");
   const need = () => {
@@ -440,12 +449,15 @@ function openOverride(row, after) {
     e.preventDefault();
     const expires = document.getElementById("ov-expires").value;
     const body = {
-      verdict: document.getElementById("ov-verdict").value,
+      verdict: verdict.value,
       reason: reason.value,
       market: row.market,
       comment: comment.value.trim() || null,
       expires_at: expires ? new Date(expires).toISOString() : null,
     };
+    if (body.verdict === "keep" && reorder.value !== "" && Number(reorder.value) !== row.planned_reorder_units) {
+      body.reorder_units = Number(reorder.value);
+    }
     if (body.reason === "other" && !body.comment) {
       document.getElementById("ov-error").textContent = "Say why in the comment: the reason is “other”.";
       comment.focus();
