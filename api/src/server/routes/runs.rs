@@ -84,11 +84,19 @@ pub async fn get_run(
 pub async fn post_run(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
-    body: Result<Json<Option<NewRunBody>>, JsonRejection>,
+    body: Result<Json<Option<serde_json::Value>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
     principal.require(Permission::RecomputeRuns)?;
     let body = match body {
-        Ok(Json(b)) => b.unwrap_or_default(),
+        Ok(Json(None)) => NewRunBody::default(),
+        // serde would also read the fields from an array, by position.
+        Ok(Json(Some(value))) if value.is_object() => serde_json::from_value(value)
+            .map_err(|e| ApiError::unprocessable(format!("invalid body: {e}")))?,
+        Ok(Json(Some(_))) => {
+            return Err(ApiError::unprocessable(
+                "the body must be a JSON object: {\"as_of\": …, \"publish\": …}",
+            ));
+        }
         // No body (and so no JSON content type) means "now".
         Err(JsonRejection::MissingJsonContentType(_)) => NewRunBody::default(),
         Err(e) => return Err(e.into()),
