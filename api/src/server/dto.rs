@@ -164,6 +164,13 @@ pub struct DecisionView {
     pub reasons: Vec<String>,
     /// For a style still testing: expected days to a keep or drop at its current rate.
     pub expected_days_to_verdict: Option<f64>,
+    /// How sure the model's call is on its rule's scale: for a keep the probability
+    /// the reorder makes money, for a drop that no reorder would (P(keep) / P(drop)
+    /// under the sell-through rule); null for a test or a drop for returns.
+    pub confidence: Option<f64>,
+    /// The model's verdict in the run published before this one (null when there was
+    /// none or it did not decide this row): a call that differs is new.
+    pub previous_verdict: Option<ApiVerdict>,
     #[serde(rename = "override")]
     pub live_override: Option<OverrideView>,
 }
@@ -387,15 +394,27 @@ pub struct SetAsideFile {
     pub moved_to: String,
 }
 
-pub fn decision_view(
-    d: &Decision,
-    name: Option<String>,
-    launch_at: Option<DateTime<Utc>>,
-    live: Option<&Override>,
-    reorder_units: i64,
-    expected_days_to_verdict: Option<f64>,
-    now: DateTime<Utc>,
-) -> DecisionView {
+/// What a row's view needs beyond the stored decision.
+pub struct RowContext<'a> {
+    pub name: Option<String>,
+    pub launch_at: Option<DateTime<Utc>>,
+    pub live: Option<&'a Override>,
+    pub reorder_units: i64,
+    pub expected_days_to_verdict: Option<f64>,
+    pub confidence: Option<f64>,
+    pub previous_verdict: Option<Verdict>,
+}
+
+pub fn decision_view(d: &Decision, row: RowContext<'_>, now: DateTime<Utc>) -> DecisionView {
+    let RowContext {
+        name,
+        launch_at,
+        live,
+        reorder_units,
+        expected_days_to_verdict,
+        confidence,
+        previous_verdict,
+    } = row;
     DecisionView {
         style_id: d.style_id.clone(),
         name,
@@ -436,6 +455,8 @@ pub fn decision_view(
         verdict: live.map_or(d.verdict, |o| o.verdict).into(),
         reasons: d.reasons.iter().map(|r| r.as_str().to_string()).collect(),
         expected_days_to_verdict,
+        confidence,
+        previous_verdict: previous_verdict.map(Into::into),
         live_override: live.map(|o| OverrideView::new(o, now)),
     }
 }

@@ -13,7 +13,7 @@ use assay_engine::sandbox::{Sandbox, SandboxLimits};
 use assay_engine::store::overrides::{Override, OverrideStore};
 use assay_engine::{DailyRow, Engine, EngineError, RunSummary, StyleInfo};
 
-use super::dto::{DecisionView, decision_view};
+use super::dto::{DecisionView, RowContext, decision_view};
 use super::error::ApiError;
 use crate::auth::TokenStore;
 
@@ -25,6 +25,9 @@ pub struct Snapshot {
     pub by_style: HashMap<String, Vec<usize>>,
     pub catalog: HashMap<String, StyleInfo>,
     pub daily: HashMap<String, Vec<DailyRow>>,
+    /// The model's verdicts in the run published before this one, by style × market:
+    /// what tells a merchandiser a call is new.
+    pub previous: HashMap<(String, String), Verdict>,
     /// Serialized `GET /v1/styles/{id}` answers with the override generation they were
     /// made at: the style page is the hottest read, and its JSON only changes when an
     /// override does (or a new run replaces this snapshot).
@@ -55,12 +58,23 @@ impl Snapshot {
         for d in engine.daily(run.as_of).await? {
             daily.entry(d.style_id.clone()).or_default().push(d);
         }
+        let previous = match engine.store().published_before(&run.run_id)? {
+            Some(p) => engine
+                .store()
+                .read_run(&p.run_id)?
+                .decisions
+                .into_iter()
+                .map(|d| ((d.style_id, d.market), d.verdict))
+                .collect(),
+            None => HashMap::new(),
+        };
         Ok(Self {
             run,
             rows,
             by_style,
             catalog,
             daily,
+            previous,
             style_json: RwLock::new(HashMap::new()),
         })
     }
@@ -81,11 +95,21 @@ impl Snapshot {
         let reorder = effective_reorder(d, applied, || self.pooled_row(&d.style_id));
         decision_view(
             d,
-            info.and_then(|s| s.name.clone()),
-            info.and_then(|s| s.launch_at),
-            applied,
-            reorder,
-            expected_days_to_verdict(d, policy.rules_for(&d.category)),
+            RowContext {
+                name: info.and_then(|s| s.name.clone()),
+                launch_at: info.and_then(|s| s.launch_at),
+                live: applied,
+                reorder_units: reorder,
+                expected_days_to_verdict: expected_days_to_verdict(
+                    d,
+                    policy.rules_for(&d.category),
+                ),
+                confidence: self.pooled_row(&d.style_id).unwrap_or(d).confidence(),
+                previous_verdict: self
+                    .previous
+                    .get(&(d.style_id.clone(), d.market.clone()))
+                    .copied(),
+            },
             now,
         )
     }

@@ -246,12 +246,26 @@ pub struct Decision {
     pub p_wrong: f64,
 }
 
-/// Decides every observation of a run.
-///
-/// Pooled rows (`market = ALL`) use their category's empirical-Bayes prior; a market
-/// row's prior is its style's pooled posterior, scaled to the market's share of the test
-/// batch and capped in strength, so small markets borrow from the style's overall signal
-/// without double-counting it.
+impl Decision {
+    /// How sure the call is, on the scale of its own rule: for a keep the probability
+    /// the reorder makes money (P(keep) under the sell-through rule), for a drop the
+    /// probability that no reorder would (P(drop)); certain for a season that is over;
+    /// none for a test, or a drop for returns (its evidence is the return test's).
+    /// Read from the pooled row: a market row carries its style's call.
+    pub fn confidence(&self) -> Option<f64> {
+        let by_profit = self.value_per_sale > 0.0;
+        match self.verdict {
+            Verdict::Test => None,
+            Verdict::Keep if by_profit => Some(self.p_reorder_profit),
+            Verdict::Keep => Some(self.p_keep),
+            Verdict::Drop if self.reasons.contains(&Reason::SeasonOver) => Some(1.0),
+            Verdict::Drop if self.reasons.contains(&Reason::HighReturns) => None,
+            Verdict::Drop if by_profit => Some(1.0 - self.p_reorder_pays),
+            Verdict::Drop => Some(self.p_drop),
+        }
+    }
+}
+
 /// Decides every observation of a run: each category by its rule (see
 /// [`DecisionRule`]); `curves` are the demand curves the profit rule plans with (and
 /// the funnel weighed exposure by).

@@ -180,20 +180,49 @@ impl DecisionStore {
     /// # Errors
     /// The publications cannot be listed or the newest cannot be read.
     pub fn published(&self) -> Result<Option<Publication>> {
-        let newest = self
+        let Some(key) = self.publication_keys()?.pop() else {
+            return Ok(None);
+        };
+        self.read_publication(&key).map(Some)
+    }
+
+    /// The run published before `run_id` was (the newest publication of another run
+    /// older than `run_id`'s newest one): what "changed since the last list" compares
+    /// with.
+    ///
+    /// # Errors
+    /// The publications cannot be listed or read.
+    pub fn published_before(&self, run_id: &str) -> Result<Option<Publication>> {
+        let mut keys = self.publication_keys()?;
+        let suffix = format!("-{run_id}.json");
+        if let Some(own) = keys.iter().rposition(|k| k.ends_with(&suffix)) {
+            keys.truncate(own);
+        }
+        while let Some(key) = keys.pop() {
+            if !key.ends_with(&suffix) {
+                return self.read_publication(&key).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Publication files, oldest first (their names sort by time).
+    fn publication_keys(&self) -> Result<Vec<String>> {
+        let mut keys: Vec<String> = self
             .storage
             .list(PUBLISHED)?
             .into_iter()
             .filter(|e| e.key.ends_with(".json"))
             .map(|e| e.key)
-            .max();
-        let Some(key) = newest else {
-            return Ok(None);
-        };
-        let text = self.storage.read(&key)?;
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn read_publication(&self, key: &str) -> Result<Publication> {
+        let text = self.storage.read(key)?;
         serde_json::from_slice(&text)
-            .map(Some)
-            .map_err(|e| self.err(format!("{}: {e}", self.storage.display(&key))))
+            .map_err(|e| self.err(format!("{}: {e}", self.storage.display(key))))
     }
 
     /// One run's rows.
@@ -276,5 +305,52 @@ impl DecisionStore {
             path: self.location(),
             message,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored_run(store: &DecisionStore, run_id: &str) {
+        let now = Utc::now();
+        let summary = RunSummary {
+            run_id: run_id.into(),
+            as_of: now,
+            created_at: now,
+            policy_version: "p".into(),
+            model_version: "m".into(),
+            styles: 0,
+            rows: 0,
+            keep: 0,
+            drop: 0,
+            test: 0,
+            wrong_calls: WrongCalls::default(),
+            warnings: vec![],
+        };
+        store
+            .write_run(&DecisionRun {
+                summary,
+                decisions: vec![],
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn the_run_published_before_skips_republications_of_the_same_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DecisionStore::new(Storage::local(dir.path()));
+        for id in ["a", "b", "c"] {
+            stored_run(&store, id);
+        }
+        assert_eq!(store.published_before("a").unwrap(), None);
+        for id in ["a", "b", "b", "c"] {
+            store.publish(id, "test").unwrap();
+        }
+        let before = |id| store.published_before(id).unwrap().map(|p| p.run_id);
+        assert_eq!(before("c").as_deref(), Some("b"));
+        assert_eq!(before("b").as_deref(), Some("a"));
+        assert_eq!(before("a"), None);
+        assert_eq!(store.published().unwrap().unwrap().run_id, "c");
     }
 }

@@ -10,9 +10,13 @@ const REASONS = {
   low_rate: "sells slowly: rate of sale below the drop level",
   high_returns: "too many returns",
   max_window: "test window over without a clear keep",
-  sold_out: "sold out: the rate is a floor",
-  too_early: "too early to tell",
-  wrong_call_control: "held back: the list's wrong-call bound",
+  sold_out: "sold out",
+  too_early: "too early: needs more days live or in stock",
+  wrong_call_control: "held back: the run's bound on wrong calls",
+  profitable_reorder: "a reorder is expected to make money",
+  unprofitable_reorder: "no reorder is likely to make money over the rest of the season",
+  season_over: "a reorder would arrive after the season ends",
+  uncertain: "between the drop and keep levels: not settled yet",
 };
 const OVERRIDE_REASONS = {
   trend_signal: "trend signal", marketing_push: "marketing push", quality_issue: "quality issue",
@@ -25,7 +29,8 @@ const state = {
   run: null,
   rows: [],
   filters: { verdict: "", category: "", market: "ALL", week: "", confidence: "", search: "" },
-  sort: { key: "p_keep", dir: -1 },
+  sort: { key: "attention", dir: 1 },
+  hasPrevious: false,
   page: 0,
 };
 
@@ -107,6 +112,16 @@ function gammaPdf(x, shape, rate) {
 
 function reasonWords(codes) {
   return (codes || []).map((c) => REASONS[c] || c.replaceAll("_", " ")).join("; ");
+}
+
+/// The row's reasons in plain words; a style still testing also says how long it is
+/// expected to take.
+function whyText(r) {
+  const words = reasonWords(r.reasons) || (r.model_verdict === "test" ? "still testing" : "");
+  const days = r.expected_days_to_verdict;
+  if (r.model_verdict !== "test" || days === null || days === undefined) return words;
+  const n = Math.max(1, Math.ceil(days));
+  return `${words}; about ${n} more day${n === 1 ? "" : "s"} expected`;
 }
 
 // ---------- the API ----------
@@ -201,13 +216,9 @@ async function loadList() {
     rows.push(...page.items);
     cursor = page.next_cursor;
   } while (cursor);
-  for (const r of rows) {
-    const rate = rateInterval(r);
-    r._rate = rate;
-    r._week = launchWeek(r.launch_at);
-    r._confidence = Math.max(r.p_keep, r.p_drop);
-  }
+  rows.forEach(prepare);
   state.rows = rows;
+  state.hasPrevious = rows.some((r) => r.previous_verdict);
   const run = await api("/v1/runs/" + encodeURIComponent(page.run_id));
   state.run = run;
   document.getElementById("run-info").textContent =
@@ -216,14 +227,19 @@ async function loadList() {
     `${num(run.expected_wrong_keeps, 1)} keeps, ${num(run.expected_wrong_drops, 1)} drops`;
 }
 
+/// What the list sorts and filters on, computed once per row.
+function prepare(r) {
+  r._rate = rateInterval(r);
+  r._week = launchWeek(r.launch_at);
+  r._confidence = r.confidence ?? Math.max(r.p_keep, r.p_drop);
+}
+
 /// Replaces the rows of one style with its fresh decisions (after an override).
 async function refreshStyle(styleId) {
   const style = await api("/v1/styles/" + encodeURIComponent(styleId));
   for (const fresh of style.decisions) {
     const i = state.rows.findIndex((r) => r.style_id === fresh.style_id && r.market === fresh.market);
-    fresh._rate = rateInterval(fresh);
-    fresh._week = launchWeek(fresh.launch_at);
-    fresh._confidence = Math.max(fresh.p_keep, fresh.p_drop);
+    prepare(fresh);
     if (i >= 0) state.rows[i] = fresh;
   }
   return style;
@@ -231,29 +247,74 @@ async function refreshStyle(styleId) {
 
 // ---------- the list ----------
 
+/// Whether the model's call differs from the previous published run's ("new" for a
+/// row that run did not have); nothing is new on the first run.
+function change(r) {
+  if (!state.hasPrevious) return null;
+  if (!r.previous_verdict) return "new";
+  return r.previous_verdict !== r.model_verdict ? "was " + r.previous_verdict : null;
+}
+
+/// What needs a merchandiser first: new keeps (they order), other changed calls,
+/// overrides that disagree with the model, then keeps, tests and drops.
+function attentionRank(r) {
+  const changed = change(r) !== null;
+  if (changed && r.model_verdict === "keep") return 0;
+  if (changed) return 1;
+  if (r.override && r.override.verdict !== r.model_verdict) return 2;
+  return { keep: 3, test: 4, drop: 5 }[r.verdict];
+}
+
+const overrideWords = (o) => `override by ${o.user}: ${OVERRIDE_REASONS[o.reason] || o.reason}`;
+
+/// The list's columns: the decision first, then (behind the column picker) the numbers
+/// behind it. `shown` is the default.
 const COLUMNS = [
-  { key: "style_id", label: "Style", value: (r) => r.style_id, text: (r) => r.style_id },
-  { key: "name", label: "Name", value: (r) => r.name || "", text: (r) => r.name || "" },
-  { key: "category", label: "Category", value: (r) => r.category, text: (r) => r.category },
-  { key: "market", label: "Market", value: (r) => r.market, text: (r) => r.market },
+  { key: "style_id", label: "Style", shown: true, value: (r) => r.style_id, text: (r) => r.style_id },
+  { key: "name", label: "Name", shown: true, value: (r) => r.name || "", text: (r) => r.name || "" },
+  { key: "verdict", label: "Verdict", shown: true, value: (r) => r.verdict,
+    text: (r) => (r.override ? `${r.model_verdict} → ${r.verdict} (${overrideWords(r.override)})` : r.verdict) },
+  { key: "reasons", label: "Why", shown: true, value: whyText, text: whyText },
+  { key: "reorder_units", label: "Reorder", shown: true, num: true, value: (r) => r.reorder_units, text: (r) => r.reorder_units },
+  { key: "confidence", label: "Confidence", shown: true, num: true, value: (r) => r.confidence ?? -1,
+    text: (r) => pct(r.confidence, 0) },
+  { key: "market", label: "Market", shown: true, value: (r) => r.market, text: (r) => r.market },
+  { key: "category", label: "Category", shown: true, value: (r) => r.category, text: (r) => r.category },
   { key: "launch_at", label: "Launched", value: (r) => r.launch_at || "", text: (r) => isoDate(r.launch_at) },
   { key: "days_live", label: "Days live", num: true, value: (r) => r.days_live, text: (r) => num(r.days_live, 1) },
   { key: "units_received", label: "Received", num: true, value: (r) => r.units_received, text: (r) => r.units_received },
   { key: "units_sold", label: "Sold", num: true, value: (r) => r.units_sold, text: (r) => r.units_sold },
   { key: "on_hand", label: "On hand", num: true, value: (r) => r.on_hand, text: (r) => r.on_hand },
-  { key: "sell_through", label: "Sell-through", num: true, value: (r) => r.sell_through, text: (r) => pct(r.sell_through, 1) },
+  { key: "sell_through", label: "Sell-through", num: true, value: (r) => r.sell_through, text: (r) => pct(r.sell_through, 1),
+    title: "units sold net of returns over units received" },
   { key: "rate", label: "Rate/day (P10–P90)", num: true, value: (r) => r._rate.mean,
     text: (r) => `${num(r._rate.mean, 2)} (${num(r._rate.p10, 2)}–${num(r._rate.p90, 2)})` },
-  { key: "p_keep", label: "P(keep)", num: true, value: (r) => r.p_keep, text: (r) => pct(r.p_keep, 1) },
-  { key: "p_drop", label: "P(drop)", num: true, value: (r) => r.p_drop, text: (r) => pct(r.p_drop, 1) },
+  { key: "p_keep", label: "P(keep)", num: true, value: (r) => r.p_keep, text: (r) => pct(r.p_keep, 1),
+    title: "probability the rate of sale is above the keep level" },
+  { key: "p_drop", label: "P(drop)", num: true, value: (r) => r.p_drop, text: (r) => pct(r.p_drop, 1),
+    title: "probability the rate of sale is below the drop level" },
   { key: "projected", label: "Projected ST (P10–P90)", num: true, value: (r) => r.projected_st_p50,
     text: (r) => `${pct(r.projected_st_p50)} (${pct(r.projected_st_p10)}–${pct(r.projected_st_p90)})` },
-  { key: "reorder_units", label: "Reorder", num: true, value: (r) => r.reorder_units, text: (r) => r.reorder_units },
-  { key: "model_verdict", label: "Model", value: (r) => r.model_verdict, text: (r) => r.model_verdict },
-  { key: "verdict", label: "Verdict", value: (r) => r.verdict,
-    text: (r) => (r.override ? `${r.verdict} (override by ${r.override.user}: ${OVERRIDE_REASONS[r.override.reason] || r.override.reason})` : r.verdict) },
-  { key: "reasons", label: "Why", value: (r) => reasonWords(r.reasons), text: (r) => reasonWords(r.reasons) },
 ];
+const SORTS = [{ key: "attention", label: "needs attention", value: attentionRank }, ...COLUMNS];
+const COLUMNS_KEY = "assay-columns";
+
+/// The columns the merchandiser picked (kept in this browser), else the defaults.
+function shownColumns() {
+  let keys = null;
+  try {
+    keys = JSON.parse(localStorage.getItem(COLUMNS_KEY));
+  } catch (_) {
+    keys = null;
+  }
+  const picked = Array.isArray(keys) ? new Set(keys) : null;
+  return COLUMNS.filter((c) => (picked ? picked.has(c.key) : c.shown));
+}
+
+function pickColumns(keys) {
+  localStorage.setItem(COLUMNS_KEY, JSON.stringify(keys));
+  renderTableOnly();
+}
 
 function filteredRows() {
   const f = state.filters;
@@ -266,14 +327,13 @@ function filteredRows() {
     (!f.week || r._week === f.week) &&
     r._confidence >= minConfidence &&
     (!search || r.style_id.toLowerCase().includes(search) || (r.name || "").toLowerCase().includes(search)));
-  const column = COLUMNS.find((c) => c.key === state.sort.key) || COLUMNS[0];
+  const column = SORTS.find((c) => c.key === state.sort.key) || SORTS[0];
   const dir = state.sort.dir;
-  rows.sort((a, b) => {
-    const x = column.value(a);
-    const y = column.value(b);
-    const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
-    return dir * order || a.style_id.localeCompare(b.style_id) || a.market.localeCompare(b.market);
-  });
+  const compare = (x, y) => (typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y)));
+  rows.sort((a, b) => dir * compare(column.value(a), column.value(b)) ||
+    // Ties (always, under "needs attention"): the bigger order, then the surer call.
+    b.reorder_units - a.reorder_units || b._confidence - a._confidence ||
+    a.style_id.localeCompare(b.style_id) || a.market.localeCompare(b.market));
   return rows;
 }
 
@@ -309,11 +369,52 @@ function renderList() {
     select("f-confidence", "Confidence", f.confidence,
       [["", "any"], ["0.8", "≥ 80 %"], ["0.9", "≥ 90 %"], ["0.95", "≥ 95 %"]], setFilter("confidence")),
     el("div", { class: "field" }, el("label", { for: "search" }, "Search"), search),
+    select("f-sort", "Sort by", state.sort.key, SORTS.map((c) => [c.key, c.label]), (key) => {
+      const c = SORTS.find((x) => x.key === key);
+      state.sort = { key, dir: c.num ? -1 : 1 };
+      renderTableOnly();
+    }),
+    columnPicker(),
     el("div", { class: "field" }, el("span", { class: "label" }, "\u00a0"),
       el("button", { type: "button", id: "export", onclick: () => exportCsv(filteredRows()) }, "Export CSV")));
   document.getElementById("app").replaceChildren(el("h1", {}, "Keep / drop / test"), filters,
     el("p", { class: "counts", id: "counts", "aria-live": "polite" }), el("div", { id: "table-wrap" }));
   renderTableOnly();
+}
+
+/// A checkbox per column; the choice is kept in this browser.
+function columnPicker() {
+  const shown = new Set(shownColumns().map((c) => c.key));
+  const boxes = COLUMNS.map((c) => {
+    const box = el("input", { type: "checkbox", id: `col-${c.key}`, name: "columns", value: c.key, checked: shown.has(c.key) });
+    box.addEventListener("change", () => {
+      const picked = [...document.querySelectorAll('input[name="columns"]:checked')].map((b) => b.value);
+      pickColumns(picked);
+    });
+    return el("label", { for: `col-${c.key}` }, box, " ", c.label);
+  });
+  const reset = el("button", { type: "button", class: "small", onclick: () => {
+    localStorage.removeItem(COLUMNS_KEY);
+    renderList();
+  } }, "Defaults");
+  return el("div", { class: "field" }, el("span", { class: "label" }, "\u00a0"),
+    el("details", { class: "columns", id: "columns" }, el("summary", {}, "Columns"),
+      el("div", { class: "column-list" }, boxes, reset)));
+}
+
+function verdictCell(r) {
+  const cell = el("td", { class: "verdict", "data-col": "verdict" });
+  if (r.override) {
+    cell.append(el("span", { class: `badge model ${r.model_verdict}`, title: "the model's verdict" }, r.model_verdict),
+      " → ", el("span", { class: `badge effective ${r.verdict}` }, r.verdict), " ",
+      el("span", { class: "override-note", title: `${overrideWords(r.override)}${r.override.comment ? ": " + r.override.comment : ""}` },
+        `override by ${r.override.user}`));
+  } else {
+    cell.append(el("span", { class: `badge effective ${r.verdict}` }, r.verdict));
+  }
+  const changed = change(r);
+  if (changed) cell.append(" ", el("span", { class: "change", title: "since the previous published run" }, changed));
+  return cell;
 }
 
 function renderTableOnly() {
@@ -330,31 +431,34 @@ function renderTableOnly() {
       el("span", { class: "badge drop" }, `${counts.drop} drop`), " ",
       el("span", { class: "badge test" }, `${counts.test} test`));
   }
-  const head = el("tr", {}, COLUMNS.map((c) => {
+  const columns = shownColumns();
+  const sortSelect = document.getElementById("f-sort");
+  if (sortSelect) sortSelect.value = state.sort.key;
+  const head = el("tr", {}, columns.map((c) => {
     const sorted = state.sort.key === c.key;
-    const button = el("button", { type: "button", class: "sort",
+    const button = el("button", { type: "button", class: "sort", title: c.title,
       onclick: () => {
         state.sort = { key: c.key, dir: sorted ? -state.sort.dir : (c.num ? -1 : 1) };
         renderTableOnly();
       } }, c.label, sorted ? (state.sort.dir > 0 ? " ▲" : " ▼") : "");
-    return el("th", { scope: "col", class: c.num ? "num" : "", "aria-sort": sorted ? (state.sort.dir > 0 ? "ascending" : "descending") : "none" }, button);
+    return el("th", { scope: "col", class: c.num ? "num" : "", "data-col": c.key,
+      "aria-sort": sorted ? (state.sort.dir > 0 ? "ascending" : "descending") : "none" }, button);
   }), el("th", { scope: "col" }, el("span", { class: "visually-hidden" }, "Actions")));
 
   const body = document.createDocumentFragment();
   for (const r of shown) {
-    const cells = COLUMNS.map((c) => {
+    const cells = columns.map((c) => {
       if (c.key === "style_id") {
-        return el("td", {}, el("a", { href: `#/style/${encodeURIComponent(r.style_id)}` }, r.style_id));
+        return el("td", { "data-col": c.key }, el("a", { href: `#/style/${encodeURIComponent(r.style_id)}` }, r.style_id));
       }
-      if (c.key === "verdict") {
-        return el("td", { class: "verdict" }, el("span", { class: `badge ${r.verdict}` }, r.verdict),
-          r.override ? el("span", { class: "override-note", title: r.override.comment || "" },
-            ` override by ${r.override.user}: ${OVERRIDE_REASONS[r.override.reason] || r.override.reason}`) : null);
-      }
-      if (c.key === "model_verdict") return el("td", {}, el("span", { class: `badge ${r.model_verdict}` }, r.model_verdict));
-      return el("td", { class: c.num ? "num" : "" }, c.text(r));
+      if (c.key === "verdict") return verdictCell(r);
+      const text = String(c.text(r));
+      const clipped = c.key === "reasons" || c.key === "name";
+      // Long text stays on one line (rows of one height); the whole of it is the title.
+      if (clipped) return el("td", { "data-col": c.key, title: text || null }, el("span", { class: `clip ${c.key}` }, text));
+      return el("td", { class: c.num ? "num" : null, "data-col": c.key }, text);
     });
-    const actions = el("td", { class: "actions" });
+    const actions = el("td", { class: "row-actions" });
     if (state.me && state.me.may_override) {
       actions.append(el("button", { type: "button", class: "small", "data-action": "override",
         "aria-label": `Override ${r.style_id} ${r.market}`, onclick: () => openOverride(r, () => renderTableOnly()) }, "Override"));
@@ -430,9 +534,19 @@ function openOverride(row, after) {
   document.getElementById("ov-error").textContent = "";
   // A keep orders something: the plan's proposal, which the merchandiser may change.
   const reorder = document.getElementById("ov-reorder");
-  reorder.value = row.planned_reorder_units;
-  document.getElementById("ov-reorder-plan").textContent = `(the plan proposes ${row.planned_reorder_units})`;
-  const showReorder = () => { document.getElementById("ov-reorder-field").hidden = verdict.value !== "keep"; };
+  const planned = row.planned_reorder_units;
+  reorder.value = planned > 0 ? planned : "";
+  // With nothing planned (no reorder expected to pay) a keep would order nothing:
+  // say so and ask for the quantity.
+  document.getElementById("ov-reorder-plan").textContent = planned > 0
+    ? `(the plan proposes ${planned})`
+    : "(the plan proposes none, as no reorder is expected to pay: enter how many to order)";
+  const showReorder = () => {
+    const keep = verdict.value === "keep";
+    document.getElementById("ov-reorder-field").hidden = !keep;
+    reorder.required = keep && planned <= 0;
+    reorder.min = keep && planned <= 0 ? "1" : "0";
+  };
   verdict.onchange = showReorder;
   showReorder();
   const reason = document.getElementById("ov-reason");
@@ -455,7 +569,7 @@ function openOverride(row, after) {
       comment: comment.value.trim() || null,
       expires_at: expires ? new Date(expires).toISOString() : null,
     };
-    if (body.verdict === "keep" && reorder.value !== "" && Number(reorder.value) !== row.planned_reorder_units) {
+    if (body.verdict === "keep" && reorder.value !== "" && Number(reorder.value) !== planned) {
       body.reorder_units = Number(reorder.value);
     }
     if (body.reason === "other" && !body.comment) {
@@ -512,8 +626,28 @@ function funnelChart(d) {
   return chart;
 }
 
-function dailyChart(daily, market) {
-  const rows = daily.filter((r) => r.market === market || (market === "ALL"));
+/// Round steps for an axis from 0 to `max`: about `count` ticks at 1, 2 or 5 × 10^k.
+function ticks(max, count = 4) {
+  if (!(max > 0)) return [0];
+  const raw = max / count;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((x) => x >= raw);
+  const out = [];
+  for (let v = 0; v <= max + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+/// A text label kept inside the chart: anchored at its end when it would run off the
+/// right edge, at its start otherwise.
+function label(x, y, text, width, cls = "axis", room = 90) {
+  const end = x > width - room;
+  return svg("text", { x: end ? Math.min(x, width - 2) : x, y, class: cls, "text-anchor": end ? "end" : "start" }, text);
+}
+
+function dailyChart(daily, market, launchAt) {
+  // The receipt lands the day before launch: the series starts on the launch day.
+  const first = isoDate(launchAt);
+  const rows = daily.filter((r) => (r.market === market || market === "ALL") && (!first || r.day >= first));
   const byDay = new Map();
   for (const r of rows) {
     const cur = byDay.get(r.day) || { units: 0, outOfStock: false };
@@ -523,70 +657,92 @@ function dailyChart(daily, market) {
   }
   const days = [...byDay.keys()].sort();
   const width = 620;
-  const height = 200;
-  const chart = chartFrame(width, height, `Daily units sold, ${market}; stock-out days marked`);
+  const height = 210;
+  const chart = chartFrame(width, height, `Daily units sold, ${market}, from launch; stock-out days marked`);
   if (days.length === 0) {
     chart.append(svg("text", { x: 10, y: 30, class: "axis" }, "no daily series yet"));
     return chart;
   }
-  const max = Math.max(1, ...days.map((d) => byDay.get(d).units));
-  const step = (width - 40) / days.length;
+  const left = 40;
+  const bottom = height - 36;
+  const top = 10;
+  const yTicks = ticks(Math.max(1, ...days.map((d) => byDay.get(d).units)));
+  const max = yTicks[yTicks.length - 1];
+  const step = (width - left - 10) / days.length;
+  const sy = (v) => bottom - (v / max) * (bottom - top);
+  for (const t of yTicks) {
+    chart.append(svg("line", { x1: left - 4, x2: width - 10, y1: sy(t), y2: sy(t), class: "grid" }),
+      svg("text", { x: left - 6, y: sy(t) + 4, class: "axis", "text-anchor": "end" }, String(t)));
+  }
   days.forEach((day, i) => {
     const v = byDay.get(day);
-    const h = (v.units / max) * (height - 50);
-    const x = 30 + i * step;
+    const x = left + i * step;
     if (v.outOfStock) {
-      chart.append(svg("rect", { x, y: 10, width: Math.max(step - 1, 1), height: height - 40, class: "stockout" },
+      chart.append(svg("rect", { x, y: top, width: Math.max(step - 1, 1), height: bottom - top, class: "stockout" },
         svg("title", {}, `${day}: out of stock part of the day`)));
     }
-    chart.append(svg("rect", { x, y: height - 30 - h, width: Math.max(step - 2, 1), height: h, class: "bar" },
+    chart.append(svg("rect", { x, y: sy(v.units), width: Math.max(step - 2, 1), height: bottom - sy(v.units), class: "bar" },
       svg("title", {}, `${day}: ${v.units} units`)));
+    // A tick every week from launch, dated every other week.
+    if (i % 7 === 0) {
+      chart.append(svg("line", { x1: x, x2: x, y1: bottom, y2: bottom + 4, class: "axis-line" }));
+      if (i % 14 === 0) chart.append(label(x, bottom + 16, `${day.slice(5)} (day ${i})`, width, "axis", 70));
+    }
   });
-  chart.append(svg("text", { x: 30, y: height - 12, class: "axis" }, days[0]),
-    svg("text", { x: width - 90, y: height - 12, class: "axis" }, days[days.length - 1]),
-    svg("text", { x: 0, y: 20, class: "axis" }, String(max)));
+  chart.append(svg("line", { x1: left, x2: width - 10, y1: bottom, y2: bottom, class: "axis-line" }),
+    svg("text", { x: left, y: height - 4, class: "axis" }, "units sold per day; shaded: out of stock"));
   return chart;
 }
 
 function posteriorChart(d) {
   const width = 620;
-  const height = 220;
+  const height = 250;
   const chart = chartFrame(width, height,
-    `Posterior of the daily rate of sale against the drop level ${num(d.drop_rate, 2)} and the keep level ${num(d.keep_rate, 2)}`);
+    `Posterior of the daily rate of sale against the drop level ${num(d.drop_rate, 2)} and the keep level ${num(d.keep_rate, 2)}: P(drop) ${pct(d.p_drop, 1)}, P(keep) ${pct(d.p_keep, 1)}`);
   const hi = Math.max(d.keep_rate * 1.6, gammaQuantile(d.rate_shape, d.rate_rate, 3.1), 0.1);
   const n = 160;
   const xs = Array.from({ length: n + 1 }, (_, i) => (hi * i) / n);
   const ys = xs.map((x) => gammaPdf(x, d.rate_shape, d.rate_rate));
   const ymax = Math.max(...ys, 1e-12);
+  const top = 24;
+  const bottom = height - 56;
   const sx = (x) => 30 + (x / hi) * (width - 50);
-  const sy = (y) => height - 30 - (y / ymax) * (height - 60);
+  const sy = (y) => bottom - (y / ymax) * (bottom - top);
   const path = xs.map((x, i) => `${i ? "L" : "M"}${sx(x).toFixed(1)},${sy(ys[i]).toFixed(1)}`).join(" ");
   chart.append(
-    svg("rect", { x: sx(0), y: 20, width: sx(d.drop_rate) - sx(0), height: height - 50, class: "zone-drop" }),
-    svg("rect", { x: sx(d.keep_rate), y: 20, width: Math.max(0, sx(hi) - sx(d.keep_rate)), height: height - 50, class: "zone-keep" }),
+    svg("rect", { x: sx(0), y: top, width: Math.max(0, sx(d.drop_rate) - sx(0)), height: bottom - top, class: "zone-drop" }),
+    svg("rect", { x: sx(d.keep_rate), y: top, width: Math.max(0, sx(hi) - sx(d.keep_rate)), height: bottom - top, class: "zone-keep" }),
     svg("path", { d: path, class: "density" }),
-    svg("line", { x1: sx(d.drop_rate), x2: sx(d.drop_rate), y1: 15, y2: height - 30, class: "level" }),
-    svg("line", { x1: sx(d.keep_rate), x2: sx(d.keep_rate), y1: 15, y2: height - 30, class: "level" }),
-    svg("text", { x: sx(d.drop_rate) + 4, y: 14, class: "axis" }, `drop ${num(d.drop_rate, 2)}`),
-    svg("text", { x: sx(d.keep_rate) + 4, y: 14, class: "axis" }, `keep ${num(d.keep_rate, 2)}`),
-    svg("text", { x: 30, y: height - 10, class: "axis" }, "0"),
-    svg("text", { x: width - 120, y: height - 10, class: "axis" }, `${num(hi, 2)} units/day`),
-    svg("text", { x: 40, y: 36, class: "value" }, `P(drop) ${pct(d.p_drop, 1)}`),
-    svg("text", { x: width - 150, y: 36, class: "value" }, `P(keep) ${pct(d.p_keep, 1)}`));
+    svg("line", { x1: sx(d.drop_rate), x2: sx(d.drop_rate), y1: top - 6, y2: bottom, class: "level" }),
+    svg("line", { x1: sx(d.keep_rate), x2: sx(d.keep_rate), y1: top - 6, y2: bottom, class: "level" }),
+    label(sx(d.drop_rate) + 4, 14, `drop level ${num(d.drop_rate, 2)}`, width),
+    label(sx(d.keep_rate) + 4, 14, `keep level ${num(d.keep_rate, 2)}`, width),
+    svg("line", { x1: sx(0), x2: sx(hi), y1: bottom, y2: bottom, class: "axis-line" }));
+  for (const t of ticks(hi, 5)) {
+    if (t > hi) break;
+    chart.append(svg("line", { x1: sx(t), x2: sx(t), y1: bottom, y2: bottom + 4, class: "axis-line" }),
+      svg("text", { x: sx(t), y: bottom + 16, class: "axis", "text-anchor": "middle" }, num(t, t < 1 ? 2 : 1)));
+  }
+  // The probabilities sit under the axis, clear of the curve.
+  chart.append(svg("text", { x: width / 2, y: bottom + 30, class: "axis", "text-anchor": "middle" }, "units sold per day"),
+    svg("text", { x: 30, y: height - 6, class: "value" }, `P(drop) ${pct(d.p_drop, 1)} (shaded red)`),
+    svg("text", { x: width - 20, y: height - 6, class: "value", "text-anchor": "end" }, `P(keep) ${pct(d.p_keep, 1)} (shaded green)`));
   return chart;
 }
 
 function projectionChart(d) {
   const width = 620;
-  const chart = chartFrame(width, 60, `Projected sell-through: P10 ${pct(d.projected_st_p10)}, P50 ${pct(d.projected_st_p50)}, P90 ${pct(d.projected_st_p90)}`);
+  const chart = chartFrame(width, 72, `Projected sell-through: P10 ${pct(d.projected_st_p10)}, P50 ${pct(d.projected_st_p50)}, P90 ${pct(d.projected_st_p90)}`);
   const sx = (x) => 20 + Math.min(Math.max(x, 0), 1) * (width - 40);
   chart.append(
-    svg("line", { x1: sx(0), x2: sx(1), y1: 30, y2: 30, class: "axis-line" }),
-    svg("rect", { x: sx(d.projected_st_p10), y: 20, width: Math.max(2, sx(d.projected_st_p90) - sx(d.projected_st_p10)), height: 20, class: "band" }),
-    svg("line", { x1: sx(d.projected_st_p50), x2: sx(d.projected_st_p50), y1: 15, y2: 45, class: "level" }),
-    svg("text", { x: sx(0), y: 58, class: "axis" }, "0 %"),
-    svg("text", { x: sx(1) - 30, y: 58, class: "axis" }, "100 %"),
-    svg("text", { x: sx(d.projected_st_p50) + 4, y: 12, class: "value" }, `P50 ${pct(d.projected_st_p50)}`));
+    svg("line", { x1: sx(0), x2: sx(1), y1: 34, y2: 34, class: "axis-line" }),
+    svg("rect", { x: sx(d.projected_st_p10), y: 24, width: Math.max(2, sx(d.projected_st_p90) - sx(d.projected_st_p10)), height: 20, class: "band" }),
+    svg("line", { x1: sx(d.projected_st_p50), x2: sx(d.projected_st_p50), y1: 19, y2: 49, class: "level" }),
+    label(sx(d.projected_st_p50) + 4, 14, `P50 ${pct(d.projected_st_p50)} (band: P10–P90)`, width, "value", 180));
+  for (const t of [0, 0.25, 0.5, 0.75, 1]) {
+    chart.append(svg("line", { x1: sx(t), x2: sx(t), y1: 49, y2: 54, class: "axis-line" }),
+      svg("text", { x: sx(t), y: 68, class: "axis", "text-anchor": t === 0 ? "start" : t === 1 ? "end" : "middle" }, pct(t)));
+  }
   return chart;
 }
 
@@ -613,9 +769,12 @@ async function renderStyle(styleId, market) {
     el("dt", {}, "Model verdict"), el("dd", {}, el("span", { class: `badge ${d.model_verdict}` }, d.model_verdict)),
     el("dt", {}, "Verdict"), el("dd", { id: "effective-verdict" }, el("span", { class: `badge ${d.verdict}` }, d.verdict),
       d.override ? ` (override by ${d.override.user}: ${OVERRIDE_REASONS[d.override.reason] || d.override.reason})` : ""),
-    el("dt", {}, "Why"), el("dd", {}, reasonWords(d.reasons)),
+    el("dt", {}, "Why"), el("dd", {}, whyText(d)),
+    el("dt", {}, "Confidence"), el("dd", {}, d.confidence === null ? "— (no call yet)" : pct(d.confidence, 1)),
     el("dt", {}, "Reorder"), el("dd", {}, `${d.reorder_units} units`),
-    el("dt", {}, "Received / sold / on hand"), el("dd", {}, `${d.units_received} / ${d.units_sold} / ${d.on_hand}`));
+    el("dt", {}, "Received / sold / returned / on hand"),
+    el("dd", {}, `${d.units_received} / ${d.units_sold} / ${d.units_returned} / ${d.on_hand}`),
+    el("dt", {}, "Sell-through"), el("dd", {}, `${pct(d.sell_through, 1)} (units sold net of returns over units received)`));
   const actions = el("div", { class: "actions" });
   if (state.me && state.me.may_override) {
     actions.append(el("button", { type: "button", "data-action": "override",
@@ -640,7 +799,7 @@ async function renderStyle(styleId, market) {
     el("h1", {}, `${style.style_id} · ${style.name || ""}`),
     marketNav, facts, actions,
     el("section", {}, el("h2", {}, "Funnel"), funnelChart(d)),
-    el("section", {}, el("h2", {}, "Daily sales"), dailyChart(style.daily, current)),
+    el("section", {}, el("h2", {}, "Daily sales"), dailyChart(style.daily, current, style.launch_at)),
     el("section", {}, el("h2", {}, "Rate of sale: posterior against the keep and drop levels"), posteriorChart(d)),
     el("section", {}, el("h2", {}, "Projected sell-through over the planned life"), projectionChart(d)),
     el("section", {}, history));
