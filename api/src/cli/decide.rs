@@ -86,11 +86,10 @@ pub async fn run(args: DecideArgs, engine: &QueryEngine) -> anyhow::Result<()> {
             Ok(())
         }
         Format::Csv => {
-            let sql = format!(
-                "SELECT * FROM decision_history WHERE run_id = '{}' ORDER BY style_id, market",
-                run.summary.run_id
-            );
-            print_batches(&engine.query(&sql).await?, Format::Csv)
+            let batch = run
+                .batch()
+                .map_err(|e| anyhow::anyhow!("run {run_id}: {e}"))?;
+            print_batches(&[batch], Format::Csv)
         }
     }
 }

@@ -17,6 +17,12 @@ pub enum ApiVerdict {
     Test,
 }
 
+impl ApiVerdict {
+    pub fn as_str(self) -> &'static str {
+        Verdict::from(self).as_str()
+    }
+}
+
 impl From<Verdict> for ApiVerdict {
     fn from(v: Verdict) -> Self {
         match v {

@@ -12,6 +12,7 @@ pub mod prior;
 pub mod profit;
 mod profit_rule;
 pub mod projection;
+mod row_format;
 pub mod style;
 pub mod wrong_calls;
 
@@ -177,8 +178,12 @@ impl Reason {
 }
 
 /// One decision row: everything needed to recompute the verdict from its numbers.
-/// Field order and names are the `decisions` table's columns (DESIGN.md §3), less
-/// `run_id` and `as_of`, which the run adds.
+///
+/// This struct is the row's one definition: its fields, in order, are the `decisions`
+/// table's columns (DESIGN.md §3) after `run_id` and `as_of`, which the run adds (and
+/// `policy_version` and `model_version`, which the run adds after `reasons`); the
+/// stored Arrow schema is traced from it (see `store::batch`). Columns added since the
+/// first release are `#[serde(default)]`, so runs stored before them still read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub style_id: String,
@@ -210,37 +215,58 @@ pub struct Decision {
     pub projected_st_p10: f64,
     pub projected_st_p50: f64,
     pub projected_st_p90: f64,
+    /// Days the stock on hand lasts at the current rate; unbounded (stored as NULL)
+    /// for a style selling nothing.
+    #[serde(with = "row_format::unbounded")]
     pub days_of_cover: f64,
     /// What to reorder: the plan's units for a keep, else 0.
     pub reorder_units: i64,
-    /// What the plan would reorder if the style were kept, whatever its verdict: the
-    /// quantity a merchandiser's keep override proposes.
-    pub planned_reorder_units: i64,
     pub verdict: Verdict,
+    /// Stored as one comma-separated text column (`high_rate,sold_out`).
+    #[serde(with = "row_format::reason_list")]
     pub reasons: Vec<Reason>,
     /// The profit rule's inputs and plan (zero / NULL under the `sell_through` rule):
     /// in-stock days weighed by the demand curve, the curve (NULL: no decay, Poisson
-    /// days), units on order...
+    /// days)...
+    #[serde(default)]
     pub decayed_exposure_days: f64,
+    #[serde(default)]
     pub decay_half_life_days: Option<f64>,
+    #[serde(default)]
     pub day_dispersion: Option<f64>,
-    pub open_order_units: i64,
     /// ...what a sale nets (price paid less expected refunds, plus their salvage), the
     /// price paid, the expected share of units returned, what a leftover unit fetches...
+    #[serde(default)]
     pub value_per_sale: f64,
+    #[serde(default)]
     pub price_paid: f64,
+    #[serde(default)]
     pub return_rate_estimate: f64,
+    #[serde(default)]
     pub salvage_value: f64,
     /// ...expected demand until a reorder arrives and from then to the season's end,
     /// stock expected to be left at its arrival...
+    #[serde(default)]
     pub lead_demand: f64,
+    #[serde(default)]
     pub season_demand: f64,
+    #[serde(default)]
     pub stock_at_arrival: f64,
     /// ...and the reorder's expected profit, the probability it makes money, and the
-    /// probability that any reorder would.
+    /// probability that any reorder would...
+    #[serde(default)]
     pub reorder_expected_profit: f64,
+    #[serde(default)]
     pub p_reorder_profit: f64,
+    #[serde(default)]
     pub p_reorder_pays: f64,
+    /// ...and units on order (receipts due within a lead time).
+    #[serde(default)]
+    pub open_order_units: i64,
+    /// What the plan would reorder if the style were kept, whatever its verdict: the
+    /// quantity a merchandiser's keep override proposes.
+    #[serde(default)]
+    pub planned_reorder_units: i64,
     /// Probability that this verdict is wrong (not stored; drives wrong-call control).
     #[serde(skip)]
     pub p_wrong: f64,

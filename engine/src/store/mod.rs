@@ -33,7 +33,7 @@ use crate::error::{EngineError, Result};
 use crate::parquet_io::writer_properties;
 use crate::storage::Storage;
 
-pub use batch::{decisions_schema, read_decisions};
+pub use batch::{decisions_batch, decisions_schema, read_decisions};
 
 const SUMMARY_KEY: &str = "assay.run";
 /// Every run's rows, as a table.
@@ -75,6 +75,19 @@ pub struct DecisionRun {
     pub decisions: Vec<Decision>,
 }
 
+impl DecisionRun {
+    /// The run's rows as they are stored and as `decision_history` holds them.
+    ///
+    /// # Errors
+    /// A row that does not fit its column.
+    pub fn batch(
+        &self,
+    ) -> std::result::Result<arrow::array::RecordBatch, Box<dyn std::error::Error + Send + Sync>>
+    {
+        decisions_batch(&self.summary, &self.decisions)
+    }
+}
+
 pub struct DecisionStore {
     storage: Storage,
 }
@@ -104,8 +117,7 @@ impl DecisionStore {
     /// The store cannot be written, or a run of that id exists.
     pub fn write_run(&self, run: &DecisionRun) -> Result<()> {
         let key = Self::run_key(&run.summary.run_id);
-        let batch = batch::decisions_batch(&run.summary, &run.decisions)
-            .map_err(|e| self.err(e.to_string()))?;
+        let batch = run.batch().map_err(|e| self.err(e.to_string()))?;
         let mut writer =
             ArrowWriter::try_new(Vec::new(), decisions_schema(), Some(writer_properties()))?;
         let summary = serde_json::to_string(&run.summary).map_err(|e| self.err(e.to_string()))?;

@@ -1,5 +1,6 @@
 //! `GET /v1/decisions`: the effective keep / drop / test list of the latest run.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
 use crate::server::dto::{ApiVerdict, DecisionPage, DecisionView};
@@ -293,82 +294,130 @@ impl SortKey {
     }
 }
 
-const CSV_COLUMNS: &str = "style_id,name,category,market,launch_at,days_live,exposure_days,sold_out,views,carts,purchases,units_sold,units_returned,units_received,on_hand,sell_through,p_keep,p_drop,keep_rate,drop_rate,projected_st_p10,projected_st_p50,projected_st_p90,reorder_units,model_reorder_units,model_verdict,verdict,override_id,override_reason,override_user,override_comment,reasons\n";
+/// One row of the CSV export: its fields are the columns, in order. Text a
+/// spreadsheet would run as a formula is defused.
+#[derive(Serialize, Default)]
+struct CsvRow<'a> {
+    style_id: Cow<'a, str>,
+    name: Cow<'a, str>,
+    category: Cow<'a, str>,
+    market: Cow<'a, str>,
+    launch_at: Option<String>,
+    days_live: f64,
+    exposure_days: f64,
+    sold_out: bool,
+    views: i64,
+    carts: i64,
+    purchases: i64,
+    units_sold: i64,
+    units_returned: i64,
+    units_received: i64,
+    on_hand: i64,
+    sell_through: f64,
+    p_keep: f64,
+    p_drop: f64,
+    keep_rate: f64,
+    drop_rate: f64,
+    projected_st_p10: f64,
+    projected_st_p50: f64,
+    projected_st_p90: f64,
+    reorder_units: i64,
+    model_reorder_units: i64,
+    model_verdict: &'static str,
+    verdict: &'static str,
+    confidence: Option<f64>,
+    override_id: Option<&'a str>,
+    override_reason: Option<&'a str>,
+    override_user: Option<Cow<'a, str>>,
+    override_comment: Option<Cow<'a, str>>,
+    reasons: Cow<'a, str>,
+}
 
-/// A text cell, quoted when it must be and defused when a spreadsheet would run it.
-fn csv_field(s: &str) -> String {
-    let s = defuse(s);
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+impl<'a> CsvRow<'a> {
+    fn new(v: &'a DecisionView) -> Self {
+        let o = v.live_override.as_ref();
+        Self {
+            style_id: defuse(&v.style_id),
+            name: defuse(v.name.as_deref().unwrap_or("")),
+            category: defuse(&v.category),
+            market: defuse(&v.market),
+            launch_at: v.launch_at.map(|t| t.to_rfc3339()),
+            days_live: v.days_live,
+            exposure_days: v.exposure_days,
+            sold_out: v.sold_out,
+            views: v.views,
+            carts: v.carts,
+            purchases: v.purchases,
+            units_sold: v.units_sold,
+            units_returned: v.units_returned,
+            units_received: v.units_received,
+            on_hand: v.on_hand,
+            sell_through: v.sell_through,
+            p_keep: v.p_keep,
+            p_drop: v.p_drop,
+            keep_rate: v.keep_rate,
+            drop_rate: v.drop_rate,
+            projected_st_p10: v.projected_st_p10,
+            projected_st_p50: v.projected_st_p50,
+            projected_st_p90: v.projected_st_p90,
+            reorder_units: v.reorder_units,
+            model_reorder_units: v.model_reorder_units,
+            model_verdict: v.model_verdict.as_str(),
+            verdict: v.verdict.as_str(),
+            confidence: v.confidence,
+            override_id: o.map(|o| o.override_id.as_str()),
+            override_reason: o.map(|o| o.reason.as_str()),
+            override_user: o.map(|o| defuse(&o.user)),
+            override_comment: o.and_then(|o| o.comment.as_deref()).map(defuse),
+            reasons: Cow::Owned(v.reasons.join(" ")),
+        }
     }
 }
 
-fn csv_row(v: &DecisionView) -> String {
-    let o = v.live_override.as_ref();
-    let verdict = |x: ApiVerdict| match x {
-        ApiVerdict::Keep => "keep",
-        ApiVerdict::Drop => "drop",
-        ApiVerdict::Test => "test",
-    };
-    format!(
-        "{},{},{},{},{},{:.3},{:.3},{},{},{},{},{},{},{},{},{:.4},{:.6},{:.6},{:.4},{:.4},{:.4},{:.4},{:.4},{},{},{},{},{},{},{},{},{}\n",
-        csv_field(&v.style_id),
-        csv_field(v.name.as_deref().unwrap_or("")),
-        csv_field(&v.category),
-        csv_field(&v.market),
-        v.launch_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-        v.days_live,
-        v.exposure_days,
-        v.sold_out,
-        v.views,
-        v.carts,
-        v.purchases,
-        v.units_sold,
-        v.units_returned,
-        v.units_received,
-        v.on_hand,
-        v.sell_through,
-        v.p_keep,
-        v.p_drop,
-        v.keep_rate,
-        v.drop_rate,
-        v.projected_st_p10,
-        v.projected_st_p50,
-        v.projected_st_p90,
-        v.reorder_units,
-        v.model_reorder_units,
-        verdict(v.model_verdict),
-        verdict(v.verdict),
-        o.map(|o| o.override_id.as_str()).unwrap_or(""),
-        o.map(|o| o.reason.as_str()).unwrap_or(""),
-        csv_field(o.map(|o| o.user.as_str()).unwrap_or("")),
-        csv_field(o.and_then(|o| o.comment.as_deref()).unwrap_or("")),
-        csv_field(&v.reasons.join(" ")),
-    )
+/// `rows` as CSV, with the header line when `header`.
+fn csv_chunk(rows: &[DecisionView], header: bool) -> Result<Bytes, csv::Error> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(header)
+        .from_writer(Vec::new());
+    if rows.is_empty() && header {
+        // The csv writer takes the header from the first record: with none, write
+        // the header alone from an empty row's field names.
+        let mut names = csv::Writer::from_writer(Vec::new());
+        names.serialize(CsvRow::default())?;
+        let text = names
+            .into_inner()
+            .map_err(|e| csv::Error::from(e.into_error()))?;
+        let end = text
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(text.len(), |i| i + 1);
+        return Ok(Bytes::copy_from_slice(&text[..end]));
+    }
+    for v in rows {
+        w.serialize(CsvRow::new(v))?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    Ok(Bytes::from(bytes))
 }
 
 /// Streams the rows as CSV in chunks, so a large export does not sit in one buffer.
 fn csv_response(rows: Vec<DecisionView>) -> Response {
-    let header_chunk = std::iter::once(Ok::<Bytes, std::io::Error>(Bytes::from_static(
-        CSV_COLUMNS.as_bytes(),
-    )));
-    let chunks: Vec<Vec<DecisionView>> = {
-        let mut rows = rows;
-        let mut out = Vec::new();
-        while !rows.is_empty() {
-            let rest = rows.split_off(rows.len().min(500));
-            out.push(rows);
-            rows = rest;
-        }
-        out
-    };
-    let body = header_chunk.chain(
-        chunks
-            .into_iter()
-            .map(|chunk| Ok(Bytes::from(chunk.iter().map(csv_row).collect::<String>()))),
-    );
+    let mut chunks: Vec<Vec<DecisionView>> = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(500));
+        chunks.push(rest);
+        rest = tail;
+    }
+    if chunks.is_empty() {
+        chunks.push(Vec::new());
+    }
+    // Rows already in memory: a failure here is a bug, sent as a broken stream.
+    let body = chunks.into_iter().enumerate().map(|(i, chunk)| {
+        csv_chunk(&chunk, i == 0).map_err(|e| std::io::Error::other(e.to_string()))
+    });
     let mut response = Body::from_stream(futures::stream::iter(body)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -423,11 +472,14 @@ mod tests {
     }
 
     #[test]
-    fn csv_fields_are_quoted_when_needed() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=1+2"), "'=1+2");
-        assert_eq!(csv_field("=SUM(A1,B1)"), "\"'=SUM(A1,B1)\"");
+    fn an_empty_export_still_has_its_header() {
+        let text = csv_chunk(&[], true).unwrap();
+        let header = std::str::from_utf8(&text).unwrap();
+        assert!(
+            header.starts_with("style_id,name,category,market,launch_at,"),
+            "{header}"
+        );
+        assert!(header.ends_with(",override_comment,reasons\n"), "{header}");
+        assert!(csv_chunk(&[], false).unwrap().is_empty());
     }
 }
