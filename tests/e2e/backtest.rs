@@ -156,9 +156,9 @@ fn the_sell_through_rule_beats_both_baselines_on_its_own_world() {
     let calibration = policy["calibration"].as_array().unwrap();
     let top = calibration.last().unwrap();
     assert!(top["count"].as_u64().unwrap() > 0);
-    assert!(top["share_reached_keep"].as_f64().unwrap() > 0.7, "{top}");
+    assert!(top["share_observed"].as_f64().unwrap() > 0.7, "{top}");
     assert!(
-        calibration[0]["share_reached_keep"].as_f64().unwrap() < 0.3,
+        calibration[0]["share_observed"].as_f64().unwrap() < 0.3,
         "{}",
         calibration[0]
     );

@@ -169,6 +169,26 @@ fn print_money(r: &backtest::BacktestReport) {
                 .map_or_else(|| "–".to_string(), |d| format!("{d:.1}"))
         );
     }
+    for p in &r.results {
+        let Some(f) = p.money.as_ref().and_then(|s| s.forecasts.as_ref()) else {
+            continue;
+        };
+        println!(
+            "{}: own forecasts on {} calls: calibration error {:.3}; expected wrong {:.1}, wrong in the truth {:.1}; {:.1} % of true demand inside its 80 % intervals",
+            p.name,
+            f.calls,
+            f.calibration_error,
+            f.expected_wrong,
+            f.observed_wrong,
+            f.interval_coverage * 100.0
+        );
+        for b in f.calibration.iter().filter(|b| b.count > 0) {
+            println!(
+                "    P(right) {:.1}-{:.1}: {:>4} calls, mean {:.2}, right on {:.2} of the true paths",
+                b.from, b.to, b.count, b.mean_predicted, b.share_observed
+            );
+        }
+    }
 }
 
 fn print_summary(r: &backtest::BacktestReport) {

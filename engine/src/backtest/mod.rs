@@ -21,7 +21,7 @@ use crate::error::{EngineError, Result};
 use crate::funnel::Funnel;
 use crate::session::Engine;
 use money::{Economics, MarketTruth, MoneyScores, MoneyWorld, StyleMoney, StyleTruth};
-use score::{CalibrationBin, Call, Outcome, Scores};
+use score::{CalibrationBin, Call, Forecast, Outcome, Scores};
 
 /// A policy under test, with the name the report shows.
 #[derive(Debug, Clone)]
@@ -177,8 +177,8 @@ pub fn end_of_day(day: NaiveDate) -> DateTime<Utc> {
 /// A policy's running state through the replay.
 struct Tracker {
     calls: HashMap<String, Call>,
-    /// (P(keep) at the call, reached the keep level): one sample per style.
-    samples: Vec<(f64, bool)>,
+    /// (P(keep) at the call, 1 if it reached the keep level else 0): one per style.
+    samples: Vec<(f64, f64)>,
     last_day: Option<ExpectedVsObserved>,
     /// Each style's age and stock on the last day it was seen (for styles still
     /// testing at the end).
@@ -202,7 +202,7 @@ impl Tracker {
             return;
         }
         if let (Some(p), Some(reached)) = (call.p_keep, reached) {
-            self.samples.push((p, reached));
+            self.samples.push((p, if reached { 1.0 } else { 0.0 }));
         }
         self.calls.insert(call.style_id.clone(), call);
     }
@@ -210,7 +210,7 @@ impl Tracker {
     fn into_calls(
         mut self,
         scope: &[Outcome],
-    ) -> (Vec<Call>, Vec<(f64, bool)>, Option<ExpectedVsObserved>) {
+    ) -> (Vec<Call>, Vec<(f64, f64)>, Option<ExpectedVsObserved>) {
         let calls = scope
             .iter()
             .map(|o| {
@@ -223,6 +223,7 @@ impl Tracker {
                         p_keep: None,
                         reorder_units: 0,
                         expected_profit: None,
+                        forecast: None,
                         on_hand_by_market: on_hand,
                     }
                 })
@@ -326,6 +327,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
                             p_keep: Some(d.p_keep),
                             reorder_units: d.reorder_units,
                             expected_profit: Some(d.reorder_expected_profit),
+                            forecast: forecast(d),
                             on_hand_by_market: on_hand,
                         },
                         outcome.reached_keep(),
@@ -381,6 +383,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
                     p_keep: None,
                     reorder_units: if keep { outcome.test_batch_units } else { 0 },
                     expected_profit: None,
+                    forecast: None,
                     on_hand_by_market: on_hand.clone(),
                 };
                 if o.days_live >= 14.0 {
@@ -502,6 +505,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
                     p_keep: None,
                     reorder_units: demand.round() as i64,
                     expected_profit: None,
+                    forecast: None,
                     on_hand_by_market: Vec::new(),
                 }
             })
@@ -577,6 +581,25 @@ fn wrong_as_run_measures(d: &decision::Decision, o: &Outcome) -> Option<bool> {
     }
 }
 
+/// The profit rule's forecast behind a call: the probability that it is right in
+/// money (a keep's reorder makes money; a drop's smallest reorder would not) and its
+/// interval of the demand still to come.
+fn forecast(d: &decision::Decision) -> Option<Forecast> {
+    if d.value_per_sale <= 0.0 {
+        return None;
+    }
+    let p_right = match d.verdict {
+        Verdict::Keep if d.reorder_units > 0 => d.p_reorder_profit,
+        Verdict::Drop => 1.0 - d.p_reorder_pays,
+        _ => return None,
+    };
+    Some(Forecast {
+        p_right,
+        demand_p10: d.demand_p10,
+        demand_p90: d.demand_p90,
+    })
+}
+
 /// Policies with the same window and curve settings share one funnel per day.
 fn window_key(policy: &Policy) -> String {
     format!(
@@ -617,6 +640,7 @@ fn tune_fixed_horizon(
                         0
                     },
                     expected_profit: None,
+                    forecast: None,
                     on_hand_by_market: s.on_hand.clone(),
                 })
             })
@@ -778,7 +802,7 @@ fn result(
     kind: ResultKind,
     policy_version: Option<String>,
     calls: Vec<Call>,
-    samples: &[(f64, bool)],
+    samples: &[(f64, f64)],
     last_day: Option<ExpectedVsObserved>,
     outcomes: &[Outcome],
 ) -> PolicyResult {

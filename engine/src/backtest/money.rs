@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Gamma, Poisson};
 use serde::Serialize;
 
-use super::score::Call;
+use super::score::{CalibrationBin, Call, calibration, calibration_error};
 use crate::decision::Verdict;
 use crate::decision::profit::seed_of;
 
@@ -206,36 +206,96 @@ impl DemandPaths {
     }
 
     /// Mean over the paths of the money made from the start of `start_day` to the
-    /// season's end: sales (less refunds, plus the salvage of returned units), plus the
-    /// salvage of what is left, less the order's cost.
+    /// season's end (see [`Self::path_profit`]).
     fn season_profit(&self, econ: &Economics, start_day: usize, stock: &[i64], order: i64) -> f64 {
+        let total: f64 = self
+            .units
+            .iter()
+            .map(|path| self.path_profit(path, econ, start_day, stock, order))
+            .sum();
+        total / self.units.len().max(1) as f64
+    }
+
+    /// The money one path makes from the start of `start_day` to the season's end:
+    /// sales (less refunds, plus the salvage of returned units), plus the salvage of
+    /// what is left, less the order's cost.
+    fn path_profit(
+        &self,
+        path: &[Vec<u32>],
+        econ: &Economics,
+        start_day: usize,
+        stock: &[i64],
+        order: i64,
+    ) -> f64 {
         let per_sale =
             econ.price * (1.0 - self.return_rate) + self.return_rate * econ.salvage_value;
         let arrives = start_day + econ.lead_time_days.max(0.0).ceil() as usize;
-        let mut total = 0.0;
-        for path in &self.units {
-            let mut on_hand: Vec<i64> = stock.iter().map(|&s| s.max(0)).collect();
-            let mut pool = 0_i64;
-            let mut sold = 0_i64;
-            for (day, demand) in path.iter().enumerate().skip(start_day) {
-                if day == arrives {
-                    pool = order;
-                }
-                for (m, &d) in demand.iter().enumerate() {
-                    let d = i64::from(d);
-                    let local = d.min(on_hand[m]);
-                    on_hand[m] -= local;
-                    let from_pool = (d - local).min(pool);
-                    pool -= from_pool;
-                    sold += local + from_pool;
-                }
+        let mut on_hand: Vec<i64> = stock.iter().map(|&s| s.max(0)).collect();
+        let mut pool = 0_i64;
+        let mut sold = 0_i64;
+        for (day, demand) in path.iter().enumerate().skip(start_day) {
+            if day == arrives {
+                pool = order;
             }
-            // An order arriving after the season's end is worth its salvage only.
-            let left =
-                on_hand.iter().sum::<i64>() + if arrives < path.len() { pool } else { order };
-            total += sold as f64 * per_sale + left as f64 * econ.salvage_value;
+            for (m, &d) in demand.iter().enumerate() {
+                let d = i64::from(d);
+                let local = d.min(on_hand[m]);
+                on_hand[m] -= local;
+                let from_pool = (d - local).min(pool);
+                pool -= from_pool;
+                sold += local + from_pool;
+            }
         }
-        total / self.units.len().max(1) as f64 - order as f64 * econ.unit_cost
+        // An order arriving after the season's end is worth its salvage only.
+        let left = on_hand.iter().sum::<i64>() + if arrives < path.len() { pool } else { order };
+        sold as f64 * per_sale + left as f64 * econ.salvage_value - order as f64 * econ.unit_cost
+    }
+
+    /// Share of the paths on which ordering `order` at the start of `start_day` makes
+    /// more money than not ordering: the truth behind a call's "P(the reorder pays)".
+    pub fn share_paying(
+        &self,
+        econ: &Economics,
+        start_day: usize,
+        stock: &[i64],
+        order: i64,
+    ) -> f64 {
+        if order <= 0 || self.units.is_empty() {
+            return 0.0;
+        }
+        let paying = self
+            .units
+            .iter()
+            .filter(|path| {
+                self.path_profit(path, econ, start_day, stock, order)
+                    > self.path_profit(path, econ, start_day, stock, 0)
+            })
+            .count();
+        paying as f64 / self.units.len() as f64
+    }
+
+    /// Each path's demand from age `age_days` to the season's end, all markets, stock
+    /// or not (the day `age_days` falls in counts for the part of it still to come).
+    pub fn demand_from(&self, age_days: f64) -> Vec<f64> {
+        let first = age_days.max(0.0).floor() as usize;
+        let rest_of_first = 1.0 - (age_days.max(0.0) - first as f64);
+        self.units
+            .iter()
+            .map(|path| {
+                path.iter()
+                    .enumerate()
+                    .skip(first)
+                    .map(|(day, markets)| {
+                        let units: f64 = markets.iter().map(|&u| f64::from(u)).sum();
+                        if day == first {
+                            units * rest_of_first
+                        } else {
+                            units
+                        }
+                    })
+                    .sum()
+            })
+            .collect()
     }
 }
 
@@ -251,8 +311,56 @@ pub fn start_day(days_live: f64) -> usize {
     days_live.max(0.0).ceil() as usize
 }
 
-/// A style's (money, call).
-type ScoredCall<'a> = (StyleMoney, Option<&'a Call>);
+/// A style's (money, call, forecast against the truth).
+type ScoredCall<'a> = (StyleMoney, Option<&'a Call>, Option<ForecastTruth>);
+
+/// One call's forecast next to what the true demand paths say.
+#[derive(Debug, Clone, Copy)]
+struct ForecastTruth {
+    p_right: f64,
+    /// Share of the paths on which the call is right in money.
+    share_right: f64,
+    /// Share of the paths whose demand to the season's end is inside the forecast's
+    /// 80 % interval.
+    share_inside: f64,
+}
+
+/// How well a policy's own forecasts held against the truth (profit rule only).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForecastCheck {
+    /// Calls with a forecast.
+    pub calls: usize,
+    /// P(right) at the call against the share of the true demand paths on which the
+    /// call was right.
+    pub calibration: Vec<CalibrationBin>,
+    pub calibration_error: f64,
+    /// Σ (1 − P(right)): the wrong calls the policy expected...
+    pub expected_wrong: f64,
+    /// ...and Σ (1 − share of paths right): the wrong calls the truth makes of them.
+    pub observed_wrong: f64,
+    /// Share of true demand paths inside the calls' 80 % demand intervals (0.8 when
+    /// the intervals are honest).
+    pub interval_coverage: f64,
+}
+
+impl ForecastCheck {
+    fn of(checks: &[ForecastTruth]) -> Option<Self> {
+        if checks.is_empty() {
+            return None;
+        }
+        let samples: Vec<(f64, f64)> = checks.iter().map(|c| (c.p_right, c.share_right)).collect();
+        let bins = calibration(&samples);
+        let n = checks.len() as f64;
+        Some(Self {
+            calls: checks.len(),
+            calibration_error: calibration_error(&bins),
+            calibration: bins,
+            expected_wrong: checks.iter().map(|c| 1.0 - c.p_right).sum(),
+            observed_wrong: checks.iter().map(|c| 1.0 - c.share_right).sum(),
+            interval_coverage: checks.iter().map(|c| c.share_inside).sum::<f64>() / n,
+        })
+    }
+}
 
 /// What one call on one style makes, next to what knowing the truth would make.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -299,6 +407,8 @@ pub struct MoneyScores {
     pub losing_keep_share: f64,
     pub units_ordered: i64,
     pub median_days_to_call: Option<f64>,
+    /// The calls' own forecasts against the truth, where the policy makes them.
+    pub forecasts: Option<ForecastCheck>,
 }
 
 impl MoneyWorld {
@@ -340,6 +450,37 @@ impl MoneyWorld {
         })
     }
 
+    /// A call's forecast against the style's true demand paths.
+    fn check(&self, call: &Call) -> Option<ForecastTruth> {
+        let forecast = call.forecast?;
+        let verdict = call.verdict?;
+        let s = self.styles.get(&call.style_id)?;
+        let days = call.days_to_verdict.unwrap_or(0.0);
+        let stock = s.paths.stock_from(&call.on_hand_by_market);
+        let start = start_day(days);
+        let share_right = match verdict {
+            Verdict::Keep => s
+                .paths
+                .share_paying(&s.econ, start, &stock, call.reorder_units),
+            Verdict::Drop => {
+                1.0 - s
+                    .paths
+                    .share_paying(&s.econ, start, &stock, s.econ.moq.max(1))
+            }
+            Verdict::Test => return None,
+        };
+        let demand = s.paths.demand_from(days);
+        let inside = demand
+            .iter()
+            .filter(|&&d| d >= forecast.demand_p10 && d <= forecast.demand_p90)
+            .count();
+        Some(ForecastTruth {
+            p_right: forecast.p_right,
+            share_right,
+            share_inside: inside as f64 / demand.len().max(1) as f64,
+        })
+    }
+
     fn clairvoyant(&self, style_id: &str, days_live: f64, on_hand: &[(String, i64)]) -> (i64, f64) {
         self.styles.get(style_id).map_or((0, 0.0), |s| {
             let stock = s.paths.stock_from(on_hand);
@@ -365,7 +506,7 @@ impl MoneyWorld {
                 ..StyleMoney::default()
             };
             let Some(call) = by_style.get(style).copied() else {
-                return (nothing, None);
+                return (nothing, None, None);
             };
             let days = call.days_to_verdict.unwrap_or(0.0);
             let keep = call.verdict == Some(Verdict::Keep);
@@ -385,7 +526,7 @@ impl MoneyWorld {
                 clairvoyant_profit,
                 ..nothing
             };
-            (money, Some(call))
+            (money, Some(call), self.check(call))
         });
         let sum = |f: &dyn Fn(&StyleMoney) -> f64| rows.iter().map(|r| f(&r.0)).sum::<f64>();
         let (profit, hindsight, clairvoyant) = (
@@ -422,6 +563,7 @@ impl MoneyWorld {
                 .map(|c| c.reorder_units.max(0))
                 .sum(),
             median_days_to_call: super::score::quantile(&days, 0.5),
+            forecasts: ForecastCheck::of(&rows.iter().filter_map(|r| r.2).collect::<Vec<_>>()),
         };
         let by_style = scope
             .iter()
@@ -457,6 +599,7 @@ impl MoneyWorld {
                     p_keep: None,
                     reorder_units: units,
                     expected_profit: None,
+                    forecast: None,
                     on_hand_by_market: on_hand,
                 })
             })
@@ -544,6 +687,27 @@ mod tests {
         let paths = DemandPaths::sample(&truth(10.0, None), 84.0, 8);
         let v = paths.order_value(&econ(), 80, &[0, 0], 100);
         assert!((v - 100.0 * (5.0 - 10.0)).abs() < 1e-9, "{v}");
+    }
+
+    #[test]
+    fn the_truth_behind_a_forecast() {
+        // No demand: no order pays on any path; strong flat demand: a modest order
+        // pays on every path.
+        let none = DemandPaths::sample(&truth(0.0, None), 84.0, 8);
+        assert_eq!(none.share_paying(&econ(), 10, &[0, 0], 100), 0.0);
+        let strong = DemandPaths::sample(&truth(10.0, None), 84.0, 8);
+        assert_eq!(strong.share_paying(&econ(), 10, &[0, 0], 100), 1.0);
+        assert_eq!(strong.share_paying(&econ(), 10, &[0, 0], 0), 0.0);
+        // Demand still to come: all of it at launch, half a day less at age 0.5.
+        let from_launch = strong.demand_from(0.0);
+        let total: f64 = strong.units[0]
+            .iter()
+            .flatten()
+            .map(|&u| f64::from(u))
+            .sum();
+        assert_eq!(from_launch[0], total);
+        let first_day: f64 = strong.units[0][0].iter().map(|&u| f64::from(u)).sum();
+        assert!((strong.demand_from(0.5)[0] - (total - first_day / 2.0)).abs() < 1e-9);
     }
 
     #[test]

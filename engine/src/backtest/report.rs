@@ -217,12 +217,12 @@ fn reliability_svg(bins: &[super::score::CalibrationBin]) -> String {
         let _ = write!(
             svg,
             r##"<circle cx="{:.1}" cy="{:.1}" r="{r:.1}" fill="#2a6fdb" fill-opacity="0.6"><title>{:.1}–{:.1}: {} samples, {:.0} % reached keep</title></circle>"##,
-            x(b.mean_p_keep),
-            y(b.share_reached_keep),
+            x(b.mean_predicted),
+            y(b.share_observed),
             b.from,
             b.to,
             b.count,
-            b.share_reached_keep * 100.0
+            b.share_observed * 100.0
         );
     }
     svg.push_str("</svg>");
@@ -342,6 +342,27 @@ pub fn render_html(report: &BacktestReport) -> String {
             );
         }
         html.push_str("</table>");
+        let checked: Vec<_> = report
+            .results
+            .iter()
+            .filter_map(|r| Some((r, r.money.as_ref()?.forecasts.as_ref()?)))
+            .collect();
+        if !checked.is_empty() {
+            html.push_str("<h3>Are the calls' own probabilities honest?</h3><p>P(right) at each call (a keep: its reorder makes money; a drop: the MOQ would not) against the share of the true demand paths on which it was right; the 80 % demand interval against the share of paths inside it.</p><table><tr><th>policy</th><th>calls</th><th>calibration error</th><th>expected wrong</th><th>wrong in the truth</th><th>inside the 80 % interval</th></tr>");
+            for (r, f) in checked {
+                let _ = write!(
+                    html,
+                    "<tr><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1} %</td></tr>",
+                    escape(&r.name),
+                    f.calls,
+                    f.calibration_error,
+                    f.expected_wrong,
+                    f.observed_wrong,
+                    f.interval_coverage * 100.0
+                );
+            }
+            html.push_str("</table>");
+        }
     }
     html.push_str("<h2>Wrong calls against time to verdict</h2>");
     html.push_str(&tradeoff_svg(report));
@@ -388,8 +409,8 @@ pub fn render_html(report: &BacktestReport) -> String {
                     b.from,
                     b.to,
                     b.count,
-                    b.mean_p_keep,
-                    b.share_reached_keep * 100.0
+                    b.mean_predicted,
+                    b.share_observed * 100.0
                 );
             }
             html.push_str("</table>");

@@ -59,10 +59,25 @@ pub struct Call {
     pub reorder_units: i64,
     /// The policy's own expected profit of its reorder, where it has one.
     pub expected_profit: Option<f64>,
+    /// What the policy said at the call about its own chances (profit rule only).
+    pub forecast: Option<Forecast>,
     /// Stock per market when the call was made (or, for a style still testing, on the
     /// last day replayed): where the money simulation starts.
     #[serde(skip)]
     pub on_hand_by_market: Vec<(String, i64)>,
+}
+
+/// A call's own forecast, to be checked against the truth: are its probabilities and
+/// intervals as often right as they claim?
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Forecast {
+    /// Probability that the call is right in money: for a keep, that its reorder makes
+    /// money; for a drop, that the smallest reorder (the MOQ) would not.
+    pub p_right: f64,
+    /// 80 % interval of the style's demand from the call to the season's end, all
+    /// markets, stock permitting or not.
+    pub demand_p10: f64,
+    pub demand_p90: f64,
 }
 
 /// Wrong calls counted one way.
@@ -74,14 +89,15 @@ pub struct WrongCount {
     pub judged: usize,
 }
 
-/// One bin of the reliability table.
+/// One bin of a reliability table: forecasts between `from` and `to`, their mean and
+/// how often what they forecast happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CalibrationBin {
     pub from: f64,
     pub to: f64,
     pub count: usize,
-    pub mean_p_keep: f64,
-    pub share_reached_keep: f64,
+    pub mean_predicted: f64,
+    pub share_observed: f64,
 }
 
 /// The scores of one policy (or baseline) over a set of styles.
@@ -185,17 +201,19 @@ pub fn score(calls: &[Call], outcomes: &[Outcome]) -> Scores {
     }
 }
 
-/// The reliability table: (P(keep), reached the keep level) samples in ten bins.
-pub fn calibration(samples: &[(f64, bool)]) -> Vec<CalibrationBin> {
+/// The reliability table in ten bins, from (forecast probability, share of the time
+/// it happened) samples: the share is 0 or 1 for one outcome, or a share of simulated
+/// outcomes.
+pub fn calibration(samples: &[(f64, f64)]) -> Vec<CalibrationBin> {
     (0..10)
         .map(|i| {
             let (from, to) = (i as f64 / 10.0, (i + 1) as f64 / 10.0);
-            let inside: Vec<&(f64, bool)> = samples
+            let inside: Vec<&(f64, f64)> = samples
                 .iter()
                 .filter(|(p, _)| *p >= from && (*p < to || (i == 9 && *p <= to)))
                 .collect();
             let n = inside.len();
-            let mean = |f: &dyn Fn(&(f64, bool)) -> f64| {
+            let mean = |f: &dyn Fn(&(f64, f64)) -> f64| {
                 if n == 0 {
                     0.0
                 } else {
@@ -206,11 +224,24 @@ pub fn calibration(samples: &[(f64, bool)]) -> Vec<CalibrationBin> {
                 from,
                 to,
                 count: n,
-                mean_p_keep: mean(&|s| s.0),
-                share_reached_keep: mean(&|s| if s.1 { 1.0 } else { 0.0 }),
+                mean_predicted: mean(&|s| s.0),
+                share_observed: mean(&|s| s.1),
             }
         })
         .collect()
+}
+
+/// Expected calibration error: the gap between forecast and observed share, averaged
+/// over the bins weighted by their counts (0 = perfectly calibrated).
+pub fn calibration_error(bins: &[CalibrationBin]) -> f64 {
+    let n: usize = bins.iter().map(|b| b.count).sum();
+    if n == 0 {
+        return 0.0;
+    }
+    bins.iter()
+        .map(|b| b.count as f64 * (b.mean_predicted - b.share_observed).abs())
+        .sum::<f64>()
+        / n as f64
 }
 
 /// Indices of the points not dominated on all of (wrong keeps, wrong drops, days to
@@ -258,6 +289,7 @@ mod tests {
             p_keep: None,
             reorder_units: reorder,
             expected_profit: None,
+            forecast: None,
             on_hand_by_market: Vec::new(),
         }
     }
@@ -333,11 +365,11 @@ mod tests {
 
     #[test]
     fn calibration_bins_and_pareto_front() {
-        let bins = calibration(&[(0.05, false), (0.95, true), (0.92, false), (1.0, true)]);
+        let bins = calibration(&[(0.05, 0.0), (0.95, 1.0), (0.92, 0.0), (1.0, 1.0)]);
         assert_eq!(bins[0].count, 1);
         assert_eq!(bins[9].count, 3);
-        assert!((bins[9].share_reached_keep - 2.0 / 3.0).abs() < 1e-12);
-        assert!((bins[9].mean_p_keep - (0.95 + 0.92 + 1.0) / 3.0).abs() < 1e-12);
+        assert!((bins[9].share_observed - 2.0 / 3.0).abs() < 1e-12);
+        assert!((bins[9].mean_predicted - (0.95 + 0.92 + 1.0) / 3.0).abs() < 1e-12);
         // (wrong keeps, wrong drops, days): the second is dominated by the first.
         let front = pareto_front(&[(1.0, 2.0, 9.0), (2.0, 2.0, 9.0), (0.0, 5.0, 12.0)]);
         assert_eq!(front, vec![0, 2]);

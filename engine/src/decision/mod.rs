@@ -267,6 +267,12 @@ pub struct Decision {
     /// quantity a merchandiser's keep override proposes.
     #[serde(default)]
     pub planned_reorder_units: i64,
+    /// 80 % interval (P10, P90) of this row's demand from as-of to the season's end,
+    /// stock permitting or not (`profit` rule; 0 otherwise).
+    #[serde(default)]
+    pub demand_p10: f64,
+    #[serde(default)]
+    pub demand_p90: f64,
     /// Probability that this verdict is wrong (not stored; drives wrong-call control).
     #[serde(skip)]
     pub p_wrong: f64,

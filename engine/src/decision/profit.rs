@@ -72,6 +72,13 @@ pub struct ReorderPlan {
     pub season_demand: f64,
     /// Expected stock (on hand and on order) left when the reorder arrives.
     pub stock_at_arrival: f64,
+    /// 80 % interval (P10, P90) of the demand from now to the season's end, all markets
+    /// together: what customers would buy with stock always on the shelf.
+    pub demand_p10: f64,
+    pub demand_p90: f64,
+    /// The same interval for each market (in `markets` order).
+    #[serde(skip)]
+    pub demand_by_market: Vec<(f64, f64)>,
     /// The reorder's share for each market (in `markets` order), by the demand each is
     /// expected to leave unmet.
     #[serde(skip)]
@@ -85,11 +92,8 @@ pub fn plan_reorder(i: &PlanInputs<'_>) -> ReorderPlan {
     let arrival = (i.age_days + i.lead_time_days.max(0.0)).min(i.season_days);
     let lead = i.curve.integral(i.age_days, arrival);
     let after = i.curve.integral(arrival, i.season_days);
-    if i.markets.is_empty() || margin <= overage || after <= 0.0 {
-        return ReorderPlan {
-            by_market: vec![0; i.markets.len()],
-            ..ReorderPlan::default()
-        };
+    if i.markets.is_empty() {
+        return ReorderPlan::default();
     }
     let mut rng = StdRng::seed_from_u64(i.seed);
     let span = |from: f64, to: f64, total: f64| SpanNoise::new(&i.curve, from, to, total);
@@ -104,8 +108,11 @@ pub fn plan_reorder(i: &PlanInputs<'_>) -> ReorderPlan {
         .collect();
     let mut unmet = Vec::with_capacity(DRAWS);
     let mut unmet_by_market = vec![0.0; i.markets.len()];
+    let mut demand = Vec::with_capacity(DRAWS);
+    let mut demand_by_market = vec![Vec::with_capacity(DRAWS); i.markets.len()];
     let (mut lead_sum, mut season_sum, mut stock_sum) = (0.0, 0.0, 0.0);
     for _ in 0..DRAWS {
+        let mut total = 0.0;
         let open = i.open_order_units.max(0) as f64;
         let (mut left, mut short) = (open, 0.0);
         for (m, (market, posterior)) in i.markets.iter().zip(&posteriors).enumerate() {
@@ -121,12 +128,36 @@ pub fn plan_reorder(i: &PlanInputs<'_>) -> ReorderPlan {
             left += market_left;
             lead_sum += d1;
             season_sum += d2;
+            demand_by_market[m].push(d1 + d2);
+            total += d1 + d2;
         }
         stock_sum += left;
+        demand.push(total);
         unmet.push((short - open).max(0.0));
     }
     unmet.sort_by(f64::total_cmp);
     let n = DRAWS as f64;
+    let interval = |draws: &mut Vec<f64>| {
+        draws.sort_by(f64::total_cmp);
+        (quantile(draws, 0.1), quantile(draws, 0.9))
+    };
+    let (demand_p10, demand_p90) = interval(&mut demand);
+    let demand_by_market: Vec<(f64, f64)> = demand_by_market.iter_mut().map(interval).collect();
+    let forecast = ReorderPlan {
+        lead_demand: lead_sum / n,
+        season_demand: season_sum / n,
+        stock_at_arrival: stock_sum / n,
+        demand_p10,
+        demand_p90,
+        demand_by_market,
+        by_market: vec![0; i.markets.len()],
+        ..ReorderPlan::default()
+    };
+    // Nothing to order when a unit cannot earn more than it costs, or would arrive
+    // after the season.
+    if margin <= overage || after <= 0.0 {
+        return forecast;
+    }
     let profit = |q: f64| margin * unmet.iter().map(|y| y.min(q)).sum::<f64>() / n - overage * q;
     let p_profit = |q: f64| {
         let breakeven = q * overage / margin;
@@ -168,11 +199,17 @@ pub fn plan_reorder(i: &PlanInputs<'_>) -> ReorderPlan {
             0.0
         },
         p_reorder_pays,
-        lead_demand: lead_sum / n,
-        season_demand: season_sum / n,
-        stock_at_arrival: stock_sum / n,
         by_market: allocate(units, &unmet_by_market),
+        ..forecast
     }
+}
+
+/// The `q` quantile of sorted draws (the nearest rank below).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).floor() as usize]
 }
 
 /// A stable seed from a style id (FNV-1a): a row's plan, and the backtest's demand

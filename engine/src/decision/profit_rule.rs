@@ -195,13 +195,19 @@ fn decide_style(
         d.planned_reorder_units = units;
         d.reorder_units = if keep { units } else { 0 };
     };
-    for (d, units) in market_rows.iter_mut().zip(&plan.by_market) {
+    for ((d, units), (p10, p90)) in market_rows
+        .iter_mut()
+        .zip(&plan.by_market)
+        .zip(&plan.demand_by_market)
+    {
         fill(d, *units);
+        (d.demand_p10, d.demand_p90) = (*p10, *p90);
     }
     fill(&mut pooled, plan.units);
     pooled.lead_demand = plan.lead_demand;
     pooled.season_demand = plan.season_demand;
     pooled.stock_at_arrival = plan.stock_at_arrival;
+    (pooled.demand_p10, pooled.demand_p90) = (plan.demand_p10, plan.demand_p90);
     pooled.reorder_expected_profit = plan.expected_profit;
     pooled.p_reorder_profit = plan.p_profit;
     pooled.p_reorder_pays = plan.p_reorder_pays;

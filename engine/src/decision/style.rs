@@ -148,6 +148,8 @@ pub(crate) fn measure(
             lead_demand: 0.0,
             season_demand: 0.0,
             stock_at_arrival: 0.0,
+            demand_p10: 0.0,
+            demand_p90: 0.0,
             reorder_expected_profit: 0.0,
             p_reorder_profit: 0.0,
             p_reorder_pays: 0.0,

@@ -170,6 +170,8 @@ mod tests {
             p_reorder_pays: 0.9,
             open_order_units: 10,
             planned_reorder_units: 120,
+            demand_p10: 150.0,
+            demand_p90: 260.0,
             p_wrong: 0.0,
         }
     }
@@ -217,7 +219,7 @@ mod tests {
             &names[at..at + 3],
             ["reasons", "policy_version", "model_version"]
         );
-        assert_eq!(names.last(), Some(&"planned_reorder_units"));
+        assert_eq!(names.last(), Some(&"demand_p90"));
         let text = |name: &str| {
             batch
                 .column_by_name(name)
