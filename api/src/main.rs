@@ -28,7 +28,7 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", assay_api::cli::error_report(&e));
             std::process::ExitCode::FAILURE
         }
     }

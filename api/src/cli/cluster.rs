@@ -26,7 +26,8 @@ pub struct SchedulerArgs {
     #[arg(
         long,
         default_value = "127.0.0.1:50050",
-        env = "ASSAY_SCHEDULER_LISTEN"
+        env = "ASSAY_SCHEDULER_LISTEN",
+        value_parser = super::listen::parse
     )]
     pub listen: SocketAddr,
     /// Host name executors and clients reach this scheduler by [default: the listen IP].

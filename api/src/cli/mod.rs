@@ -6,6 +6,7 @@ mod cluster;
 mod decide;
 mod generate;
 mod ingest;
+mod listen;
 mod output;
 mod serve;
 mod sql;
@@ -90,6 +91,24 @@ fn dataset(location: &str) -> anyhow::Result<Dataset> {
     Dataset::open(location).with_context(|| format!("dataset {location}"))
 }
 
+/// An error and its causes on one line, each said once: a library error often repeats
+/// its source's text in its own message, and printing the whole chain said it twice or
+/// three times.
+pub fn error_report(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 pub fn init_tracing(verbose: u8) {
     // Ballista's scheduler logs an ERROR for every stage whose metrics it cannot line
     // up with the plan's (cosmetic: the stage ran); it would bury real warnings.
@@ -100,8 +119,10 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour codes only on a terminal: logs redirected to a file stay plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -129,4 +150,23 @@ async fn open_engine(data: &str, engine: &QueryEngine) -> anyhow::Result<Engine>
     Engine::open_on(dataset(data)?, BadFiles::Fail, engine)
         .await
         .with_context(|| format!("opening dataset {data} on engine {engine}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_report;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("planning failed: {0}")]
+    struct Planning(#[source] std::io::Error);
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::other("no field named 'x'");
+        let error = anyhow::Error::new(Planning(io)).context("query over data/sample");
+        assert_eq!(
+            error_report(&error),
+            "query over data/sample: planning failed: no field named 'x'"
+        );
+    }
 }

@@ -16,15 +16,15 @@ pub struct ServeArgs {
     /// Dataset: a folder or s3://BUCKET/PREFIX [default: the bundled data/sample].
     #[arg(long, env = "ASSAY_DATA")]
     pub data: Option<String>,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "ASSAY_LISTEN")]
+    /// Address to listen on, IP:PORT or HOST:PORT [default: 127.0.0.1:8080].
+    #[arg(long, env = "ASSAY_LISTEN", value_parser = super::listen::parse)]
     pub listen: Option<SocketAddr>,
     /// Also serve SQL over the PostgreSQL wire protocol here (e.g. 127.0.0.1:5433)
     /// [default: off].
-    #[arg(long, env = "ASSAY_PG_LISTEN")]
+    #[arg(long, env = "ASSAY_PG_LISTEN", value_parser = super::listen::parse)]
     pub pg_listen: Option<SocketAddr>,
     /// Also serve Arrow Flight SQL here (e.g. 127.0.0.1:50051) [default: off].
-    #[arg(long, env = "ASSAY_FLIGHT_LISTEN")]
+    #[arg(long, env = "ASSAY_FLIGHT_LISTEN", value_parser = super::listen::parse)]
     pub flight_listen: Option<SocketAddr>,
     /// TOML file with any of: data, engine, listen, pg_listen, flight_listen, policy, tokens,
     /// request_timeout_secs, max_body_bytes, max_connections, header_timeout_secs, sql_timeout_secs, sql_memory_mib, sql_max_rows,
@@ -78,8 +78,11 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     data: Option<String>,
+    #[serde(default, deserialize_with = "super::listen::deserialize_optional")]
     listen: Option<SocketAddr>,
+    #[serde(default, deserialize_with = "super::listen::deserialize_optional")]
     pg_listen: Option<SocketAddr>,
+    #[serde(default, deserialize_with = "super::listen::deserialize_optional")]
     flight_listen: Option<SocketAddr>,
     policy: Option<PathBuf>,
     tokens: Option<PathBuf>,
