@@ -9,4 +9,5 @@ pub mod flight;
 pub mod pg;
 pub mod server;
 pub mod spreadsheet;
+pub mod time_input;
 pub mod web;

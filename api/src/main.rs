@@ -27,6 +27,7 @@ fn main() -> std::process::ExitCode {
         .and_then(|done| done);
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if assay_api::cli::is_closed_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", assay_api::cli::error_report(&e));
             std::process::ExitCode::FAILURE

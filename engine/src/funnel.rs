@@ -288,6 +288,19 @@ impl Engine {
         Ok(out)
     }
 
+    /// Refuses a policy whose category tables name no category of the catalog.
+    ///
+    /// # Errors
+    /// The catalog query fails, or the policy names an unknown category.
+    pub async fn check_policy(&self, policy: &Policy) -> Result<()> {
+        if policy.categories.is_empty() {
+            return Ok(());
+        }
+        let catalog = self.catalog().await?;
+        policy.check_categories(catalog.iter().map(|s| s.category.as_str()))?;
+        Ok(())
+    }
+
     /// The style catalog, ordered by style id.
     ///
     /// # Errors

@@ -54,6 +54,7 @@ impl Engine {
                 newest: newest.to_rfc3339(),
             });
         }
+        self.check_policy(policy).await?;
         let started = std::time::Instant::now();
         let funnel = self.observations(as_of, policy).await?;
         if funnel.observations.is_empty() {

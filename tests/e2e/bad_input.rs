@@ -156,6 +156,22 @@ fn a_bad_policy_names_the_setting() {
         stderr.contains("defaults.keep_probability = 2") && stderr.contains("policy.toml"),
         "{stderr}"
     );
+    // A mistyped category would never apply: refused, with the catalog's categories.
+    std::fs::write(&policy, "[categories.outerwaer]\nmin_days_live = 9\n").unwrap();
+    let common = [
+        "--data",
+        path_str(shared_dataset()),
+        "--policy",
+        path_str(&policy),
+    ];
+    for command in [&["decide"][..], &["serve", "--listen", "127.0.0.1:0"]] {
+        let (ok, _, stderr) = assay(&[command, &common[..]].concat());
+        assert!(!ok, "{command:?} accepted a mistyped category");
+        assert!(
+            stderr.contains("[categories.outerwaer]") && stderr.contains("outerwear"),
+            "{command:?}: {stderr}"
+        );
+    }
 }
 
 #[test]

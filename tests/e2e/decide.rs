@@ -5,7 +5,7 @@ use assay_engine::decision::{ALL_MARKETS, Policy, Reason, Verdict};
 use assay_engine::storage::Storage;
 use assay_engine::{DecisionStore, Engine};
 
-use crate::support::{assay_ok, copy_inputs, path_str, shared_dataset};
+use crate::support::{assay, assay_ok, copy_inputs, path_str, shared_dataset};
 
 #[test]
 fn every_stored_verdict_follows_from_its_numbers_and_the_policy() {
@@ -313,4 +313,101 @@ fn decide_runs_on_the_bundled_sample_with_no_arguments() {
             .iter()
             .all(|k| k["verdict"] == "keep")
     );
+}
+
+#[test]
+fn outside_a_checkout_a_command_without_data_names_the_flag() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_assay"))
+        .args(["decide", "--format", "csv"])
+        .current_dir(elsewhere.path())
+        .env_remove("ASSAY_DATA")
+        .env_remove("CARGO_MANIFEST_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no --data given") && stderr.contains("data/sample"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn tokens_are_listed_and_revoked_and_never_land_in_a_mistyped_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = path_str(tmp.path());
+    let typo = tmp.path().join("no-such");
+    let (ok, _, stderr) = assay(&[
+        "token",
+        "create",
+        "--role",
+        "admin",
+        "--name",
+        "ops",
+        "--data",
+        path_str(&typo),
+    ]);
+    assert!(!ok && stderr.contains("no such dataset folder"), "{stderr}");
+    assert!(!typo.exists(), "a mistyped --data must not be created");
+
+    for (role, name) in [("buyer", "erp"), ("merchandiser", "ann")] {
+        assay_ok(&[
+            "token", "create", "--role", role, "--name", name, "--data", data,
+        ]);
+    }
+    let listed = assay_ok(&["token", "list", "--data", data]);
+    assert!(
+        listed.contains("erp") && listed.contains("buyer"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("ann") && listed.contains("merchandiser"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("assay_"),
+        "a list never shows a secret: {listed}"
+    );
+
+    assay_ok(&["token", "revoke", "--name", "erp", "--data", data]);
+    let listed = assay_ok(&["token", "list", "--data", data]);
+    assert!(
+        !listed.contains("erp") && listed.contains("ann"),
+        "{listed}"
+    );
+    let (ok, _, stderr) = assay(&["token", "revoke", "--name", "erp", "--data", data]);
+    assert!(!ok && stderr.contains("no token named `erp`"), "{stderr}");
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    use std::io::BufRead;
+    // `assay sql … | head -1`: far more output than a pipe buffers, read one line, close.
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
+    let tmp = tempfile::tempdir().unwrap();
+    copy_inputs(&sample, tmp.path());
+    for format in ["csv", "table"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_assay"))
+            .args(["sql", "--data", path_str(tmp.path()), "--format", format])
+            .arg("SELECT value, value * 2 AS twice FROM generate_series(1, 300000)")
+            .env_remove("ASSAY_DATA")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{format}: {:?} {stderr}", out.status);
+        assert!(
+            !stderr.contains("Broken pipe") && !stderr.contains("panicked"),
+            "{format}: {stderr}"
+        );
+    }
 }

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-pub use tokens::{Principal, ScramSecret, TokenError, TokenStore};
+pub use tokens::{Principal, ScramSecret, TokenError, TokenStore, TokenSummary};
 
 use crate::server::error::ApiError;
 

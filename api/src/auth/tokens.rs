@@ -90,6 +90,16 @@ pub enum TokenError {
     NameTaken(String),
     #[error("token name must be 1–64 letters, digits, `-`, `_` or `.`, got `{0}`")]
     BadName(String),
+    #[error("no token named `{0}`")]
+    Unknown(String),
+}
+
+/// What may be shown about a token: never its secret or hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenSummary {
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
 }
 
 pub struct TokenStore {
@@ -177,6 +187,38 @@ impl TokenStore {
         self.save(&records)?;
         *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = modified(&self.path);
         Ok(token)
+    }
+
+    /// Every token's holder, role and creation time, oldest first.
+    pub fn list(&self) -> Vec<TokenSummary> {
+        self.refresh();
+        let records = self.records.read().unwrap_or_else(|p| p.into_inner());
+        records
+            .iter()
+            .map(|r| TokenSummary {
+                name: r.name.clone(),
+                role: r.role,
+                created_at: r.created_at,
+            })
+            .collect()
+    }
+
+    /// Deletes the token named `name`. A server reading the same file stops accepting it
+    /// on its next request (HTTP and pgwire both reread a changed file).
+    ///
+    /// # Errors
+    /// No token has that name, or the file cannot be written.
+    pub fn revoke(&self, name: &str) -> Result<(), TokenError> {
+        self.refresh();
+        let mut records = self.records.write().unwrap_or_else(|p| p.into_inner());
+        let before = records.len();
+        records.retain(|r| r.name != name);
+        if records.len() == before {
+            return Err(TokenError::Unknown(name.into()));
+        }
+        self.save(&records)?;
+        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = modified(&self.path);
+        Ok(())
     }
 
     /// The principal a token belongs to. Every stored hash is compared, in constant time.
@@ -375,5 +417,34 @@ mod tests {
             reopened.create("bad name", Role::Admin),
             Err(TokenError::BadName(_))
         ));
+    }
+
+    #[test]
+    fn a_revoked_token_stops_working_for_a_store_that_read_the_file_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let cli = TokenStore::open(&path).unwrap();
+        let buyer = cli.create("buyer-system", Role::Buyer).unwrap();
+        let ops = cli.create("ops", Role::Admin).unwrap();
+        let server = TokenStore::open(&path).unwrap();
+        assert!(server.verify(&buyer).is_some());
+        let names: Vec<_> = cli.list().into_iter().map(|t| (t.name, t.role)).collect();
+        assert_eq!(
+            names,
+            [
+                ("buyer-system".into(), Role::Buyer),
+                ("ops".into(), Role::Admin)
+            ]
+        );
+
+        cli.revoke("buyer-system").unwrap();
+        assert_eq!(server.verify(&buyer), None, "the server rereads the file");
+        assert!(server.scram_secret("buyer-system").is_none());
+        assert!(server.verify(&ops).is_some(), "other tokens are untouched");
+        assert!(matches!(
+            cli.revoke("buyer-system"),
+            Err(TokenError::Unknown(_))
+        ));
+        assert_eq!(server.list().len(), 1);
     }
 }

@@ -11,11 +11,11 @@ pub struct BacktestArgs {
     /// Dataset: a folder or s3://BUCKET/PREFIX [default: the bundled data/sample].
     #[arg(long, env = "ASSAY_DATA")]
     pub data: Option<String>,
-    /// First day replayed (styles launched from this day on are scored).
-    #[arg(long)]
+    /// First day replayed (styles launched from this day on are scored): a date or RFC 3339.
+    #[arg(long, value_parser = crate::time_input::day)]
     pub from: NaiveDate,
-    /// Last day replayed.
-    #[arg(long)]
+    /// Last day replayed: a date or RFC 3339.
+    #[arg(long, value_parser = crate::time_input::day)]
     pub to: NaiveDate,
     /// Policies to compare (repeat the flag): a policy file, `default` (the built-in
     /// policy) or `sell-through` (the built-in policy under the first release's rule)
@@ -32,7 +32,7 @@ pub struct BacktestArgs {
 }
 
 pub async fn run(args: BacktestArgs, engine: &QueryEngine) -> anyhow::Result<()> {
-    let data = super::data_location(args.data.clone());
+    let data = super::data_location(args.data.clone())?;
     // The default policy, and the first release's rule beside it in the same world.
     let built_in = |name: &str| {
         let mut policy = Policy::default();

@@ -1,6 +1,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use assay_engine::decision::style::expected_days_to_verdict;
 use assay_engine::decision::{ALL_MARKETS, Decision, Policy, Verdict};
 use assay_engine::{DecisionRun, QueryEngine};
@@ -14,7 +16,7 @@ pub struct DecideArgs {
     #[arg(long, env = "ASSAY_DATA")]
     pub data: Option<String>,
     /// Decide as of this time (RFC 3339, or a date meaning its end) [default: the latest event].
-    #[arg(long, value_parser = parse_as_of)]
+    #[arg(long, value_parser = crate::time_input::instant)]
     pub as_of: Option<DateTime<Utc>>,
     /// Policy file (TOML) [default: the built-in default policy].
     #[arg(long, env = "ASSAY_POLICY")]
@@ -32,16 +34,6 @@ pub struct DecideArgs {
     pub publish: bool,
 }
 
-/// Accepts `2026-10-05T12:00:00Z` or `2026-10-05` (the end of that day, UTC).
-pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(|d| d.and_hms_micro_opt(23, 59, 59, 999_999).expect("valid time").and_utc())
-        .map_err(|_| format!("`{s}` is not a time: expected RFC 3339 (2026-10-05T12:00:00Z) or a date (2026-10-05)"))
-}
-
 pub fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Policy> {
     Ok(match path {
         Some(p) => Policy::from_file(p)?,
@@ -51,8 +43,14 @@ pub fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Policy> {
 
 pub async fn run(args: DecideArgs, engine: &QueryEngine) -> anyhow::Result<()> {
     let policy = load_policy(args.policy.as_ref())?;
-    let data = super::data_location(args.data);
+    let data = super::data_location(args.data)?;
     let engine = super::open_engine(&data, engine).await?;
+    if let Some(file) = &args.policy {
+        engine
+            .check_policy(&policy)
+            .await
+            .with_context(|| format!("--policy {}", file.display()))?;
+    }
     let run = engine.decide(args.as_of, &policy).await?;
     let run_id = &run.summary.run_id;
     if args.publish {
@@ -82,7 +80,8 @@ pub async fn run(args: DecideArgs, engine: &QueryEngine) -> anyhow::Result<()> {
                     "p90_days_to_verdict": quantile(&waits, 0.9),
                 },
             });
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
             Ok(())
         }
         Format::Csv => {

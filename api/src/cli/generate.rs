@@ -25,8 +25,8 @@ pub struct GenerateArgs {
     /// Approximate total number of events; by default it follows from styles and days.
     #[arg(long)]
     pub events: Option<u64>,
-    /// First day of the period (UTC).
-    #[arg(long, default_value = "2026-09-01")]
+    /// First day of the period (UTC): a date or RFC 3339.
+    #[arg(long, default_value = "2026-09-01", value_parser = crate::time_input::day)]
     pub start: NaiveDate,
     /// How demand behaves: `default` (the model's own assumptions), `fast-fashion`
     /// (demand halving every 2–6 weeks, noisy days, stock far from demand, promotions,

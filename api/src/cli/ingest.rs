@@ -60,7 +60,7 @@ pub struct RollupArgs {
 }
 
 pub async fn run(args: IngestArgs, engine: &QueryEngine) -> anyhow::Result<()> {
-    let data = super::data_location(args.data.clone());
+    let data = super::data_location(args.data.clone())?;
     let dataset = super::dataset(&data)?;
     if let Some(root) = dataset.storage.local_root() {
         std::fs::create_dir_all(root).with_context(|| format!("creating {data}"))?;
@@ -92,7 +92,7 @@ pub async fn run(args: IngestArgs, engine: &QueryEngine) -> anyhow::Result<()> {
 }
 
 pub async fn run_rollup(args: RollupArgs, engine: &QueryEngine) -> anyhow::Result<()> {
-    let data = super::data_location(args.data);
+    let data = super::data_location(args.data)?;
     let report = refresh(&data, args.policy.as_ref(), args.rebuild, engine).await?;
     print_report(&report);
     Ok(())

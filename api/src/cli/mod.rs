@@ -65,8 +65,9 @@ pub enum Command {
 /// The bundled sample dataset: `data/sample` in the working directory or the nearest
 /// folder above it (so `cargo run` works from anywhere in the repository), else beside
 /// the package `cargo run` names at run time. Nothing is baked in at compile time: a
-/// release binary copied elsewhere looks where it runs.
-pub fn default_data_dir() -> PathBuf {
+/// release binary copied elsewhere looks where it runs, and finds nothing outside a
+/// checkout.
+pub fn default_data_dir() -> Option<PathBuf> {
     let sample = Path::new("data").join("sample");
     let from_cwd = std::env::current_dir().ok().and_then(|cwd| {
         cwd.ancestors()
@@ -78,17 +79,42 @@ pub fn default_data_dir() -> PathBuf {
             .map(|dir| PathBuf::from(dir).join("..").join(&sample))
             .filter(|candidate| candidate.is_dir())
     };
-    from_cwd.or_else(from_cargo).unwrap_or(sample)
+    from_cwd.or_else(from_cargo)
 }
 
-/// `--data` as given, or the bundled sample.
-pub fn data_location(data: Option<String>) -> String {
-    data.unwrap_or_else(|| default_data_dir().display().to_string())
+/// `--data` as given, or the bundled sample when there is one.
+///
+/// # Errors
+/// No `--data` and no `data/sample` here or above.
+pub fn data_location(data: Option<String>) -> anyhow::Result<String> {
+    if let Some(data) = data {
+        return Ok(data);
+    }
+    match default_data_dir() {
+        Some(dir) => Ok(dir.display().to_string()),
+        None => anyhow::bail!(
+            "no --data given (or ASSAY_DATA) and no bundled data/sample in {} or a folder \
+             above it; pass --data DIR or --data s3://BUCKET/PREFIX",
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|_| "the working folder".into())
+        ),
+    }
 }
 
 /// The dataset at a `--data` location: a folder or `s3://bucket/prefix`.
 fn dataset(location: &str) -> anyhow::Result<Dataset> {
     Dataset::open(location).with_context(|| format!("dataset {location}"))
+}
+
+/// Whether the error is stdout closed under us (`assay decide | head`): the reader has
+/// what it wanted, so the command ends quietly, as `cat` would.
+pub fn is_closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// An error and its causes on one line, each said once: a library error often repeats

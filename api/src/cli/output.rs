@@ -14,8 +14,46 @@ pub enum Format {
 }
 
 pub fn print_batches(batches: &[RecordBatch], format: Format) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = Watched {
+        inner: std::io::stdout().lock(),
+        closed: false,
+    };
+    let printed = write_batches(&mut out, batches, format);
+    if out.closed {
+        // The csv writer keeps only the text of an I/O error: say it the typed way, so
+        // the caller can tell a closed pipe from a failure.
+        return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+    }
+    printed
+}
+
+/// A writer that remembers whether its reader went away.
+struct Watched<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(|e| self.note(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|e| self.note(e))
+    }
+}
+
+impl<W> Watched<W> {
+    fn note(&mut self, error: &std::io::Error) {
+        self.closed |= error.kind() == std::io::ErrorKind::BrokenPipe;
+    }
+}
+
+fn write_batches(
+    mut out: impl Write,
+    batches: &[RecordBatch],
+    format: Format,
+) -> anyhow::Result<()> {
     match format {
         Format::Table => writeln!(
             out,

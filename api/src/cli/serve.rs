@@ -148,7 +148,7 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
                 )
             })?;
     }
-    let data = super::data_location(args.data.or(file.data));
+    let data = super::data_location(args.data.or(file.data))?;
     let policy = super::decide::load_policy(args.policy.or(file.policy).as_ref())?;
     let tokens = args
         .tokens

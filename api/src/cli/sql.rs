@@ -14,7 +14,7 @@ pub struct SqlArgs {
 }
 
 pub async fn run(args: SqlArgs, engine: &QueryEngine) -> anyhow::Result<()> {
-    let data = super::data_location(args.data);
+    let data = super::data_location(args.data)?;
     let engine = super::open_engine(&data, engine).await?;
     let batches = engine.query(&args.sql).await?;
     print_batches(&batches, args.format)

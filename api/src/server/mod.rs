@@ -109,6 +109,8 @@ impl Application {
             metrics_handle()?,
             config.sql,
         ));
+        // A policy naming a category the catalog lacks is refused before serving.
+        state.engine.check_policy(&state.policy).await?;
         let run = state
             .load_published()
             .await

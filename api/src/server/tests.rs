@@ -314,6 +314,16 @@ async fn decisions_filter_and_sort() {
         let day = &i["launch_at"].as_str().unwrap()[..10];
         assert!(("2026-09-20"..="2026-09-21").contains(&day), "{day}");
     }
+    // The same days written as instants (the format of `launch_at` itself).
+    let late_again = get(
+        f,
+        "/v1/decisions?launched_from=2026-09-20T06:00:00Z&launched_to=2026-09-21T23:00:00Z&limit=1000",
+        Some(Role::Viewer),
+    )
+    .await
+    .json();
+    assert!(!late["items"].as_array().unwrap().is_empty());
+    assert_eq!(late_again["items"], late["items"]);
 }
 
 #[tokio::test]
@@ -326,6 +336,7 @@ async fn bad_decision_parameters_say_what_is_wrong() {
         ("verdict=kep", "verdict"),
         ("min_p_keep=2", "min_p_keep"),
         ("launched_from=yesterday", "launched_from"),
+        ("launched_to=21.09.2026", "a date (2026-10-05)"),
         ("cursor=zz", "cursor"),
         // A multi-byte char where a hex pair is read must not split it (this panicked).
         ("cursor=a%E2%82%AC", "cursor"),
@@ -788,6 +799,8 @@ async fn runs_are_listed_read_and_recomputed_by_admins_only() {
     for (as_of, says) in [
         ("2020-01-01T00:00:00Z", "launched"),
         ("2030-01-01T00:00:00Z", "newest event"),
+        ("2030-01-01", "newest event"),
+        ("01/01/2030", "RFC 3339"),
     ] {
         let refused = call(
             &f,

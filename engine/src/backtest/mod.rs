@@ -276,6 +276,9 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
         .policies
         .first()
         .ok_or_else(|| EngineError::Backtest("no policy to test".into()))?;
+    for named in &request.policies {
+        engine.check_policy(&named.policy).await?;
+    }
     let data_end = engine.latest_event();
     let outcomes = outcomes(engine, request, &reference.policy, data_end).await?;
     let scope: HashMap<&str, &Outcome> =

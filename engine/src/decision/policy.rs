@@ -175,6 +175,11 @@ pub enum PolicyError {
         value: f64,
         expected: &'static str,
     },
+    #[error(
+        "policy [categories.{category}] names no category of the style catalog (it would never \
+         apply); the catalog's categories: {known}"
+    )]
+    UnknownCategory { category: String, known: String },
 }
 
 /// The raw file layout: category tables hold only the fields they override.
@@ -192,6 +197,25 @@ struct PolicyFile {
 }
 
 impl Policy {
+    /// Checks that every `[categories.NAME]` table names a category of the catalog: a
+    /// typo (`outerwaer`) would otherwise be accepted and silently never apply.
+    ///
+    /// # Errors
+    /// The first category the catalog does not have, with the ones it has.
+    pub fn check_categories<'a>(
+        &self,
+        catalog: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), PolicyError> {
+        let known: std::collections::BTreeSet<&str> = catalog.into_iter().collect();
+        match self.categories.keys().find(|c| !known.contains(c.as_str())) {
+            None => Ok(()),
+            Some(category) => Err(PolicyError::UnknownCategory {
+                category: category.clone(),
+                known: known.into_iter().collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
     /// Reads and validates a policy file.
     ///
     /// # Errors
@@ -416,6 +440,15 @@ mod tests {
     #[test]
     fn resolved_policy_round_trips() {
         let p = Policy::from_toml("[categories.shoes]\nmin_days_live = 10\n", "t").unwrap();
+        assert!(p.check_categories(["shoes", "tops"]).is_ok());
+        let typo = p
+            .check_categories(["tops", "outerwear"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            typo.contains("[categories.shoes]") && typo.contains("outerwear, tops"),
+            "{typo}"
+        );
         let again = Policy::from_toml(&p.to_toml(), "t2").unwrap();
         assert_eq!(p, again);
         assert_eq!(p.version(), again.version());

@@ -45,9 +45,13 @@ pub struct DecisionQuery {
     /// A market code, or `ALL` for pooled rows. Default: every row.
     #[serde(default, deserialize_with = "empty_as_none")]
     pub market: Option<String>,
-    /// Launched on or after this day (UTC).
+    /// Launched on or after this day (UTC): a date, or RFC 3339 meaning its UTC date.
+    #[serde(default, deserialize_with = "crate::time_input::optional_day")]
+    #[param(value_type = Option<String>, example = "2026-10-01")]
     pub launched_from: Option<NaiveDate>,
-    /// Launched on or before this day (UTC).
+    /// Launched on or before this day (UTC): a date, or RFC 3339 meaning its UTC date.
+    #[serde(default, deserialize_with = "crate::time_input::optional_day")]
+    #[param(value_type = Option<String>, example = "2026-10-31")]
     pub launched_to: Option<NaiveDate>,
     /// Only rows with P(keep) at least this.
     #[param(minimum = 0.0, maximum = 1.0)]
