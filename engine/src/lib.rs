@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod memory_ceiling;
 pub mod parquet_io;
 mod plan_size;
+pub mod progress;
 mod query_slots;
 pub mod rollup;
 mod run;

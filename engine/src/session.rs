@@ -30,6 +30,8 @@ pub struct Engine {
     store: DecisionStore,
     overrides: Arc<OverrideStore>,
     rollup: Rollup,
+    /// Bars and spinners for long work (the rollup, a backtest), when a CLI asks.
+    progress: crate::progress::Progress,
     bad_files: BadFiles,
     set_aside: std::sync::Mutex<Vec<SetAside>>,
 }
@@ -89,6 +91,7 @@ impl Engine {
             compute,
             query_engine: engine.clone(),
             rollup,
+            progress: crate::progress::Progress::default(),
             bad_files: bad,
             set_aside: std::sync::Mutex::new(sources.set_aside.clone()),
             dataset,
@@ -151,7 +154,13 @@ impl Engine {
         self.check_new_event_files()?;
         let report = self
             .rollup
-            .refresh(&self.compute, &self.dataset, params, rebuild)
+            .refresh(
+                &self.compute,
+                &self.dataset,
+                params,
+                rebuild,
+                &self.progress,
+            )
             .await?;
         if self.query_engine.is_ballista() {
             // Ballista ships only listing tables to its executors: the compute session
@@ -160,6 +169,11 @@ impl Engine {
         }
         self.rollup.hold_in_memory(&self.ctx).await?;
         Ok(report)
+    }
+
+    /// Whether long work draws progress on the terminal (off by default).
+    pub fn progress(&self) -> &crate::progress::Progress {
+        &self.progress
     }
 
     /// The engine the funnel and rollup queries run on.

@@ -411,3 +411,28 @@ fn a_reader_that_stops_early_ends_the_command_quietly() {
         );
     }
 }
+
+#[test]
+fn long_work_shows_progress_on_a_terminal_and_nothing_elsewhere() {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
+    let tmp = tempfile::tempdir().unwrap();
+    copy_inputs(&sample, tmp.path());
+    let data = path_str(tmp.path());
+    // Piped (as in every other test): plain output only.
+    let (ok, _, stderr) = assay(&["rollup", "--data", data, "--rebuild"]);
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("days of the daily rollup"), "{stderr}");
+    // Under a pseudo-terminal (util-linux `script`), the rebuild draws its bar.
+    let command = format!(
+        "{} rollup --data {data} --rebuild",
+        env!("CARGO_BIN_EXE_assay")
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("ASSAY_DATA")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("days of the daily rollup"), "{shown}");
+}

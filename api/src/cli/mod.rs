@@ -15,6 +15,7 @@ mod token;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use assay_engine::progress::Progress;
 use assay_engine::source::{BadFiles, Dataset};
 use assay_engine::{Engine, QueryEngine};
 use clap::{Parser, Subcommand};
@@ -171,11 +172,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Opens a dataset for a one-shot command (bad files fail it: the user is there).
+/// Opens a dataset for a one-shot command (bad files fail it: the user is there), which
+/// shows the progress of long work on a terminal.
 async fn open_engine(data: &str, engine: &QueryEngine) -> anyhow::Result<Engine> {
-    Engine::open_on(dataset(data)?, BadFiles::Fail, engine)
+    let progress = Progress::on_terminal();
+    let step = progress.step(format!("opening {data}"));
+    let opened = Engine::open_on(dataset(data)?, BadFiles::Fail, engine)
         .await
-        .with_context(|| format!("opening dataset {data} on engine {engine}"))
+        .with_context(|| format!("opening dataset {data} on engine {engine}"))?;
+    step.finish_and_clear();
+    opened.progress().show(true);
+    Ok(opened)
 }
 
 #[cfg(test)]

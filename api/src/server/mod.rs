@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 
 use assay_engine::Engine;
 use assay_engine::decision::Policy;
+use assay_engine::progress::Progress;
 use assay_engine::source::{BadFiles, Dataset};
 
 use crate::auth::{Role, TokenStore};
@@ -81,6 +82,8 @@ impl Application {
         // logged and reported by /readyz.
         let dataset =
             Dataset::open(&config.data).with_context(|| format!("dataset {}", config.data))?;
+        // Start-up on millions of events takes a while: say so on a terminal.
+        let step = Progress::on_terminal().step(format!("opening {}", config.data));
         let engine = Engine::open_on(dataset, BadFiles::SetAside, &config.engine)
             .await
             .with_context(|| {
@@ -89,6 +92,8 @@ impl Application {
                     config.data, config.engine
                 )
             })?;
+        step.finish_and_clear();
+        engine.progress().show(true);
         let tokens = TokenStore::open(&config.tokens)?;
         if tokens.is_empty() {
             let token = tokens.create("admin", Role::Admin)?;
@@ -115,6 +120,8 @@ impl Application {
             .load_published()
             .await
             .context("loading the published decision run")?;
+        // Serving: refreshes from here on are logged, not drawn between log lines.
+        state.engine.progress().show(false);
         tracing::info!(run_id = %run.run_id, as_of = %run.as_of, "loaded decision run");
         let pg = match config.pg_listen {
             Some(addr) => {

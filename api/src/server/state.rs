@@ -226,7 +226,12 @@ impl AppState {
             Some(published) => self.engine.store().run_summary(&published.run_id)?,
             None => {
                 tracing::info!("no decision run published yet: computing one and publishing it");
+                let step = self
+                    .engine
+                    .progress()
+                    .step("computing the first decision run");
                 let run = self.engine.decide(None, &self.policy).await?.summary;
+                step.finish_and_clear();
                 self.engine.publish(&run.run_id, "assay serve").await?;
                 run
             }

@@ -280,7 +280,11 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
         engine.check_policy(&named.policy).await?;
     }
     let data_end = engine.latest_event();
+    let step = engine
+        .progress()
+        .step("reading what each style went on to do");
     let outcomes = outcomes(engine, request, &reference.policy, data_end).await?;
+    step.finish_and_clear();
     let scope: HashMap<&str, &Outcome> =
         outcomes.iter().map(|o| (o.style_id.as_str(), o)).collect();
 
@@ -288,7 +292,12 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
     let (mut fixed, mut early) = (Tracker::new(), Tracker::new());
     let mut snapshots: HashMap<String, BTreeMap<usize, Snapshot>> = HashMap::new();
     let mut day = request.from;
+    let bar = engine.progress().bar(
+        (request.to - request.from).num_days() as u64 + 1,
+        "days replayed",
+    );
     while day <= request.to {
+        bar.inc(1);
         // Past the newest event there is nothing more to know.
         let as_of = end_of_day(day).min(data_end);
         let mut by_window: HashMap<String, Funnel> = HashMap::new();
@@ -399,7 +408,11 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
         }
         day = day + Days::new(1);
     }
+    bar.finish_and_clear();
 
+    let step = engine
+        .progress()
+        .step("scoring every call in money on the world's demand paths");
     let money_world = money_world(engine, &outcomes, &reference.policy).await?;
     // Only styles whose whole test the replay covers (launched at least the test
     // window before its last day) are scored in money: a style launched the day before
@@ -542,6 +555,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
         results[policy_points[front].0].pareto = true;
     }
 
+    step.finish_and_clear();
     let created = Utc::now();
     Ok(BacktestReport {
         id: format!(

@@ -30,6 +30,7 @@ pub use state::{EventListing, FileStamp, RollupState, first_changed_day, is_list
 
 use crate::error::{EngineError, Result};
 use crate::parquet_io::rollup_writer_properties;
+use crate::progress::Progress;
 use crate::source::{self, Dataset};
 use crate::sql::ViewParams;
 use crate::storage::{self, Storage};
@@ -224,6 +225,7 @@ impl Rollup {
         data: &Dataset,
         params: &ViewParams,
         rebuild: bool,
+        progress: &Progress,
     ) -> Result<RefreshReport> {
         let started = Instant::now();
         let _lock = self.storage.lock(&storage::join(DIR, ".lock"), true)?;
@@ -273,6 +275,10 @@ impl Rollup {
             self.link_days_before(&Self::generation_dir(prev.generation), &dir, from)?;
         }
         let until = through + Days::new(1);
+        let bar = progress.bar(
+            (until - from).num_days().max(0) as u64,
+            "days of the daily rollup",
+        );
         let (mut days_written, mut rows_written) = (0, 0);
         let mut chunk_from = from;
         while chunk_from < until {
@@ -288,8 +294,10 @@ impl Rollup {
                 ctx.deregister_table(TABLE)?;
                 self.register_dir(ctx, &dir).await?;
             }
+            bar.inc((chunk_until - chunk_from).num_days() as u64);
             chunk_from = chunk_until;
         }
+        bar.finish_and_clear();
         let inputs = Self::inputs_dir(generation);
         for name in [source::STYLES, source::RECEIPTS] {
             self.storage.copy(name, &storage::join(&inputs, name))?;
