@@ -35,27 +35,24 @@ pub fn day(text: &str) -> Result<NaiveDate, String> {
         .ok_or_else(|| format!("`{text}` is not a day: {EXPECTED}"))
 }
 
-/// [`instant`] for an optional field of a JSON body or query string.
+/// [`instant`] for an optional field of a JSON body (`null` or absent: unset; an empty
+/// string is not a time).
 pub fn optional_instant<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<DateTime<Utc>>, D::Error> {
-    optional(deserializer, instant)
+    Option::<String>::deserialize(deserializer)?
+        .map(|text| instant(&text).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
-/// [`day`] for an optional field of a JSON body or query string; empty means unset.
+/// [`day`] for an optional query-string parameter; `?launched_from=` (empty) is unset,
+/// as for the other filters.
 pub fn optional_day<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<NaiveDate>, D::Error> {
-    optional(deserializer, day)
-}
-
-fn optional<'de, D: Deserializer<'de>, T>(
-    deserializer: D,
-    parse: fn(&str) -> Result<T, String>,
-) -> Result<Option<T>, D::Error> {
     Option::<String>::deserialize(deserializer)?
         .filter(|text| !text.is_empty())
-        .map(|text| parse(&text).map_err(serde::de::Error::custom))
+        .map(|text| day(&text).map_err(serde::de::Error::custom))
         .transpose()
 }
 

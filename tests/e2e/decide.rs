@@ -34,6 +34,7 @@ fn every_stored_verdict_follows_from_its_numbers_and_the_policy() {
 
     for d in &run.decisions {
         let ctx = format!("{} {}: {d:?}", d.style_id, d.market);
+        assert_row_reads_right(d);
         // The probabilities are recomputable from the stored posterior, the curve and
         // the thresholds: the posterior is on the launch rate, the levels on the mean
         // rate over the planned life.
@@ -297,6 +298,21 @@ fn the_same_inputs_give_the_same_decisions_and_runs_are_kept() {
     assert_eq!(runs.lines().nth(1), Some("2"), "{runs}");
 }
 
+/// What a merchandiser reads off a row cannot look wrong: every row says why, and
+/// sell-through (net of returns, over units received) never tops 100 % even where
+/// returned units were restocked and sold again.
+fn assert_row_reads_right(d: &assay_engine::decision::Decision) {
+    let ctx = format!("{} {}", d.style_id, d.market);
+    assert!(!d.reasons.is_empty(), "{ctx}: no reason");
+    assert!(
+        (0.0..=1.0).contains(&d.sell_through),
+        "{ctx}: sell-through {} ({} sold of {} received)",
+        d.sell_through,
+        d.units_sold,
+        d.units_received
+    );
+}
+
 #[test]
 fn decide_runs_on_the_bundled_sample_with_no_arguments() {
     // The sample is part of the repository; decide must not dirty it, so run on a copy.
@@ -306,6 +322,11 @@ fn decide_runs_on_the_bundled_sample_with_no_arguments() {
     let out = assay_ok(&["decide", "--data", path_str(tmp.path()), "--format", "json"]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["summary"]["styles"], 200);
+    let store = DecisionStore::new(Storage::local(tmp.path()));
+    let latest = store.latest_run().unwrap().expect("a stored run");
+    for d in &store.read_run(&latest.run_id).unwrap().decisions {
+        assert_row_reads_right(d);
+    }
     assert!(
         json["top_keeps"]
             .as_array()

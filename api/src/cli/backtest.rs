@@ -174,13 +174,15 @@ fn print_money(r: &backtest::BacktestReport) {
             continue;
         };
         println!(
-            "{}: own forecasts on {} calls: calibration error {:.3}; expected wrong {:.1}, wrong in the truth {:.1}; {:.1} % of true demand inside its 80 % intervals",
+            "{}: own forecasts on {} calls: calibration error {:.3}; expected wrong {:.1}, wrong in the truth {:.1}; {:.1} % of true demand inside its 80 % intervals ({:.1} % below, {:.1} % above)",
             p.name,
             f.calls,
             f.calibration_error,
             f.expected_wrong,
             f.observed_wrong,
-            f.interval_coverage * 100.0
+            f.interval_coverage * 100.0,
+            f.below_interval * 100.0,
+            (1.0 - f.interval_coverage - f.below_interval) * 100.0
         );
         for b in f.calibration.iter().filter(|b| b.count > 0) {
             println!(
@@ -211,7 +213,7 @@ fn print_summary(r: &backtest::BacktestReport) {
         "keeps",
         "drops",
         "wrong k/d",
-        "(realised)",
+        "realised",
         "median d",
         "P90 d",
         "testing",
@@ -238,8 +240,9 @@ fn print_summary(r: &backtest::BacktestReport) {
         );
         if let Some(e) = &p.expected_vs_observed {
             println!(
-                "{:<46} expected wrong keeps {:.1} (observed {}), wrong drops {:.1} (observed {}) on the last day",
+                "{:<46} its last day's run alone ({} calls with a known outcome): expected wrong keeps {:.1}, observed {}; wrong drops {:.1}, observed {}",
                 "",
+                e.judged,
                 e.expected_wrong_keeps,
                 e.observed_wrong_keeps,
                 e.expected_wrong_drops,
@@ -247,4 +250,5 @@ fn print_summary(r: &backtest::BacktestReport) {
             );
         }
     }
+    println!("{}", report::SELL_THROUGH_SCALE);
 }

@@ -347,7 +347,6 @@ pub struct NewRunBody {
     /// Decide as of this time, RFC 3339 or a date (the end of that day, UTC)
     /// (default: the latest event).
     #[serde(default, deserialize_with = "crate::time_input::optional_instant")]
-    #[schema(value_type = Option<String>, example = "2026-10-05T12:00:00Z")]
     pub as_of: Option<DateTime<Utc>>,
     /// Serve the run at once (default: yes, unless `as_of` is more than a day before
     /// the newest event: a look back is published only when asked).

@@ -801,6 +801,7 @@ async fn runs_are_listed_read_and_recomputed_by_admins_only() {
         ("2030-01-01T00:00:00Z", "newest event"),
         ("2030-01-01", "newest event"),
         ("01/01/2030", "RFC 3339"),
+        ("", "RFC 3339"),
     ] {
         let refused = call(
             &f,

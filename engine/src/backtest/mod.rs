@@ -16,7 +16,7 @@ use std::time::Instant;
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use serde::Serialize;
 
-use crate::decision::{self, ALL_MARKETS, Policy, Verdict};
+use crate::decision::{self, ALL_MARKETS, DecisionRule, Policy, Verdict};
 use crate::error::{EngineError, Result};
 use crate::funnel::Funnel;
 use crate::session::Engine;
@@ -358,7 +358,12 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
                         .insert(d.style_id.clone(), (d.days_live, on_hand));
                 }
             }
-            tracker.last_day = Some(observed);
+            // The run's expected wrong calls are in the sense of the rule that made them:
+            // rates against the keep/drop levels for the sell-through rule, money for
+            // the profit rule, whose calls the forecast check scores on the true paths.
+            if named.policy.defaults.decision_rule == DecisionRule::SellThrough {
+                tracker.last_day = Some(observed);
+            }
         }
         // The baselines look at the reference policy's funnel.
         if let Some(funnel) = by_window.get(&window_key(&reference.policy)) {

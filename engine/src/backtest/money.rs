@@ -321,8 +321,9 @@ struct ForecastTruth {
     /// Share of the paths on which the call is right in money.
     share_right: f64,
     /// Share of the paths whose demand to the season's end is inside the forecast's
-    /// 80 % interval.
+    /// 80 % interval, and below it (the rest are above it).
     share_inside: f64,
+    share_below: f64,
 }
 
 /// How well a policy's own forecasts held against the truth (profit rule only).
@@ -339,8 +340,10 @@ pub struct ForecastCheck {
     /// ...and Σ (1 − share of paths right): the wrong calls the truth makes of them.
     pub observed_wrong: f64,
     /// Share of true demand paths inside the calls' 80 % demand intervals (0.8 when
-    /// the intervals are honest).
+    /// the intervals are honest), and below their P10 (0.1 when honest; the rest are
+    /// above their P90): a forecast too narrow misses on both sides, a biased one on one.
     pub interval_coverage: f64,
+    pub below_interval: f64,
 }
 
 impl ForecastCheck {
@@ -358,6 +361,7 @@ impl ForecastCheck {
             expected_wrong: checks.iter().map(|c| 1.0 - c.p_right).sum(),
             observed_wrong: checks.iter().map(|c| 1.0 - c.share_right).sum(),
             interval_coverage: checks.iter().map(|c| c.share_inside).sum::<f64>() / n,
+            below_interval: checks.iter().map(|c| c.share_below).sum::<f64>() / n,
         })
     }
 }
@@ -470,14 +474,14 @@ impl MoneyWorld {
             Verdict::Test => return None,
         };
         let demand = s.paths.demand_from(days);
-        let inside = demand
-            .iter()
-            .filter(|&&d| d >= forecast.demand_p10 && d <= forecast.demand_p90)
-            .count();
+        let share = |inside: &dyn Fn(f64) -> bool| {
+            demand.iter().filter(|&&d| inside(d)).count() as f64 / demand.len().max(1) as f64
+        };
         Some(ForecastTruth {
             p_right: forecast.p_right,
             share_right,
-            share_inside: inside as f64 / demand.len().max(1) as f64,
+            share_inside: share(&|d| d >= forecast.demand_p10 && d <= forecast.demand_p90),
+            share_below: share(&|d| d < forecast.demand_p10),
         })
     }
 

@@ -177,6 +177,10 @@ fn score_cells(s: &Scores) -> String {
     )
 }
 
+/// What the scores table's wrong calls mean, said under it: it is easily read as
+/// the money table's or the last-day run's measure, which it is not.
+pub const SELL_THROUGH_SCALE: &str = "wrong k/d: every call of the replay judged on the sell-through scale (a keep is wrong when the style's true rate stays below the keep level, a drop when it reaches it); realised: the same against the rate the data went on to show. Where the data has a money world (truth_markets.parquet), perfect hindsight keeps what would have made money, so it is not all right on this scale, and the money table scores the profit rule: this scale is the first release's.";
+
 const SCORE_HEADER: &str = "<th>styles</th><th>keeps</th><th>drops</th><th>wrong keeps (truth)</th><th>wrong drops (truth)</th><th>wrong keeps (realised)</th><th>wrong drops (realised)</th><th>days to verdict, median</th><th>P90</th><th>still testing</th><th>margin proxy</th>";
 
 /// An SVG of `size` (width, height, padding) with a white ground, the two axes and
@@ -298,7 +302,11 @@ pub fn render_html(report: &BacktestReport) -> String {
         },
         secs = report.seconds,
     );
-    html.push_str("<h2>Scores</h2><table><tr><th>policy or rule</th>");
+    let _ = write!(
+        html,
+        "<h2>Scores</h2><p>{}</p><table><tr><th>policy or rule</th>",
+        escape(SELL_THROUGH_SCALE)
+    );
     html.push_str(SCORE_HEADER);
     html.push_str("<th>Pareto front</th></tr>");
     for r in &report.results {
@@ -348,17 +356,19 @@ pub fn render_html(report: &BacktestReport) -> String {
             .filter_map(|r| Some((r, r.money.as_ref()?.forecasts.as_ref()?)))
             .collect();
         if !checked.is_empty() {
-            html.push_str("<h3>Are the calls' own probabilities honest?</h3><p>P(right) at each call (a keep: its reorder makes money; a drop: the MOQ would not) against the share of the true demand paths on which it was right; the 80 % demand interval against the share of paths inside it.</p><table><tr><th>policy</th><th>calls</th><th>calibration error</th><th>expected wrong</th><th>wrong in the truth</th><th>inside the 80 % interval</th></tr>");
+            html.push_str("<h3>Are the calls' own probabilities honest?</h3><p>P(right) at each call (a keep: its reorder makes money; a drop: the MOQ would not) against the share of the true demand paths on which it was right; the 80 % demand interval against the share of paths inside it.</p><table><tr><th>policy</th><th>calls</th><th>calibration error</th><th>expected wrong</th><th>wrong in the truth</th><th>inside the 80 % interval</th><th>below it</th><th>above it</th></tr>");
             for (r, f) in checked {
                 let _ = write!(
                     html,
-                    "<tr><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1} %</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1} %</td><td>{:.1} %</td><td>{:.1} %</td></tr>",
                     escape(&r.name),
                     f.calls,
                     f.calibration_error,
                     f.expected_wrong,
                     f.observed_wrong,
-                    f.interval_coverage * 100.0
+                    f.interval_coverage * 100.0,
+                    f.below_interval * 100.0,
+                    (1.0 - f.interval_coverage - f.below_interval) * 100.0
                 );
             }
             html.push_str("</table>");
@@ -388,7 +398,7 @@ pub fn render_html(report: &BacktestReport) -> String {
         if let Some(e) = &r.expected_vs_observed {
             let _ = write!(
                 html,
-                "<p>On the last day: expected wrong keeps {:.1}, observed {}; expected wrong drops {:.1}, observed {} ({} calls with a known outcome).</p>",
+                "<p>Its last day's run alone: expected wrong keeps {:.1}, observed {}; expected wrong drops {:.1}, observed {} ({} calls with a known outcome; wrong as the sell-through rule measures it).</p>",
                 e.expected_wrong_keeps,
                 e.observed_wrong_keeps,
                 e.expected_wrong_drops,

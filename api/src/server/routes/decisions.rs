@@ -47,11 +47,9 @@ pub struct DecisionQuery {
     pub market: Option<String>,
     /// Launched on or after this day (UTC): a date, or RFC 3339 meaning its UTC date.
     #[serde(default, deserialize_with = "crate::time_input::optional_day")]
-    #[param(value_type = Option<String>, example = "2026-10-01")]
     pub launched_from: Option<NaiveDate>,
     /// Launched on or before this day (UTC): a date, or RFC 3339 meaning its UTC date.
     #[serde(default, deserialize_with = "crate::time_input::optional_day")]
-    #[param(value_type = Option<String>, example = "2026-10-31")]
     pub launched_to: Option<NaiveDate>,
     /// Only rows with P(keep) at least this.
     #[param(minimum = 0.0, maximum = 1.0)]
