@@ -51,9 +51,8 @@ pub async fn run(args: DecideArgs, engine: &QueryEngine) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("--policy {}", file.display()))?;
     }
-    let step = engine.progress().step("deciding every style");
+    // No spinner of its own: the long part, a stale rollup's refresh, draws its bar.
     let run = engine.decide(args.as_of, &policy).await?;
-    step.finish_and_clear();
     let run_id = &run.summary.run_id;
     if args.publish {
         engine.publish(run_id, "assay decide").await?;
