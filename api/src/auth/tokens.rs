@@ -185,7 +185,6 @@ impl TokenStore {
             scram: Some(ScramSecret::derive(&token)),
         });
         self.save(&records)?;
-        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = modified(&self.path);
         Ok(token)
     }
 
@@ -217,7 +216,6 @@ impl TokenStore {
             return Err(TokenError::Unknown(name.into()));
         }
         self.save(&records)?;
-        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = modified(&self.path);
         Ok(())
     }
 
@@ -268,7 +266,10 @@ impl TokenStore {
         file.write_all(&body)
             .and_then(|()| file.sync_all())
             .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(fail)
+            .map_err(fail)?;
+        // What this store wrote is what it holds: no reread on the next call.
+        *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = modified(&self.path);
+        Ok(())
     }
 }
 
