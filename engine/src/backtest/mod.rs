@@ -619,6 +619,7 @@ fn forecast(d: &decision::Decision) -> Option<Forecast> {
         p_right,
         demand_p10: d.demand_p10,
         demand_p90: d.demand_p90,
+        half_life_days: d.decay_half_life_days,
     })
 }
 

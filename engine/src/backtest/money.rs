@@ -377,6 +377,9 @@ pub struct StyleMoney {
     /// The best order and its value at launch, knowing the truth.
     pub hindsight_units: i64,
     pub hindsight_profit: f64,
+    /// Mean true demand from the call to the season's end, all markets, stock
+    /// permitting or not: what the call's forecast interval aims at.
+    pub true_demand: f64,
 }
 
 /// One style's world, with the best order a buyer who knew it would place at launch.
@@ -524,10 +527,12 @@ impl MoneyWorld {
             } else {
                 self.clairvoyant(style, days, &call.on_hand_by_market)
             };
+            let demand = self.styles[*style].paths.demand_from(days);
             let money = StyleMoney {
                 profit: value,
                 clairvoyant_units,
                 clairvoyant_profit,
+                true_demand: demand.iter().sum::<f64>() / demand.len().max(1) as f64,
                 ..nothing
             };
             (money, Some(call), self.check(call))

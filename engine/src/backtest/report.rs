@@ -113,6 +113,10 @@ fn outcomes_batch(report: &BacktestReport) -> Result<RecordBatch> {
         Field::new("clairvoyant_profit", DataType::Float64, true),
         Field::new("hindsight_units", DataType::Int64, true),
         Field::new("hindsight_profit", DataType::Float64, true),
+        Field::new("demand_p10", DataType::Float64, true),
+        Field::new("demand_p90", DataType::Float64, true),
+        Field::new("true_demand", DataType::Float64, true),
+        Field::new("half_life_days", DataType::Float64, true),
     ];
     let money = |f: &dyn Fn(&StyleMoney) -> f64| float(&|r| r.3.map(f));
     let money_units = |f: &dyn Fn(&StyleMoney) -> i64| int(&|r| r.3.map(f));
@@ -140,6 +144,13 @@ fn outcomes_batch(report: &BacktestReport) -> Result<RecordBatch> {
         money(&|m| m.clairvoyant_profit),
         money_units(&|m| m.hindsight_units),
         money(&|m| m.hindsight_profit),
+        float(&|r| r.1.forecast.map(|f| f.demand_p10)),
+        float(&|r| r.1.forecast.map(|f| f.demand_p90)),
+        float(&|r| {
+            r.3.filter(|_| r.1.forecast.is_some())
+                .map(|m| m.true_demand)
+        }),
+        float(&|r| r.1.forecast.and_then(|f| f.half_life_days)),
     ];
     Ok(RecordBatch::try_new(
         Arc::new(Schema::new(fields)),

@@ -78,6 +78,8 @@ pub struct Forecast {
     /// markets, stock permitting or not.
     pub demand_p10: f64,
     pub demand_p90: f64,
+    /// The demand curve's half-life the forecast assumed (`None`: no decay).
+    pub half_life_days: Option<f64>,
 }
 
 /// Wrong calls counted one way.

@@ -15,6 +15,16 @@
 //! followed by quiet weekdays looks like decay: each day of the week gets its own
 //! traffic factor, fitted with the curve, and the half-life has a log-normal prior
 //! around the policy's (σ = 0.5), which the data outweigh once they span a few weeks.
+//!
+//! One half-life per category is what the exposure weighs by, but styles differ around
+//! it: demand late in the season grows fast with the half-life, so a forecast on the
+//! category's alone is too low for the long sellers and too sure of itself. A style's
+//! half-life is log-normal around the category's centre; centre and spread maximise
+//! the likelihood with each style's own half-life integrated out (on the grid; each
+//! style's likelihood flattened by its day noise, φ = 1 + units per day / k), so every
+//! style counts once, not by its units — fitting one half-life to all would let the
+//! fast sellers, which sell most early, pull it short. A new style's spread is that of
+//! the styles and of the centre's own uncertainty together.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -42,15 +52,33 @@ pub struct Curve {
     pub day_dispersion: f64,
     /// Launches the curve was estimated from (0: the policy's fallback).
     pub launches: usize,
+    /// Spread (sd of the log) of one style's half-life around `half_life_days`: the
+    /// styles' own and the estimate's uncertainty (0 with no decay).
+    #[serde(default)]
+    pub half_life_spread: f64,
 }
 
 impl Curve {
-    /// The policy's curve, used where no category has enough launches.
+    /// The policy's curve, used where no category has enough launches: a style's
+    /// half-life is as uncertain as the prior on a category's.
     pub fn fallback(half_life_days: f64, day_dispersion: f64) -> Self {
         Self {
             half_life_days,
             day_dispersion,
             launches: 0,
+            half_life_spread: if half_life_days.is_finite() {
+                HALF_LIFE_PRIOR_SD
+            } else {
+                0.0
+            },
+        }
+    }
+
+    /// The same curve with another half-life (one style's, drawn around this one).
+    pub fn with_half_life(&self, half_life_days: f64) -> Self {
+        Self {
+            half_life_days,
+            ..*self
         }
     }
 
@@ -78,11 +106,8 @@ impl Curve {
 
     /// ∫ g² over ages [from, to]: with the day noise, the spread of demand over a span.
     pub fn integral_squared(&self, from: f64, to: f64) -> f64 {
-        let doubled = Curve {
-            half_life_days: self.half_life_days / 2.0,
-            ..*self
-        };
-        doubled.integral(from, to)
+        self.with_half_life(self.half_life_days / 2.0)
+            .integral(from, to)
     }
 }
 
@@ -161,6 +186,18 @@ struct Series<'a> {
 /// How far (σ of log half-life) the fit may stray from the policy's curve on thin data.
 const HALF_LIFE_PRIOR_SD: f64 = 0.5;
 
+/// Spreads (sd of log half-life between styles) tried.
+const STYLE_SPREADS: [f64; 9] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
+
+/// Where on the log scale a half-life sits (no decay: just past the grid's longest).
+fn log_half_life(h: f64) -> f64 {
+    if h.is_finite() {
+        h.ln()
+    } else {
+        400.0_f64.ln()
+    }
+}
+
 fn fit(rows: &[&DailySales], min_launches: usize, prior: &Curve) -> Option<Curve> {
     let mut series: BTreeMap<(&str, &str), Series<'_>> = BTreeMap::new();
     for r in rows {
@@ -183,45 +220,110 @@ fn fit(rows: &[&DailySales], min_launches: usize, prior: &Curve) -> Option<Curve
     if launches < min_launches.max(1) {
         return None;
     }
-    let log_half_life = |h: f64| {
-        if h.is_finite() {
-            h.ln()
-        } else {
-            400.0_f64.ln()
-        }
-    };
+    let grid = half_life_grid();
+    let xs: Vec<f64> = grid.iter().map(|&h| log_half_life(h)).collect();
     let prior_centre = log_half_life(prior.half_life_days);
-    let log_posterior = |half_life: f64| {
-        let curve = Curve::fallback(half_life, f64::INFINITY);
-        let weekday = weekday_factors(&series, &curve);
-        let ll: f64 = series
-            .values()
-            .map(|s| {
-                let weighted: f64 = s
-                    .days
-                    .iter()
-                    .map(|d| d.exposure_days * curve.at(d.age_days) * weekday[d.weekday])
-                    .sum();
-                let log_mean: f64 = s
-                    .days
-                    .iter()
-                    .map(|d| d.units * (curve.at(d.age_days) * weekday[d.weekday]).ln())
-                    .sum();
-                log_mean - s.units * weighted.max(1e-12).ln()
-            })
-            .sum();
-        let z = (log_half_life(half_life) - prior_centre) / HALF_LIFE_PRIOR_SD;
-        ll - 0.5 * z * z
-    };
-    let (half_life, _) = half_life_grid()
-        .into_iter()
-        .map(|h| (h, log_posterior(h)))
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |best, (h, lp)| {
-            if lp > best.1 { (h, lp) } else { best }
-        });
-    let curve = Curve::fallback(half_life, f64::INFINITY);
-    let weekday = weekday_factors(&series, &curve);
-    // Day noise over whole in-stock days, each style at its own profiled rate.
+    let log_prior = |x: f64| -0.5 * ((x - prior_centre) / HALF_LIFE_PRIOR_SD).powi(2);
+    // Each series' log-likelihood at every half-life of the grid, its rate profiled out
+    // (the weekday factors refitted at each half-life).
+    let by_half_life: Vec<Vec<f64>> = grid
+        .iter()
+        .map(|&h| {
+            let curve = Curve::fallback(h, f64::INFINITY);
+            let weekday = weekday_factors(&series, &curve);
+            series
+                .values()
+                .map(|s| series_log_likelihood(s, &curve, &weekday))
+                .collect()
+        })
+        .collect();
+    // One half-life for every style: what the day noise is measured against.
+    let common = (0..grid.len())
+        .max_by(|&a, &b| {
+            let score = |g: usize| by_half_life[g].iter().sum::<f64>() + log_prior(xs[g]);
+            score(a).total_cmp(&score(b))
+        })
+        .unwrap_or(0);
+    let dispersion = day_dispersion(&series, &Curve::fallback(grid[common], f64::INFINITY));
+    // Each style's own half-life is log-normal around the category's: the category's
+    // centre and spread maximise the likelihood with each style's half-life integrated
+    // out. Noisy days flatten each style's likelihood (quasi-likelihood: ÷ φ).
+    let relative: Vec<Vec<f64>> = series
+        .values()
+        .enumerate()
+        .map(|(i, s)| {
+            let in_stock: f64 = s.days.iter().map(|d| d.exposure_days).sum();
+            let phi = if dispersion.is_finite() {
+                1.0 + s.units / in_stock.max(1.0) / dispersion
+            } else {
+                1.0
+            };
+            let top = (0..grid.len())
+                .map(|g| by_half_life[g][i])
+                .fold(f64::NEG_INFINITY, f64::max);
+            (0..grid.len())
+                .map(|g| ((by_half_life[g][i] - top) / phi).exp())
+                .collect()
+        })
+        .collect();
+    let mut scored = Vec::with_capacity(grid.len() * STYLE_SPREADS.len());
+    for (centre, &x) in xs.iter().enumerate() {
+        for &spread in &STYLE_SPREADS {
+            let weights = spread_weights(&xs, centre, spread);
+            let ll: f64 = relative
+                .iter()
+                .map(|e| {
+                    e.iter()
+                        .zip(&weights)
+                        .map(|(e, w)| e * w)
+                        .sum::<f64>()
+                        .max(1e-300)
+                        .ln()
+                })
+                .sum();
+            scored.push((centre, spread, ll + log_prior(x)));
+        }
+    }
+    let (centre, spread, best) =
+        scored
+            .iter()
+            .copied()
+            .fold((common, 0.0, f64::NEG_INFINITY), |best, s| {
+                if s.2 > best.2 { s } else { best }
+            });
+    // The centre's own uncertainty at that spread.
+    let fit_variance = grid_variance(
+        scored
+            .iter()
+            .filter(|s| s.1 == spread)
+            .map(|&(c, _, lp)| (xs[c], lp - best)),
+    );
+    let half_life = grid[centre];
+    Some(Curve {
+        half_life_days: half_life,
+        day_dispersion: dispersion,
+        launches,
+        half_life_spread: if half_life.is_finite() {
+            (spread * spread + fit_variance).sqrt()
+        } else {
+            0.0
+        },
+    })
+}
+
+/// A series' Poisson log-likelihood under `curve` and the weekday factors, its own
+/// rate profiled out (up to a constant).
+fn series_log_likelihood(s: &Series<'_>, curve: &Curve, weekday: &[f64; 7]) -> f64 {
+    let shape = |d: &DailySales| curve.at(d.age_days) * weekday[d.weekday];
+    let weighted: f64 = s.days.iter().map(|d| d.exposure_days * shape(d)).sum();
+    let log_mean: f64 = s.days.iter().map(|d| d.units * shape(d).ln()).sum();
+    log_mean - s.units * weighted.max(1e-12).ln()
+}
+
+/// Day noise beyond Poisson (the Gamma shape k), over whole in-stock days, each style
+/// at its own profiled rate: 1/k = Σ[(u − μ)² − u] / Σ μ².
+fn day_dispersion(series: &BTreeMap<(&str, &str), Series<'_>>, curve: &Curve) -> f64 {
+    let weekday = weekday_factors(series, curve);
     let (mut excess, mut squares) = (0.0, 0.0);
     for s in series.values() {
         let shape = |d: &DailySales| curve.at(d.age_days) * weekday[d.weekday];
@@ -233,16 +335,43 @@ fn fit(rows: &[&DailySales], min_launches: usize, prior: &Curve) -> Option<Curve
             squares += mean * mean;
         }
     }
-    let dispersion = if excess > 0.0 && squares > 0.0 {
+    if excess > 0.0 && squares > 0.0 {
         squares / excess
     } else {
         f64::INFINITY
-    };
-    Some(Curve {
-        half_life_days: half_life,
-        day_dispersion: dispersion,
-        launches,
-    })
+    }
+}
+
+/// A normal density on the log half-life grid around its `centre` point, summing to 1
+/// (all on the centre when the spread is 0).
+fn spread_weights(xs: &[f64], centre: usize, spread: f64) -> Vec<f64> {
+    if spread <= 0.0 {
+        return (0..xs.len())
+            .map(|g| f64::from(u8::from(g == centre)))
+            .collect();
+    }
+    let raw: Vec<f64> = xs
+        .iter()
+        .map(|x| (-0.5 * ((x - xs[centre]) / spread).powi(2)).exp())
+        .collect();
+    let total: f64 = raw.iter().sum();
+    raw.into_iter().map(|w| w / total).collect()
+}
+
+/// Variance of x under weights exp(log weight), from (x, log weight) pairs.
+fn grid_variance(points: impl Iterator<Item = (f64, f64)>) -> f64 {
+    let (mut w, mut wx, mut wxx) = (0.0, 0.0, 0.0);
+    for (x, lw) in points {
+        let weight = lw.exp();
+        w += weight;
+        wx += weight * x;
+        wxx += weight * x * x;
+    }
+    if w <= 0.0 {
+        return 0.0;
+    }
+    let mean = wx / w;
+    (wxx / w - mean * mean).max(0.0)
 }
 
 /// Each weekday's traffic factor (mean 1) under `curve`: units over expected units on
@@ -284,13 +413,19 @@ mod tests {
     use rand_distr::{Distribution, Gamma, Poisson};
 
     /// Styles with rates spread 1–30 units/day, selling out when their batch of 200 is
-    /// gone (so fast sellers drop out early), on a curve halving every 20 days, with
-    /// Gamma(4) day noise.
-    fn simulated(half_life: f64, k: f64, styles: usize) -> Vec<DailySales> {
+    /// gone (so fast sellers drop out early), each on its own curve, log-normal around
+    /// `half_life` with sd `spread`, with Gamma(k) day noise.
+    fn simulated(half_life: f64, spread: f64, k: f64, styles: usize) -> Vec<DailySales> {
         let mut rng = StdRng::seed_from_u64(3);
         let noise = Gamma::new(k, 1.0 / k).unwrap();
+        let own = rand_distr::LogNormal::new(half_life.ln(), spread.max(1e-9)).unwrap();
         let mut rows = Vec::new();
         for i in 0..styles {
+            let half_life = if spread > 0.0 {
+                own.sample(&mut rng)
+            } else {
+                half_life
+            };
             let rate = 1.0 + 29.0 * (i as f64 / styles as f64);
             let mut stock = 200.0;
             for day in 0..40 {
@@ -322,7 +457,7 @@ mod tests {
     #[test]
     fn the_fit_finds_the_half_life_and_the_day_noise() {
         let curves = DemandCurves::estimate(
-            &simulated(20.0, 4.0, 300),
+            &simulated(20.0, 0.0, 4.0, 300),
             10,
             Curve::fallback(f64::INFINITY, f64::INFINITY),
         );
@@ -338,12 +473,34 @@ mod tests {
             c.day_dispersion
         );
         assert_eq!(c.launches, 300);
+        // One curve for all: the spread is the centre's uncertainty and little more.
+        assert!(c.half_life_spread < 0.15, "spread {}", c.half_life_spread);
+    }
+
+    #[test]
+    fn the_fit_finds_how_far_styles_stray_from_their_category() {
+        let curves = DemandCurves::estimate(
+            &simulated(20.0, 0.4, 4.0, 400),
+            10,
+            Curve::fallback(f64::INFINITY, f64::INFINITY),
+        );
+        let c = curves.for_category("tops");
+        assert!(
+            (c.half_life_days - 20.0).abs() < 4.0,
+            "half-life {}",
+            c.half_life_days
+        );
+        assert!(
+            c.half_life_spread > 0.25 && c.half_life_spread < 0.6,
+            "spread {}",
+            c.half_life_spread
+        );
     }
 
     #[test]
     fn thin_categories_fall_back() {
         let fallback = Curve::fallback(28.0, 5.0);
-        let curves = DemandCurves::estimate(&simulated(20.0, 4.0, 5), 10, fallback);
+        let curves = DemandCurves::estimate(&simulated(20.0, 0.0, 4.0, 5), 10, fallback);
         assert_eq!(curves.for_category("tops"), fallback);
         assert_eq!(curves.for_category("shoes"), fallback);
     }

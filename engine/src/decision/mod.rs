@@ -227,11 +227,14 @@ pub struct Decision {
     pub reasons: Vec<Reason>,
     /// The profit rule's inputs and plan (zero / NULL under the `sell_through` rule):
     /// in-stock days weighed by the demand curve, the curve (NULL: no decay, Poisson
-    /// days)...
+    /// days) and how far a style's own half-life may stray from it...
     #[serde(default)]
     pub decayed_exposure_days: f64,
     #[serde(default)]
     pub decay_half_life_days: Option<f64>,
+    /// Spread (sd of the log) of the style's own half-life around the curve's.
+    #[serde(default)]
+    pub decay_half_life_spread: Option<f64>,
     #[serde(default)]
     pub day_dispersion: Option<f64>,
     /// ...what a sale nets (price paid less expected refunds, plus their salvage), the

@@ -18,7 +18,7 @@
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand_distr::{Distribution, Gamma, Poisson};
+use rand_distr::{Distribution, Gamma, Poisson, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use super::curves::Curve;
@@ -32,6 +32,9 @@ pub struct MarketState {
     /// Gamma posterior of the launch rate (units per launch-rate day).
     pub rate_shape: f64,
     pub rate_rate: f64,
+    /// Days it has been in stock, at the start of its life: the span its sales were
+    /// seen over.
+    pub exposure_days: f64,
     pub on_hand: i64,
 }
 
@@ -85,56 +88,127 @@ pub struct ReorderPlan {
     pub by_market: Vec<i64>,
 }
 
-/// Plans the reorder.
-pub fn plan_reorder(i: &PlanInputs<'_>) -> ReorderPlan {
-    let margin = i.value_per_sale - i.salvage_value;
-    let overage = i.unit_cost - i.salvage_value;
-    let arrival = (i.age_days + i.lead_time_days.max(0.0)).min(i.season_days);
-    let lead = i.curve.integral(i.age_days, arrival);
-    let after = i.curve.integral(arrival, i.season_days);
-    if i.markets.is_empty() {
-        return ReorderPlan::default();
-    }
+/// Draws of what the season holds for the style.
+struct Draws {
+    /// Demand after arrival that stock and open orders cannot meet, per draw.
+    unmet: Vec<f64>,
+    /// Its sum per market (before open orders), over all draws.
+    unmet_by_market: Vec<f64>,
+    /// Demand from now to the season's end, per draw, all markets and per market.
+    demand: Vec<f64>,
+    demand_by_market: Vec<Vec<f64>>,
+    lead_sum: f64,
+    season_sum: f64,
+    stock_sum: f64,
+}
+
+/// Each draw takes the style's own half-life around the category's, each market's
+/// launch rate from its posterior (rescaled to the drawn curve: the same sales over a
+/// longer-lived curve's exposure mean a lower launch rate), and noisy demand over the
+/// lead time and after it.
+fn draw(i: &PlanInputs<'_>, arrival: f64) -> Draws {
     let mut rng = StdRng::seed_from_u64(i.seed);
-    let span = |from: f64, to: f64, total: f64| SpanNoise::new(&i.curve, from, to, total);
-    let (lead_noise, after_noise) = (
-        span(i.age_days, arrival, lead),
-        span(arrival, i.season_days, after),
-    );
     let posteriors: Vec<Option<Gamma<f64>>> = i
         .markets
         .iter()
         .map(|m| Gamma::new(m.rate_shape.max(1e-9), 1.0 / m.rate_rate.max(1e-9)).ok())
         .collect();
-    let mut unmet = Vec::with_capacity(DRAWS);
-    let mut unmet_by_market = vec![0.0; i.markets.len()];
-    let mut demand = Vec::with_capacity(DRAWS);
-    let mut demand_by_market = vec![Vec::with_capacity(DRAWS); i.markets.len()];
-    let (mut lead_sum, mut season_sum, mut stock_sum) = (0.0, 0.0, 0.0);
+    let spread = if i.curve.half_life_days.is_finite() {
+        i.curve.half_life_spread.max(0.0)
+    } else {
+        0.0
+    };
+    let fixed = Spans::new(&i.curve, i.age_days, arrival, i.season_days);
+    let open = i.open_order_units.max(0) as f64;
+    let mut d = Draws {
+        unmet: Vec::with_capacity(DRAWS),
+        unmet_by_market: vec![0.0; i.markets.len()],
+        demand: Vec::with_capacity(DRAWS),
+        demand_by_market: vec![Vec::with_capacity(DRAWS); i.markets.len()],
+        lead_sum: 0.0,
+        season_sum: 0.0,
+        stock_sum: 0.0,
+    };
     for _ in 0..DRAWS {
-        let mut total = 0.0;
-        let open = i.open_order_units.max(0) as f64;
-        let (mut left, mut short) = (open, 0.0);
+        let own;
+        let (curve, spans) = if spread > 0.0 {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            let curve = i
+                .curve
+                .with_half_life(i.curve.half_life_days * (spread * z).exp());
+            own = Spans::new(&curve, i.age_days, arrival, i.season_days);
+            (curve, &own)
+        } else {
+            (i.curve, &fixed)
+        };
+        let (mut total, mut left, mut short) = (0.0, open, 0.0);
         for (m, (market, posterior)) in i.markets.iter().zip(&posteriors).enumerate() {
-            let rate = posterior.as_ref().map_or(0.0, |g| g.sample(&mut rng));
-            let d1 = lead_noise.draw(&mut rng, rate * lead);
-            let d2 = after_noise.draw(&mut rng, rate * after);
+            let seen = market.exposure_days.clamp(0.0, i.age_days.max(0.0));
+            let rescale = if seen > 0.0 {
+                i.curve.integral(0.0, seen) / curve.integral(0.0, seen).max(1e-12)
+            } else {
+                1.0
+            };
+            let rate = posterior.as_ref().map_or(0.0, |g| g.sample(&mut rng)) * rescale;
+            let d1 = spans.lead_noise.draw(&mut rng, rate * spans.lead);
+            let d2 = spans.after_noise.draw(&mut rng, rate * spans.after);
             // Stock stays in its market: what one market has left cannot serve
             // another's demand. The reorder (and open orders) go where demand is.
             let market_left = (market.on_hand.max(0) as f64 - d1).max(0.0);
             let market_short = (d2 - market_left).max(0.0);
-            unmet_by_market[m] += market_short;
+            d.unmet_by_market[m] += market_short;
             short += market_short;
             left += market_left;
-            lead_sum += d1;
-            season_sum += d2;
-            demand_by_market[m].push(d1 + d2);
+            d.lead_sum += d1;
+            d.season_sum += d2;
+            d.demand_by_market[m].push(d1 + d2);
             total += d1 + d2;
         }
-        stock_sum += left;
-        demand.push(total);
-        unmet.push((short - open).max(0.0));
+        d.stock_sum += left;
+        d.demand.push(total);
+        d.unmet.push((short - open).max(0.0));
     }
+    d
+}
+
+/// The curve's weight until arrival and after it, with the noise of each span.
+struct Spans {
+    lead: f64,
+    after: f64,
+    lead_noise: SpanNoise,
+    after_noise: SpanNoise,
+}
+
+impl Spans {
+    fn new(curve: &Curve, age: f64, arrival: f64, season: f64) -> Self {
+        let lead = curve.integral(age, arrival);
+        let after = curve.integral(arrival, season);
+        Self {
+            lead,
+            after,
+            lead_noise: SpanNoise::new(curve, age, arrival, lead),
+            after_noise: SpanNoise::new(curve, arrival, season, after),
+        }
+    }
+}
+
+/// Plans the reorder.
+pub fn plan_reorder(i: &PlanInputs<'_>) -> ReorderPlan {
+    let margin = i.value_per_sale - i.salvage_value;
+    let overage = i.unit_cost - i.salvage_value;
+    let arrival = (i.age_days + i.lead_time_days.max(0.0)).min(i.season_days);
+    if i.markets.is_empty() {
+        return ReorderPlan::default();
+    }
+    let Draws {
+        mut unmet,
+        unmet_by_market,
+        mut demand,
+        mut demand_by_market,
+        lead_sum,
+        season_sum,
+        stock_sum,
+    } = draw(i, arrival);
     unmet.sort_by(f64::total_cmp);
     let n = DRAWS as f64;
     let interval = |draws: &mut Vec<f64>| {
@@ -155,7 +229,7 @@ pub fn plan_reorder(i: &PlanInputs<'_>) -> ReorderPlan {
     };
     // Nothing to order when a unit cannot earn more than it costs, or would arrive
     // after the season.
-    if margin <= overage || after <= 0.0 {
+    if margin <= overage || arrival >= i.season_days {
         return forecast;
     }
     let profit = |q: f64| margin * unmet.iter().map(|y| y.min(q)).sum::<f64>() / n - overage * q;
@@ -305,6 +379,7 @@ mod tests {
         MarketState {
             rate_shape: 300.0,
             rate_rate: 30.0,
+            exposure_days: 10.0,
             on_hand,
         }
     }
@@ -348,27 +423,10 @@ mod tests {
             / unmet.len() as f64
     }
 
-    /// The plan's draws of unmet demand after arrival, re-made independently.
+    /// The plan's draws of unmet demand after arrival.
     fn plan_unmet(i: &PlanInputs<'_>) -> Vec<f64> {
-        let mut rng = StdRng::seed_from_u64(i.seed);
         let arrival = (i.age_days + i.lead_time_days).min(i.season_days);
-        let lead = i.curve.integral(i.age_days, arrival);
-        let after = i.curve.integral(arrival, i.season_days);
-        let ln = SpanNoise::new(&i.curve, i.age_days, arrival, lead);
-        let an = SpanNoise::new(&i.curve, arrival, i.season_days, after);
-        let mut out = Vec::with_capacity(DRAWS);
-        for _ in 0..DRAWS {
-            let mut short = 0.0;
-            for m in i.markets {
-                let g = Gamma::new(m.rate_shape, 1.0 / m.rate_rate).unwrap();
-                let rate = g.sample(&mut rng);
-                let d1 = ln.draw(&mut rng, rate * lead);
-                let d2 = an.draw(&mut rng, rate * after);
-                short += (d2 - (m.on_hand as f64 - d1).max(0.0)).max(0.0);
-            }
-            out.push((short - i.open_order_units as f64).max(0.0));
-        }
-        out
+        draw(i, arrival).unmet
     }
 
     #[test]
@@ -378,6 +436,7 @@ mod tests {
         let markets = [MarketState {
             rate_shape: 4.0,
             rate_rate: 0.4,
+            exposure_days: 10.0,
             on_hand: 40,
         }];
         let wide = PlanInputs {
@@ -475,6 +534,7 @@ mod tests {
         let markets = [MarketState {
             rate_shape: 30.0,
             rate_rate: 30.0,
+            exposure_days: 10.0,
             on_hand: 0,
         }];
         let plan = plan_reorder(&PlanInputs {

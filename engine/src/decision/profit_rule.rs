@@ -127,6 +127,7 @@ fn decide_style(
         states.push(MarketState {
             rate_shape: posterior.shape,
             rate_rate: posterior.rate,
+            exposure_days: obs.exposure_days,
             on_hand: obs.on_hand,
         });
         market_rows.push(decision);
@@ -185,6 +186,10 @@ fn decide_style(
             .half_life_days
             .is_finite()
             .then_some(curve.half_life_days);
+        d.decay_half_life_spread = curve
+            .half_life_days
+            .is_finite()
+            .then_some(curve.half_life_spread);
         d.day_dispersion = curve
             .day_dispersion
             .is_finite()

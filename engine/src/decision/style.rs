@@ -139,6 +139,7 @@ pub(crate) fn measure(
             reasons: Vec::new(),
             decayed_exposure_days: obs.decayed_exposure_days,
             decay_half_life_days: None,
+            decay_half_life_spread: None,
             day_dispersion: None,
             open_order_units: obs.open_order_units,
             value_per_sale: 0.0,

@@ -157,6 +157,7 @@ mod tests {
             reasons,
             decayed_exposure_days: 5.5,
             decay_half_life_days: Some(28.0),
+            decay_half_life_spread: Some(0.3),
             day_dispersion: None,
             value_per_sale: 21.5,
             price_paid: 24.0,
