@@ -14,6 +14,7 @@ mod profit_rule;
 pub mod projection;
 mod row_format;
 pub mod style;
+mod waiting;
 pub mod wrong_calls;
 
 use std::collections::HashMap;
@@ -266,6 +267,10 @@ pub struct Decision {
     /// ...and units on order (receipts due within a lead time).
     #[serde(default)]
     pub open_order_units: i64,
+    /// Expected profit gained by deciding `wait_days` later rather than now: the call
+    /// waits (`test`) while this exceeds `waiting_value_share` of the batch's cost.
+    #[serde(default)]
+    pub value_of_waiting: f64,
     /// What the plan would reorder if the style were kept, whatever its verdict: the
     /// quantity a merchandiser's keep override proposes.
     #[serde(default)]

@@ -61,6 +61,12 @@ pub struct Rules {
     pub day_dispersion: f64,
     /// Probability that the best reorder makes money needed to keep (`profit` rule).
     pub profit_probability: f64,
+    /// The `profit` rule keeps testing while deciding this many days later is expected
+    /// to earn more than deciding now (0, the default: never weighed; see BENCHMARKS.md
+    /// for where it pays)...
+    pub wait_days: f64,
+    /// ...by more than this share of the test batch's cost.
+    pub waiting_value_share: f64,
 }
 
 /// How a policy makes its calls.
@@ -94,6 +100,8 @@ impl Default for Rules {
             decay_half_life_days: 28.0,
             day_dispersion: 5.0,
             profit_probability: 0.8,
+            wait_days: 0.0,
+            waiting_value_share: 0.005,
         }
     }
 }
@@ -331,6 +339,8 @@ impl Policy {
             non_negative("return_maturity_days", r.return_maturity_days)?;
             non_negative("reorder_cover_days", r.reorder_cover_days)?;
             positive("season_days", r.season_days)?;
+            non_negative("wait_days", r.wait_days)?;
+            non_negative("waiting_value_share", r.waiting_value_share)?;
             range(
                 format!("{scope}.salvage_share"),
                 r.salvage_share,

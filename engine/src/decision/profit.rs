@@ -55,6 +55,8 @@ pub struct PlanInputs<'a> {
     /// The order is cut to the largest one that makes money with at least this
     /// probability (0: no cut).
     pub min_p_profit: f64,
+    /// Days of waiting whose worth the plan weighs (0: not weighed).
+    pub wait_days: f64,
     pub seed: u64,
 }
 
@@ -70,6 +72,9 @@ pub struct ReorderPlan {
     /// Probability that a reorder (at least the MOQ, of the best size in hindsight)
     /// would make money at all: low means nothing is worth ordering.
     pub p_reorder_pays: f64,
+    /// Expected profit gained by deciding `wait_days` later, with what those days will
+    /// show, over deciding now on this plan (0 when waiting is worth nothing).
+    pub value_of_waiting: f64,
     /// Expected demand until the reorder arrives, and from then to the season's end.
     pub lead_demand: f64,
     pub season_demand: f64,
@@ -100,6 +105,14 @@ struct Draws {
     lead_sum: f64,
     season_sum: f64,
     stock_sum: f64,
+    /// Each draw's style curve and market launch rates, for the value of waiting.
+    params: Vec<DrawParams>,
+}
+
+/// What one draw took the style to be.
+pub(super) struct DrawParams {
+    pub curve: Curve,
+    pub rates: Vec<f64>,
 }
 
 /// Each draw takes the style's own half-life around the category's, each market's
@@ -128,6 +141,7 @@ fn draw(i: &PlanInputs<'_>, arrival: f64) -> Draws {
         lead_sum: 0.0,
         season_sum: 0.0,
         stock_sum: 0.0,
+        params: Vec::with_capacity(DRAWS),
     };
     for _ in 0..DRAWS {
         let own;
@@ -142,6 +156,7 @@ fn draw(i: &PlanInputs<'_>, arrival: f64) -> Draws {
             (i.curve, &fixed)
         };
         let (mut total, mut left, mut short) = (0.0, open, 0.0);
+        let mut rates = Vec::with_capacity(i.markets.len());
         for (m, (market, posterior)) in i.markets.iter().zip(&posteriors).enumerate() {
             let seen = market.exposure_days.clamp(0.0, i.age_days.max(0.0));
             let rescale = if seen > 0.0 {
@@ -150,6 +165,7 @@ fn draw(i: &PlanInputs<'_>, arrival: f64) -> Draws {
                 1.0
             };
             let rate = posterior.as_ref().map_or(0.0, |g| g.sample(&mut rng)) * rescale;
+            rates.push(rate);
             let d1 = spans.lead_noise.draw(&mut rng, rate * spans.lead);
             let d2 = spans.after_noise.draw(&mut rng, rate * spans.after);
             // Stock stays in its market: what one market has left cannot serve
@@ -165,6 +181,7 @@ fn draw(i: &PlanInputs<'_>, arrival: f64) -> Draws {
             total += d1 + d2;
         }
         d.stock_sum += left;
+        d.params.push(DrawParams { curve, rates });
         d.demand.push(total);
         d.unmet.push((short - open).max(0.0));
     }
@@ -172,15 +189,15 @@ fn draw(i: &PlanInputs<'_>, arrival: f64) -> Draws {
 }
 
 /// The curve's weight until arrival and after it, with the noise of each span.
-struct Spans {
-    lead: f64,
-    after: f64,
-    lead_noise: SpanNoise,
-    after_noise: SpanNoise,
+pub(super) struct Spans {
+    pub lead: f64,
+    pub after: f64,
+    pub lead_noise: SpanNoise,
+    pub after_noise: SpanNoise,
 }
 
 impl Spans {
-    fn new(curve: &Curve, age: f64, arrival: f64, season: f64) -> Self {
+    pub(super) fn new(curve: &Curve, age: f64, arrival: f64, season: f64) -> Self {
         let lead = curve.integral(age, arrival);
         let after = curve.integral(arrival, season);
         Self {
@@ -208,6 +225,7 @@ pub fn plan_reorder(i: &PlanInputs<'_>) -> ReorderPlan {
         lead_sum,
         season_sum,
         stock_sum,
+        params,
     } = draw(i, arrival);
     unmet.sort_by(f64::total_cmp);
     let n = DRAWS as f64;
@@ -264,9 +282,15 @@ pub fn plan_reorder(i: &PlanInputs<'_>) -> ReorderPlan {
         units = 0;
     }
     let expected_profit = if units > 0 { profit(units as f64) } else { 0.0 };
+    let value_of_waiting = if i.wait_days > 0.0 {
+        super::waiting::value_of_waiting(i, &params, &unmet).max(0.0)
+    } else {
+        0.0
+    };
     ReorderPlan {
         units,
         expected_profit,
+        value_of_waiting,
         p_profit: if units > 0 {
             p_profit(units as f64)
         } else {
@@ -323,12 +347,12 @@ fn allocate(units: i64, weights: &[f64]) -> Vec<i64> {
 
 /// Demand over a span of the curve given the launch rate: Poisson with a Gamma factor
 /// whose shape grows with the span (independent day factors average out).
-struct SpanNoise {
+pub(super) struct SpanNoise {
     factor: Option<Gamma<f64>>,
 }
 
 impl SpanNoise {
-    fn new(curve: &Curve, from: f64, to: f64, total: f64) -> Self {
+    pub(super) fn new(curve: &Curve, from: f64, to: f64, total: f64) -> Self {
         let k = curve.day_dispersion;
         let squared = curve.integral_squared(from, to);
         let factor = (k.is_finite() && squared > 0.0 && total > 0.0)
@@ -341,7 +365,7 @@ impl SpanNoise {
         Self { factor }
     }
 
-    fn draw(&self, rng: &mut StdRng, mean: f64) -> f64 {
+    pub(super) fn draw(&self, rng: &mut StdRng, mean: f64) -> f64 {
         let mean = match &self.factor {
             Some(f) => mean * f.sample(rng),
             None => mean,
@@ -370,6 +394,7 @@ mod tests {
             salvage_value: 5.0,
             moq: 50,
             min_p_profit: 0.0,
+            wait_days: 0.0,
             seed: 7,
         }
     }

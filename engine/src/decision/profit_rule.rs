@@ -177,6 +177,11 @@ fn decide_style(
         salvage_value: salvage,
         moq: obs.moq,
         min_p_profit: rules.profit_probability,
+        wait_days: if could_wait(obs, rules) {
+            rules.wait_days
+        } else {
+            0.0
+        },
         seed: seed_of(&obs.style_id),
     });
     let (verdict, reasons, p_wrong) = rule(obs, rules, &plan, p_high_returns, matured);
@@ -216,10 +221,21 @@ fn decide_style(
     pooled.reorder_expected_profit = plan.expected_profit;
     pooled.p_reorder_profit = plan.p_profit;
     pooled.p_reorder_pays = plan.p_reorder_pays;
+    pooled.value_of_waiting = plan.value_of_waiting;
     pooled.verdict = verdict;
     pooled.reasons = reasons;
     pooled.p_wrong = p_wrong;
     (pooled, market_rows)
+}
+
+/// Whether testing on could still teach something before the deadline: not sold out
+/// everywhere, before the test's last day and the minimums met.
+fn could_wait(obs: &StyleObservation, rules: &Rules) -> bool {
+    rules.wait_days > 0.0
+        && !obs.sold_out
+        && obs.days_live >= rules.min_days_live
+        && obs.exposure_days >= rules.min_exposure_days
+        && obs.days_live + rules.wait_days < rules.max_days_to_verdict
 }
 
 /// The launch rate's posterior on the decayed exposure, widened for noisy days.
@@ -277,6 +293,18 @@ fn rule(
     }
     if matured >= rules.min_matured_units && p_high_returns >= rules.return_probability {
         return drop(reasons, Reason::HighReturns);
+    }
+    // A call the data would make now still waits while the next days are expected to
+    // show enough to earn more than they cost (a later reorder lands further down the
+    // curve).
+    let tolerance =
+        rules.waiting_value_share * obs.test_batch_units.max(0) as f64 * obs.unit_cost.max(0.0);
+    let worth_waiting = could_wait(obs, rules) && plan.value_of_waiting > tolerance;
+    let calls = (plan.units > 0 && plan.p_profit >= rules.profit_probability)
+        || plan.p_reorder_pays <= 1.0 - rules.drop_probability;
+    if calls && worth_waiting {
+        reasons.push(Reason::Uncertain);
+        return (Verdict::Test, reasons, 0.0);
     }
     if plan.units > 0 && plan.p_profit >= rules.profit_probability {
         return keep(reasons);

@@ -154,6 +154,7 @@ pub(crate) fn measure(
             reorder_expected_profit: 0.0,
             p_reorder_profit: 0.0,
             p_reorder_pays: 0.0,
+            value_of_waiting: 0.0,
             p_wrong: 0.0,
         },
         p_high_returns,

@@ -169,6 +169,7 @@ mod tests {
             reorder_expected_profit: 512.0,
             p_reorder_profit: 0.85,
             p_reorder_pays: 0.9,
+            value_of_waiting: 12.5,
             open_order_units: 10,
             planned_reorder_units: 120,
             demand_p10: 150.0,
