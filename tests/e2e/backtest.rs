@@ -517,6 +517,18 @@ fn in_a_world_that_breaks_the_model_the_profit_rule_earns_more_than_the_baseline
         policy["median_days_to_call"].as_f64().unwrap() <= 10.0,
         "{policy}"
     );
+    // Its demand intervals are checked at fixed ages too, and are not far off 80 %.
+    let by_age = policy["forecasts"]["by_age"].as_array().unwrap();
+    let ages: Vec<f64> = by_age
+        .iter()
+        .map(|a| a["age_days"].as_f64().unwrap())
+        .collect();
+    assert_eq!(ages, [3.0, 7.0, 14.0], "{policy}");
+    for a in by_age {
+        let inside = a["inside"].as_f64().unwrap();
+        assert!((0.6..=0.95).contains(&inside), "{a}");
+    }
+    assert!(printed.contains("at 7 days old"), "{printed}");
     // Each style's money in outcomes.parquet adds up to the policy's totals.
     let (mut made, mut best) = (0.0, 0.0);
     for b in outcome_batches(&out.join("outcomes.parquet")) {

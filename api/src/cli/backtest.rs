@@ -184,6 +184,16 @@ fn print_money(r: &backtest::BacktestReport) {
             f.below_interval * 100.0,
             (1.0 - f.interval_coverage - f.below_interval) * 100.0
         );
+        for a in &f.by_age {
+            println!(
+                "    at {:.0} days old: {:.1} % of true demand inside the 80 % interval ({:.1} % below, {:.1} % above), {} styles",
+                a.age_days,
+                a.inside * 100.0,
+                a.below * 100.0,
+                (1.0 - a.inside - a.below) * 100.0,
+                a.styles
+            );
+        }
         for b in f.calibration.iter().filter(|b| b.count > 0) {
             println!(
                 "    P(right) {:.1}-{:.1}: {:>4} calls, mean {:.2}, right on {:.2} of the true paths",

@@ -20,7 +20,9 @@ use crate::decision::{self, ALL_MARKETS, DecisionRule, Policy, Verdict};
 use crate::error::{EngineError, Result};
 use crate::funnel::Funnel;
 use crate::session::Engine;
-use money::{Economics, MarketTruth, MoneyScores, MoneyWorld, StyleMoney, StyleTruth};
+use money::{
+    AgedInterval, Economics, MarketTruth, MoneyScores, MoneyWorld, StyleMoney, StyleTruth,
+};
 use score::{CalibrationBin, Call, Forecast, Outcome, Scores};
 
 /// A policy under test, with the name the report shows.
@@ -183,7 +185,13 @@ struct Tracker {
     /// Each style's age and stock on the last day it was seen (for styles still
     /// testing at the end).
     last_seen: HashMap<String, (f64, Vec<(String, i64)>)>,
+    /// Each style's demand interval on the first day it was at least each of
+    /// `COVERAGE_AGES` old.
+    intervals: Vec<HashMap<String, AgedInterval>>,
 }
+
+/// Ages at which the forecasts' intervals are checked against the truth.
+const COVERAGE_AGES: [f64; 3] = [3.0, 7.0, 14.0];
 
 impl Tracker {
     fn new() -> Self {
@@ -192,6 +200,26 @@ impl Tracker {
             samples: Vec::new(),
             last_day: None,
             last_seen: HashMap::new(),
+            intervals: vec![HashMap::new(); COVERAGE_AGES.len()],
+        }
+    }
+
+    /// Records a style's forecast interval at the ages it has just reached.
+    fn interval(&mut self, d: &decision::Decision) {
+        if d.demand_p90 <= 0.0 {
+            return;
+        }
+        for (age, seen) in COVERAGE_AGES.iter().zip(self.intervals.iter_mut()) {
+            if d.days_live >= *age && !seen.contains_key(&d.style_id) {
+                seen.insert(
+                    d.style_id.clone(),
+                    AgedInterval {
+                        days_live: d.days_live,
+                        p10: d.demand_p10,
+                        p90: d.demand_p90,
+                    },
+                );
+            }
         }
     }
 
@@ -330,6 +358,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
                     continue;
                 };
                 let on_hand = stock.get(d.style_id.as_str()).cloned().unwrap_or_default();
+                tracker.interval(d);
                 if matches!(d.verdict, Verdict::Keep | Verdict::Drop) {
                     tracker.call(
                         Call {
@@ -467,7 +496,8 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
     };
 
     let mut results = Vec::new();
-    for (named, tracker) in request.policies.iter().zip(trackers) {
+    for (named, mut tracker) in request.policies.iter().zip(trackers) {
+        let intervals = std::mem::take(&mut tracker.intervals);
         let (calls, samples, last_day) = tracker.into_calls(&outcomes);
         let mut r = result(
             &named.name,
@@ -479,6 +509,12 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
             &outcomes,
         );
         money(&mut r);
+        if let (Some(world), Some(f)) = (
+            &money_world,
+            r.money.as_mut().and_then(|m| m.forecasts.as_mut()),
+        ) {
+            f.by_age = world.coverage_by_age(&COVERAGE_AGES, &intervals, &scored_ids);
+        }
         results.push(r);
     }
     let mut setup = None;

@@ -344,6 +344,26 @@ pub struct ForecastCheck {
     /// above their P90): a forecast too narrow misses on both sides, a biased one on one.
     pub interval_coverage: f64,
     pub below_interval: f64,
+    /// The same for every style's forecast on the first day it was at least 3, 7 and 14
+    /// days old, whatever its verdict then.
+    pub by_age: Vec<AgeCoverage>,
+}
+
+/// How a policy's 80 % demand intervals held at one age.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgeCoverage {
+    pub age_days: f64,
+    pub styles: usize,
+    pub inside: f64,
+    pub below: f64,
+}
+
+/// A style's 80 % interval of demand still to come, as forecast at `days_live`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AgedInterval {
+    pub days_live: f64,
+    pub p10: f64,
+    pub p90: f64,
 }
 
 impl ForecastCheck {
@@ -362,6 +382,7 @@ impl ForecastCheck {
             observed_wrong: checks.iter().map(|c| 1.0 - c.share_right).sum(),
             interval_coverage: checks.iter().map(|c| c.share_inside).sum::<f64>() / n,
             below_interval: checks.iter().map(|c| c.share_below).sum::<f64>() / n,
+            by_age: Vec::new(),
         })
     }
 }
@@ -486,6 +507,48 @@ impl MoneyWorld {
             share_inside: share(&|d| d >= forecast.demand_p10 && d <= forecast.demand_p90),
             share_below: share(&|d| d < forecast.demand_p10),
         })
+    }
+
+    /// Shares of the true demand paths (inside, below) a style's interval.
+    fn interval_shares(&self, style_id: &str, interval: &AgedInterval) -> Option<(f64, f64)> {
+        let demand = self
+            .styles
+            .get(style_id)?
+            .paths
+            .demand_from(interval.days_live);
+        let n = demand.len().max(1) as f64;
+        let inside = demand
+            .iter()
+            .filter(|&&d| d >= interval.p10 && d <= interval.p90)
+            .count();
+        let below = demand.iter().filter(|&&d| d < interval.p10).count();
+        Some((inside as f64 / n, below as f64 / n))
+    }
+
+    /// Coverage of the intervals forecast at each age, over the styles in `scope`:
+    /// `by_age[k]` holds each style's interval at `ages[k]`.
+    pub fn coverage_by_age(
+        &self,
+        ages: &[f64],
+        by_age: &[HashMap<String, AgedInterval>],
+        scope: &[&str],
+    ) -> Vec<AgeCoverage> {
+        ages.iter()
+            .zip(by_age)
+            .filter_map(|(&age, intervals)| {
+                let shares: Vec<(f64, f64)> = scope
+                    .iter()
+                    .filter_map(|s| self.interval_shares(s, intervals.get(*s)?))
+                    .collect();
+                let n = shares.len() as f64;
+                (!shares.is_empty()).then(|| AgeCoverage {
+                    age_days: age,
+                    styles: shares.len(),
+                    inside: shares.iter().map(|s| s.0).sum::<f64>() / n,
+                    below: shares.iter().map(|s| s.1).sum::<f64>() / n,
+                })
+            })
+            .collect()
     }
 
     fn clairvoyant(&self, style_id: &str, days_live: f64, on_hand: &[(String, i64)]) -> (i64, f64) {

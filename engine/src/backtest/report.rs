@@ -381,6 +381,17 @@ pub fn render_html(report: &BacktestReport) -> String {
                     f.below_interval * 100.0,
                     (1.0 - f.interval_coverage - f.below_interval) * 100.0
                 );
+                for a in &f.by_age {
+                    let _ = write!(
+                        html,
+                        "<tr><td>… every style at {:.0} days old</td><td>{}</td><td></td><td></td><td></td><td>{:.1} %</td><td>{:.1} %</td><td>{:.1} %</td></tr>",
+                        a.age_days,
+                        a.styles,
+                        a.inside * 100.0,
+                        a.below * 100.0,
+                        (1.0 - a.inside - a.below) * 100.0
+                    );
+                }
             }
             html.push_str("</table>");
         }
