@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::decision::{self, ALL_MARKETS, Policy, Verdict};
+use crate::decision::{self, ALL_MARKETS, Changes, Policy, PreviousCalls, Verdict};
 use crate::error::{EngineError, Result};
 use crate::session::Engine;
 use crate::store::{DecisionRun, RunSummary};
@@ -74,9 +74,10 @@ impl Engine {
         for w in &warnings {
             tracing::warn!("{w}");
         }
+        let (previous_run_id, previous) = self.previous_calls(as_of)?;
         let checks_s = started.elapsed().as_secs_f64() - funnel_s;
         let (decisions, wrong_calls) =
-            decision::decide_run(&funnel.observations, policy, &funnel.curves);
+            decision::decide_run(&funnel.observations, policy, &funnel.curves, &previous);
         tracing::debug!(
             funnel_s,
             checks_s,
@@ -104,8 +105,28 @@ impl Engine {
             test: count(Verdict::Test),
             wrong_calls,
             warnings,
+            previous_run_id,
+            changes: Changes::count(&decisions),
         };
         Ok(DecisionRun { summary, decisions })
+    }
+
+    /// The calls a run as of `as_of` follows: the published run's, unless it looks
+    /// further ahead than `as_of` (a look back follows nothing).
+    fn previous_calls(&self, as_of: DateTime<Utc>) -> Result<(Option<String>, PreviousCalls)> {
+        let Some(publication) = self.store().published()? else {
+            return Ok((None, PreviousCalls::new()));
+        };
+        let run = self.store().read_run(&publication.run_id)?;
+        if run.summary.as_of > as_of {
+            return Ok((None, PreviousCalls::new()));
+        }
+        let calls = run
+            .decisions
+            .into_iter()
+            .map(|d| ((d.style_id, d.market), d.verdict))
+            .collect();
+        Ok((Some(publication.run_id), calls))
     }
 
     /// Problems in the input that a run survives but a person should know about: counted

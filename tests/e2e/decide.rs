@@ -12,13 +12,31 @@ fn every_stored_verdict_follows_from_its_numbers_and_the_policy() {
     let tmp = tempfile::tempdir().unwrap();
     copy_inputs(shared_dataset(), tmp.path());
     let data = path_str(tmp.path());
+    // A list published a week earlier: today's run follows it, holding its calls that
+    // the evidence has not reversed.
+    assay_ok(&[
+        "decide",
+        "--data",
+        data,
+        "--as-of",
+        "2026-09-21",
+        "--publish",
+    ]);
     let summary = assay_ok(&["decide", "--data", data]);
     assert!(summary.contains("styles:"), "{summary}");
+    assert!(summary.contains("since run "), "{summary}");
 
     let store = DecisionStore::new(Storage::local(tmp.path()));
     let latest = store.latest_run().unwrap().expect("a stored run");
     let run = store.read_run(&latest.run_id).unwrap();
     let rules = Policy::default().defaults;
+    assert!(latest.previous_run_id.is_some(), "{latest:?}");
+    let followed = run
+        .decisions
+        .iter()
+        .filter(|d| matches!(d.previous_verdict, Some(Verdict::Keep | Verdict::Drop)))
+        .count();
+    assert!(followed > 0, "no call of the earlier list to follow");
     assert_eq!(run.decisions.len(), latest.rows);
     assert_eq!(latest.keep + latest.drop + latest.test, latest.styles);
     assert!(
@@ -91,6 +109,37 @@ fn every_stored_verdict_follows_from_its_numbers_and_the_policy() {
             .map(|m| m.reorder_units)
             .sum();
         assert_eq!(markets, d.reorder_units, "{ctx}");
+        let held = d.reasons.contains(&Reason::Held);
+        if held {
+            // The earlier list's call stands: the model would not make it today, and
+            // the call it would make does not clear the reversal bar.
+            assert_eq!(d.previous_verdict, Some(d.verdict), "{ctx}");
+            assert_eq!(d.reorder_units, 0, "a held keep orders nothing more: {ctx}");
+            let other = match d.verdict {
+                Verdict::Keep => d.reasons.contains(&Reason::UnprofitableReorder),
+                _ => d.reasons.contains(&Reason::ProfitableReorder),
+            };
+            if other {
+                let opposite = if d.verdict == Verdict::Keep {
+                    1.0 - d.p_reorder_pays
+                } else {
+                    d.p_reorder_profit
+                };
+                assert!(opposite < rules.reversal_probability, "{ctx}");
+            }
+            continue;
+        }
+        if d.reasons.contains(&Reason::Reversed) {
+            assert!(
+                matches!(d.previous_verdict, Some(v) if v != d.verdict && v != Verdict::Test),
+                "{ctx}"
+            );
+            assert!(
+                d.confidence()
+                    .is_none_or(|c| c >= rules.reversal_probability),
+                "{ctx}"
+            );
+        }
         match d.verdict {
             Verdict::Keep => {
                 assert!(d.reasons.contains(&Reason::ProfitableReorder), "{ctx}");

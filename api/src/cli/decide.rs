@@ -163,6 +163,19 @@ fn print_summary(run: &DecisionRun, policy: &Policy, n: usize) -> anyhow::Result
         w.demoted_keeps,
         w.demoted_drops
     )?;
+    match &s.previous_run_id {
+        Some(previous) => writeln!(
+            out,
+            "since run {previous}: {} new keeps and {} new drops (expected wrong {:.1} and {:.1}), {} reversed, {} held",
+            w.new_keeps,
+            w.new_drops,
+            w.expected_wrong_new_keeps,
+            w.expected_wrong_new_drops,
+            s.changes.reversed,
+            s.changes.held
+        )?,
+        None => writeln!(out, "no published run to follow: every call is new")?,
+    }
     let waits = days_to_verdict(run, policy);
     if let (Some(median), Some(p90)) = (quantile(&waits, 0.5), quantile(&waits, 0.9)) {
         writeln!(

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use assay_engine::decision::{Decision, Verdict};
+use assay_engine::decision::{Decision, Reason, Verdict};
 use assay_engine::store::overrides::{Override, OverrideReason};
 use assay_engine::{DailyRow, RunSummary};
 
@@ -226,6 +226,19 @@ pub struct RunView {
     /// Calls held back to test by the bound on the share of wrong calls.
     pub demoted_keeps: usize,
     pub demoted_drops: usize,
+    /// The published run this one followed (its calls stand unless reversed); absent
+    /// for a first run or a look back.
+    pub previous_run_id: Option<String>,
+    /// Keeps and drops that run did not hold (reversals included): the calls the
+    /// wrong-call bound applies to, and their expected wrong ones.
+    pub new_keeps: usize,
+    pub new_drops: usize,
+    pub expected_wrong_new_keeps: f64,
+    pub expected_wrong_new_drops: f64,
+    /// Calls turned the other way, and calls the model no longer makes that stand
+    /// because nothing reversed them (`GET /v1/runs/{run_id}/changes` lists them).
+    pub reversed: usize,
+    pub held: usize,
     pub warnings: Vec<String>,
 }
 
@@ -247,9 +260,92 @@ impl RunView {
             expected_wrong_drops: s.wrong_calls.expected_wrong_drops,
             demoted_keeps: s.wrong_calls.demoted_keeps,
             demoted_drops: s.wrong_calls.demoted_drops,
+            previous_run_id: s.previous_run_id.clone(),
+            new_keeps: s.wrong_calls.new_keeps,
+            new_drops: s.wrong_calls.new_drops,
+            expected_wrong_new_keeps: s.wrong_calls.expected_wrong_new_keeps,
+            expected_wrong_new_drops: s.wrong_calls.expected_wrong_new_drops,
+            reversed: s.changes.reversed,
+            held: s.changes.held,
             warnings: s.warnings.clone(),
         }
     }
+}
+
+/// How a row's call differs from the run it followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// A keep or drop where that run held none (or a test).
+    New,
+    /// That run's call, turned the other way past the policy's `reversal_probability`.
+    Reversed,
+    /// That run's call stands, though the model no longer makes it.
+    Held,
+    /// That run's call is withdrawn to test.
+    Withdrawn,
+}
+
+/// One row whose call changed since the run its run followed, or that stands only
+/// because nothing reversed it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeView {
+    pub style_id: String,
+    pub category: String,
+    pub market: String,
+    pub kind: ChangeKind,
+    /// The call before (absent: none).
+    pub before: Option<ApiVerdict>,
+    pub after: ApiVerdict,
+    /// The model's reorder under `after` (none for a held keep: a new reorder needs
+    /// this run's evidence to clear the keep bar).
+    pub reorder_units: i64,
+    /// The row's reason codes: why the model called it so, then `held`, `reversed` or
+    /// `wrong_call_control`.
+    pub reasons: Vec<String>,
+    /// How sure this run is of `after`, on its rule's scale.
+    pub support: Option<f64>,
+}
+
+impl ChangeView {
+    /// The row's change, if it has one.
+    pub fn of(d: &Decision) -> Option<Self> {
+        let held = d.reasons.contains(&Reason::Held);
+        if d.previous_verdict == Some(d.verdict) && !held {
+            return None;
+        }
+        let kind = if held {
+            ChangeKind::Held
+        } else if d.reasons.contains(&Reason::Reversed) {
+            ChangeKind::Reversed
+        } else if d.verdict == Verdict::Test {
+            // A test where there was none before (a new style) is no change.
+            d.previous_verdict?;
+            ChangeKind::Withdrawn
+        } else {
+            ChangeKind::New
+        };
+        Some(Self {
+            style_id: d.style_id.clone(),
+            category: d.category.clone(),
+            market: d.market.clone(),
+            kind,
+            before: d.previous_verdict.map(Into::into),
+            after: d.verdict.into(),
+            reorder_units: d.reorder_units,
+            reasons: d.reasons.iter().map(|r| r.as_str().to_string()).collect(),
+            support: d.support(d.verdict),
+        })
+    }
+}
+
+/// A run's changes against the run it followed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeList {
+    pub run_id: String,
+    pub previous_run_id: Option<String>,
+    /// By style, then market.
+    pub items: Vec<ChangeView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -58,15 +58,25 @@ impl Snapshot {
         for d in engine.daily(run.as_of).await? {
             daily.entry(d.style_id.clone()).or_default().push(d);
         }
-        let previous = match engine.store().published_before(&run.run_id)? {
-            Some(p) => engine
-                .store()
-                .read_run(&p.run_id)?
-                .decisions
-                .into_iter()
-                .map(|d| ((d.style_id, d.market), d.verdict))
-                .collect(),
-            None => HashMap::new(),
+        // A run made after this feature stores the call it followed on each row.
+        let previous = if run.previous_run_id.is_some() {
+            rows.iter()
+                .filter_map(|d| {
+                    d.previous_verdict
+                        .map(|v| ((d.style_id.clone(), d.market.clone()), v))
+                })
+                .collect()
+        } else {
+            match engine.store().published_before(&run.run_id)? {
+                Some(p) => engine
+                    .store()
+                    .read_run(&p.run_id)?
+                    .decisions
+                    .into_iter()
+                    .map(|d| ((d.style_id, d.market), d.verdict))
+                    .collect(),
+                None => HashMap::new(),
+            }
         };
         Ok(Self {
             run,

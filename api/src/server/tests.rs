@@ -708,6 +708,90 @@ async fn bad_overrides_are_refused_with_reasons() {
 }
 
 #[tokio::test]
+async fn a_run_follows_the_published_one_and_lists_its_changes() {
+    let f = build();
+    let publish = |as_of: Option<&str>| {
+        let body = match as_of {
+            Some(t) => json!({"as_of": t, "publish": true}),
+            None => json!({"publish": true}),
+        };
+        let f = &f;
+        async move {
+            let created = call(
+                f,
+                Method::POST,
+                "/v1/runs",
+                Some(Role::Admin),
+                Some(body),
+                &[],
+            )
+            .await;
+            assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+            created.json()
+        }
+    };
+    let changes = |run: &serde_json::Value| {
+        let path = format!("/v1/runs/{}/changes", run["run_id"].as_str().unwrap());
+        let f = &f;
+        async move { get(f, &path, Some(Role::Viewer)).await.json() }
+    };
+    let week_ago = publish(Some("2026-09-20T00:00:00Z")).await;
+    let today = publish(None).await;
+    assert_eq!(today["previous_run_id"], week_ago["run_id"]);
+    let list = changes(&today).await;
+    assert_eq!(list["previous_run_id"], week_ago["run_id"]);
+    let items = list["items"].as_array().unwrap();
+    let pooled = |kind: &str, after: Option<&str>| {
+        items
+            .iter()
+            .filter(|c| c["market"] == "ALL" && c["kind"] == kind)
+            .filter(|c| after.is_none_or(|a| c["after"] == a))
+            .count() as u64
+    };
+    let new_keeps = pooled("new", Some("keep")) + pooled("reversed", Some("keep"));
+    assert!(new_keeps > 0, "a week of data makes new keeps: {list}");
+    assert_eq!(today["new_keeps"].as_u64(), Some(new_keeps), "{today}");
+    assert_eq!(today["held"].as_u64(), Some(pooled("held", None)));
+    for c in items {
+        let reasons = c["reasons"].as_array().unwrap();
+        match c["kind"].as_str().unwrap() {
+            "held" => {
+                assert_eq!(c["after"], c["before"], "{c}");
+                assert!(reasons.iter().any(|r| r == "held"), "{c}");
+                if c["after"] == "keep" {
+                    assert_eq!(c["reorder_units"], 0, "a held keep orders nothing: {c}");
+                }
+            }
+            "reversed" => assert!(reasons.iter().any(|r| r == "reversed"), "{c}"),
+            "new" => assert!(c["before"].is_null() || c["before"] == "test", "{c}"),
+            other => assert_eq!(other, "withdrawn", "{c}"),
+        }
+    }
+    // The same evidence again: nothing new, nothing reversed; what was held stays held.
+    let again = publish(None).await;
+    assert_eq!(again["previous_run_id"], today["run_id"]);
+    assert_eq!(
+        (again["new_keeps"].as_u64(), again["new_drops"].as_u64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+    assert_eq!(again["reversed"].as_u64(), Some(0));
+    assert_eq!(again["held"], today["held"]);
+    let list = changes(&again).await;
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["kind"] == "held"),
+        "{list}"
+    );
+    get(&f, "/v1/runs/nope/changes", Some(Role::Viewer))
+        .await
+        .problem(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn runs_are_listed_read_and_recomputed_by_admins_only() {
     let f = build();
     let runs = get(&f, "/v1/runs", Some(Role::Viewer)).await.json();

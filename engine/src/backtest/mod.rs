@@ -188,6 +188,8 @@ struct Tracker {
     /// Each style's demand interval on the first day it was at least each of
     /// `COVERAGE_AGES` old.
     intervals: Vec<HashMap<String, AgedInterval>>,
+    /// The calls of the policy's run of the day before.
+    previous: decision::PreviousCalls,
 }
 
 /// Ages at which the forecasts' intervals are checked against the truth.
@@ -201,6 +203,7 @@ impl Tracker {
             last_day: None,
             last_seen: HashMap::new(),
             intervals: vec![HashMap::new(); COVERAGE_AGES.len()],
+            previous: decision::PreviousCalls::new(),
         }
     }
 
@@ -344,8 +347,17 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
                 continue;
             }
             let stock = stock_by_style(funnel);
-            let (decisions, wrong_calls) =
-                decision::decide_run(&funnel.observations, &named.policy, &funnel.curves);
+            // Each day's run follows the day before's, as if each were published.
+            let (decisions, wrong_calls) = decision::decide_run(
+                &funnel.observations,
+                &named.policy,
+                &funnel.curves,
+                &tracker.previous,
+            );
+            tracker.previous = decisions
+                .iter()
+                .map(|d| ((d.style_id.clone(), d.market.clone()), d.verdict))
+                .collect();
             let mut observed = ExpectedVsObserved {
                 expected_wrong_keeps: wrong_calls.expected_wrong_keeps,
                 expected_wrong_drops: wrong_calls.expected_wrong_drops,
@@ -920,7 +932,12 @@ async fn outcomes(
         .collect();
     let funnel = engine.observations(data_end, policy).await?;
     let observations = &funnel.observations;
-    let (decisions, _) = decision::decide_run(observations, policy, &funnel.curves);
+    let (decisions, _) = decision::decide_run(
+        observations,
+        policy,
+        &funnel.curves,
+        &decision::PreviousCalls::new(),
+    );
     let pooled: HashMap<&str, &decision::Decision> = decisions
         .iter()
         .filter(|d| d.market == ALL_MARKETS)

@@ -2,9 +2,12 @@
 //!
 //! The flow of one run: [`prior::CategoryPriors::estimate`] fits empirical-Bayes priors
 //! per category from recent launches, [`style::decide_style`] turns one style's
-//! observation into a [`Decision`], and [`wrong_calls::control_wrong_calls`] bounds the
-//! share of expected wrong keeps and drops across the run.
+//! observation into a [`Decision`], [`continuity::hold_previous_calls`] keeps the
+//! published list's calls that the evidence has not reversed, and
+//! [`wrong_calls::control_wrong_calls`] bounds the share of expected wrong keeps and
+//! drops among the run's new calls.
 
+pub mod continuity;
 pub mod curves;
 pub mod numerics;
 pub mod policy;
@@ -22,6 +25,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use continuity::{Changes, PreviousCalls};
 pub use curves::{Curve, DailySales, DemandCurves};
 pub use policy::{DecisionRule, Policy, PolicyError, PriorSettings, Rules};
 pub use prior::{BetaPrior, CategoryPriors, GammaPrior, Priors};
@@ -140,10 +144,16 @@ pub enum Reason {
     SeasonOver,
     /// The evidence does not settle it yet: more days will.
     Uncertain,
+    /// The published list's call stands: the model no longer makes it, but the evidence
+    /// has not reversed it (see `continuity`).
+    Held,
+    /// The published list's call was reversed: the model makes the other call with at
+    /// least the policy's `reversal_probability`.
+    Reversed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 13] = [
         Reason::HighRate,
         Reason::LowRate,
         Reason::HighReturns,
@@ -155,6 +165,8 @@ impl Reason {
         Reason::UnprofitableReorder,
         Reason::SeasonOver,
         Reason::Uncertain,
+        Reason::Held,
+        Reason::Reversed,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -174,6 +186,8 @@ impl Reason {
             Reason::UnprofitableReorder => "unprofitable_reorder",
             Reason::SeasonOver => "season_over",
             Reason::Uncertain => "uncertain",
+            Reason::Held => "held",
+            Reason::Reversed => "reversed",
         }
     }
 }
@@ -281,6 +295,10 @@ pub struct Decision {
     pub demand_p10: f64,
     #[serde(default)]
     pub demand_p90: f64,
+    /// The call the published list held for this row when the run was made (NULL: none,
+    /// or the run followed no published run): a verdict that differs is a change.
+    #[serde(default)]
+    pub previous_verdict: Option<Verdict>,
     /// Probability that this verdict is wrong (not stored; drives wrong-call control).
     #[serde(skip)]
     pub p_wrong: f64,
@@ -293,13 +311,22 @@ impl Decision {
     /// none for a test, or a drop for returns (its evidence is the return test's).
     /// Read from the pooled row: a market row carries its style's call.
     pub fn confidence(&self) -> Option<f64> {
-        let by_profit = self.value_per_sale > 0.0;
         match self.verdict {
+            Verdict::Drop if self.reasons.contains(&Reason::SeasonOver) => Some(1.0),
+            Verdict::Drop if self.reasons.contains(&Reason::HighReturns) => None,
+            v => self.support(v),
+        }
+    }
+
+    /// The probability, on this row's numbers, that `verdict` would be the right call,
+    /// whatever the row's own verdict: what a call held from an earlier run rests on
+    /// today. None for test.
+    pub fn support(&self, verdict: Verdict) -> Option<f64> {
+        let by_profit = self.value_per_sale > 0.0;
+        match verdict {
             Verdict::Test => None,
             Verdict::Keep if by_profit => Some(self.p_reorder_profit),
             Verdict::Keep => Some(self.p_keep),
-            Verdict::Drop if self.reasons.contains(&Reason::SeasonOver) => Some(1.0),
-            Verdict::Drop if self.reasons.contains(&Reason::HighReturns) => None,
             Verdict::Drop if by_profit => Some(1.0 - self.p_reorder_pays),
             Verdict::Drop => Some(self.p_drop),
         }
@@ -308,33 +335,29 @@ impl Decision {
 
 /// Decides every observation of a run: each category by its rule (see
 /// [`DecisionRule`]); `curves` are the demand curves the profit rule plans with (and
-/// the funnel weighed exposure by).
+/// the funnel weighed exposure by), `previous` the calls of the run this one follows.
 pub fn decide_run(
     observations: &[StyleObservation],
     policy: &Policy,
     curves: &DemandCurves,
+    previous: &PreviousCalls,
 ) -> (Vec<Decision>, WrongCalls) {
     let profit =
         |o: &StyleObservation| policy.rules_for(&o.category).decision_rule == DecisionRule::Profit;
     let (by_profit, by_sell_through): (Vec<StyleObservation>, Vec<StyleObservation>) =
         observations.iter().cloned().partition(|o| profit(o));
-    let (mut decisions, wrong) = decide_by_sell_through(&by_sell_through, policy);
-    let (more, more_wrong) = profit_rule::decide(&by_profit, policy, curves);
+    let (mut decisions, wrong) = decide_by_sell_through(&by_sell_through, policy, previous);
+    let (more, more_wrong) = profit_rule::decide(&by_profit, policy, curves, previous);
     decisions.extend(more);
     decisions.sort_by(|a, b| (&a.style_id, &a.market).cmp(&(&b.style_id, &b.market)));
-    let total = WrongCalls {
-        expected_wrong_keeps: wrong.expected_wrong_keeps + more_wrong.expected_wrong_keeps,
-        expected_wrong_drops: wrong.expected_wrong_drops + more_wrong.expected_wrong_drops,
-        demoted_keeps: wrong.demoted_keeps + more_wrong.demoted_keeps,
-        demoted_drops: wrong.demoted_drops + more_wrong.demoted_drops,
-    };
-    (decisions, total)
+    (decisions, wrong.plus(more_wrong))
 }
 
 /// The first release's rule: pooled rows first, market rows' priors from them.
 fn decide_by_sell_through(
     observations: &[StyleObservation],
     policy: &Policy,
+    previous: &PreviousCalls,
 ) -> (Vec<Decision>, WrongCalls) {
     let pooled: Vec<&StyleObservation> = observations
         .iter()
@@ -381,6 +404,7 @@ fn decide_by_sell_through(
         };
         style::decide_style(obs, &p, policy.rules_for(&obs.category))
     }));
+    continuity::hold_previous_calls(&mut decisions, previous, policy);
     let wrong = wrong_calls::control_wrong_calls(&mut decisions, policy.max_wrong_share);
     (decisions, wrong)
 }

@@ -67,6 +67,9 @@ pub struct Rules {
     pub wait_days: f64,
     /// ...by more than this share of the test batch's cost.
     pub waiting_value_share: f64,
+    /// A keep or drop the published list already holds stands until the model makes
+    /// the other call with at least this confidence (see `decision::continuity`).
+    pub reversal_probability: f64,
 }
 
 /// How a policy makes its calls.
@@ -102,6 +105,7 @@ impl Default for Rules {
             profit_probability: 0.8,
             wait_days: 0.0,
             waiting_value_share: 0.005,
+            reversal_probability: 0.9,
         }
     }
 }
@@ -363,6 +367,7 @@ impl Policy {
                 }
             }
             prob("profit_probability", r.profit_probability)?;
+            prob("reversal_probability", r.reversal_probability)?;
         }
         let p = &self.priors;
         range(

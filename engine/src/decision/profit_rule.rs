@@ -20,13 +20,14 @@
 
 use std::collections::BTreeMap;
 
+use super::continuity::hold_previous_calls;
 use super::curves::{Curve, DemandCurves};
 use super::profit::{MarketState, PlanInputs, ReorderPlan, plan_reorder, seed_of};
 use super::style::{Measured, measure};
 use super::wrong_calls::{WrongCalls, control_wrong_calls};
 use super::{
-    ALL_MARKETS, CategoryPriors, Decision, GammaPrior, Policy, Priors, Reason, Rules,
-    StyleObservation, Verdict, map_on_all_cores,
+    ALL_MARKETS, CategoryPriors, Decision, GammaPrior, Policy, PreviousCalls, Priors, Reason,
+    Rules, StyleObservation, Verdict, map_on_all_cores,
 };
 
 /// A style's observations: its pooled row and its market rows.
@@ -39,6 +40,7 @@ pub(super) fn decide(
     observations: &[StyleObservation],
     policy: &Policy,
     curves: &DemandCurves,
+    previous: &PreviousCalls,
 ) -> (Vec<Decision>, WrongCalls) {
     let mut styles: BTreeMap<&str, (Option<&StyleObservation>, Vec<&StyleObservation>)> =
         BTreeMap::new();
@@ -69,19 +71,24 @@ pub(super) fn decide(
         decide_style(s, &priors.for_category(&s.pooled.category), rules, curve)
     });
     let mut pooled: Vec<Decision> = decided.iter().map(|(p, _)| p.clone()).collect();
+    hold_previous_calls(&mut pooled, previous, policy);
     let wrong = control_wrong_calls(&mut pooled, policy.max_wrong_share);
     let mut out = Vec::with_capacity(observations.len());
-    for (after_control, (before, markets)) in pooled.into_iter().zip(decided) {
-        let held_back = after_control.verdict != before.verdict;
+    for (settled, (model, markets)) in pooled.into_iter().zip(decided) {
+        // Held or held back: the model's reorder is not the list's.
+        let overruled = settled.verdict != model.verdict;
         for mut m in markets {
-            m.verdict = after_control.verdict;
-            m.reasons = after_control.reasons.clone();
-            if held_back {
+            m.verdict = settled.verdict;
+            m.reasons = settled.reasons.clone();
+            m.previous_verdict = previous
+                .get(&(m.style_id.clone(), m.market.clone()))
+                .copied();
+            if overruled {
                 m.reorder_units = 0;
             }
             out.push(m);
         }
-        out.push(after_control);
+        out.push(settled);
     }
     (out, wrong)
 }

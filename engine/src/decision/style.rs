@@ -151,6 +151,7 @@ pub(crate) fn measure(
             stock_at_arrival: 0.0,
             demand_p10: 0.0,
             demand_p90: 0.0,
+            previous_verdict: None,
             reorder_expected_profit: 0.0,
             p_reorder_profit: 0.0,
             p_reorder_pays: 0.0,

@@ -183,16 +183,28 @@ fn projection_is_ordered_and_bounded() {
     assert!((d.projected_st_p90 - 0.4).abs() < 1e-12, "{d:?}");
 }
 
+/// A sell-through row of style `style_id` with the given call and P(wrong).
+pub(super) fn decision(style_id: &str, market: &str, verdict: Verdict, p_wrong: f64) -> Decision {
+    let mut d = decide_style(&style(150, 10.0, 10.0), &priors(), &Rules::default());
+    d.style_id = style_id.into();
+    d.market = market.into();
+    d.verdict = verdict;
+    d.p_wrong = p_wrong;
+    d
+}
+
 #[test]
 fn wrong_call_control_demotes_the_weakest_keeps() {
-    let rules = Rules::default();
     // Keeps with P(keep) from just above the bar to certain.
     let mut decisions: Vec<Decision> = (0..20)
+        // P(wrong) 0.00 … 0.19, mean 0.095.
         .map(|i| {
-            let mut d = decide_style(&style(150, 10.0, 10.0), &priors(), &rules);
-            d.style_id = format!("S{i:02}");
-            d.p_wrong = 0.01 * i as f64; // 0.00 … 0.19, mean 0.095
-            d
+            decision(
+                &format!("S{i:02}"),
+                ALL_MARKETS,
+                Verdict::Keep,
+                0.01 * i as f64,
+            )
         })
         .collect();
     let wrong = wrong_calls::control_wrong_calls(&mut decisions, 0.05);
@@ -210,6 +222,44 @@ fn wrong_call_control_demotes_the_weakest_keeps() {
     assert_eq!(demoted.verdict, Verdict::Test);
     assert_eq!(demoted.reorder_units, 0);
     assert!(demoted.reasons.contains(&Reason::WrongCallControl));
+}
+
+#[test]
+fn wrong_call_control_bounds_the_new_calls_not_the_settled_ones() {
+    // Thirty settled keeps at P(wrong) 0 and ten new ones at 0.05, 0.08, …, 0.32: the
+    // whole list's mean (0.047) is under the bound, the new calls' (0.185) is not.
+    let mut decisions: Vec<Decision> = (0..40)
+        .map(|i| {
+            let settled = i < 30;
+            let p = if settled {
+                0.0
+            } else {
+                0.05 + 0.03 * (i - 30) as f64
+            };
+            let mut d = decision(&format!("S{i:02}"), ALL_MARKETS, Verdict::Keep, p);
+            d.previous_verdict = settled.then_some(Verdict::Keep);
+            d
+        })
+        .collect();
+    let wrong = wrong_calls::control_wrong_calls(&mut decisions, 0.10);
+    // 0.05 … 0.14 has mean 0.095: four new keeps stay, six go; no settled one moves.
+    assert_eq!((wrong.new_keeps, wrong.demoted_keeps), (4, 6));
+    assert!((wrong.expected_wrong_new_keeps - 0.38).abs() < 1e-9);
+    assert!((wrong.expected_wrong_keeps - 0.38).abs() < 1e-9);
+    let kept = decisions.iter().filter(|d| d.verdict == Verdict::Keep);
+    assert_eq!(kept.count(), 34);
+}
+
+#[test]
+fn wrong_call_control_never_demotes_a_reversal() {
+    let mut reversed = decision("S1", ALL_MARKETS, Verdict::Keep, 0.3);
+    reversed.previous_verdict = Some(Verdict::Drop);
+    reversed.reasons.push(Reason::Reversed);
+    let mut decisions = vec![reversed, decision("S2", ALL_MARKETS, Verdict::Keep, 0.05)];
+    let wrong = wrong_calls::control_wrong_calls(&mut decisions, 0.10);
+    assert_eq!(decisions[0].verdict, Verdict::Keep);
+    assert_eq!(decisions[1].verdict, Verdict::Test);
+    assert_eq!((wrong.new_keeps, wrong.demoted_keeps), (1, 1));
 }
 
 fn sell_through_policy() -> Policy {
@@ -232,7 +282,12 @@ fn decide_run_gives_market_rows_a_prior_from_their_style() {
     de.market = "DE".into();
     de.units_sold = 50;
     de.test_batch_units = 100;
-    let (decisions, _) = decide_run(&[pooled, us, de], &sell_through_policy(), &flat_curves());
+    let (decisions, _) = decide_run(
+        &[pooled, us, de],
+        &sell_through_policy(),
+        &flat_curves(),
+        &PreviousCalls::new(),
+    );
     assert_eq!(decisions.len(), 3);
     let us = decisions.iter().find(|d| d.market == "US").unwrap();
     let de = decisions.iter().find(|d| d.market == "DE").unwrap();
@@ -294,13 +349,23 @@ fn misallocated() -> Vec<StyleObservation> {
 
 #[test]
 fn the_pooled_rate_is_the_sum_of_market_rates() {
-    let (decisions, _) = decide_run(&misallocated(), &Policy::default(), &flat_curves());
+    let (decisions, _) = decide_run(
+        &misallocated(),
+        &Policy::default(),
+        &flat_curves(),
+        &PreviousCalls::new(),
+    );
     let pooled = decisions.iter().find(|d| d.market == ALL_MARKETS).unwrap();
     let mean = pooled.rate_shape / pooled.rate_rate;
     assert!((mean - 18.3).abs() < 1.0, "pooled rate {mean}");
     // Keep level 0.8 · 700 / 42 = 13.3/day: the summed rate clears it.
     assert!(pooled.p_keep > 0.9, "P(keep) {}", pooled.p_keep);
-    let (legacy, _) = decide_run(&misallocated(), &sell_through_policy(), &flat_curves());
+    let (legacy, _) = decide_run(
+        &misallocated(),
+        &sell_through_policy(),
+        &flat_curves(),
+        &PreviousCalls::new(),
+    );
     let legacy = legacy.iter().find(|d| d.market == ALL_MARKETS).unwrap();
     assert!(
         legacy.p_keep < 0.2,
@@ -311,7 +376,12 @@ fn the_pooled_rate_is_the_sum_of_market_rates() {
 
 #[test]
 fn market_priors_leave_the_market_out_and_market_rows_carry_the_call() {
-    let (decisions, _) = decide_run(&misallocated(), &Policy::default(), &flat_curves());
+    let (decisions, _) = decide_run(
+        &misallocated(),
+        &Policy::default(),
+        &flat_curves(),
+        &PreviousCalls::new(),
+    );
     let us = decisions.iter().find(|d| d.market == "US").unwrap();
     let de = decisions.iter().find(|d| d.market == "DE").unwrap();
     let pooled = decisions.iter().find(|d| d.market == ALL_MARKETS).unwrap();
@@ -346,7 +416,7 @@ fn under_the_profit_rule_more_sales_never_lower_p_keep() {
         obs[2].test_batch_units = 350;
         obs[2].units_received = 350;
         obs[0].units_sold = sold;
-        let (d, _) = decide_run(&obs, &policy, &curves);
+        let (d, _) = decide_run(&obs, &policy, &curves, &PreviousCalls::new());
         let pooled = d.iter().find(|d| d.market == ALL_MARKETS).unwrap();
         assert!(
             pooled.p_keep >= last_p,
@@ -363,7 +433,12 @@ fn a_reorder_that_would_arrive_after_the_season_is_a_drop() {
     for o in &mut obs {
         o.days_live = 75.0;
     }
-    let (d, _) = decide_run(&obs, &Policy::default(), &flat_curves());
+    let (d, _) = decide_run(
+        &obs,
+        &Policy::default(),
+        &flat_curves(),
+        &PreviousCalls::new(),
+    );
     let pooled = d.iter().find(|d| d.market == ALL_MARKETS).unwrap();
     assert_eq!(pooled.verdict, Verdict::Drop);
     assert!(pooled.reasons.contains(&Reason::SeasonOver));

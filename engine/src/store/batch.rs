@@ -174,6 +174,7 @@ mod tests {
             planned_reorder_units: 120,
             demand_p10: 150.0,
             demand_p90: 260.0,
+            previous_verdict: Some(Verdict::Test),
             p_wrong: 0.0,
         }
     }
@@ -192,6 +193,8 @@ mod tests {
             test: 0,
             wrong_calls: WrongCalls::default(),
             warnings: vec![],
+            previous_run_id: None,
+            changes: Default::default(),
         }
     }
 
@@ -221,7 +224,7 @@ mod tests {
             &names[at..at + 3],
             ["reasons", "policy_version", "model_version"]
         );
-        assert_eq!(names.last(), Some(&"demand_p90"));
+        assert_eq!(names.last(), Some(&"previous_verdict"));
         let text = |name: &str| {
             batch
                 .column_by_name(name)
@@ -234,6 +237,7 @@ mod tests {
         };
         assert_eq!(text("reasons"), "high_rate,sold_out");
         assert_eq!(text("verdict"), "keep");
+        assert_eq!(text("previous_verdict"), "test");
         assert_eq!(text("policy_version"), "pol");
         assert!(batch.column_by_name("days_of_cover").unwrap().is_null(1));
         assert_eq!(read_decisions(parquet(&batch)).unwrap(), rows);
@@ -247,6 +251,7 @@ mod tests {
             "decayed_exposure_days",
             "p_reorder_pays",
             "planned_reorder_units",
+            "previous_verdict",
         ];
         let first_release: Vec<usize> = (0..full.num_columns())
             .filter(|&i| !added_since.contains(&full.schema_ref().field(i).name().as_str()))
@@ -256,6 +261,7 @@ mod tests {
         assert_eq!(read[0].planned_reorder_units, read[0].reorder_units);
         assert_eq!(read[0].decayed_exposure_days, read[0].exposure_days);
         assert_eq!(read[0].p_reorder_pays, 0.0);
+        assert_eq!(read[0].previous_verdict, None);
         let unknown = RecordBatch::try_from_iter([
             (
                 "style_id",

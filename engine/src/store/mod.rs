@@ -28,7 +28,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde::{Deserialize, Serialize};
 
-use crate::decision::{Decision, WrongCalls};
+use crate::decision::{Changes, Decision, WrongCalls};
 use crate::error::{EngineError, Result};
 use crate::parquet_io::writer_properties;
 use crate::storage::Storage;
@@ -57,6 +57,13 @@ pub struct RunSummary {
     pub wrong_calls: WrongCalls,
     /// Problems in the input that did not stop the run.
     pub warnings: Vec<String>,
+    /// The published run this one followed: its calls were held unless reversed, and
+    /// the rows' `previous_verdict` are its verdicts.
+    #[serde(default)]
+    pub previous_run_id: Option<String>,
+    /// How the calls differ from that run's.
+    #[serde(default)]
+    pub changes: Changes,
 }
 
 /// A run made the one buying systems and merchandisers see.
@@ -339,6 +346,8 @@ mod tests {
             test: 0,
             wrong_calls: WrongCalls::default(),
             warnings: vec![],
+            previous_run_id: None,
+            changes: Default::default(),
         };
         store
             .write_run(&DecisionRun {

@@ -84,6 +84,7 @@ fn protected_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(overrides::delete_override))
         .routes(routes!(runs::get_runs, runs::post_run))
         .routes(routes!(runs::get_run))
+        .routes(routes!(runs::get_run_changes))
         .routes(routes!(backtests::get_backtests))
         .routes(routes!(backtests::get_backtest_report))
         .routes(routes!(ops::metrics))

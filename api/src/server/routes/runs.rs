@@ -10,7 +10,7 @@ use axum::{Extension, Json};
 use assay_engine::EngineError;
 
 use crate::auth::{Permission, Principal};
-use crate::server::dto::{NewRunBody, RunList, RunView};
+use crate::server::dto::{ChangeList, ChangeView, NewRunBody, RunList, RunView};
 use crate::server::error::{ApiError, Problem};
 use crate::server::state::AppState;
 
@@ -56,14 +56,50 @@ pub async fn get_run(
         .engine
         .store()
         .run_summary(&run_id)
-        .map_err(|e| match e {
-            EngineError::RunNotFound { .. } => {
-                ApiError::not_found(format!("run `{run_id}` not found; GET /v1/runs lists them"))
-            }
-            other => other.into(),
-        })?;
+        .map_err(|e| not_found(e, &run_id))?;
     let published = state.published_id()? == Some(run_id);
     Ok(Json(RunView::of(&run, published)))
+}
+
+fn not_found(e: EngineError, run_id: &str) -> ApiError {
+    match e {
+        EngineError::RunNotFound { .. } => {
+            ApiError::not_found(format!("run `{run_id}` not found; GET /v1/runs lists them"))
+        }
+        other => other.into(),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{run_id}/changes",
+    tag = "runs",
+    params(("run_id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The rows whose call changed since the published run this run followed (new, reversed, withdrawn), and those that stand only because nothing reversed them (held), with the reasons", body = ChangeList),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_run_changes(
+    State(state): State<Arc<AppState>>,
+    Path(run_id): Path<String>,
+) -> Result<Json<ChangeList>, ApiError> {
+    let engine = Arc::clone(&state.engine);
+    let id = run_id.clone();
+    // A run file is read whole: off the request threads.
+    let run = tokio::task::spawn_blocking(move || engine.store().read_run(&id))
+        .await
+        .map_err(|e| ApiError::internal(format!("reading run `{run_id}`: {e}")))?
+        .map_err(|e| not_found(e, &run_id))?;
+    let mut items: Vec<ChangeView> = run.decisions.iter().filter_map(ChangeView::of).collect();
+    items.sort_by(|a, b| (&a.style_id, &a.market).cmp(&(&b.style_id, &b.market)));
+    Ok(Json(ChangeList {
+        run_id,
+        previous_run_id: run.summary.previous_run_id,
+        items,
+    }))
 }
 
 #[utoipa::path(

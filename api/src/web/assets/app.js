@@ -17,6 +17,8 @@ const REASONS = {
   unprofitable_reorder: "no reorder is likely to make money over the rest of the season",
   season_over: "a reorder would arrive after the season ends",
   uncertain: "between the drop and keep levels: not settled yet",
+  held: "the last list's call stands: the evidence weakened but has not reversed it",
+  reversed: "the last list's call reversed: the evidence now says the other way, clearly",
 };
 const OVERRIDE_REASONS = {
   trend_signal: "trend signal", marketing_push: "marketing push", quality_issue: "quality issue",
