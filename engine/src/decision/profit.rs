@@ -378,10 +378,11 @@ impl SpanNoise {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn inputs(markets: &[MarketState]) -> PlanInputs<'_> {
+    /// A style ten days old, 14 days from a reorder, selling at 25 what costs 10.
+    pub(in crate::decision) fn inputs(markets: &[MarketState]) -> PlanInputs<'_> {
         PlanInputs {
             markets,
             curve: Curve::fallback(28.0, 5.0),

@@ -2,8 +2,8 @@
 //!
 //! Testing longer shows more of a style's demand, but a reorder placed later lands
 //! further down the decay curve and later in the season, and its lead time loses more
-//! sales. The plan's draws are what the style may be. Taking each of a sample of them
-//! as the truth (a scenario), the sales the next `wait_days` would show reweigh all the
+//! sales. The plan's draws are what the style may be. Taking each of them in turn as
+//! the truth (a scenario), the sales the next `wait_days` would show reweigh all the
 //! draws by how likely each makes those sales (importance weights: no new draws); the
 //! best order placed then is the reweighted newsvendor quantile of the demand a later
 //! order would meet, and is worth its reweighted expected profit. The mean over the
@@ -15,9 +15,6 @@ use rand::rngs::StdRng;
 
 use super::profit::{DrawParams, PlanInputs, SpanNoise, Spans};
 
-/// Draws taken as the truth, in turn.
-const SCENARIOS: usize = 400;
-
 /// Expected profit of deciding after `i.wait_days`, less that of deciding now; `now`
 /// holds the plan's draws of unmet demand after a reorder placed now arrives.
 pub(super) fn value_of_waiting(i: &PlanInputs<'_>, params: &[DrawParams], now: &[f64]) -> f64 {
@@ -28,7 +25,7 @@ pub(super) fn value_of_waiting(i: &PlanInputs<'_>, params: &[DrawParams], now: &
     if margin <= overage || params.is_empty() || i.wait_days <= 0.0 {
         return 0.0;
     }
-    let deciding_now = best_value(now, &vec![1.0; now.len()], margin, overage, i.moq);
+    let (_, deciding_now) = best_order(now, &vec![1.0; now.len()], margin, overage, i.moq);
     if arrival >= i.season_days {
         // A reorder placed after waiting would come too late: waiting loses it all.
         return -deciding_now;
@@ -65,9 +62,7 @@ pub(super) fn value_of_waiting(i: &PlanInputs<'_>, params: &[DrawParams], now: &
         unmet.push((short - open).max(0.0));
     }
     let k = i.curve.day_dispersion;
-    let step = (n / SCENARIOS).max(1);
     let scenarios: Vec<f64> = (0..n)
-        .step_by(step)
         .map(|truth| {
             let seen = shown[truth];
             // Noisy days say less: the likelihood is flattened as in the posterior.
@@ -101,19 +96,19 @@ pub(super) fn value_of_waiting(i: &PlanInputs<'_>, params: &[DrawParams], now: &
                     .fold(f64::NEG_INFINITY, f64::max);
                 log_weights.iter().map(|lw| (lw - top).exp()).collect()
             };
-            let q = best_order(&unmet, &weights, margin, overage, i.moq);
+            let (q, _) = best_order(&unmet, &weights, margin, overage, i.moq);
             margin * unmet[truth].min(q) - overage * q
         })
         .collect();
     scenarios.iter().sum::<f64>() / scenarios.len() as f64 - deciding_now
 }
 
-/// The best order against weighted draws of unmet demand: the newsvendor quantile,
-/// raised to the MOQ, or 0 when that does not pay.
-fn best_order(unmet: &[f64], weights: &[f64], margin: f64, overage: f64, moq: i64) -> f64 {
+/// The best order against weighted draws of unmet demand — the newsvendor quantile,
+/// raised to the MOQ, or 0 when that does not pay — and its expected profit.
+fn best_order(unmet: &[f64], weights: &[f64], margin: f64, overage: f64, moq: i64) -> (f64, f64) {
     let total: f64 = weights.iter().sum();
     if total <= 0.0 || !total.is_finite() {
-        return 0.0;
+        return (0.0, 0.0);
     }
     let mut order: Vec<usize> = (0..unmet.len()).collect();
     order.sort_by(|&a, &b| unmet[a].total_cmp(&unmet[b]));
@@ -128,53 +123,30 @@ fn best_order(unmet: &[f64], weights: &[f64], margin: f64, overage: f64, moq: i6
         }
     }
     if q <= 0.0 {
-        return 0.0;
+        return (0.0, 0.0);
     }
     let q = q.max(moq.max(1) as f64);
-    let value: f64 = unmet
-        .iter()
-        .zip(weights)
-        .map(|(y, w)| w * (margin * y.min(q) - overage * q))
-        .sum();
-    if value > 0.0 { q } else { 0.0 }
-}
-
-/// Expected profit of the best order against weighted draws of unmet demand.
-fn best_value(unmet: &[f64], weights: &[f64], margin: f64, overage: f64, moq: i64) -> f64 {
-    let total: f64 = weights.iter().sum();
-    let q = best_order(unmet, weights, margin, overage, moq);
-    if q <= 0.0 {
-        return 0.0;
-    }
-    unmet
+    let value = unmet
         .iter()
         .zip(weights)
         .map(|(y, w)| w * (margin * y.min(q) - overage * q))
         .sum::<f64>()
-        / total
+        / total;
+    if value > 0.0 { (q, value) } else { (0.0, 0.0) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::curves::Curve;
-    use super::super::profit::{MarketState, plan_reorder};
+    use super::super::profit::{self, MarketState, plan_reorder};
     use super::*;
 
     fn inputs(markets: &[MarketState], curve: Curve, age: f64) -> PlanInputs<'_> {
         PlanInputs {
-            markets,
             curve,
             age_days: age,
-            lead_time_days: 14.0,
-            season_days: 84.0,
-            open_order_units: 0,
-            value_per_sale: 25.0,
-            unit_cost: 10.0,
-            salvage_value: 5.0,
-            moq: 50,
-            min_p_profit: 0.0,
             wait_days: 2.0,
-            seed: 7,
+            ..profit::tests::inputs(markets)
         }
     }
 
@@ -224,7 +196,7 @@ mod tests {
     fn the_best_value_is_the_best_order() {
         let unmet: Vec<f64> = (0..100).map(f64::from).collect();
         let weights = vec![1.0; 100];
-        let best = best_value(&unmet, &weights, 20.0, 5.0, 1);
+        let (_, best) = best_order(&unmet, &weights, 20.0, 5.0, 1);
         let brute = (0..=100)
             .map(|q| {
                 let q = f64::from(q);
