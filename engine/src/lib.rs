@@ -16,6 +16,7 @@ pub mod error;
 pub mod funnel;
 pub mod generate;
 pub mod ingest;
+mod like_escape;
 pub mod memory_ceiling;
 pub mod parquet_io;
 mod plan_size;

@@ -233,6 +233,7 @@ impl Sandbox {
         // A function's answer larger than one query's memory is refused before it is
         // built: that allocation is outside the query's pool.
         crate::bounded_functions::bound_in(&ctx, limits.memory_bytes);
+        ctx.add_optimizer_rule(Arc::new(crate::like_escape::LikeEscapeToBackslash));
         let spill = DiskManagerBuilder::default()
             .with_max_temp_directory_size(limits.spill_bytes)
             .build()

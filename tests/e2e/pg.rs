@@ -188,6 +188,95 @@ async fn psql_and_psycopg_log_in_with_tokens_and_see_what_http_sees() {
     server.stop();
 }
 
+const SQLALCHEMY: &str = r#"
+import json, os, psycopg, pandas as pd, sqlalchemy as sa
+url = sa.engine.URL.create("postgresql+psycopg", username=os.environ["PGUSER"],
+                           password=os.environ["PGPASSWORD"], host=os.environ["PGHOST"],
+                           port=int(os.environ["PGPORT"]), database="assay")
+engine = sa.create_engine(url)
+out = {}
+with engine.connect() as conn:
+    out["server_version_info"] = list(conn.dialect.server_version_info)
+    out["version"] = conn.execute(sa.text("SELECT version()")).scalar()
+    out["version_num"] = conn.execute(sa.text("SHOW server_version_num")).scalar()
+    frame = pd.read_sql(sa.text("SELECT style_id, list_price FROM styles WHERE list_price >= :p ORDER BY style_id"),
+                        conn, params={"p": 40.0})
+    out["dear"] = [[r.style_id, float(r.list_price)] for r in frame.itertuples()]
+inspector = sa.inspect(engine)
+out["schemas"] = inspector.get_schema_names()
+out["tables"] = sorted(inspector.get_table_names())
+# psycopg prepares a statement once it has run five times; after an error, its rollback
+# deallocates them, and the connection goes on.
+with psycopg.connect(host=os.environ["PGHOST"], port=os.environ["PGPORT"], user=os.environ["PGUSER"],
+                     password=os.environ["PGPASSWORD"], dbname="assay") as conn:
+    for i in range(7):
+        conn.execute("SELECT count(*) FROM styles WHERE list_price > %s", (i,)).fetchone()
+    try:
+        conn.execute("SELECT no_such_column FROM styles")
+    except psycopg.Error:
+        conn.rollback()
+    out["after_rollback"] = conn.execute("SELECT count(*) FROM styles WHERE list_price > %s", (0,)).fetchone()[0]
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn sqlalchemy_connects_reads_with_parameters_and_lists_the_tables() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let server = Server::start_with(data, &["--pg-listen", "127.0.0.1:0"]);
+    let pg = server.pg.clone().expect("the pgwire address is reported");
+    let (host, port) = pg.rsplit_once(':').unwrap();
+    let out = run_python(
+        SQLALCHEMY,
+        &[
+            ("PGHOST", host),
+            ("PGPORT", port),
+            ("PGUSER", "ana"),
+            ("PGPASSWORD", &analyst),
+        ],
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    // The dialect parsed the version (it refuses to connect when it cannot).
+    assert_eq!(v["server_version_info"], serde_json::json!([16, 6]), "{v}");
+    let version = v["version"].as_str().unwrap();
+    assert!(version.starts_with("PostgreSQL 16.6 (assay "), "{version}");
+    assert_eq!(v["version_num"], "160006");
+    // Bound parameters give what the same query over HTTP gives.
+    let dear = http_rows(
+        &server.base,
+        &analyst,
+        "SELECT style_id, list_price FROM styles WHERE list_price >= 40.0 ORDER BY style_id",
+    )
+    .await;
+    let from_pandas: String = v["dear"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}|{}\n", r[0].as_str().unwrap(), r[1]))
+        .collect();
+    assert!(!dear.is_empty());
+    assert_eq!(from_pandas, dear);
+    assert_eq!(v["schemas"], serde_json::json!(["public"]));
+    let tables: Vec<&str> = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for table in [
+        "events",
+        "styles",
+        "stock_receipts",
+        "style_daily",
+        "overrides",
+    ] {
+        assert!(tables.contains(&table), "{table} in {tables:?}");
+    }
+    assert_eq!(v["after_rollback"], 200);
+    server.stop();
+}
+
 #[tokio::test]
 async fn refusals_and_limits_over_pgwire_leave_the_server_serving() {
     let tmp = sample_copy();

@@ -8,7 +8,11 @@ use std::sync::Arc;
 use assay_engine::ErrorKind;
 use assay_engine::sandbox::{Answer, Sandbox, SandboxError};
 use async_trait::async_trait;
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ParamValues;
+use datafusion::common::ToDFSchema;
+use datafusion::logical_expr::EmptyRelation;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Set, Statement};
@@ -17,7 +21,7 @@ use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
 use datafusion_postgres::pgwire::api::portal::Format;
-use datafusion_postgres::pgwire::api::results::{QueryResponse, Response};
+use datafusion_postgres::pgwire::api::results::{QueryResponse, Response, Tag};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::{StreamExt, stream};
@@ -57,6 +61,14 @@ enum Route {
     /// Harmless session bookkeeping (`SET search_path`, `SHOW`, `BEGIN`): left to
     /// datafusion-postgres's later hooks.
     PassOn,
+    /// A server-wide setting assay answers itself (`SHOW server_version`).
+    Show {
+        name: String,
+        value: String,
+    },
+    /// A driver's housekeeping with nothing to do here (`DEALLOCATE ALL` after an
+    /// error, `DISCARD ALL` when a pool hands the connection on): done, with this tag.
+    Done(&'static str),
     Refuse(String),
 }
 
@@ -67,8 +79,26 @@ fn route(statement: &Statement) -> Route {
         | Statement::ExplainTable { .. }
         | Statement::ShowTables { .. }
         | Statement::ShowColumns { .. } => Route::Sandbox,
-        Statement::ShowVariable { .. }
-        | Statement::ShowStatus { .. }
+        Statement::ShowVariable { variable } => {
+            let name = variable
+                .iter()
+                .map(|v| v.value.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            match super::functions::server_setting(&name) {
+                Some(value) => Route::Show { name, value },
+                None => Route::PassOn,
+            }
+        }
+        // Statements prepared by a driver live with its connection and end with it.
+        Statement::Deallocate { .. } => Route::Done("DEALLOCATE"),
+        Statement::Discard { .. } => Route::Done("DISCARD ALL"),
+        Statement::Reset(_) => Route::Done("RESET"),
+        // Nothing here writes: a savepoint has nothing to keep (drivers set one around
+        // their own catalog lookups).
+        Statement::Savepoint { .. } => Route::Done("SAVEPOINT"),
+        Statement::ReleaseSavepoint { .. } => Route::Done("RELEASE"),
+        Statement::ShowStatus { .. }
         | Statement::ShowCatalogs { .. }
         | Statement::StartTransaction { .. }
         | Statement::Commit { .. }
@@ -154,14 +184,24 @@ fn respond(
     client: &(dyn ClientInfo + Send + Sync),
 ) -> PgWireResult<Response> {
     let answer = answer.map_err(to_pg_error)?;
+    let schema = Arc::clone(&answer.schema);
+    encode(&schema, answer.into_stream(), client)
+}
+
+/// Batches as pgwire rows, in text format.
+fn encode(
+    schema: &Schema,
+    batches: impl futures::Stream<Item = Result<RecordBatch, SandboxError>> + Send + 'static,
+    client: &(dyn ClientInfo + Send + Sync),
+) -> PgWireResult<Response> {
     let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
     let fields = Arc::new(arrow_schema_to_pg_fields(
-        &answer.schema,
+        schema,
         &Format::UnifiedText,
         Some(options),
     )?);
     let row_fields = Arc::clone(&fields);
-    let rows = answer.into_stream().flat_map(move |next| {
+    let rows = batches.flat_map(move |next| {
         let rows: Vec<PgWireResult<_>> = match next {
             Ok(batch) => encode_recordbatch(Arc::clone(&row_fields), batch).collect(),
             Err(e) => vec![Err(to_pg_error(e))],
@@ -169,6 +209,33 @@ fn respond(
         stream::iter(rows)
     });
     Ok(Response::Query(QueryResponse::new(fields, rows)))
+}
+
+/// One text value in one row: a `SHOW`'s answer.
+fn one_value(
+    name: &str,
+    value: &str,
+    client: &(dyn ClientInfo + Send + Sync),
+) -> PgWireResult<Response> {
+    let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![Arc::new(StringArray::from(vec![value]))],
+    )
+    .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    encode(&schema, stream::iter([Ok(batch)]), client)
+}
+
+/// What a statement answered by the hook is planned as on the extended path: nothing to
+/// run, only the shape of its answer.
+fn plan_of_schema(fields: Vec<Field>) -> PgWireResult<LogicalPlan> {
+    let schema = Schema::new(fields)
+        .to_dfschema()
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    Ok(LogicalPlan::EmptyRelation(EmptyRelation {
+        produce_one_row: true,
+        schema: Arc::new(schema),
+    }))
 }
 
 #[async_trait]
@@ -182,6 +249,8 @@ impl QueryHook for SandboxHook {
         match route(statement) {
             Route::PassOn => None,
             Route::Refuse(what) => Some(Err(not_allowed(&what))),
+            Route::Show { name, value } => Some(one_value(&name, &value, client)),
+            Route::Done(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
             Route::Sandbox => Some(respond(
                 self.sandbox
                     .run(caller(client), statement.to_string())
@@ -207,6 +276,12 @@ impl QueryHook for SandboxHook {
                 .err()
                 .map(|e| Err(to_pg_error(e))),
             Route::PassOn => None,
+            Route::Show { name, .. } => Some(plan_of_schema(vec![Field::new(
+                name,
+                DataType::Utf8,
+                false,
+            )])),
+            Route::Done(_) => Some(plan_of_schema(vec![])),
         }
     }
 
@@ -221,6 +296,8 @@ impl QueryHook for SandboxHook {
         match route(statement) {
             Route::PassOn => None,
             Route::Refuse(what) => Some(Err(not_allowed(&what))),
+            Route::Show { name, value } => Some(one_value(&name, &value, client)),
+            Route::Done(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
             Route::Sandbox => {
                 let plan = match logical_plan.clone().replace_params_with_values(params) {
                     Ok(plan) => plan,
@@ -248,6 +325,8 @@ mod tests {
         match route(&statement) {
             Route::Sandbox => "sandbox",
             Route::PassOn => "pass",
+            Route::Show { .. } => "show",
+            Route::Done(_) => "done",
             Route::Refuse(_) => "refuse",
         }
     }
@@ -260,6 +339,16 @@ mod tests {
         assert_eq!(route_of("SET extra_float_digits = 3"), "pass");
         assert_eq!(route_of("SET TIME ZONE 'UTC'"), "pass");
         assert_eq!(route_of("SHOW search_path"), "pass");
+        assert_eq!(route_of("SHOW server_version"), "show");
+        assert_eq!(route_of("SHOW server_version_num"), "show");
+        // Drivers' housekeeping after an error or before a pool reuses a connection.
+        assert_eq!(route_of("DEALLOCATE ALL"), "done");
+        assert_eq!(route_of("DEALLOCATE PREPARE _pg3_0"), "done");
+        assert_eq!(route_of("DISCARD ALL"), "done");
+        assert_eq!(route_of("RESET ALL"), "done");
+        assert_eq!(route_of("SAVEPOINT \"_pg3_1\""), "done");
+        assert_eq!(route_of("RELEASE SAVEPOINT \"_pg3_1\""), "done");
+        assert_eq!(route_of("ROLLBACK TO SAVEPOINT \"_pg3_1\""), "pass");
         assert_eq!(route_of("BEGIN"), "pass");
         assert_eq!(
             route_of("SET datafusion.runtime.memory_limit = '1G'"),

@@ -10,6 +10,7 @@
 mod auth;
 mod extended;
 mod framing;
+mod functions;
 mod hook;
 
 use std::sync::Arc;
@@ -81,6 +82,7 @@ impl PgServer {
             .clone();
         setup_pg_catalog(ctx, &catalog, EmptyContextProvider)
             .map_err(|e| anyhow::anyhow!("setting up pg_catalog: {e}"))?;
+        functions::register_functions(ctx);
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(SandboxHook::new(Arc::clone(&sandbox))),
             // datafusion-postgres's own, for SET/SHOW and transactions; every statement
