@@ -216,6 +216,10 @@ with psycopg.connect(host=os.environ["PGHOST"], port=os.environ["PGPORT"], user=
     except psycopg.Error:
         conn.rollback()
     out["after_rollback"] = conn.execute("SELECT count(*) FROM styles WHERE list_price > %s", (0,)).fetchone()[0]
+    try:
+        conn.execute("SELECT 1 + %s +", (1,))
+    except psycopg.Error as e:
+        out["syntax_error"] = e.sqlstate
 print(json.dumps(out))
 "#;
 
@@ -274,6 +278,10 @@ async fn sqlalchemy_connects_reads_with_parameters_and_lists_the_tables() {
         assert!(tables.contains(&table), "{table} in {tables:?}");
     }
     assert_eq!(v["after_rollback"], 200);
+    // Text that does not parse is a syntax error on both protocols, not a server fault.
+    assert_eq!(v["syntax_error"], "42601");
+    let (ok, _, err) = psql(&pg, "ana", &analyst, "SELECT 1 +");
+    assert!(!ok && err.contains("syntax error"), "{err}");
     server.stop();
 }
 

@@ -1,6 +1,6 @@
 //! The extended query protocol (Parse, Bind, Execute: psycopg's, pgjdbc's and
-//! node-postgres's path) with two checks before datafusion-postgres parses the text:
-//! its size, and that it holds one statement. datafusion-postgres keeps the first
+//! node-postgres's path) with three checks before datafusion-postgres parses the text:
+//! its size, that it holds one statement, and that it parses (a syntax error, 42601). datafusion-postgres keeps the first
 //! statement of a Parse and silently drops the rest; PostgreSQL refuses them
 //! ("cannot insert multiple commands into a prepared statement"), and so does assay.
 
@@ -28,6 +28,7 @@ type Statement = <Parser as QueryParser>::Statement;
 pub struct GuardedParser {
     inner: Arc<Parser>,
     sandbox: Arc<Sandbox>,
+    syntax: hook::SyntaxCheck,
 }
 
 #[async_trait]
@@ -51,6 +52,7 @@ impl QueryParser for GuardedParser {
                 "a Parse message holds one statement; send the others in their own Parse (or use the simple query protocol)",
             ));
         }
+        self.syntax.check(sql)?;
         self.inner.parse_sql(client, sql, types).await
     }
 
@@ -101,7 +103,11 @@ impl ExtendedQueries {
         let inner = ExtendedQueryHandler::query_parser(service.as_ref());
         Self {
             service,
-            parser: Arc::new(GuardedParser { inner, sandbox }),
+            parser: Arc::new(GuardedParser {
+                inner,
+                sandbox,
+                syntax: hook::SyntaxCheck::new(),
+            }),
         }
     }
 }

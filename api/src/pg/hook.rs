@@ -18,6 +18,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Set, Statement};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
 use datafusion_postgres::pgwire::api::portal::Format;
@@ -165,6 +166,24 @@ pub fn to_pg_error(e: SandboxError) -> PgWireError {
 
 pub fn syntax_error(message: &str) -> PgWireError {
     to_pg_error(SandboxError::Syntax(message.to_owned()))
+}
+
+/// Text that does not parse, refused as a syntax error (SQLSTATE 42601): parsed first by
+/// the parser datafusion-postgres itself uses, whose own failure would reach the client
+/// as an internal error (XX000), which drivers report as a server fault.
+pub struct SyntaxCheck(PostgresCompatibilityParser);
+
+impl SyntaxCheck {
+    pub fn new() -> Self {
+        Self(PostgresCompatibilityParser::new())
+    }
+
+    pub fn check(&self, sql: &str) -> PgWireResult<()> {
+        self.0
+            .parse(sql)
+            .map(drop)
+            .map_err(|e| syntax_error(&e.to_string()))
+    }
 }
 
 /// An error of `kind` as the one table says, with no internals in an internal one.

@@ -124,6 +124,7 @@ impl PgServer {
                 simple: Arc::new(SimpleQueries {
                     service: Arc::clone(&self.service),
                     sandbox: Arc::clone(&self.sandbox),
+                    syntax: hook::SyntaxCheck::new(),
                 }),
                 extended: Arc::new(ExtendedQueries::new(
                     Arc::clone(&self.service),
@@ -316,6 +317,7 @@ struct Connection {
 struct SimpleQueries {
     service: Arc<DfSessionService>,
     sandbox: Arc<Sandbox>,
+    syntax: hook::SyntaxCheck,
 }
 
 #[async_trait::async_trait]
@@ -338,6 +340,7 @@ impl SimpleQueryHandler for SimpleQueries {
         if let Some(what) = hook::datafusion_only_statement(query) {
             return Err(hook::not_allowed(&what));
         }
+        self.syntax.check(query)?;
         SimpleQueryHandler::do_query(self.service.as_ref(), client, query).await
     }
 }
