@@ -150,7 +150,12 @@ async fn psql_and_psycopg_log_in_with_tokens_and_see_what_http_sees() {
     ] {
         let (ok, _, err) = psql(&pg, user, password, "SELECT 1");
         assert!(!ok, "{user} must not log in");
-        assert!(err.contains("assword authentication failed"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "assword authentication failed for user \"{user}\""
+            )),
+            "{err}"
+        );
     }
 
     // psycopg with parameters (the extended protocol), and its refusals.

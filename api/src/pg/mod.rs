@@ -229,8 +229,20 @@ async fn serve_connection(
         )
         .await
         {
+            let e = name_the_user(e, &socket);
             process_error(&mut socket, e, is_extended).await?;
         }
+    }
+}
+
+/// A failed login says whose: SCRAM's own message carries no user name (libpq leaves it
+/// empty and names the user at startup), so pgwire's refusal named nobody.
+fn name_the_user(e: PgWireError, client: &impl ClientInfo) -> PgWireError {
+    match e {
+        PgWireError::InvalidPassword(name) if name.is_empty() => {
+            PgWireError::InvalidPassword(client.metadata().get("user").cloned().unwrap_or_default())
+        }
+        other => other,
     }
 }
 
