@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::decision::{self, ALL_MARKETS, Changes, Policy, PreviousCalls, Verdict};
 use crate::error::{EngineError, Result};
 use crate::session::Engine;
+use crate::source::schema::EventType;
 use crate::store::{DecisionRun, RunSummary};
 
 impl Engine {
@@ -142,7 +143,17 @@ impl Engine {
             "e.event_date >= DATE '{first_raw_day}' \
              AND e.event_time <= arrow_cast('{as_of}', 'Timestamp(µs, \"UTC\")')"
         );
-        let checks = [
+        let known_types = format!(
+            "NOT (e.event_type IN ({}))",
+            EventType::ALL
+                .map(|t| format!("'{}'", t.as_str()))
+                .join(", ")
+        );
+        let unknown_types = format!(
+            "events have an unknown event_type (expected one of {})",
+            EventType::listed()
+        );
+        let checks: [(&str, &str, &str); 3] = [
             (
                 "unknown_style_events",
                 "s.style_id IS NULL",
@@ -153,11 +164,7 @@ impl Engine {
                 "e.quantity IS NULL OR e.quantity <= 0",
                 "events have a quantity below 1 and were left out",
             ),
-            (
-                "unknown_type_events",
-                "NOT (e.event_type IN ('view', 'cart', 'remove_from_cart', 'purchase', 'return'))",
-                "events have an unknown event_type (expected view, cart, remove_from_cart, purchase or return)",
-            ),
+            ("unknown_type_events", &known_types, &unknown_types),
         ];
         // One query for the three checks: the recent raw events are scanned once (each
         // scan of a day of events cost about as much as the funnel over the rollup).

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::source::schema::EventType;
 use arrow::array::{ArrayRef, Int32Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Datelike, Duration, Utc};
@@ -203,7 +204,7 @@ pub fn simulate(
                             }
                             out.push(Row {
                                 at: r.at,
-                                kind: "return",
+                                kind: EventType::Return,
                                 style,
                                 market: plan.market,
                                 size: Some(r.size),
@@ -245,14 +246,14 @@ pub fn simulate(
                                 channel,
                                 reason: None,
                             };
-                            out.push(view("view", at, 1));
+                            out.push(view(EventType::View, at, 1));
                             let cart_prob = (style.conversion * style.carts_per_order).min(0.95);
                             if !in_stock || !rng.random_bool(cart_prob) {
                                 continue;
                             }
                             let cart_at =
                                 (at + rng.random_range(5_000_000..300_000_000)).min(end - 2);
-                            out.push(view("cart", cart_at, 1));
+                            out.push(view(EventType::Cart, cart_at, 1));
                             if rng.random_bool(1.0 / style.carts_per_order) {
                                 let quantity = if rng.random_bool(0.1) { 2 } else { 1 }
                                     .min(state.on_hand)
@@ -260,7 +261,7 @@ pub fn simulate(
                                 let bought_at = (cart_at + rng.random_range(1_000_000..60_000_000))
                                     .min(end - 1);
                                 let order_id = format!("O{}-{:08}", out.day_tag, out.rows);
-                                let mut row = view("purchase", bought_at, quantity);
+                                let mut row = view(EventType::Purchase, bought_at, quantity);
                                 row.order = Some(order_id.clone());
                                 out.push(row);
                                 state.on_hand -= i64::from(quantity);
@@ -279,7 +280,7 @@ pub fn simulate(
                                 }
                             } else if rng.random_bool(REMOVE_SHARE) {
                                 out.push(view(
-                                    "remove_from_cart",
+                                    EventType::RemoveFromCart,
                                     (cart_at + 60_000_000).min(end - 1),
                                     1,
                                 ));
@@ -354,7 +355,7 @@ fn return_reason(rng: &mut StdRng, size_share: f64) -> &'static str {
 
 struct Row<'a> {
     at: i64,
-    kind: &'static str,
+    kind: EventType,
     style: &'a Style,
     market: &'static str,
     size: Option<&'static str>,

@@ -16,9 +16,10 @@ use arrow::array::{
 use arrow::compute::{cast, filter};
 use arrow::datatypes::{DataType, TimeUnit};
 
-use super::formats::{EVENT_TYPES, RETURN_REASONS};
+use super::formats::RETURN_REASONS;
 use crate::error::Result;
 use crate::source::schema;
+use crate::source::schema::EventType;
 
 /// A source batch split in two.
 pub(super) struct Split {
@@ -74,7 +75,7 @@ pub(super) fn split(batch: &RecordBatch) -> Result<Option<Split>> {
             && plain(&markets, i)
             && markets.value(i) != "ALL"
             && types.is_valid(i)
-            && EVENT_TYPES.contains(&types.value(i))
+            && EventType::parse(types.value(i)).is_some()
             && times.is_valid(i)
             // Beyond chrono's range (±262,000 years) the per-row path says why.
             && (min_us..=max_us).contains(&times.value(i))

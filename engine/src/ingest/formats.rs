@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use crate::source::schema::EventType;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use sha2::{Digest, Sha256};
 
@@ -91,7 +92,7 @@ impl Format {
 pub struct Event<'r> {
     pub event_id: Cow<'r, str>,
     pub event_time: DateTime<Utc>,
-    pub event_type: &'static str,
+    pub event_type: EventType,
     pub style_id: Cow<'r, str>,
     pub sku_id: Option<Cow<'r, str>>,
     pub size: Option<&'r str>,
@@ -108,8 +109,6 @@ pub struct Event<'r> {
     pub brand_hint: Option<&'r str>,
 }
 
-pub(super) const EVENT_TYPES: [&str; 5] =
-    ["view", "cart", "remove_from_cart", "purchase", "return"];
 pub(super) const RETURN_REASONS: [&str; 7] = [
     "size_small",
     "size_large",
@@ -212,7 +211,7 @@ pub(crate) fn blank_event<'r>(
     Event {
         event_id,
         event_time,
-        event_type: "view",
+        event_type: EventType::View,
         style_id,
         sku_id: None,
         size: None,
@@ -251,17 +250,13 @@ fn row_id(prefix: &str, record: &csv::StringRecord) -> (String, [u8; 16]) {
     (id, short)
 }
 
-fn event_type(value: &str) -> Result<&'static str, Reject> {
-    EVENT_TYPES
-        .iter()
-        .copied()
-        .find(|t| *t == value)
-        .ok_or_else(|| {
-            Reject::new(
-                "unknown event type",
-                format!("`{value}` (expected one of {})", EVENT_TYPES.join(", ")),
-            )
-        })
+fn event_type(value: &str) -> Result<EventType, Reject> {
+    EventType::parse(value).ok_or_else(|| {
+        Reject::new(
+            "unknown event type",
+            format!("`{value}` (expected one of {})", EventType::listed()),
+        )
+    })
 }
 
 fn price(value: Option<&str>) -> Result<Option<f64>, Reject> {
@@ -349,7 +344,7 @@ fn rees46<'r>(h: &Header, r: &'r csv::StringRecord, market: &'r str) -> Result<E
     e.user_id = Some(h.required(r, "user_id")?);
     e.session_id = h.get(r, "user_session");
     // A REES46 purchase has no order id; the session groups one checkout.
-    if kind == "purchase" {
+    if kind == EventType::Purchase {
         e.order_id = e.session_id;
     }
     e.price = price(h.get(r, "price"))?;
@@ -380,9 +375,9 @@ fn retailrocket<'r>(
         )
     })?;
     let kind = match h.required(r, "event")? {
-        "view" => "view",
-        "addtocart" => "cart",
-        "transaction" => "purchase",
+        "view" => EventType::View,
+        "addtocart" => EventType::Cart,
+        "transaction" => EventType::Purchase,
         other => {
             return Err(Reject::new(
                 "unknown event type",
@@ -428,7 +423,7 @@ fn hm<'r>(
         time,
         article[..7].to_string().into(),
     );
-    e.event_type = "purchase";
+    e.event_type = EventType::Purchase;
     e.sku_id = Some(article.into());
     e.user_id = Some(h.required(r, "customer_id")?);
     e.price = Some(price(Some(h.required(r, "price")?))?.unwrap_or_default());

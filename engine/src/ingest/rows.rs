@@ -85,7 +85,7 @@ impl EventColumns {
     pub(crate) fn push(&mut self, e: &Event) {
         self.event_id.append_value(&e.event_id);
         self.time.append_value(e.event_time.timestamp_micros());
-        self.event_type.append_value(e.event_type);
+        self.event_type.append_value(e.event_type.as_str());
         self.style_id.append_value(&e.style_id);
         self.sku_id.append_option(e.sku_id.as_deref());
         self.size.append_option(e.size);

@@ -10,6 +10,46 @@ pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
+/// What an event records: the values `events.event_type` may hold (DESIGN.md §1). The
+/// SQL views spell them as literals; everything in Rust goes through this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    View,
+    Cart,
+    RemoveFromCart,
+    Purchase,
+    Return,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 5] = [
+        EventType::View,
+        EventType::Cart,
+        EventType::RemoveFromCart,
+        EventType::Purchase,
+        EventType::Return,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::View => "view",
+            EventType::Cart => "cart",
+            EventType::RemoveFromCart => "remove_from_cart",
+            EventType::Purchase => "purchase",
+            EventType::Return => "return",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// `view, cart, …`: for messages naming what was expected.
+    pub fn listed() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+}
+
 /// One `events/event_date=…/*.parquet` file (the partition column is not in the file).
 pub fn events_file_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
