@@ -22,12 +22,10 @@ use super::{ALL_MARKETS, Decision, Policy, Reason, Verdict};
 /// The calls of the run a new run follows, by style × market.
 pub type PreviousCalls = HashMap<(String, String), Verdict>;
 
-/// How a run's pooled calls differ from the run it followed.
+/// How a run's pooled calls differ from the run it followed, beyond the new calls
+/// [`super::WrongCalls`] counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changes {
-    /// Keeps and drops the previous list did not hold (reversals included).
-    pub new_keeps: usize,
-    pub new_drops: usize,
     /// Calls turned the other way.
     pub reversed: usize,
     /// Calls the model no longer makes, standing because nothing reversed them.
@@ -44,13 +42,6 @@ impl Changes {
             }
             if d.reasons.contains(&Reason::Reversed) {
                 changes.reversed += 1;
-            }
-            if d.previous_verdict != Some(d.verdict) {
-                match d.verdict {
-                    Verdict::Keep => changes.new_keeps += 1,
-                    Verdict::Drop => changes.new_drops += 1,
-                    Verdict::Test => {}
-                }
             }
         }
         changes
@@ -137,7 +128,7 @@ mod tests {
         assert_eq!(strong[0].verdict, Verdict::Drop);
         assert!(strong[0].reasons.contains(&Reason::Reversed));
         assert_eq!(Changes::count(&strong).reversed, 1);
-        assert_eq!(Changes::count(&strong).new_drops, 1);
+        assert!(strong[0].is_new_call());
     }
 
     #[test]
@@ -156,7 +147,7 @@ mod tests {
         assert_eq!(rows[0].verdict, Verdict::Keep);
         assert_eq!(rows[1].verdict, Verdict::Test);
         assert_eq!(rows[1].previous_verdict, None);
-        let changes = Changes::count(&rows);
-        assert_eq!((changes.new_keeps, changes.held), (1, 0));
+        assert!(rows[0].is_new_call() && !rows[1].is_new_call());
+        assert_eq!(Changes::count(&rows).held, 0);
     }
 }

@@ -318,6 +318,12 @@ impl Decision {
         }
     }
 
+    /// A keep or drop the run it followed did not hold (reversals included): the calls
+    /// wrong-call control bounds.
+    pub fn is_new_call(&self) -> bool {
+        self.verdict != Verdict::Test && self.previous_verdict != Some(self.verdict)
+    }
+
     /// The probability, on this row's numbers, that `verdict` would be the right call,
     /// whatever the row's own verdict: what a call held from an earlier run rests on
     /// today. None for test.

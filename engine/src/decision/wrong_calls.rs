@@ -70,16 +70,15 @@ pub fn control_wrong_calls(decisions: &mut [Decision], max_share: f64) -> WrongC
     }
     let mut totals = WrongCalls::default();
     for ((market, verdict), members) in by_list {
-        let is_new = |d: &Decision| d.previous_verdict != Some(d.verdict);
         let settled: f64 = members
             .iter()
             .map(|&i| &decisions[i])
-            .filter(|d| !is_new(d))
+            .filter(|d| !d.is_new_call())
             .map(|d| d.p_wrong)
             .sum();
         let (reversals, mut demotable): (Vec<usize>, Vec<usize>) = members
             .into_iter()
-            .filter(|&i| is_new(&decisions[i]))
+            .filter(|&i| decisions[i].is_new_call())
             .partition(|&i| decisions[i].reasons.contains(&Reason::Reversed));
         // Strongest first, so demotion pops the weakest from the end.
         demotable.sort_by(|&a, &b| {
