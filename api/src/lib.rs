@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cli;
 pub mod connections;
+pub mod daily;
 pub mod error_codes;
 pub mod flight;
 pub mod pg;

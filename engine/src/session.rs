@@ -26,7 +26,8 @@ pub struct Engine {
     query_engine: QueryEngine,
     dataset: Dataset,
     sources: SourceSummary,
-    latest_event: DateTime<Utc>,
+    /// Moves forward when new events are ingested ([`Engine::reload_events`]).
+    latest_event: std::sync::RwLock<DateTime<Utc>>,
     store: DecisionStore,
     overrides: Arc<OverrideStore>,
     rollup: Rollup,
@@ -96,7 +97,7 @@ impl Engine {
             set_aside: std::sync::Mutex::new(sources.set_aside.clone()),
             dataset,
             sources,
-            latest_event,
+            latest_event: std::sync::RwLock::new(latest_event),
             store,
             overrides,
         };
@@ -214,7 +215,32 @@ impl Engine {
 
     /// The time of the newest event: the default `as_of`.
     pub fn latest_event(&self) -> DateTime<Utc> {
-        self.latest_event
+        *self
+            .latest_event
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes in events ingested since the engine opened (by this process or another):
+    /// the newest event time moves on, and analysts' funnel views are cut as of it.
+    /// Returns the newest event time.
+    ///
+    /// # Errors
+    /// The events cannot be read, or the views cannot be registered.
+    pub async fn reload_events(&self) -> Result<DateTime<Utc>> {
+        let Some(latest) = latest_event_time(&self.ctx).await? else {
+            return Ok(self.latest_event());
+        };
+        if latest != self.latest_event() {
+            for ctx in self.contexts() {
+                sql::register_views(ctx, &ViewParams::as_of(latest)).await?;
+            }
+            *self
+                .latest_event
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = latest;
+        }
+        Ok(latest)
     }
 
     /// Runs one read-only statement from a user: no DDL, no DML, no `SET`, no `COPY`.

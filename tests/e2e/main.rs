@@ -3,6 +3,7 @@
 mod attacks;
 mod backtest;
 mod bad_input;
+mod daily;
 mod decide;
 mod flight;
 mod ingest;

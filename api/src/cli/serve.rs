@@ -6,7 +6,11 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use assay_engine::QueryEngine;
+use assay_engine::ingest::Format;
 use assay_engine::sandbox::SandboxLimits;
+
+use crate::daily::schedule::DecideAt;
+use crate::daily::{DailyConfig, WatchConfig};
 
 use crate::server::{Application, Limits, ServeConfig, shutdown_signal};
 
@@ -28,7 +32,8 @@ pub struct ServeArgs {
     pub flight_listen: Option<SocketAddr>,
     /// TOML file with any of: data, engine, listen, pg_listen, flight_listen, policy, tokens,
     /// request_timeout_secs, max_body_bytes, max_connections, header_timeout_secs, sql_timeout_secs, sql_memory_mib, sql_max_rows,
-    /// sql_max_concurrent, sql_max_concurrent_per_token, sql_idle_secs, and an [s3] table (endpoint, region, access_key_id, …).
+    /// sql_max_concurrent, sql_max_concurrent_per_token, sql_idle_secs, watch, watch_format, watch_market,
+    /// watch_interval_secs, decide_at, tz, decide_after_ingest, and an [s3] table (endpoint, region, access_key_id, …).
     #[arg(long, env = "ASSAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Decision policy file (TOML) [default: the built-in policy].
@@ -72,6 +77,32 @@ pub struct ServeArgs {
     /// [default: 10].
     #[arg(long, env = "ASSAY_SQL_IDLE_SECS")]
     pub sql_idle_secs: Option<u64>,
+    /// Take in new files dropped in this folder or s3://BUCKET/PREFIX, one batch each,
+    /// as `assay ingest` does; taken files move to `processed/`, failed ones to
+    /// `failed/` [default: off].
+    #[arg(long, env = "ASSAY_WATCH")]
+    pub watch: Option<String>,
+    /// Format of the watched files: rees46, retailrocket, hm, events-csv or
+    /// events-parquet.
+    #[arg(long, env = "ASSAY_WATCH_FORMAT", value_parser = |s: &str| s.parse::<Format>())]
+    pub watch_format: Option<Format>,
+    /// The market of watched files whose format carries none.
+    #[arg(long, env = "ASSAY_WATCH_MARKET")]
+    pub watch_market: Option<String>,
+    /// Seconds between looks at the watched files and the schedule; a file is taken
+    /// once two looks find it unchanged [default: 5].
+    #[arg(long, env = "ASSAY_WATCH_INTERVAL_SECS")]
+    pub watch_interval_secs: Option<u64>,
+    /// Compute and publish a decision run every day at this time, HH:MM in --tz
+    /// [default: off].
+    #[arg(long, env = "ASSAY_DECIDE_AT")]
+    pub decide_at: Option<String>,
+    /// Time zone of --decide-at, an IANA name [default: UTC].
+    #[arg(long, env = "ASSAY_TZ")]
+    pub tz: Option<String>,
+    /// Compute and publish a decision run after watched files added events.
+    #[arg(long, env = "ASSAY_DECIDE_AFTER_INGEST")]
+    pub decide_after_ingest: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +127,13 @@ struct ConfigFile {
     sql_max_concurrent: Option<usize>,
     sql_max_concurrent_per_token: Option<usize>,
     sql_idle_secs: Option<u64>,
+    watch: Option<String>,
+    watch_format: Option<String>,
+    watch_market: Option<String>,
+    watch_interval_secs: Option<u64>,
+    decide_at: Option<String>,
+    tz: Option<String>,
+    decide_after_ingest: Option<bool>,
     engine: Option<String>,
     /// S3 settings by `object_store`'s names, over the `AWS_*` environment.
     s3: Option<std::collections::BTreeMap<String, String>>,
@@ -148,6 +186,13 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
                 )
             })?;
     }
+    let daily = daily_config(&args, &file).with_context(|| match &args.config {
+        Some(path) => format!(
+            "the daily loop's settings (flags, environment, {})",
+            path.display()
+        ),
+        None => "the daily loop's settings".to_string(),
+    })?;
     let data = super::data_location(args.data.or(file.data))?;
     let policy = super::decide::load_policy(args.policy.or(file.policy).as_ref())?;
     let tokens = args
@@ -214,6 +259,50 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
         sql,
         data,
         engine,
+        daily,
+    })
+}
+
+fn daily_config(args: &ServeArgs, file: &ConfigFile) -> anyhow::Result<DailyConfig> {
+    let format = match (&args.watch_format, &file.watch_format) {
+        (Some(format), _) => Some(*format),
+        (None, Some(text)) => Some(
+            text.parse::<Format>()
+                .map_err(|e| anyhow::anyhow!("watch_format: {e}"))?,
+        ),
+        (None, None) => None,
+    };
+    let watch = match (args.watch.clone().or(file.watch.clone()), format) {
+        (Some(location), Some(format)) => Some(WatchConfig {
+            location,
+            format,
+            market: args.watch_market.clone().or(file.watch_market.clone()),
+        }),
+        (Some(_), None) => anyhow::bail!("--watch needs --watch-format (the files' format)"),
+        (None, _) => None,
+    };
+    let tz = args.tz.clone().or(file.tz.clone());
+    let decide_at = match args.decide_at.clone().or(file.decide_at.clone()) {
+        Some(time) => Some(
+            DecideAt::parse(&time, tz.as_deref().unwrap_or("UTC")).map_err(anyhow::Error::msg)?,
+        ),
+        None if tz.is_some() => anyhow::bail!("--tz goes with --decide-at"),
+        None => None,
+    };
+    let decide_after_ingest = args.decide_after_ingest || file.decide_after_ingest == Some(true);
+    if decide_after_ingest && watch.is_none() {
+        anyhow::bail!("--decide-after-ingest needs --watch: nothing else ingests in the server");
+    }
+    Ok(DailyConfig {
+        watch,
+        decide_at,
+        decide_after_ingest,
+        interval: Duration::from_secs(
+            args.watch_interval_secs
+                .or(file.watch_interval_secs)
+                .unwrap_or(5)
+                .max(1),
+        ),
     })
 }
 
@@ -258,6 +347,13 @@ mod tests {
             sql_max_concurrent: None,
             sql_max_concurrent_per_token: None,
             sql_idle_secs: None,
+            watch: None,
+            watch_format: None,
+            watch_market: None,
+            watch_interval_secs: None,
+            decide_at: None,
+            tz: None,
+            decide_after_ingest: false,
         }
     }
 
@@ -289,6 +385,42 @@ mod tests {
         assert_eq!(flags.data, "/other");
         assert_eq!(flags.engine, QueryEngine::Local);
         assert_eq!(flags.listen.port(), 7000);
+    }
+
+    #[test]
+    fn the_daily_loop_settings_come_from_flags_or_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("assay.toml");
+        std::fs::write(
+            &file,
+            "watch = \"/srv/landing\"\nwatch_format = \"events-csv\"\ndecide_at = \"06:30\"\n\
+             tz = \"Europe/Berlin\"\ndecide_after_ingest = true\n",
+        )
+        .unwrap();
+        let daily = resolve(args(None, None, Some(file.clone())), None)
+            .unwrap()
+            .daily;
+        let watch = daily.watch.unwrap();
+        assert_eq!(watch.location, "/srv/landing");
+        assert_eq!(watch.format, Format::EventsCsv);
+        assert!(daily.decide_after_ingest);
+        assert_eq!(daily.decide_at.unwrap().tz, chrono_tz::Europe::Berlin);
+        assert_eq!(daily.interval, Duration::from_secs(5));
+
+        let mut no_format = args(None, None, None);
+        no_format.watch = Some("/srv/landing".into());
+        let err = format!("{:#}", resolve(no_format, None).unwrap_err());
+        assert!(err.contains("--watch-format"), "{err}");
+        let mut alone = args(None, None, None);
+        alone.decide_after_ingest = true;
+        let err = format!("{:#}", resolve(alone, None).unwrap_err());
+        assert!(err.contains("needs --watch"), "{err}");
+        std::fs::write(&file, "decide_at = \"6 am\"\n").unwrap();
+        let err = format!(
+            "{:#}",
+            resolve(args(None, None, Some(file)), None).unwrap_err()
+        );
+        assert!(err.contains("assay.toml") && err.contains("HH:MM"), "{err}");
     }
 
     #[test]

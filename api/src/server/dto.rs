@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use assay_engine::decision::{Decision, Reason, Verdict};
+use assay_engine::store::jobs::Job;
 use assay_engine::store::overrides::{Override, OverrideReason};
 use assay_engine::{DailyRow, RunSummary};
 
@@ -563,4 +564,118 @@ pub fn decision_view(d: &Decision, row: RowContext<'_>, now: DateTime<Utc>) -> D
         previous_verdict: previous_verdict.map(Into::into),
         live_override: live.map(|o| OverrideView::new(o, now)),
     }
+}
+
+/// One job of the daily loop: an ingest of a watched file, a rollup refresh or a
+/// decision run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    pub job_id: String,
+    /// `ingest`, `rollup` or `decide`.
+    #[schema(example = "ingest")]
+    pub kind: String,
+    /// `running`, `succeeded`, `failed` or `interrupted` (the server ended first).
+    #[schema(example = "succeeded")]
+    pub status: String,
+    /// What started it: `watch`, `after-ingest`, `schedule`, `assay serve` (start-up), or
+    /// the API user who asked.
+    pub trigger: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// From start to end, or to now while running.
+    pub seconds: f64,
+    /// Past twice the median duration of its kind's succeeded jobs (while running, or
+    /// when it ended): worth a look.
+    pub late: bool,
+    /// The file an ingest took.
+    pub source: Option<String>,
+    /// Events added, rollup rows written, or decision rows.
+    pub rows: Option<u64>,
+    /// Rows an ingest rejected.
+    pub rejects: Option<u64>,
+    pub error: Option<String>,
+    pub batch_id: Option<String>,
+    pub run_id: Option<String>,
+    /// Where a taken file went, and other facts of the outcome.
+    pub note: Option<String>,
+}
+
+impl JobView {
+    /// `median` is the median duration of the kind's succeeded jobs, if any.
+    pub fn of(job: &Job, median: Option<f64>, now: DateTime<Utc>) -> Self {
+        let seconds = job.seconds(now);
+        Self {
+            job_id: job.job_id.clone(),
+            kind: job.kind.as_str().to_owned(),
+            status: job.status.as_str().to_owned(),
+            trigger: job.trigger.clone(),
+            started_at: job.started_at,
+            ended_at: job.ended_at,
+            seconds,
+            late: median.is_some_and(|m| seconds > 2.0 * m.max(0.001)),
+            source: job.source.clone(),
+            rows: job.rows,
+            rejects: job.rejects,
+            error: job.error.clone(),
+            batch_id: job.batch_id.clone(),
+            run_id: job.run_id.clone(),
+            note: job.note.clone(),
+        }
+    }
+}
+
+/// A page of jobs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobView>,
+    /// `before` for the next page; absent on the last.
+    pub next_before: Option<String>,
+}
+
+/// A row's call as buying systems saw it: the model's, or a merchandiser's override.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct EffectiveCall {
+    pub verdict: ApiVerdict,
+    /// Units to reorder under `verdict`.
+    pub reorder_units: i64,
+    /// The model's own call, which an override may have replaced.
+    pub model_verdict: ApiVerdict,
+    /// The override in force, if any.
+    pub override_id: Option<String>,
+}
+
+/// Why a row's effective call changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeCause {
+    /// The model's call or reorder changed, under the same override (or none).
+    Model,
+    /// An override was made, revoked or expired.
+    Override,
+    ModelAndOverride,
+}
+
+/// A row whose effective verdict or reorder differs between two runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedItem {
+    pub style_id: String,
+    pub category: String,
+    pub market: String,
+    /// In the `since` run (absent: the row was not in it, e.g. a style launched since).
+    pub before: Option<EffectiveCall>,
+    /// In the served run (absent: the row is no longer decided).
+    pub after: Option<EffectiveCall>,
+    pub cause: ChangeCause,
+    /// The served run's reason codes for the model's call.
+    pub reasons: Vec<String>,
+}
+
+/// What changed for buying systems since a run they had read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeFeed {
+    pub since: String,
+    /// The served run the items are compared with.
+    pub run_id: String,
+    /// By style, then `ALL` before the markets.
+    pub items: Vec<FeedItem>,
 }

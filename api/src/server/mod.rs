@@ -7,6 +7,7 @@
 pub mod dto;
 pub mod error;
 mod http;
+pub mod jobs;
 mod routes;
 pub mod state;
 #[cfg(test)]
@@ -18,16 +19,19 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
 use assay_engine::Engine;
 use assay_engine::decision::Policy;
 use assay_engine::progress::Progress;
 use assay_engine::source::{BadFiles, Dataset};
+use assay_engine::store::jobs::JobStore;
 
 use crate::auth::{Role, TokenStore};
 use crate::connections::ConnectionCap;
+use crate::daily::DailyConfig;
+use crate::daily::watch::Landing;
 use crate::pg::PgServer;
 pub use routes::{Limits, openapi};
 use state::AppState;
@@ -49,6 +53,8 @@ pub struct ServeConfig {
     pub sql: assay_engine::sandbox::SandboxLimits,
     /// Where the funnel and rollup queries of decision runs execute.
     pub engine: assay_engine::QueryEngine,
+    /// New files taken in and decisions on schedule, without a person.
+    pub daily: DailyConfig,
 }
 
 pub struct Application {
@@ -57,6 +63,8 @@ pub struct Application {
     limits: Limits,
     pg: Option<PgServer>,
     flight: Option<TcpListener>,
+    daily: DailyConfig,
+    landing: Option<Landing>,
 }
 
 /// The process-wide Prometheus recorder (a recorder can be installed only once).
@@ -65,7 +73,13 @@ fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
     if let Some(h) = HANDLE.get() {
         return Ok(h.clone());
     }
+    // Job durations as a histogram, so alerts can take quantiles over many servers.
     let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("assay_job_duration_seconds".into()),
+            &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0],
+        )
+        .context("the job duration buckets")?
         .install_recorder()
         .context("installing the Prometheus metrics recorder")?;
     Ok(HANDLE.get_or_init(|| handle).clone())
@@ -94,6 +108,11 @@ impl Application {
             })?;
         step.finish_and_clear();
         engine.progress().show(true);
+        // A watched location that cannot be used stops the start, not the first look.
+        let landing = match &config.daily.watch {
+            Some(watch) => Some(Landing::open(&watch.location)?),
+            None => None,
+        };
         let tokens = TokenStore::open(&config.tokens)?;
         if tokens.is_empty() {
             let token = tokens.create("admin", Role::Admin)?;
@@ -106,10 +125,13 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let overrides = Arc::clone(engine.overrides());
+        let jobs = JobStore::open(engine.dataset().storage.clone(), chrono::Utc::now())
+            .context("opening the job log")?;
         let state = Arc::new(AppState::new(
             Arc::new(engine),
             overrides,
             Arc::new(tokens),
+            jobs,
             config.policy,
             metrics_handle()?,
             config.sql,
@@ -152,6 +174,8 @@ impl Application {
             limits: config.limits,
             pg,
             flight,
+            daily: config.daily,
+            landing,
         })
     }
 
@@ -186,6 +210,13 @@ impl Application {
             Arc::downgrade(&self.state),
             PUBLICATION_CHECK,
         ));
+        let daily = self.daily.is_on().then(|| {
+            tokio::spawn(
+                self.daily
+                    .clone()
+                    .run(Arc::downgrade(&self.state), self.landing),
+            )
+        });
         let pg = self.pg.map(|pg| tokio::spawn(pg.run()));
         let flight = self.flight.map(|listener| {
             crate::flight::serve(
@@ -205,7 +236,7 @@ impl Application {
             shutdown,
         )
         .await;
-        for task in pg.into_iter().chain(flight) {
+        for task in pg.into_iter().chain(flight).chain(daily) {
             task.abort();
         }
         Ok(())

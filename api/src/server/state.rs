@@ -9,12 +9,15 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use assay_engine::decision::style::expected_days_to_verdict;
 use assay_engine::decision::{ALL_MARKETS, Decision, Policy, Verdict};
+use assay_engine::rollup::RefreshReport;
 use assay_engine::sandbox::{Sandbox, SandboxLimits};
+use assay_engine::store::jobs::{JobKind, JobStore};
 use assay_engine::store::overrides::{Override, OverrideStore};
 use assay_engine::{DailyRow, Engine, EngineError, RunSummary, StyleInfo};
 
 use super::dto::{DecisionView, RowContext, decision_view};
 use super::error::ApiError;
+use super::jobs::JobOutcome;
 use crate::auth::TokenStore;
 
 /// The latest run, indexed for reads.
@@ -99,9 +102,7 @@ impl Snapshot {
         now: DateTime<Utc>,
     ) -> DecisionView {
         let info = self.catalog.get(&d.style_id);
-        let own = live.get(&(d.style_id.clone(), d.market.clone()));
-        let pooled_override = || live.get(&(d.style_id.clone(), ALL_MARKETS.to_owned()));
-        let applied = own.or_else(|| (d.market != ALL_MARKETS).then(pooled_override).flatten());
+        let applied = applied_override(d, live);
         let reorder = effective_reorder(d, applied, || self.pooled_row(&d.style_id));
         decision_view(
             d,
@@ -133,10 +134,21 @@ impl Snapshot {
     }
 }
 
+/// The override that applies to a row: its own, else for a market row the style's
+/// pooled one, which applies to every market.
+pub fn applied_override<'a>(
+    d: &Decision,
+    live: &'a HashMap<(String, String), Override>,
+) -> Option<&'a Override> {
+    let own = live.get(&(d.style_id.clone(), d.market.clone()));
+    let pooled_override = || live.get(&(d.style_id.clone(), ALL_MARKETS.to_owned()));
+    own.or_else(|| (d.market != ALL_MARKETS).then(pooled_override).flatten())
+}
+
 /// What buying systems should order for a row: the model's units, or under a keep
 /// override the merchandiser's quantity (a pooled one split over the markets as the
 /// plan splits its own) or else the plan's proposal; nothing under a drop or test.
-fn effective_reorder<'a>(
+pub fn effective_reorder<'a>(
     d: &Decision,
     applied: Option<&Override>,
     pooled: impl FnOnce() -> Option<&'a Decision>,
@@ -165,6 +177,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub overrides: Arc<OverrideStore>,
     pub tokens: Arc<TokenStore>,
+    /// Every ingest, rollup refresh and decision run this server did.
+    pub jobs: Arc<JobStore>,
     pub policy: Policy,
     pub metrics: PrometheusHandle,
     /// Runs analysts' SQL within its limits.
@@ -179,6 +193,7 @@ impl AppState {
         engine: Arc<Engine>,
         overrides: Arc<OverrideStore>,
         tokens: Arc<TokenStore>,
+        jobs: Arc<JobStore>,
         policy: Policy,
         metrics: PrometheusHandle,
         sql_limits: SandboxLimits,
@@ -190,6 +205,7 @@ impl AppState {
             engine,
             overrides,
             tokens,
+            jobs,
             policy,
             metrics,
             snapshot: RwLock::new(None),
@@ -227,46 +243,100 @@ impl AppState {
         // The style page's daily series come from the rollup: a dataset that never had
         // one (the bundled sample, a copied directory) gets it on first start.
         if self.engine.rollup().state()?.is_none() {
-            let params =
-                assay_engine::sql::ViewParams::for_policy(self.engine.latest_event(), &self.policy);
-            let report = self.engine.refresh_rollup(&params, false).await?;
+            let report = self.refresh_rollup("assay serve").await?;
             tracing::info!(?report, "built the daily rollup");
         }
         let run = match self.engine.store().published()? {
-            Some(published) => self.engine.store().run_summary(&published.run_id)?,
+            Some(published) => {
+                let run = self.engine.store().run_summary(&published.run_id)?;
+                self.install(run.clone()).await?;
+                run
+            }
             None => {
                 tracing::info!("no decision run published yet: computing one and publishing it");
                 let step = self
                     .engine
                     .progress()
                     .step("computing the first decision run");
-                let run = self.engine.decide(None, &self.policy).await?.summary;
+                let run = self.decide(None, true, "assay serve").await?;
                 step.finish_and_clear();
-                self.engine.publish(&run.run_id, "assay serve").await?;
                 run
             }
         };
-        self.install(run.clone()).await?;
         Ok(run)
     }
 
-    /// Computes and stores a new run, and serves it when `publish_by` names who
-    /// publishes it.
+    /// Brings the daily rollup up to date with the events, as a job started by
+    /// `trigger`.
+    ///
+    /// # Errors
+    /// The rollup cannot be read, computed or written.
+    pub async fn refresh_rollup(&self, trigger: &str) -> Result<RefreshReport, EngineError> {
+        self.run_job(JobKind::Rollup, trigger, None, async {
+            let params =
+                assay_engine::sql::ViewParams::for_policy(self.engine.latest_event(), &self.policy);
+            let report = self.engine.refresh_rollup(&params, false).await?;
+            let outcome = JobOutcome {
+                rows: Some(report.rows_written as u64),
+                note: Some(match report.from {
+                    Some(from) => format!("days {from} … {}", report.through),
+                    None => format!("up to date through {}", report.through),
+                }),
+                ..JobOutcome::default()
+            };
+            Ok((report, outcome))
+        })
+        .await
+    }
+
+    /// Computes and stores a new run as a job started by `by`, and serves it when
+    /// `publish`. One run at a time; a run that fails leaves the served one served.
     ///
     /// # Errors
     /// The run cannot be computed, stored or read back.
     pub async fn recompute(
         &self,
         as_of: Option<DateTime<Utc>>,
-        publish_by: Option<&str>,
+        publish: bool,
+        by: &str,
     ) -> Result<RunSummary, EngineError> {
         let _guard = self.recompute.lock().await;
-        let run = self.engine.decide(as_of, &self.policy).await?.summary;
-        if let Some(by) = publish_by {
-            self.engine.publish(&run.run_id, by).await?;
-            self.install(run.clone()).await?;
-        }
-        Ok(run)
+        self.decide(as_of, publish, by).await
+    }
+
+    /// [`AppState::recompute`] under its lock.
+    async fn decide(
+        &self,
+        as_of: Option<DateTime<Utc>>,
+        publish: bool,
+        by: &str,
+    ) -> Result<RunSummary, EngineError> {
+        self.run_job(JobKind::Decide, by, None, async {
+            let run = self.engine.decide(as_of, &self.policy).await?.summary;
+            if publish {
+                self.engine.publish(&run.run_id, by).await?;
+                self.install(run.clone()).await?;
+            }
+            let outcome = JobOutcome {
+                rows: Some(run.rows as u64),
+                run_id: Some(run.run_id.clone()),
+                note: Some(format!(
+                    "as of {}: {} keep, {} drop, {} test{}",
+                    run.as_of.to_rfc3339(),
+                    run.keep,
+                    run.drop,
+                    run.test,
+                    if publish {
+                        "; published"
+                    } else {
+                        "; stored, not published"
+                    }
+                )),
+                ..JobOutcome::default()
+            };
+            Ok((run, outcome))
+        })
+        .await
     }
 
     /// The run id published on this dataset, by this server or another process

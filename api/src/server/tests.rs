@@ -59,10 +59,16 @@ fn build() -> Fixture {
             ] {
                 by_role.insert(role, tokens.create(role.as_str(), role).unwrap());
             }
+            let jobs = assay_engine::store::jobs::JobStore::open(
+                engine.dataset().storage.clone(),
+                chrono::Utc::now(),
+            )
+            .unwrap();
             let state = Arc::new(AppState::new(
                 Arc::new(engine),
                 overrides,
                 Arc::new(tokens),
+                jobs,
                 assay_engine::decision::Policy::default(),
                 super::metrics_handle().unwrap(),
                 assay_engine::sandbox::SandboxLimits::default(),

@@ -12,6 +12,7 @@
 //! accident.
 
 mod batch;
+pub mod jobs;
 pub mod overrides;
 mod overrides_table;
 

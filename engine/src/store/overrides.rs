@@ -108,6 +108,14 @@ impl Override {
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|t| t > now)
     }
+
+    /// In force at a past time `t`, as the log tells it now: created by then, and not
+    /// yet revoked or expired.
+    pub fn was_live_at(&self, t: DateTime<Utc>) -> bool {
+        self.created_at <= t
+            && self.revoked_at.is_none_or(|r| r > t)
+            && self.expires_at.is_none_or(|e| e > t)
+    }
 }
 
 /// One entry of the log.
@@ -403,6 +411,15 @@ impl OverrideStore {
     pub fn live(&self, now: DateTime<Utc>) -> HashMap<(String, String), Override> {
         let mut live = HashMap::new();
         for o in self.read().overrides.iter().filter(|o| o.is_live(now)) {
+            live.insert((o.style_id.clone(), o.market.clone()), o.clone());
+        }
+        live
+    }
+
+    /// The override of each (style, market) that was in force at a past time `t`.
+    pub fn live_at(&self, t: DateTime<Utc>) -> HashMap<(String, String), Override> {
+        let mut live = HashMap::new();
+        for o in self.read().overrides.iter().filter(|o| o.was_live_at(t)) {
             live.insert((o.style_id.clone(), o.market.clone()), o.clone());
         }
         live

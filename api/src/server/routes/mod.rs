@@ -1,7 +1,9 @@
 //! The router: every endpoint, its OpenAPI document, and the layers around them.
 
 mod backtests;
+mod changes;
 mod decisions;
+mod jobs;
 mod ops;
 mod overrides;
 mod runs;
@@ -85,6 +87,9 @@ fn protected_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(runs::get_runs, runs::post_run))
         .routes(routes!(runs::get_run))
         .routes(routes!(runs::get_run_changes))
+        .routes(routes!(changes::get_changes))
+        .routes(routes!(jobs::get_jobs))
+        .routes(routes!(jobs::get_job))
         .routes(routes!(backtests::get_backtests))
         .routes(routes!(backtests::get_backtest_report))
         .routes(routes!(ops::metrics))

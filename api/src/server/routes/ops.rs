@@ -77,6 +77,7 @@ pub async fn readyz(
     ),
     security(("bearer" = [])))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    crate::server::jobs::record_time_since_success(&state.jobs);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -144,7 +144,7 @@ pub async fn post_run(
         .is_some_and(|t| t + chrono::Duration::days(1) < newest);
     let publish = body.publish.unwrap_or(!past);
     let run = state
-        .recompute(body.as_of, publish.then_some(principal.name.as_str()))
+        .recompute(body.as_of, publish, &principal.name)
         .await?;
     let run = RunView::of(&run, publish);
     Ok((StatusCode::CREATED, Json(run)))
