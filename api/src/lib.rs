@@ -12,3 +12,4 @@ pub mod server;
 pub mod spreadsheet;
 pub mod time_input;
 pub mod web;
+pub mod webhooks;

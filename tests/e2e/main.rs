@@ -16,3 +16,4 @@ mod server;
 mod sql;
 mod support;
 mod web;
+mod webhooks;

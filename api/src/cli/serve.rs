@@ -33,7 +33,7 @@ pub struct ServeArgs {
     /// TOML file with any of: data, engine, listen, pg_listen, flight_listen, policy, tokens,
     /// request_timeout_secs, max_body_bytes, max_connections, header_timeout_secs, sql_timeout_secs, sql_memory_mib, sql_max_rows,
     /// sql_max_concurrent, sql_max_concurrent_per_token, sql_idle_secs, watch, watch_format, watch_market,
-    /// watch_interval_secs, decide_at, tz, decide_after_ingest, and an [s3] table (endpoint, region, access_key_id, …).
+    /// watch_interval_secs, decide_at, tz, decide_after_ingest, webhook_retry_hours, and an [s3] table (endpoint, region, access_key_id, …).
     #[arg(long, env = "ASSAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Decision policy file (TOML) [default: the built-in policy].
@@ -103,6 +103,10 @@ pub struct ServeArgs {
     /// Compute and publish a decision run after watched files added events.
     #[arg(long, env = "ASSAY_DECIDE_AFTER_INGEST")]
     pub decide_after_ingest: bool,
+    /// A webhook event not delivered this many hours after it was made is given up
+    /// [default: 24].
+    #[arg(long, env = "ASSAY_WEBHOOK_RETRY_HOURS")]
+    pub webhook_retry_hours: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +138,7 @@ struct ConfigFile {
     decide_at: Option<String>,
     tz: Option<String>,
     decide_after_ingest: Option<bool>,
+    webhook_retry_hours: Option<f64>,
     engine: Option<String>,
     /// S3 settings by `object_store`'s names, over the `AWS_*` environment.
     s3: Option<std::collections::BTreeMap<String, String>>,
@@ -200,6 +205,7 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
         .or(file.tokens)
         .unwrap_or_else(|| default_tokens(&data));
     let defaults = Limits::default();
+    let retry_defaults = crate::webhooks::RetryPolicy::default();
     let sql_defaults = SandboxLimits::default();
     let sql = SandboxLimits {
         timeout: args
@@ -260,6 +266,15 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
         data,
         engine,
         daily,
+        webhook_retry: crate::webhooks::RetryPolicy {
+            give_up_after: args
+                .webhook_retry_hours
+                .or(file.webhook_retry_hours)
+                .map_or(retry_defaults.give_up_after, |h| {
+                    Duration::from_secs_f64(h * 3600.0)
+                }),
+            ..retry_defaults
+        },
     })
 }
 
@@ -354,6 +369,7 @@ mod tests {
             decide_at: None,
             tz: None,
             decide_after_ingest: false,
+            webhook_retry_hours: None,
         }
     }
 

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use assay_engine::decision::{Decision, Reason, Verdict};
 use assay_engine::store::jobs::Job;
 use assay_engine::store::overrides::{Override, OverrideReason};
+use assay_engine::store::webhooks::{Delivery, DeliveryState, EventType, Subscription};
 use assay_engine::{DailyRow, RunSummary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -678,4 +679,134 @@ pub struct ChangeFeed {
     pub run_id: String,
     /// By style, then `ALL` before the markets.
     pub items: Vec<FeedItem>,
+}
+
+/// What a webhook can be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum WebhookEvent {
+    /// A decision run was computed and published.
+    #[serde(rename = "run.completed")]
+    RunCompleted,
+    /// A published run changed effective verdicts or reorders (the items, as in
+    /// `GET /v1/changes`).
+    #[serde(rename = "decision.changed")]
+    DecisionChanged,
+    #[serde(rename = "override.created")]
+    OverrideCreated,
+}
+
+impl From<WebhookEvent> for EventType {
+    fn from(e: WebhookEvent) -> Self {
+        match e {
+            WebhookEvent::RunCompleted => EventType::RunCompleted,
+            WebhookEvent::DecisionChanged => EventType::DecisionChanged,
+            WebhookEvent::OverrideCreated => EventType::OverrideCreated,
+        }
+    }
+}
+
+/// A webhook subscription to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhookBody {
+    /// Where deliveries are POSTed: an `http://` or `https://` URL.
+    #[schema(
+        pattern = r"^https?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?(/\S*)?$",
+        example = "https://erp.example.com/assay-events"
+    )]
+    pub url: String,
+    #[schema(min_items = 1)]
+    pub events: Vec<WebhookEvent>,
+    /// Signs every delivery; one is made and shown once when absent.
+    #[schema(min_length = 16, max_length = 256)]
+    pub secret: Option<String>,
+}
+
+/// A webhook subscription.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    pub webhook_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    /// Only in the answer that created it: keep it to check `X-Assay-Signature`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl WebhookView {
+    pub fn of(sub: &Subscription, with_secret: bool) -> Self {
+        Self {
+            webhook_id: sub.webhook_id.clone(),
+            url: sub.url.clone(),
+            events: sub.events.iter().map(|e| e.as_str().to_owned()).collect(),
+            created_at: sub.created_at,
+            created_by: sub.created_by.clone(),
+            secret: with_secret.then(|| sub.secret.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookList {
+    pub webhooks: Vec<WebhookView>,
+}
+
+/// One try to deliver an event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    pub at: DateTime<Utc>,
+    /// The subscriber's HTTP status, when it answered.
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub seconds: f64,
+}
+
+/// An event's delivery to a subscriber.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// The event's number in the outbox (deliveries are not ordered; this is).
+    pub seq: u64,
+    pub event_id: String,
+    pub event_type: String,
+    /// `pending`, `delivered` or `gave_up`.
+    #[schema(example = "delivered")]
+    pub state: String,
+    pub attempts: Vec<AttemptView>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl DeliveryView {
+    pub fn of(d: &Delivery) -> Self {
+        Self {
+            seq: d.seq,
+            event_id: d.event_id.clone(),
+            event_type: d.event_type.as_str().to_owned(),
+            state: match d.state {
+                DeliveryState::Pending => "pending",
+                DeliveryState::Delivered => "delivered",
+                DeliveryState::GaveUp => "gave_up",
+            }
+            .to_owned(),
+            attempts: d
+                .attempts
+                .iter()
+                .map(|a| AttemptView {
+                    at: a.at,
+                    status_code: a.status_code,
+                    error: a.error.clone(),
+                    seconds: a.seconds,
+                })
+                .collect(),
+            next_attempt_at: d.next_attempt_at,
+        }
+    }
+}
+
+/// A subscriber's deliveries, newest event first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub webhook_id: String,
+    pub items: Vec<DeliveryView>,
 }

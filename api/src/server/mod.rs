@@ -6,6 +6,7 @@
 
 pub mod dto;
 pub mod error;
+pub mod feed;
 mod http;
 pub mod jobs;
 mod routes;
@@ -33,8 +34,9 @@ use crate::connections::ConnectionCap;
 use crate::daily::DailyConfig;
 use crate::daily::watch::Landing;
 use crate::pg::PgServer;
+use crate::webhooks::{RetryPolicy, Webhooks};
 pub use routes::{Limits, openapi};
-use state::AppState;
+use state::{AppState, Records};
 
 /// Everything `assay serve` needs, resolved from flags, environment and config file.
 #[derive(Debug, Clone)]
@@ -55,6 +57,8 @@ pub struct ServeConfig {
     pub engine: assay_engine::QueryEngine,
     /// New files taken in and decisions on schedule, without a person.
     pub daily: DailyConfig,
+    /// How long and how often webhook deliveries are retried.
+    pub webhook_retry: RetryPolicy,
 }
 
 pub struct Application {
@@ -127,11 +131,16 @@ impl Application {
         let overrides = Arc::clone(engine.overrides());
         let jobs = JobStore::open(engine.dataset().storage.clone(), chrono::Utc::now())
             .context("opening the job log")?;
+        let webhooks = Webhooks::open(engine.dataset().storage.clone(), config.webhook_retry)
+            .context("opening the webhook outbox")?;
         let state = Arc::new(AppState::new(
             Arc::new(engine),
-            overrides,
-            Arc::new(tokens),
-            jobs,
+            Records {
+                overrides,
+                tokens: Arc::new(tokens),
+                jobs,
+                webhooks: Arc::new(webhooks),
+            },
             config.policy,
             metrics_handle()?,
             config.sql,
@@ -142,6 +151,9 @@ impl Application {
             .load_published()
             .await
             .context("loading the published decision run")?;
+        state
+            .announce_missed_overrides()
+            .context("recording webhook events for overrides")?;
         // Serving: refreshes from here on are logged, not drawn between log lines.
         state.engine.progress().show(false);
         tracing::info!(run_id = %run.run_id, as_of = %run.as_of, "loaded decision run");
@@ -217,6 +229,7 @@ impl Application {
                     .run(Arc::downgrade(&self.state), self.landing),
             )
         });
+        let deliveries = self.state.webhooks.spawn_deliveries();
         let pg = self.pg.map(|pg| tokio::spawn(pg.run()));
         let flight = self.flight.map(|listener| {
             crate::flight::serve(
@@ -236,7 +249,12 @@ impl Application {
             shutdown,
         )
         .await;
-        for task in pg.into_iter().chain(flight).chain(daily) {
+        for task in pg
+            .into_iter()
+            .chain(flight)
+            .chain(daily)
+            .chain(std::iter::once(deliveries))
+        {
             task.abort();
         }
         Ok(())

@@ -13,12 +13,14 @@ use assay_engine::rollup::RefreshReport;
 use assay_engine::sandbox::{Sandbox, SandboxLimits};
 use assay_engine::store::jobs::{JobKind, JobStore};
 use assay_engine::store::overrides::{Override, OverrideStore};
+use assay_engine::store::webhooks::EventType;
 use assay_engine::{DailyRow, Engine, EngineError, RunSummary, StyleInfo};
 
 use super::dto::{DecisionView, RowContext, decision_view};
 use super::error::ApiError;
 use super::jobs::JobOutcome;
 use crate::auth::TokenStore;
+use crate::webhooks::Webhooks;
 
 /// The latest run, indexed for reads.
 pub struct Snapshot {
@@ -173,12 +175,22 @@ pub fn effective_reorder<'a>(
     }
 }
 
+/// The durable records a server keeps beside the engine's.
+pub struct Records {
+    pub overrides: Arc<OverrideStore>,
+    pub tokens: Arc<TokenStore>,
+    pub jobs: Arc<JobStore>,
+    pub webhooks: Arc<Webhooks>,
+}
+
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub overrides: Arc<OverrideStore>,
     pub tokens: Arc<TokenStore>,
     /// Every ingest, rollup refresh and decision run this server did.
     pub jobs: Arc<JobStore>,
+    /// Subscribers, and the outbox of events for them.
+    pub webhooks: Arc<Webhooks>,
     pub policy: Policy,
     pub metrics: PrometheusHandle,
     /// Runs analysts' SQL within its limits.
@@ -191,13 +203,17 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         engine: Arc<Engine>,
-        overrides: Arc<OverrideStore>,
-        tokens: Arc<TokenStore>,
-        jobs: Arc<JobStore>,
+        records: Records,
         policy: Policy,
         metrics: PrometheusHandle,
         sql_limits: SandboxLimits,
     ) -> Self {
+        let Records {
+            overrides,
+            tokens,
+            jobs,
+            webhooks,
+        } = records;
         let sandbox =
             Sandbox::new(engine.ctx().clone(), sql_limits).expect("the SQL query runtime starts");
         Self {
@@ -206,6 +222,7 @@ impl AppState {
             overrides,
             tokens,
             jobs,
+            webhooks,
             policy,
             metrics,
             snapshot: RwLock::new(None),
@@ -375,8 +392,75 @@ impl AppState {
         self.install(summary).await
     }
 
+    /// Records `run.completed` and `decision.changed` for a run about to be served,
+    /// once per run: against the run served before it here, or at start against the
+    /// run published before it. Overrides count as they are now on both sides, so the
+    /// changes are the model's.
+    fn announce(&self, next: &Snapshot) -> Result<(), EngineError> {
+        let run_id = &next.run.run_id;
+        if !self
+            .webhooks
+            .store
+            .has_event(EventType::DecisionChanged, run_id)
+        {
+            let served = self.snapshot().ok().filter(|s| &s.run.run_id != run_id);
+            let (previous_run_id, rows) = match served {
+                Some(s) => (Some(s.run.run_id.clone()), s.rows.clone()),
+                None => match self.engine.store().published_before(run_id)? {
+                    Some(p) => (
+                        Some(p.run_id.clone()),
+                        self.engine.store().read_run(&p.run_id)?.decisions,
+                    ),
+                    None => (None, Vec::new()),
+                },
+            };
+            let live = self.overrides.live(Utc::now());
+            let items = super::feed::changes(&rows, &live, &next.rows, &live, None);
+            if previous_run_id.is_some() && !items.is_empty() {
+                self.webhooks.emit(
+                    EventType::DecisionChanged,
+                    run_id,
+                    &serde_json::json!({
+                        "run_id": run_id,
+                        "previous_run_id": previous_run_id,
+                        "items": items,
+                    }),
+                )?;
+            }
+        }
+        self.webhooks.emit(
+            EventType::RunCompleted,
+            run_id,
+            &super::dto::RunView::of(&next.run, true),
+        )
+    }
+
+    /// Records `override.created` for overrides a server stopped before it could (the
+    /// override was stored, its event not yet).
+    ///
+    /// # Errors
+    /// The outbox cannot be written.
+    pub fn announce_missed_overrides(&self) -> Result<(), EngineError> {
+        let now = Utc::now();
+        for o in self.overrides.all() {
+            if !self
+                .webhooks
+                .store
+                .has_event(EventType::OverrideCreated, &o.override_id)
+            {
+                self.webhooks.emit(
+                    EventType::OverrideCreated,
+                    &o.override_id,
+                    &super::dto::OverrideView::new(&o, now),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     async fn install(&self, run: RunSummary) -> Result<(), EngineError> {
         let snapshot = Snapshot::load(&self.engine, run).await?;
+        self.announce(&snapshot)?;
         tracing::info!(run_id = %snapshot.run.run_id, rows = snapshot.rows.len(), "serving decision run");
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(snapshot));
         Ok(())

@@ -64,11 +64,19 @@ fn build() -> Fixture {
                 chrono::Utc::now(),
             )
             .unwrap();
+            let webhooks = crate::webhooks::Webhooks::open(
+                engine.dataset().storage.clone(),
+                crate::webhooks::RetryPolicy::default(),
+            )
+            .unwrap();
             let state = Arc::new(AppState::new(
                 Arc::new(engine),
-                overrides,
-                Arc::new(tokens),
-                jobs,
+                super::state::Records {
+                    overrides,
+                    tokens: Arc::new(tokens),
+                    jobs,
+                    webhooks: Arc::new(webhooks),
+                },
                 assay_engine::decision::Policy::default(),
                 super::metrics_handle().unwrap(),
                 assay_engine::sandbox::SandboxLimits::default(),

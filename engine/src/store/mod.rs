@@ -15,6 +15,7 @@ mod batch;
 pub mod jobs;
 pub mod overrides;
 mod overrides_table;
+pub mod webhooks;
 
 pub use overrides_table::{OverridesTable, overrides_schema};
 

@@ -1,6 +1,5 @@
 //! The change feed: what buying systems must act on since the run they last read.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::Json;
@@ -9,12 +8,10 @@ use chrono::Utc;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use assay_engine::decision::{ALL_MARKETS, Decision};
-use assay_engine::store::overrides::Override;
-
-use crate::server::dto::{ChangeCause, ChangeFeed, EffectiveCall, FeedItem};
+use crate::server::dto::ChangeFeed;
 use crate::server::error::{ApiError, Problem};
-use crate::server::state::{AppState, applied_override, effective_reorder};
+use crate::server::feed;
+use crate::server::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -62,88 +59,16 @@ pub async fn get_changes(
         })?;
     let then = state.overrides.live_at(before.summary.created_at);
     let now = state.overrides.live(Utc::now());
-    let keep = |d: &&Decision| query.market.as_ref().is_none_or(|m| &d.market == m);
-    let old = effective(&before.decisions, &then);
-    let new = effective(&snapshot.rows, &now);
-    let mut rows: BTreeMap<_, Pair> = BTreeMap::new();
-    for d in before.decisions.iter().filter(keep) {
-        rows.entry(order(d)).or_default().0 = Some(d);
-    }
-    for d in snapshot.rows.iter().filter(keep) {
-        rows.entry(order(d)).or_default().1 = Some(d);
-    }
-    let items = rows
-        .into_values()
-        .filter_map(|(was, is)| {
-            let key = |d: &Decision| (d.style_id.clone(), d.market.clone());
-            let before = was.and_then(|d| old.get(&key(d))).cloned();
-            let after = is.and_then(|d| new.get(&key(d))).cloned();
-            if before.as_ref().map(|c| (c.verdict, c.reorder_units))
-                == after.as_ref().map(|c| (c.verdict, c.reorder_units))
-            {
-                return None;
-            }
-            let row = is.or(was)?;
-            let model_changed = match (was, is) {
-                (Some(w), Some(i)) => (w.verdict, w.reorder_units) != (i.verdict, i.reorder_units),
-                _ => true,
-            };
-            let override_changed = before.as_ref().and_then(|c| c.override_id.as_ref())
-                != after.as_ref().and_then(|c| c.override_id.as_ref());
-            Some(FeedItem {
-                style_id: row.style_id.clone(),
-                category: row.category.clone(),
-                market: row.market.clone(),
-                before,
-                after,
-                cause: match (model_changed, override_changed) {
-                    (true, true) => ChangeCause::ModelAndOverride,
-                    (false, true) => ChangeCause::Override,
-                    _ => ChangeCause::Model,
-                },
-                reasons: is
-                    .map(|d| d.reasons.iter().map(|r| r.as_str().to_string()).collect())
-                    .unwrap_or_default(),
-            })
-        })
-        .collect();
+    let items = feed::changes(
+        &before.decisions,
+        &then,
+        &snapshot.rows,
+        &now,
+        query.market.as_deref(),
+    );
     Ok(Json(ChangeFeed {
         since: query.since,
         run_id: snapshot.run.run_id.clone(),
         items,
     }))
-}
-
-/// A row in the `since` run and in the served one.
-type Pair<'a> = (Option<&'a Decision>, Option<&'a Decision>);
-
-/// By style, then `ALL` before the markets.
-fn order(d: &Decision) -> (&str, bool, &str) {
-    (&d.style_id, d.market != ALL_MARKETS, &d.market)
-}
-
-/// Every row's call in a run under the overrides `live`.
-fn effective(
-    rows: &[Decision],
-    live: &HashMap<(String, String), Override>,
-) -> HashMap<(String, String), EffectiveCall> {
-    let pooled: HashMap<&str, &Decision> = rows
-        .iter()
-        .filter(|d| d.market == ALL_MARKETS)
-        .map(|d| (d.style_id.as_str(), d))
-        .collect();
-    rows.iter()
-        .map(|d| {
-            let applied = applied_override(d, live);
-            let call = EffectiveCall {
-                verdict: applied.map_or(d.verdict, |o| o.verdict).into(),
-                reorder_units: effective_reorder(d, applied, || {
-                    pooled.get(d.style_id.as_str()).copied()
-                }),
-                model_verdict: d.verdict.into(),
-                override_id: applied.map(|o| o.override_id.clone()),
-            };
-            ((d.style_id.clone(), d.market.clone()), call)
-        })
-        .collect()
 }

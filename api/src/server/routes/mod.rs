@@ -9,6 +9,7 @@ mod overrides;
 mod runs;
 mod sql;
 mod styles;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +46,7 @@ use crate::auth::require_token;
         (name = "sql", description = "Read-only SQL over every table, for analysts"),
         (name = "backtests", description = "Replays of history scoring policies (`assay backtest`)"),
         (name = "operations", description = "Health and metrics"),
+        (name = "webhooks", description = "Events pushed to buying systems, signed and retried"),
     )
 )]
 struct ApiDoc;
@@ -90,6 +92,9 @@ fn protected_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(changes::get_changes))
         .routes(routes!(jobs::get_jobs))
         .routes(routes!(jobs::get_job))
+        .routes(routes!(webhooks::post_webhook, webhooks::get_webhooks))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::get_deliveries))
         .routes(routes!(backtests::get_backtests))
         .routes(routes!(backtests::get_backtest_report))
         .routes(routes!(ops::metrics))

@@ -15,6 +15,7 @@ use crate::auth::{Permission, Principal};
 use crate::server::dto::{NewOverrideBody, OverrideList, OverrideView};
 use crate::server::error::{ApiError, Problem};
 use crate::server::state::AppState;
+use assay_engine::store::webhooks::EventType;
 
 const MAX_COMMENT: usize = 2000;
 const MAX_KEY: usize = 200;
@@ -88,12 +89,21 @@ pub async fn post_override(
         idempotency_key: key,
         reorder_units: body.reorder_units,
     };
-    let store = Arc::clone(&state.overrides);
+    let writer = Arc::clone(&state);
     let now = Utc::now();
-    // The write flushes to disk before it returns: keep it off the async workers.
-    let (o, created) = tokio::task::spawn_blocking(move || store.create(new, now))
-        .await
-        .map_err(ApiError::internal)??;
+    // The writes flush to disk before they return: keep them off the async workers.
+    // The event is in the outbox before the override is acknowledged.
+    let (o, created) = tokio::task::spawn_blocking(move || {
+        let (o, created) = writer.overrides.create(new, now)?;
+        writer.webhooks.emit(
+            EventType::OverrideCreated,
+            &o.override_id,
+            &OverrideView::new(&o, now),
+        )?;
+        Ok::<_, ApiError>((o, created))
+    })
+    .await
+    .map_err(ApiError::internal)??;
     metrics::counter!("assay_overrides_created_total").increment(u64::from(created));
     let status = if created {
         StatusCode::CREATED
