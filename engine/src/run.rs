@@ -57,7 +57,12 @@ impl Engine {
         }
         self.check_policy(policy).await?;
         let started = std::time::Instant::now();
-        let funnel = self.observations(as_of, policy).await?;
+        let mut funnel = self.observations(as_of, policy).await?;
+        // Reorders approved in earlier runs are on order until their lead time passes.
+        crate::store::approvals::net_on_order(
+            &mut funnel.observations,
+            &self.approvals().on_order(as_of),
+        );
         if funnel.observations.is_empty() {
             return Err(EngineError::NothingToDecide {
                 as_of: as_of.to_rfc3339(),

@@ -14,6 +14,7 @@ use crate::error::{EngineError, Result};
 use crate::rollup::{RefreshReport, Rollup};
 use crate::source::{self, BadFiles, Dataset, SetAside, SourceSummary};
 use crate::sql::{self, ViewParams};
+use crate::store::approvals::ApprovalStore;
 use crate::store::overrides::OverrideStore;
 use crate::store::{DecisionStore, OverridesTable};
 
@@ -30,6 +31,8 @@ pub struct Engine {
     latest_event: std::sync::RwLock<DateTime<Utc>>,
     store: DecisionStore,
     overrides: Arc<OverrideStore>,
+    /// Approved reorders: open orders for the runs after them.
+    approvals: Arc<ApprovalStore>,
     rollup: Rollup,
     /// Bars and spinners for long work (the rollup, a backtest), when a CLI asks.
     progress: crate::progress::Progress,
@@ -73,6 +76,7 @@ impl Engine {
             })?;
         let store = DecisionStore::new(dataset.storage.clone());
         let overrides = OverrideStore::open(dataset.storage.clone())?;
+        let approvals = ApprovalStore::open(dataset.storage.clone())?;
         ctx.register_table(
             "overrides",
             Arc::new(OverridesTable::new(Arc::clone(&overrides))),
@@ -100,6 +104,7 @@ impl Engine {
             latest_event: std::sync::RwLock::new(latest_event),
             store,
             overrides,
+            approvals,
         };
         for ctx in engine.contexts() {
             sql::register_views(ctx, &ViewParams::as_of(latest_event)).await?;
@@ -136,6 +141,11 @@ impl Engine {
 
     pub fn store(&self) -> &DecisionStore {
         &self.store
+    }
+
+    /// The approvals of reorders of this dataset.
+    pub fn approvals(&self) -> &Arc<ApprovalStore> {
+        &self.approvals
     }
 
     /// The merchandisers' override log of this dataset (also the `overrides` table).

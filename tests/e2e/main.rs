@@ -9,6 +9,7 @@ mod flight;
 mod ingest;
 mod notebooks;
 mod pg;
+mod reorders;
 mod s3;
 #[cfg(feature = "ballista")]
 mod scale_out;

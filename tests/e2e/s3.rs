@@ -308,3 +308,83 @@ async fn a_dataset_on_s3_ingests_decides_serves_and_answers_sql_like_a_local_one
     );
     assert!(logged.contains(&format!("{style},drop,mia")), "{logged}");
 }
+
+#[tokio::test]
+async fn a_watched_prefix_on_s3_is_taken_in_and_marked() {
+    let moto = Moto::start();
+    moto.create_bucket("assay-landing");
+    moto.configure_this_process();
+    let data = crate::server::sample_copy();
+    let admin = crate::server::token(data.path(), "admin", "ops");
+    let landing = Storage::parse("s3://assay-landing/drops").unwrap();
+    let server = Server::start_env(
+        path_str(data.path()),
+        &[
+            "--watch",
+            "s3://assay-landing/drops",
+            "--watch-format",
+            "events-csv",
+            "--watch-interval-secs",
+            "1",
+        ],
+        &moto.env(),
+    );
+    // Three new events of a style the sample has.
+    let client = reqwest::Client::new();
+    let style = get_json(
+        &client,
+        &format!("{}/v1/decisions?market=US&limit=1", server.base),
+        &admin,
+    )
+    .await["items"][0]["style_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A time inside the sample's last day.
+    let at = "2026-09-28T12:00:00Z";
+    let csv: String = std::iter::once(
+        "event_id,event_time,event_type,style_id,sku_id,size,user_id,session_id,order_id,quantity,price,market,channel,return_reason\n"
+            .to_string(),
+    )
+    .chain((1..=3).map(|i| format!("watch-{i},{at},view,{style},,,u{i},s{i},,1,20.0,US,app,\n")))
+    .collect();
+    landing.write("day.csv", csv.into_bytes().into()).unwrap();
+
+    let started = Instant::now();
+    let job = loop {
+        let jobs = get_json(
+            &client,
+            &format!("{}/v1/jobs?kind=ingest", server.base),
+            &admin,
+        )
+        .await;
+        if let Some(job) = jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["status"] != "running")
+        {
+            break job.clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no ingest job");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(job["status"], "succeeded", "{job:#}");
+    assert_eq!(job["rows"], 3, "{job:#}");
+    assert!(
+        job["source"].as_str().unwrap() == "s3://assay-landing/drops/day.csv",
+        "{job:#}"
+    );
+    let keys: Vec<String> = landing
+        .list("")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(
+        keys,
+        ["processed/day.csv"],
+        "taken files move to processed/"
+    );
+    server.stop();
+}

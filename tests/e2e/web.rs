@@ -369,3 +369,202 @@ async fn a_merchandiser_filters_overrides_exports_and_revokes_in_a_real_browser(
     }
     server.stop();
 }
+
+const JOBS_PAGE: &str = r##"
+import json, os, tempfile
+from playwright.sync_api import sync_playwright, expect
+
+base, shots = os.environ["BASE"], os.environ["SHOTS"]
+args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+out = {"console_errors": []}
+
+def sign_in(page, token):
+    page.goto(base + "/")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("table#list")).to_be_visible(timeout=30000)
+
+with sync_playwright() as p:
+    for who in ("ADMIN", "VIEWER"):
+        with tempfile.TemporaryDirectory() as profile:
+            ctx = p.chromium.launch_persistent_context(
+                profile, executable_path="/usr/bin/chromium", headless=True, args=args,
+                viewport={"width": 1400, "height": 900})
+            page = ctx.new_page()
+            page.on("console", lambda m: m.type == "error" and out["console_errors"].append(m.text))
+            sign_in(page, os.environ[who])
+            link = page.locator("#jobs-link")
+            out[who + "_link"] = link.is_visible()
+            if who == "ADMIN":
+                link.click()
+                expect(page.locator("table#jobs")).to_be_visible()
+                out["caption"] = page.locator("table#jobs caption").inner_text()
+                rows = page.locator("table#jobs tbody tr")
+                out["rows"] = [{"class": rows.nth(i).get_attribute("class"),
+                                "job": rows.nth(i).get_attribute("data-job"),
+                                "text": rows.nth(i).inner_text()} for i in range(rows.count())]
+                for width in (1024, 1400):
+                    page.set_viewport_size({"width": width, "height": 900})
+                    page.wait_for_timeout(200)
+                    page.screenshot(path=os.path.join(shots, f"07-jobs-{width}px.png"))
+                    out[f"scrolls_{width}"] = page.evaluate(
+                        "() => document.documentElement.scrollWidth > document.documentElement.clientWidth")
+            # The exceptions queue: reorders awaiting approval, flips, warnings.
+            page.locator("#queue-link").click()
+            expect(page.locator("table#reorders")).to_be_visible()
+            proposed = page.locator("table#reorders tbody tr")
+            out[who + "_proposed"] = proposed.count()
+            out[who + "_queue_buttons"] = page.locator("[data-action]").count()
+            out[who + "_sections"] = [page.locator("table#flips").count(), page.locator("#warnings").count()]
+            if who == "ADMIN" and proposed.count() > 0:
+                first = proposed.first.get_attribute("data-reorder")
+                proposed.first.get_by_role("button", name="Approve").click()
+                expect(page.locator(f'table#reorders tbody tr[data-reorder="{first}"]')).to_have_count(0)
+                out["approved"] = first
+                out["after_approve"] = page.locator("table#reorders tbody tr").count()
+                page.screenshot(path=os.path.join(shots, "08-queue.png"), full_page=True)
+            ctx.close()
+print(json.dumps(out))
+"##;
+
+/// A job record as the server stores it (`DIR/jobs/<id>.json`).
+fn seed_job(data: &Path, id: &str, started: &str, seconds: i64) {
+    let start = chrono::DateTime::parse_from_rfc3339(started).unwrap();
+    let job = serde_json::json!({
+        "job_id": id, "kind": "decide", "status": "succeeded", "trigger": "schedule",
+        "started_at": start, "ended_at": start + chrono::Duration::seconds(seconds),
+        "source": null, "rows": 505, "rejects": null, "error": null, "batch_id": null,
+        "run_id": null, "note": "as of the day",
+    });
+    std::fs::create_dir_all(data.join("jobs")).unwrap();
+    std::fs::write(data.join(format!("jobs/{id}.json")), job.to_string()).unwrap();
+}
+
+#[tokio::test]
+async fn an_admin_sees_failed_and_late_jobs_and_approves_from_the_exceptions_queue() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    // Five scheduled runs of 2 s, then one of 30 s: late against their median.
+    for day in 1..=5 {
+        seed_job(
+            data,
+            &format!("2026100{day}T060000.000000Z-decide-00000{day}"),
+            &format!("2026-10-0{day}T06:00:00Z"),
+            2,
+        );
+    }
+    seed_job(
+        data,
+        "20261006T060000.000000Z-decide-000006",
+        "2026-10-06T06:00:00Z",
+        30,
+    );
+    let admin = token(data, "admin", "ops");
+    let viewer = token(data, "viewer", "vic");
+    let landing = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data,
+        &[
+            "--watch",
+            path_str(landing.path()),
+            "--watch-format",
+            "events-csv",
+            "--watch-interval-secs",
+            "1",
+        ],
+    );
+    std::fs::write(landing.path().join("broken.csv"), "not,an\nevents,file\n").unwrap();
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    loop {
+        let failed: Value = client
+            .get(format!("{}/v1/jobs?status=failed", server.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !failed["jobs"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the bad file's job failed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-artifacts/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = run_python(
+        JOBS_PAGE,
+        &[
+            ("BASE", &server.base),
+            ("SHOTS", path_str(&shots)),
+            ("ADMIN", &admin),
+            ("VIEWER", &viewer),
+        ],
+    );
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["console_errors"], serde_json::json!([]));
+    assert_eq!(v["ADMIN_link"], true);
+    assert_eq!(v["VIEWER_link"], false, "only admins see the jobs");
+    let rows = v["rows"].as_array().unwrap();
+    let failed: Vec<&Value> = rows.iter().filter(|r| r["class"] == "job-failed").collect();
+    assert_eq!(failed.len(), 1, "{rows:#?}");
+    let text = failed[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("failed") && text.contains("broken.csv"),
+        "{text}"
+    );
+    let slow = rows
+        .iter()
+        .find(|r| r["job"] == "20261006T060000.000000Z-decide-000006")
+        .unwrap();
+    assert_eq!(slow["class"], "job-late", "the 30 s run among 2 s ones");
+    assert!(slow["text"].as_str().unwrap().contains("late"));
+    let usual = rows
+        .iter()
+        .find(|r| r["job"] == "20261005T060000.000000Z-decide-000005")
+        .unwrap();
+    assert_eq!(usual["class"], "", "a 2 s run is on time");
+    assert!(
+        v["caption"].as_str().unwrap().contains("1 failed"),
+        "{}",
+        v["caption"]
+    );
+    for width in [1024, 1400] {
+        assert_eq!(
+            v[format!("scrolls_{width}")],
+            false,
+            "{width} px scrolls sideways"
+        );
+    }
+    // The queue: an admin approves the first proposal; a viewer sees no buttons.
+    let proposed = v["ADMIN_proposed"].as_u64().unwrap();
+    assert!(proposed >= 1, "the sample's run proposes reorders");
+    assert_eq!(v["ADMIN_queue_buttons"].as_u64(), Some(2 * proposed));
+    assert_eq!(v["after_approve"].as_u64(), Some(proposed - 1));
+    assert_eq!(v["VIEWER_queue_buttons"], 0);
+    assert_eq!(v["ADMIN_sections"], serde_json::json!([1, 1]));
+    let approved: Value = client
+        .get(format!("{}/v1/reorders?status=approved", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = approved["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reorder_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [v["approved"].as_str().unwrap()]);
+    server.stop();
+}

@@ -11,6 +11,7 @@ use assay_engine::sandbox::SandboxLimits;
 
 use crate::daily::schedule::DecideAt;
 use crate::daily::{DailyConfig, WatchConfig};
+use crate::server::state::{AutoApprove, ReorderSettings};
 
 use crate::server::{Application, Limits, ServeConfig, shutdown_signal};
 
@@ -33,7 +34,8 @@ pub struct ServeArgs {
     /// TOML file with any of: data, engine, listen, pg_listen, flight_listen, policy, tokens,
     /// request_timeout_secs, max_body_bytes, max_connections, header_timeout_secs, sql_timeout_secs, sql_memory_mib, sql_max_rows,
     /// sql_max_concurrent, sql_max_concurrent_per_token, sql_idle_secs, watch, watch_format, watch_market,
-    /// watch_interval_secs, decide_at, tz, decide_after_ingest, webhook_retry_hours, and an [s3] table (endpoint, region, access_key_id, …).
+    /// watch_interval_secs, decide_at, tz, decide_after_ingest, webhook_retry_hours,
+    /// auto_approve_min_p_keep, auto_approve_max_units, export_to, and an [s3] table (endpoint, region, access_key_id, …).
     #[arg(long, env = "ASSAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Decision policy file (TOML) [default: the built-in policy].
@@ -107,6 +109,17 @@ pub struct ServeArgs {
     /// [default: 24].
     #[arg(long, env = "ASSAY_WEBHOOK_RETRY_HOURS")]
     pub webhook_retry_hours: Option<f64>,
+    /// Approve a run's reorders without a person when P(keep) is at least this (with
+    /// --auto-approve-max-units) [default: off].
+    #[arg(long, env = "ASSAY_AUTO_APPROVE_MIN_P_KEEP")]
+    pub auto_approve_min_p_keep: Option<f64>,
+    /// ...and the units are at most this.
+    #[arg(long, env = "ASSAY_AUTO_APPROVE_MAX_UNITS")]
+    pub auto_approve_max_units: Option<i64>,
+    /// Where `POST /v1/reorders/export` writes, a folder or s3://BUCKET/PREFIX
+    /// [default: DATA/exports].
+    #[arg(long, env = "ASSAY_EXPORT_TO")]
+    pub export_to: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +152,9 @@ struct ConfigFile {
     tz: Option<String>,
     decide_after_ingest: Option<bool>,
     webhook_retry_hours: Option<f64>,
+    auto_approve_min_p_keep: Option<f64>,
+    auto_approve_max_units: Option<i64>,
+    export_to: Option<String>,
     engine: Option<String>,
     /// S3 settings by `object_store`'s names, over the `AWS_*` environment.
     s3: Option<std::collections::BTreeMap<String, String>>,
@@ -198,6 +214,27 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
         ),
         None => "the daily loop's settings".to_string(),
     })?;
+    let auto_approve = match (
+        args.auto_approve_min_p_keep
+            .or(file.auto_approve_min_p_keep),
+        args.auto_approve_max_units.or(file.auto_approve_max_units),
+    ) {
+        (Some(min_p_keep), Some(max_units)) if (0.0..=1.0).contains(&min_p_keep) => {
+            Some(AutoApprove {
+                min_p_keep,
+                max_units,
+            })
+        }
+        (None, None) => None,
+        (Some(p), Some(_)) => anyhow::bail!("--auto-approve-min-p-keep {p}: expected 0 to 1"),
+        _ => anyhow::bail!(
+            "--auto-approve-min-p-keep and --auto-approve-max-units go together: the rule needs both"
+        ),
+    };
+    let reorders = ReorderSettings {
+        auto_approve,
+        export_to: args.export_to.clone().or(file.export_to.clone()),
+    };
     let data = super::data_location(args.data.or(file.data))?;
     let policy = super::decide::load_policy(args.policy.or(file.policy).as_ref())?;
     let tokens = args
@@ -266,6 +303,7 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
         data,
         engine,
         daily,
+        reorders,
         webhook_retry: crate::webhooks::RetryPolicy {
             give_up_after: args
                 .webhook_retry_hours
@@ -370,6 +408,9 @@ mod tests {
             tz: None,
             decide_after_ingest: false,
             webhook_retry_hours: None,
+            auto_approve_min_p_keep: None,
+            auto_approve_max_units: None,
+            export_to: None,
         }
     }
 

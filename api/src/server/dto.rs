@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use assay_engine::decision::{Decision, Reason, Verdict};
+use assay_engine::store::approvals::Reorder;
 use assay_engine::store::jobs::Job;
 use assay_engine::store::overrides::{Override, OverrideReason};
 use assay_engine::store::webhooks::{Delivery, DeliveryState, EventType, Subscription};
@@ -192,6 +193,8 @@ pub struct Me {
     pub may_override: bool,
     pub may_recompute: bool,
     pub may_sql: bool,
+    /// Sees the daily loop's jobs and the webhooks.
+    pub may_operate: bool,
 }
 
 /// A page of decisions.
@@ -693,6 +696,9 @@ pub enum WebhookEvent {
     DecisionChanged,
     #[serde(rename = "override.created")]
     OverrideCreated,
+    /// A reorder was approved, by a merchandiser or the auto-approve rule.
+    #[serde(rename = "reorder.approved")]
+    ReorderApproved,
 }
 
 impl From<WebhookEvent> for EventType {
@@ -701,6 +707,7 @@ impl From<WebhookEvent> for EventType {
             WebhookEvent::RunCompleted => EventType::RunCompleted,
             WebhookEvent::DecisionChanged => EventType::DecisionChanged,
             WebhookEvent::OverrideCreated => EventType::OverrideCreated,
+            WebhookEvent::ReorderApproved => EventType::ReorderApproved,
         }
     }
 }
@@ -809,4 +816,91 @@ impl DeliveryView {
 pub struct DeliveryList {
     pub webhook_id: String,
     pub items: Vec<DeliveryView>,
+}
+
+/// A keep's reorder: proposed by the served run, or approved, rejected or exported.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReorderView {
+    /// `<run_id>/<style_id>/<market>`.
+    pub reorder_id: String,
+    pub run_id: String,
+    pub style_id: String,
+    pub market: String,
+    pub category: String,
+    /// `proposed`, `approved`, `rejected` or `exported`.
+    #[schema(example = "approved")]
+    pub status: String,
+    /// Units to order: the run's proposal, or what the approver set (0 when rejected).
+    pub units: i64,
+    pub proposed_units: i64,
+    /// P(keep) of the row, for a proposal.
+    pub p_keep: Option<f64>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub comment: Option<String>,
+    /// The rule that approved it without a person, in words.
+    pub auto_rule: Option<String>,
+    pub export_id: Option<String>,
+    pub exported_at: Option<DateTime<Utc>>,
+}
+
+impl ReorderView {
+    pub fn of(r: &Reorder) -> Self {
+        Self {
+            reorder_id: r.reorder_id.clone(),
+            run_id: r.run_id.clone(),
+            style_id: r.style_id.clone(),
+            market: r.market.clone(),
+            category: r.category.clone(),
+            status: r.status.as_str().to_owned(),
+            units: r.units,
+            proposed_units: r.proposed_units,
+            p_keep: None,
+            decided_by: Some(r.by.clone()),
+            decided_at: Some(r.decided_at),
+            comment: r.comment.clone(),
+            auto_rule: r.auto_rule.clone(),
+            export_id: r.export_id.clone(),
+            exported_at: r.exported_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReorderList {
+    /// By reorder id.
+    pub items: Vec<ReorderView>,
+}
+
+/// A merchandiser's decision on a proposed reorder of the served run.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReorderDecisionBody {
+    pub run_id: String,
+    pub style_id: String,
+    pub market: String,
+    pub decision: ReorderDecisionKind,
+    /// Units to order instead of the proposal (an approval only).
+    #[schema(minimum = 1)]
+    pub units: Option<i64>,
+    /// Required for a rejection.
+    #[schema(max_length = 2000)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReorderDecisionKind {
+    Approve,
+    Reject,
+}
+
+/// What an export wrote.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportView {
+    pub export_id: String,
+    /// Reorders in it (they are `exported` from now on).
+    pub count: usize,
+    /// The CSV and Parquet files, as users name them.
+    pub files: Vec<String>,
 }

@@ -95,6 +95,12 @@ impl From<CreateError> for ApiError {
     }
 }
 
+impl From<assay_engine::store::approvals::DecideError> for ApiError {
+    fn from(e: assay_engine::store::approvals::DecideError) -> Self {
+        Self::of(e.kind(), e)
+    }
+}
+
 impl From<SandboxError> for ApiError {
     fn from(e: SandboxError) -> Self {
         Self::of(e.kind(), e)

@@ -36,7 +36,7 @@ use crate::daily::watch::Landing;
 use crate::pg::PgServer;
 use crate::webhooks::{RetryPolicy, Webhooks};
 pub use routes::{Limits, openapi};
-use state::{AppState, Records};
+use state::{AppState, Records, ReorderSettings};
 
 /// Everything `assay serve` needs, resolved from flags, environment and config file.
 #[derive(Debug, Clone)]
@@ -59,6 +59,8 @@ pub struct ServeConfig {
     pub daily: DailyConfig,
     /// How long and how often webhook deliveries are retried.
     pub webhook_retry: RetryPolicy,
+    /// Auto-approval and the export's place.
+    pub reorders: ReorderSettings,
 }
 
 pub struct Application {
@@ -141,6 +143,7 @@ impl Application {
                 jobs,
                 webhooks: Arc::new(webhooks),
             },
+            config.reorders,
             config.policy,
             metrics_handle()?,
             config.sql,

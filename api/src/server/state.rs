@@ -11,6 +11,7 @@ use assay_engine::decision::style::expected_days_to_verdict;
 use assay_engine::decision::{ALL_MARKETS, Decision, Policy, Verdict};
 use assay_engine::rollup::RefreshReport;
 use assay_engine::sandbox::{Sandbox, SandboxLimits};
+use assay_engine::store::approvals::{DecideError, Reorder, ReorderStatus};
 use assay_engine::store::jobs::{JobKind, JobStore};
 use assay_engine::store::overrides::{Override, OverrideStore};
 use assay_engine::store::webhooks::EventType;
@@ -127,6 +128,24 @@ impl Snapshot {
         )
     }
 
+    /// The reorders this run proposes: market rows whose effective verdict is keep with
+    /// units to order (under the overrides `live`).
+    pub fn proposals<'a>(
+        &'a self,
+        live: &HashMap<(String, String), Override>,
+    ) -> Vec<(&'a Decision, i64)> {
+        self.rows
+            .iter()
+            .filter(|d| d.market != ALL_MARKETS)
+            .filter_map(|d| {
+                let applied = applied_override(d, live);
+                let verdict = applied.map_or(d.verdict, |o| o.verdict);
+                let units = effective_reorder(d, applied, || self.pooled_row(&d.style_id));
+                (verdict == Verdict::Keep && units > 0).then_some((d, units))
+            })
+            .collect()
+    }
+
     fn pooled_row(&self, style_id: &str) -> Option<&Decision> {
         self.by_style
             .get(style_id)?
@@ -183,8 +202,39 @@ pub struct Records {
     pub webhooks: Arc<Webhooks>,
 }
 
+/// A rule that approves reorders without a person.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AutoApprove {
+    pub min_p_keep: f64,
+    pub max_units: i64,
+}
+
+impl AutoApprove {
+    pub fn applies(&self, d: &Decision, units: i64) -> bool {
+        d.p_keep >= self.min_p_keep && units <= self.max_units
+    }
+
+    /// The rule in words, as recorded on what it approved.
+    pub fn describe(&self) -> String {
+        format!(
+            "auto-approved: P(keep) ≥ {} and units ≤ {}",
+            self.min_p_keep, self.max_units
+        )
+    }
+}
+
+/// How reorders are approved and exported.
+#[derive(Debug, Clone, Default)]
+pub struct ReorderSettings {
+    pub auto_approve: Option<AutoApprove>,
+    /// Where exports go: a folder or `s3://bucket/prefix` (default: the dataset's
+    /// `exports/`).
+    pub export_to: Option<String>,
+}
+
 pub struct AppState {
     pub engine: Arc<Engine>,
+    pub reorders: ReorderSettings,
     pub overrides: Arc<OverrideStore>,
     pub tokens: Arc<TokenStore>,
     /// Every ingest, rollup refresh and decision run this server did.
@@ -204,6 +254,7 @@ impl AppState {
     pub fn new(
         engine: Arc<Engine>,
         records: Records,
+        reorders: ReorderSettings,
         policy: Policy,
         metrics: PrometheusHandle,
         sql_limits: SandboxLimits,
@@ -223,6 +274,7 @@ impl AppState {
             tokens,
             jobs,
             webhooks,
+            reorders,
             policy,
             metrics,
             snapshot: RwLock::new(None),
@@ -432,7 +484,51 @@ impl AppState {
             EventType::RunCompleted,
             run_id,
             &super::dto::RunView::of(&next.run, true),
-        )
+        )?;
+        if let Some(rule) = self.reorders.auto_approve {
+            let live = self.overrides.live(Utc::now());
+            for (d, units) in next.proposals(&live) {
+                if !rule.applies(d, units)
+                    || self
+                        .engine
+                        .approvals()
+                        .get(&Reorder::id(run_id, &d.style_id, &d.market))
+                        .is_some()
+                {
+                    continue;
+                }
+                let reorder = new_reorder(next, d, units, ReorderStatus::Approved, "auto-approve");
+                let reorder = Reorder {
+                    auto_rule: Some(rule.describe()),
+                    ..reorder
+                };
+                self.record_reorder(reorder).map_err(|e| match e {
+                    DecideError::Store(e) => e,
+                    other => EngineError::Store {
+                        path: "approvals".into(),
+                        message: other.to_string(),
+                    },
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a decision on a reorder, and for an approval its `reorder.approved`
+    /// event, before either is acknowledged.
+    ///
+    /// # Errors
+    /// The reorder was already decided, or a write failed.
+    pub fn record_reorder(&self, reorder: Reorder) -> Result<Reorder, DecideError> {
+        let reorder = self.engine.approvals().decide(reorder)?;
+        if reorder.status == ReorderStatus::Approved {
+            self.webhooks.emit(
+                EventType::ReorderApproved,
+                &reorder.reorder_id,
+                &super::dto::ReorderView::of(&reorder),
+            )?;
+        }
+        Ok(reorder)
     }
 
     /// Records `override.created` for overrides a server stopped before it could (the
@@ -464,5 +560,40 @@ impl AppState {
         tracing::info!(run_id = %snapshot.run.run_id, rows = snapshot.rows.len(), "serving decision run");
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(snapshot));
         Ok(())
+    }
+}
+
+/// A decision on the reorder `d` proposes in the run of `snapshot`, made now by `by`.
+pub fn new_reorder(
+    snapshot: &Snapshot,
+    d: &Decision,
+    units: i64,
+    status: ReorderStatus,
+    by: &str,
+) -> Reorder {
+    Reorder {
+        reorder_id: Reorder::id(&snapshot.run.run_id, &d.style_id, &d.market),
+        run_id: snapshot.run.run_id.clone(),
+        run_as_of: snapshot.run.as_of,
+        style_id: d.style_id.clone(),
+        market: d.market.clone(),
+        category: d.category.clone(),
+        units: if status == ReorderStatus::Rejected {
+            0
+        } else {
+            units
+        },
+        proposed_units: units,
+        status,
+        by: by.to_owned(),
+        comment: None,
+        decided_at: Utc::now(),
+        auto_rule: None,
+        lead_time_days: snapshot
+            .catalog
+            .get(&d.style_id)
+            .map_or(0.0, |s| s.lead_time_days as f64),
+        export_id: None,
+        exported_at: None,
     }
 }

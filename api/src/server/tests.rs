@@ -77,6 +77,7 @@ fn build() -> Fixture {
                     jobs,
                     webhooks: Arc::new(webhooks),
                 },
+                super::state::ReorderSettings::default(),
                 assay_engine::decision::Policy::default(),
                 super::metrics_handle().unwrap(),
                 assay_engine::sandbox::SandboxLimits::default(),

@@ -11,6 +11,7 @@
 //! a trial policy) are stored and queryable in `decision_history`, never served by
 //! accident.
 
+pub mod approvals;
 mod batch;
 pub mod jobs;
 pub mod overrides;

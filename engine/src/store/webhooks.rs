@@ -33,13 +33,17 @@ pub enum EventType {
     DecisionChanged,
     #[serde(rename = "override.created")]
     OverrideCreated,
+    /// A reorder was approved, by a person or a rule.
+    #[serde(rename = "reorder.approved")]
+    ReorderApproved,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 3] = [
+    pub const ALL: [EventType; 4] = [
         EventType::RunCompleted,
         EventType::DecisionChanged,
         EventType::OverrideCreated,
+        EventType::ReorderApproved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +51,7 @@ impl EventType {
             EventType::RunCompleted => "run.completed",
             EventType::DecisionChanged => "decision.changed",
             EventType::OverrideCreated => "override.created",
+            EventType::ReorderApproved => "reorder.approved",
         }
     }
 

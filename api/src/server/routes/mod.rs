@@ -6,6 +6,7 @@ mod decisions;
 mod jobs;
 mod ops;
 mod overrides;
+mod reorders;
 mod runs;
 mod sql;
 mod styles;
@@ -46,6 +47,7 @@ use crate::auth::require_token;
         (name = "sql", description = "Read-only SQL over every table, for analysts"),
         (name = "backtests", description = "Replays of history scoring policies (`assay backtest`)"),
         (name = "operations", description = "Health and metrics"),
+        (name = "reorders", description = "Keeps' reorders: proposed, approved or rejected, exported for the ERP"),
         (name = "webhooks", description = "Events pushed to buying systems, signed and retried"),
     )
 )]
@@ -95,6 +97,8 @@ fn protected_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(webhooks::post_webhook, webhooks::get_webhooks))
         .routes(routes!(webhooks::delete_webhook))
         .routes(routes!(webhooks::get_deliveries))
+        .routes(routes!(reorders::get_reorders, reorders::post_reorder))
+        .routes(routes!(reorders::post_export))
         .routes(routes!(backtests::get_backtests))
         .routes(routes!(backtests::get_backtest_report))
         .routes(routes!(ops::metrics))

@@ -98,5 +98,6 @@ pub async fn me(Extension(principal): Extension<Principal>) -> Json<Me> {
         may_override: principal.role.may(Permission::Override),
         may_recompute: principal.role.may(Permission::RecomputeRuns),
         may_sql: principal.role.may(Permission::Sql),
+        may_operate: principal.role.may(Permission::Operate),
     })
 }

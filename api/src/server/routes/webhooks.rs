@@ -40,7 +40,7 @@ pub async fn post_webhook(
     check_url(&body.url)?;
     if body.events.is_empty() {
         return Err(ApiError::unprocessable(
-            "events must name at least one of run.completed, decision.changed, override.created",
+            "events must name at least one of run.completed, decision.changed, override.created, reorder.approved",
         ));
     }
     let mut events: Vec<EventType> = Vec::new();

@@ -164,6 +164,8 @@ async function api(path, options = {}) {
 
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  document.getElementById("jobs-link").hidden = true;
+  document.getElementById("queue-link").hidden = true;
   state.me = null;
   state.rows = [];
   renderSignIn(message);
@@ -200,6 +202,8 @@ function renderSignIn(message) {
 async function start() {
   state.me = await api("/v1/me");
   document.getElementById("who").textContent = `${state.me.name} (${state.me.role})`;
+  document.getElementById("jobs-link").hidden = !state.me.may_operate;
+  document.getElementById("queue-link").hidden = false;
   document.getElementById("sign-out").hidden = false;
   await loadList();
   route();
@@ -808,6 +812,116 @@ async function renderStyle(styleId, market) {
   app.focus();
 }
 
+// ---------- exceptions queue ----------
+
+/// What needs a person this morning: reorders awaiting approval, calls that flipped
+/// since the last list, and the run's data warnings.
+async function renderQueue() {
+  const app = document.getElementById("app");
+  app.replaceChildren(el("h1", {}, "Exceptions"), el("p", {}, "Loading…"));
+  const proposed = (await api("/v1/reorders?status=proposed")).items;
+  const may = state.me.may_override;
+  const decide = async (r, decision, button) => {
+    const body = { run_id: r.run_id, style_id: r.style_id, market: r.market, decision };
+    if (decision === "reject") {
+      const why = window.prompt(`Why reject the reorder of ${r.units} units of ${r.style_id} (${r.market})?`);
+      if (!why || !why.trim()) return;
+      body.comment = why.trim();
+    }
+    button.disabled = true;
+    try {
+      await api("/v1/reorders", { method: "POST", body });
+      await renderQueue();
+    } catch (err) {
+      button.disabled = false;
+      document.getElementById("queue-error").textContent = "Could not record it: " + err.message;
+    }
+  };
+  const reorderRows = proposed.map((r) => {
+    const actions = [];
+    if (may) {
+      const approve = el("button", { type: "button", class: "small", "data-action": "approve" }, "Approve");
+      approve.addEventListener("click", () => decide(r, "approve", approve));
+      const reject = el("button", { type: "button", class: "small", "data-action": "reject" }, "Reject");
+      reject.addEventListener("click", () => decide(r, "reject", reject));
+      actions.push(approve, " ", reject);
+    }
+    return el("tr", { "data-reorder": r.reorder_id },
+      el("td", {}, el("a", { href: `#/style/${encodeURIComponent(r.style_id)}/${encodeURIComponent(r.market)}` }, r.style_id)),
+      el("td", {}, r.market), el("td", {}, r.category),
+      el("td", { class: "num" }, String(r.units)),
+      el("td", { class: "num" }, pct(r.p_keep)),
+      el("td", { class: "row-actions" }, ...actions));
+  });
+  const flips = state.rows.filter((r) => r.previous_verdict && r.previous_verdict !== r.model_verdict);
+  const flipRows = flips.map((r) => el("tr", {},
+    el("td", {}, el("a", { href: `#/style/${encodeURIComponent(r.style_id)}/${encodeURIComponent(r.market)}` }, r.style_id)),
+    el("td", {}, r.market),
+    el("td", {}, `${r.previous_verdict} → ${r.model_verdict}`),
+    el("td", { class: "job-detail" }, reasonWords(r.reasons))));
+  const warnings = (state.run && state.run.warnings) || [];
+  const table = (id, caption, heads, rows) => el("div", { class: "scroll" },
+    el("table", { class: "list", id },
+      el("caption", {}, caption),
+      el("thead", {}, el("tr", {}, ...heads.map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, ...rows)));
+  app.replaceChildren(el("h1", {}, "Exceptions"),
+    el("p", {}, el("a", { href: "#/" }, "← Back to the list")),
+    el("p", { class: "error", role: "alert", id: "queue-error" }),
+    el("h2", {}, "Reorders awaiting approval"),
+    table("reorders", `${proposed.length} reorders proposed by the published run`,
+      ["style", "market", "category", "units", "P(keep)", ""], reorderRows),
+    el("h2", {}, "Calls that flipped since the last list"),
+    table("flips", `${flips.length} rows`, ["style", "market", "call", "why"], flipRows),
+    el("h2", {}, "Data warnings"),
+    warnings.length ? el("ul", { id: "warnings" }, ...warnings.map((w) => el("li", {}, w)))
+      : el("p", { id: "warnings" }, "None in this run."));
+  app.focus();
+}
+
+// ---------- jobs ----------
+
+const JOB_KINDS = { ingest: "ingest a file", rollup: "refresh the rollup", decide: "decision run" };
+
+function duration(seconds) {
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  if (seconds < 3600) return `${(seconds / 60).toFixed(1)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+/// The daily loop's jobs, newest first; a failed job and a late one (past twice its
+/// kind's median) stand out, and say so in words.
+async function renderJobs() {
+  const app = document.getElementById("app");
+  app.replaceChildren(el("h1", {}, "Jobs"), el("p", {}, "Loading…"));
+  const page = await api("/v1/jobs?limit=200");
+  const failed = page.jobs.filter((j) => j.status === "failed").length;
+  const late = page.jobs.filter((j) => j.late).length;
+  const rows = page.jobs.map((j) => {
+    const status = [el("span", { class: "badge " + j.status }, j.status)];
+    if (j.late) status.push(" ", el("span", { class: "badge late" }, "late"));
+    const detail = j.error || j.note || "";
+    return el("tr", { class: j.status === "failed" ? "job-failed" : j.late ? "job-late" : "", "data-job": j.job_id },
+      el("td", {}, JOB_KINDS[j.kind] || j.kind),
+      el("td", { class: "job-status" }, ...status),
+      el("td", {}, j.trigger),
+      el("td", {}, j.started_at.replace("T", " ").slice(0, 19)),
+      el("td", { class: "num" }, duration(j.seconds)),
+      el("td", { class: "num" }, j.rows === null ? "" : String(j.rows)),
+      el("td", { class: "num" }, j.rejects === null ? "" : String(j.rejects)),
+      el("td", { class: "job-detail" }, j.source ? `${j.source}: ${detail}` : detail));
+  });
+  const table = el("table", { class: "list", id: "jobs" },
+    el("caption", {}, `${page.jobs.length} most recent jobs: ${failed} failed, ${late} late`),
+    el("thead", {}, el("tr", {}, ...["job", "status", "started by", "started (UTC)", "took", "rows", "rejected", "file, note or error"]
+      .map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...rows));
+  app.replaceChildren(el("h1", {}, "Jobs"),
+    el("p", {}, el("a", { href: "#/" }, "← Back to the list")),
+    el("div", { class: "scroll" }, table));
+  app.focus();
+}
+
 // ---------- routing ----------
 
 function route() {
@@ -815,6 +929,10 @@ function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   if (parts[0] === "style" && parts[1]) {
     renderStyle(parts[1], parts[2] || "ALL");
+  } else if (parts[0] === "queue") {
+    renderQueue();
+  } else if (parts[0] === "jobs" && state.me.may_operate) {
+    renderJobs();
   } else {
     renderList();
   }
