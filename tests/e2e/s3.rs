@@ -14,6 +14,10 @@ use serde_json::{Value, json};
 use crate::server::{Server, get_json};
 use crate::support::{assay_env, path_str, venv_python, walk};
 
+/// S3 settings are process-wide (`s3::set_options`): two tests, each with its own moto
+/// server, take turns.
+static ONE_MOTO_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// moto's server, stopped when dropped.
 struct Moto {
     child: Child,
@@ -121,6 +125,7 @@ fn fingerprint(moto: &Moto, data: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_dataset_on_s3_ingests_decides_serves_and_answers_sql_like_a_local_one() {
+    let _turn = ONE_MOTO_AT_A_TIME.lock().await;
     let moto = Moto::start();
     moto.create_bucket("assay-e2e");
     moto.configure_this_process();
@@ -311,6 +316,7 @@ async fn a_dataset_on_s3_ingests_decides_serves_and_answers_sql_like_a_local_one
 
 #[tokio::test]
 async fn a_watched_prefix_on_s3_is_taken_in_and_marked() {
+    let _turn = ONE_MOTO_AT_A_TIME.lock().await;
     let moto = Moto::start();
     moto.create_bucket("assay-landing");
     moto.configure_this_process();
