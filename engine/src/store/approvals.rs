@@ -158,25 +158,8 @@ impl ApprovalStore {
     /// # Errors
     /// The log cannot be listed, read or parsed (named).
     pub fn open(storage: Storage) -> Result<Arc<Self>> {
-        let mut entries = Vec::new();
-        for entry in storage.list(DIR)? {
-            if let Some(seq) = entry
-                .name()
-                .strip_suffix(".json")
-                .and_then(|n| n.parse::<u64>().ok())
-            {
-                entries.push((seq, entry.key));
-            }
-        }
-        entries.sort();
         let mut state = State::default();
-        for (seq, key) in entries {
-            let text = storage.read(&key)?;
-            let entry: LogEntry =
-                serde_json::from_slice(&text).map_err(|e| EngineError::Store {
-                    path: storage.display(&key),
-                    message: format!("unreadable approval entry: {e}"),
-                })?;
+        for (seq, entry) in super::numbered_log::read_all(&storage, DIR, "approval entry")? {
             state.apply(seq, entry);
         }
         Ok(Arc::new(Self {
@@ -260,20 +243,7 @@ impl ApprovalStore {
     }
 
     fn append(&self, entry: &LogEntry) -> Result<u64> {
-        let body = bytes::Bytes::from(serde_json::to_vec_pretty(entry).map_err(|e| {
-            EngineError::Store {
-                path: self.storage.display(DIR),
-                message: e.to_string(),
-            }
-        })?);
-        let mut seq = self.read().next_seq;
-        while !self
-            .storage
-            .create(&format!("{DIR}/{seq:012}.json"), body.clone())?
-        {
-            seq += 1;
-        }
-        Ok(seq)
+        super::numbered_log::append(&self.storage, DIR, self.read().next_seq, entry)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {

@@ -14,6 +14,7 @@
 pub mod approvals;
 mod batch;
 pub mod jobs;
+mod numbered_log;
 pub mod overrides;
 mod overrides_table;
 pub mod webhooks;

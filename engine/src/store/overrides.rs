@@ -206,25 +206,8 @@ impl OverrideStore {
     /// # Errors
     /// The log cannot be listed or read, or an entry cannot be parsed (named).
     pub fn open(storage: Storage) -> Result<Arc<Self>> {
-        let mut entries: Vec<(u64, String)> = Vec::new();
-        for entry in storage.list(DIR)? {
-            let seq = entry
-                .name()
-                .strip_suffix(".json")
-                .and_then(|n| n.parse::<u64>().ok());
-            if let Some(seq) = seq {
-                entries.push((seq, entry.key));
-            }
-        }
-        entries.sort();
         let mut state = State::default();
-        for (seq, key) in entries {
-            let text = storage.read(&key)?;
-            let entry: LogEntry =
-                serde_json::from_slice(&text).map_err(|e| EngineError::Store {
-                    path: storage.display(&key),
-                    message: format!("unreadable override entry: {e}"),
-                })?;
+        for (seq, entry) in super::numbered_log::read_all(&storage, DIR, "override entry")? {
             state.apply(seq, entry);
         }
         Ok(Arc::new(Self {
@@ -361,21 +344,8 @@ impl OverrideStore {
     }
 
     /// Writes one entry under the first free sequence number at or after `seq`.
-    fn append(&self, mut seq: u64, entry: &LogEntry) -> Result<u64> {
-        let body = bytes::Bytes::from(serde_json::to_vec_pretty(entry).map_err(|e| {
-            EngineError::Store {
-                path: self.location(),
-                message: e.to_string(),
-            }
-        })?);
-        // Another process took this number: take the next.
-        while !self
-            .storage
-            .create(&format!("{DIR}/{seq:012}.json"), body.clone())?
-        {
-            seq += 1;
-        }
-        Ok(seq)
+    fn append(&self, seq: u64, entry: &LogEntry) -> Result<u64> {
+        super::numbered_log::append(&self.storage, DIR, seq, entry)
     }
 
     /// Changes with every accepted write: a cache of anything derived from overrides is

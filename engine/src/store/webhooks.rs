@@ -146,11 +146,9 @@ impl WebhookStore {
     /// A record cannot be listed, read or parsed (named).
     pub fn open(storage: Storage) -> Result<Arc<Self>> {
         let mut state = State::default();
-        for entry in storage.list(OUTBOX)? {
-            let Some(seq) = numbered(entry.name()) else {
-                continue;
-            };
-            let event: Event = read_json(&storage, &entry.key)?;
+        for (seq, event) in
+            super::numbered_log::read_all::<Event>(&storage, OUTBOX, "webhook event")?
+        {
             state
                 .subjects
                 .insert((event.event_type, event.subject.clone()));
@@ -207,15 +205,7 @@ impl WebhookStore {
             subject: subject.to_owned(),
             data,
         };
-        let body = bytes::Bytes::from(serde_json::to_vec(&event).map_err(|e| self.err(e))?);
-        let mut seq = self.read().next_seq;
-        // Another process took this number: take the next.
-        while !self
-            .storage
-            .create(&format!("{OUTBOX}/{seq:012}.json"), body.clone())?
-        {
-            seq += 1;
-        }
+        let seq = super::numbered_log::append(&self.storage, OUTBOX, self.read().next_seq, &event)?;
         let mut state = self.write_state();
         state.subjects.insert((event_type, subject.to_owned()));
         state.events.insert(seq, event);
