@@ -421,6 +421,9 @@ with sync_playwright() as p:
                 first = proposed.first.get_attribute("data-reorder")
                 proposed.first.get_by_role("button", name="Approve").click()
                 expect(page.locator(f'table#reorders tbody tr[data-reorder="{first}"]')).to_have_count(0)
+                # The queue is drawn anew from the server: wait for it, not for the old row to go.
+                expect(page.locator("table#reorders caption")).to_contain_text(
+                    f"{out[who + '_proposed'] - 1} reorders proposed")
                 out["approved"] = first
                 out["after_approve"] = page.locator("table#reorders tbody tr").count()
                 page.screenshot(path=os.path.join(shots, "08-queue.png"), full_page=True)

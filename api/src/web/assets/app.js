@@ -816,9 +816,10 @@ async function renderStyle(styleId, market) {
 
 /// What needs a person this morning: reorders awaiting approval, calls that flipped
 /// since the last list, and the run's data warnings.
-async function renderQueue() {
+async function renderQueue({ refresh = false } = {}) {
   const app = document.getElementById("app");
-  app.replaceChildren(el("h1", {}, "Exceptions"), el("p", {}, "Loading…"));
+  // After an approval the old queue stays in view until the new one is in.
+  if (!refresh) app.replaceChildren(el("h1", {}, "Exceptions"), el("p", {}, "Loading…"));
   const proposed = (await api("/v1/reorders?status=proposed")).items;
   const may = state.me.may_override;
   const decide = async (r, decision, button) => {
@@ -831,7 +832,7 @@ async function renderQueue() {
     button.disabled = true;
     try {
       await api("/v1/reorders", { method: "POST", body });
-      await renderQueue();
+      await renderQueue({ refresh: true });
     } catch (err) {
       button.disabled = false;
       document.getElementById("queue-error").textContent = "Could not record it: " + err.message;
