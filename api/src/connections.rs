@@ -66,6 +66,11 @@ impl<S> Admitted<S> {
     pub fn get_ref(&self) -> &S {
         &self.io
     }
+
+    /// The connection and its place, to wrap the connection (in TLS) and admit that.
+    pub fn into_parts(self) -> (S, OwnedSemaphorePermit) {
+        (self.io, self._place)
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Admitted<S> {

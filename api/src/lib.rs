@@ -11,5 +11,6 @@ pub mod pg;
 pub mod server;
 pub mod spreadsheet;
 pub mod time_input;
+pub mod tls;
 pub mod web;
 pub mod webhooks;

@@ -13,6 +13,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{EngineError, Result};
+use crate::storage::s3::{Registry, S3Settings};
 
 /// The query engine chosen with `--engine`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -86,38 +87,39 @@ fn base_config(config: SessionConfig) -> SessionConfig {
 /// `deregister_table` clears that cache, and only in its own process: a Ballista
 /// scheduler kept the first week's listing and carried the wrong stock into the next.
 /// Tables on `s3://` need no registration: the first scan of a bucket builds its
-/// client from the `AWS_*` settings (see [`crate::storage::s3`]).
+/// client from the `AWS_*` settings and `s3` (see [`crate::storage::s3`]).
 ///
 /// # Errors
 /// The runtime cannot be built.
-pub fn runtime_env() -> Result<Arc<RuntimeEnv>> {
-    Ok(runtime_builder().build_arc()?)
+pub fn runtime_env(s3: &S3Settings) -> Result<Arc<RuntimeEnv>> {
+    Ok(runtime_builder(s3).build_arc()?)
 }
 
 /// [`runtime_env`]'s settings, for a runtime that adds its own (an executor's spill
 /// folder).
-pub fn runtime_builder() -> RuntimeEnvBuilder {
+pub fn runtime_builder(s3: &S3Settings) -> RuntimeEnvBuilder {
     let caches = CacheManagerConfig::default().with_list_files_cache_limit(0);
     RuntimeEnvBuilder::new()
         .with_cache_manager(caches)
-        .with_object_store_registry(Arc::new(crate::storage::s3::Registry::default()))
+        .with_object_store_registry(Arc::new(Registry::new(s3.clone())))
 }
 
 /// Builds the session for `engine`: plain DataFusion, or a Ballista client whose
-/// queries are planned into stages and run by the scheduler's executors.
+/// queries are planned into stages and run by the scheduler's executors. Its `s3://`
+/// scans use `s3`.
 ///
 /// # Errors
 /// A Ballista engine in a build without the `ballista` feature, or a scheduler that
 /// cannot be reached.
-pub async fn session_context(engine: &QueryEngine) -> Result<SessionContext> {
+pub async fn session_context(engine: &QueryEngine, s3: &S3Settings) -> Result<SessionContext> {
     match engine {
         QueryEngine::Local => Ok(SessionContext::new_with_config_rt(
             base_config(SessionConfig::new()),
-            runtime_env()?,
+            runtime_env(s3)?,
         )),
         #[cfg(feature = "ballista")]
         QueryEngine::BallistaStandalone | QueryEngine::Ballista { .. } => {
-            ballista_context(engine).await
+            ballista_context(engine, s3).await
         }
         #[cfg(not(feature = "ballista"))]
         QueryEngine::BallistaStandalone | QueryEngine::Ballista { .. } => {
@@ -129,7 +131,7 @@ pub async fn session_context(engine: &QueryEngine) -> Result<SessionContext> {
 }
 
 #[cfg(feature = "ballista")]
-async fn ballista_context(engine: &QueryEngine) -> Result<SessionContext> {
+async fn ballista_context(engine: &QueryEngine, s3: &S3Settings) -> Result<SessionContext> {
     use ballista::prelude::{SessionConfigExt, SessionContextExt};
     use datafusion::execution::SessionStateBuilder;
 
@@ -148,7 +150,7 @@ async fn ballista_context(engine: &QueryEngine) -> Result<SessionContext> {
     }
     let state = SessionStateBuilder::new()
         .with_config(base_config(config))
-        .with_runtime_env(runtime_env()?)
+        .with_runtime_env(runtime_env(s3)?)
         .with_default_features()
         .build();
     let started = match engine {

@@ -58,32 +58,43 @@ impl Engine {
     /// receipts up to then, with each category's demand curve fitted to the in-stock
     /// daily sales of the launches before it.
     ///
+    /// A read: it writes nothing. It reads the rollup as it stands when that was cut
+    /// for the policy's window, and raw events otherwise; bring the rollup up to date
+    /// first ([`Engine::observe_fresh`]) for a run.
+    ///
     /// # Errors
     /// The query fails, or a column comes back with a type that cannot be read.
     pub async fn observations(&self, as_of: DateTime<Utc>, policy: &Policy) -> Result<Funnel> {
-        let params = ViewParams::for_policy(as_of, policy);
-        let started = std::time::Instant::now();
-        self.refresh_rollup(&params, false).await?;
-        tracing::debug!(
-            seconds = started.elapsed().as_secs_f64(),
-            "rollup up to date"
-        );
-        let state = self.rollup().state()?;
+        let params = policy.view_params(as_of);
+        let state = self.rollup().state()?.filter(|s| s.cut_for(&params));
         let curves = match &state {
             Some(_) => self.demand_curves(&params, policy).await?,
             None => DemandCurves::uniform(fallback_curve(policy)),
         };
         let (by_category, default) = curves.decay_per_day();
         let params = params.with_decay(by_category, default);
-        let sql = match state {
-            Some(state) => params.style_funnel_over_rollup(state.through),
-            None => params.style_funnel(),
-        };
-        tracing::trace!(%sql, "funnel");
+        let steps = params.funnel_steps(state.map(|s| s.through));
+        tracing::trace!(?steps, "funnel");
         Ok(Funnel {
-            observations: self.observations_from(&sql).await?,
+            observations: self.observations_from(&steps).await?,
             curves,
         })
+    }
+
+    /// Brings the rollup up to date for `policy`'s window, then reads the funnel as of
+    /// `as_of`: what a decision run (or a backtest's day) observes.
+    ///
+    /// # Errors
+    /// As [`Engine::refresh_rollup`] and [`Engine::observations`].
+    pub async fn observe_fresh(&self, as_of: DateTime<Utc>, policy: &Policy) -> Result<Funnel> {
+        let started = std::time::Instant::now();
+        self.refresh_rollup(&policy.view_params(as_of), false)
+            .await?;
+        tracing::debug!(
+            seconds = started.elapsed().as_secs_f64(),
+            "rollup up to date"
+        );
+        self.observations(as_of, policy).await
     }
 
     /// The funnel computed from raw events alone, every category on the policy's
@@ -96,8 +107,8 @@ impl Engine {
         as_of: DateTime<Utc>,
         policy: &Policy,
     ) -> Result<Vec<StyleObservation>> {
-        let sql = ViewParams::for_policy(as_of, policy).style_funnel();
-        self.observations_from(&sql).await
+        let steps = policy.view_params(as_of).funnel_steps(None);
+        self.observations_from(&steps).await
     }
 
     /// Each category's demand curve, fitted to the rollup's in-stock daily sales of the
@@ -146,10 +157,9 @@ impl Engine {
         ))
     }
 
-    async fn observations_from(&self, sql: &str) -> Result<Vec<StyleObservation>> {
+    async fn observations_from(&self, steps: &FunnelSteps) -> Result<Vec<StyleObservation>> {
         // The heavy step (events and rollup scans) on the chosen engine, once; the pooled
         // rows from its few thousand rows, here.
-        let steps = FunnelSteps::split(sql);
         let market_rows = self.run_compute(&steps.market_rows).await?;
         let Some(schema) = market_rows.first().map(RecordBatch::schema) else {
             return Ok(Vec::new());

@@ -57,7 +57,7 @@ impl Engine {
         }
         self.check_policy(policy).await?;
         let started = std::time::Instant::now();
-        let mut funnel = self.observations(as_of, policy).await?;
+        let mut funnel = self.observe_fresh(as_of, policy).await?;
         // Reorders approved in earlier runs are on order until their lead time passes.
         crate::store::approvals::net_on_order(
             &mut funnel.observations,
@@ -138,80 +138,28 @@ impl Engine {
     /// Problems in the input that a run survives but a person should know about: counted
     /// by the rollup for past days and read raw for the rest, like the funnel.
     async fn data_warnings(&self, as_of: DateTime<Utc>, policy: &Policy) -> Result<Vec<String>> {
-        let params = crate::sql::ViewParams::for_policy(as_of, policy);
+        let params = policy.view_params(as_of);
         let first_raw_day = match self.rollup().state()? {
             Some(state) => params.first_raw_day(state.through),
             None => DateTime::<Utc>::UNIX_EPOCH.date_naive(),
         };
-        let as_of = as_of.format("%Y-%m-%dT%H:%M:%S%.6fZ");
-        let recent = format!(
-            "e.event_date >= DATE '{first_raw_day}' \
-             AND e.event_time <= arrow_cast('{as_of}', 'Timestamp(µs, \"UTC\")')"
-        );
-        let known_types = format!(
-            "NOT (e.event_type IN ({}))",
-            EventType::ALL
-                .map(|t| format!("'{}'", t.as_str()))
-                .join(", ")
-        );
         let unknown_types = format!(
             "events have an unknown event_type (expected one of {})",
             EventType::listed()
         );
-        let checks: [(&str, &str, &str); 3] = [
-            (
-                "unknown_style_events",
-                "s.style_id IS NULL",
-                "events reference style ids missing from styles.parquet and were left out",
-            ),
-            (
-                "bad_quantity_events",
-                "e.quantity IS NULL OR e.quantity <= 0",
-                "events have a quantity below 1 and were left out",
-            ),
-            ("unknown_type_events", &known_types, &unknown_types),
+        // In the order of the query's columns (see `sql/views/data_warnings.sql`).
+        let checks: [&str; 3] = [
+            "events reference style ids missing from styles.parquet and were left out",
+            "events have a quantity below 1 and were left out",
+            &unknown_types,
         ];
-        // One query for the three checks: the recent raw events are scanned once (each
-        // scan of a day of events cost about as much as the funnel over the rollup).
-        let list = |f: &dyn Fn(&str, &str) -> String, sep: &str| {
-            checks
-                .iter()
-                .map(|(column, condition, _)| f(column, condition))
-                .collect::<Vec<_>>()
-                .join(sep)
-        };
-        let raw_flags = list(
-            &|c, cond| format!("CASE WHEN {cond} THEN 1 ELSE 0 END AS {c}"),
-            ", ",
-        );
-        let any_raw = list(&|_, cond| format!("({cond})"), " OR ");
-        let any_rolled = list(&|c, _| format!("{c} > 0"), " OR ");
-        let columns = list(&|c, _| c.to_string(), ", ");
-        let totals = list(
-            &|c, _| {
-                format!(
-                    "SUM({c}), MIN(CASE WHEN {c} > 0 THEN style_id END), \
-                     MIN(CASE WHEN {c} > 0 THEN CAST(day AS VARCHAR) END)"
-                )
-            },
-            ", ",
-        );
-        let sql = format!(
-            "SELECT {totals} FROM ( \
-               SELECT style_id, day, {columns} FROM style_daily \
-               WHERE day < DATE '{first_raw_day}' AND ({any_rolled}) \
-               UNION ALL \
-               SELECT e.style_id, e.event_date AS day, {raw_flags} \
-               FROM events e LEFT JOIN styles s ON e.style_id = s.style_id \
-               WHERE ({any_raw}) AND {recent} \
-             ) problems"
-        );
+        let sql = params.data_warnings(first_raw_day);
         let batches = self.run_compute(&sql).await?;
         let mut warnings = Vec::new();
         let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
             return Ok(warnings);
         };
-        for (i, (_, _, what)) in checks.iter().enumerate() {
+        for (i, what) in checks.iter().enumerate() {
             let n = arrow::compute::cast(b.column(3 * i), &arrow::datatypes::DataType::Int64)?;
             let n = n
                 .as_any()

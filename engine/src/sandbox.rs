@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::disk_manager::{DiskManager, DiskManagerBuilder};
@@ -212,17 +213,15 @@ pub struct Sandbox {
     running: Arc<RunningQueries>,
     next_id: AtomicU64,
     runtime: Option<tokio::runtime::Runtime>,
-    /// Where time limits are kept: the runtime the sandbox was made on, whose threads
-    /// the queries do not occupy.
-    clock: tokio::runtime::Handle,
+    /// Where time limits and the memory ceiling are kept: a one-thread runtime of the
+    /// sandbox's own, which queries never occupy and which lives exactly as long as
+    /// the sandbox (not as long as whichever runtime created it).
+    clock: Option<tokio::runtime::Runtime>,
 }
 
 impl Sandbox {
     /// # Errors
-    /// The query runtime cannot be started.
-    ///
-    /// # Panics
-    /// Called outside a Tokio runtime.
+    /// The query or clock runtime cannot be started.
     pub fn new(ctx: SessionContext, limits: SandboxLimits) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -239,7 +238,11 @@ impl Sandbox {
             .build()
             .map_err(std::io::Error::other)?;
         let running = Arc::new(RunningQueries::default());
-        let clock = tokio::runtime::Handle::current();
+        let clock = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("assay-sql-clock")
+            .enable_all()
+            .build()?;
         if let Some(ceiling) = limits.memory_ceiling {
             clock.spawn(watch_memory(ceiling, Arc::downgrade(&running)));
         }
@@ -251,8 +254,15 @@ impl Sandbox {
             next_id: AtomicU64::new(0),
             limits,
             runtime: Some(runtime),
-            clock,
+            clock: Some(clock),
         })
+    }
+
+    fn clock(&self) -> &tokio::runtime::Handle {
+        self.clock
+            .as_ref()
+            .expect("the clock lives as long as the sandbox")
+            .handle()
     }
 
     pub fn limits(&self) -> &SandboxLimits {
@@ -277,7 +287,26 @@ impl Sandbox {
     /// (planning, or a limit hit that early).
     pub async fn run(&self, caller: &str, sql: String) -> Result<Answer, SandboxError> {
         self.check_sql_size(&sql)?;
-        Answer::begin(self.start(caller, Query::Sql(sql))?).await
+        Answer::begin(self.start(caller, Query::sql(sql))?).await
+    }
+
+    /// [`Sandbox::run`] for a prepared statement: `params` bound, in order, to its
+    /// placeholders (`$1`, `$2`, … or `?`, numbered as they appear).
+    ///
+    /// # Errors
+    /// As [`Sandbox::run`], or parameters that do not fit the placeholders.
+    pub async fn run_with(
+        &self,
+        caller: &str,
+        sql: String,
+        params: Vec<ScalarValue>,
+    ) -> Result<Answer, SandboxError> {
+        self.check_sql_size(&sql)?;
+        let query = Query::Sql {
+            sql,
+            params: Some(params),
+        };
+        Answer::begin(self.start(caller, query)?).await
     }
 
     /// Starts a plan someone else planned against this sandbox's session (the
@@ -297,7 +326,26 @@ impl Sandbox {
     /// # Errors
     /// As [`Sandbox::run`].
     pub async fn schema_of(&self, caller: &str, sql: String) -> Result<SchemaRef, SandboxError> {
-        self.check_sql_size(&sql)?;
+        Ok(self.plan_only(caller, Query::sql(sql)).await?.schema)
+    }
+
+    /// A prepared statement's answer schema and its placeholders' types, without
+    /// running it (Flight SQL's CreatePreparedStatement). As [`Sandbox::schema_of`].
+    ///
+    /// # Errors
+    /// As [`Sandbox::run`].
+    pub async fn prepare(&self, caller: &str, sql: String) -> Result<Prepared, SandboxError> {
+        let query = Query::Sql {
+            sql,
+            params: Some(Vec::new()),
+        };
+        self.plan_only(caller, query).await
+    }
+
+    async fn plan_only(&self, caller: &str, query: Query) -> Result<Prepared, SandboxError> {
+        if let Query::Sql { sql, .. } = &query {
+            self.check_sql_size(sql)?;
+        }
         let permit = self.permit(caller)?;
         let state = self.ctx.state();
         let limits = self.limits.clone();
@@ -305,8 +353,8 @@ impl Sandbox {
         let planning = self.handle().spawn(async move {
             // Held until planning has really stopped, as a query's is.
             let _permit = permit;
-            let df = plan_query(&state, &spill, Query::Sql(sql), &limits).await?;
-            Ok(Arc::clone(df.schema().inner()))
+            let df = plan_query(&state, &spill, query, &limits).await?;
+            Prepared::of(&df)
         });
         let abort = planning.abort_handle();
         match tokio::time::timeout(self.limits.timeout, planning).await {
@@ -402,9 +450,9 @@ impl Sandbox {
             },
         );
         let running = Arc::clone(&self.running);
-        // The clock runs on the caller's runtime: a query that hogs the sandbox's
-        // threads must not also starve the timer that is meant to stop it.
-        self.clock.spawn(async move {
+        // The clock runs on its own thread: a query that hogs the sandbox's threads
+        // must not also starve the timer that is meant to stop it.
+        self.clock().spawn(async move {
             let mut work = work;
             let finished = tokio::time::timeout(timeout, &mut work).await;
             lock(&running).remove(&id);
@@ -424,8 +472,64 @@ impl Sandbox {
 }
 
 enum Query {
-    Sql(String),
+    /// SQL text; with `params`, a prepared statement's (`?` numbered, values bound).
+    Sql {
+        sql: String,
+        params: Option<Vec<ScalarValue>>,
+    },
     Plan(LogicalPlan),
+}
+
+impl Query {
+    fn sql(sql: String) -> Self {
+        Self::Sql { sql, params: None }
+    }
+}
+
+/// What a prepared statement will answer, and what it needs bound first.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub schema: SchemaRef,
+    /// Each placeholder's type (`$1`, `$2`, … in order), where the planner could
+    /// infer it.
+    pub parameters: Vec<Option<DataType>>,
+}
+
+impl Prepared {
+    fn of(df: &datafusion::dataframe::DataFrame) -> Result<Self, SandboxError> {
+        let types = df
+            .logical_plan()
+            .get_parameter_types()
+            .map_err(|e| SandboxError::Internal(e.to_string()))?;
+        let mut numbered: Vec<(usize, Option<DataType>)> = types
+            .into_iter()
+            .filter_map(|(id, t)| Some((id.strip_prefix('$')?.parse().ok()?, t)))
+            .collect();
+        numbered.sort_by_key(|(n, _)| *n);
+        Ok(Self {
+            schema: Arc::clone(df.schema().inner()),
+            parameters: numbered.into_iter().map(|(_, t)| t).collect(),
+        })
+    }
+}
+
+/// Numbers `?` placeholders `$1`, `$2`, … in the order they appear (ADBC and JDBC
+/// write `?`; DataFusion binds only numbered ones).
+fn number_question_marks(statement: &mut datafusion::sql::parser::Statement) {
+    use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions_mut};
+    let datafusion::sql::parser::Statement::Statement(inner) = statement else {
+        return;
+    };
+    let mut next = 0;
+    let _ = visit_expressions_mut(inner.as_mut(), |expr| {
+        if let Expr::Value(v) = expr
+            && matches!(&v.value, Value::Placeholder(p) if p == "?")
+        {
+            next += 1;
+            v.value = Value::Placeholder(format!("${next}"));
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
 }
 
 fn lock(running: &RunningQueries) -> std::sync::MutexGuard<'_, HashMap<u64, Running>> {
@@ -492,18 +596,28 @@ async fn plan_query(
             .with_runtime_env(runtime_env)
             .build(),
     );
-    let plan = match query {
-        Query::Sql(sql) => {
+    let failed = |e: DataFusionError| SandboxError::from_datafusion(&e, limits);
+    let (plan, values) = match query {
+        Query::Sql { sql, params } => {
             let state = ctx.state();
-            let failed = |e: DataFusionError| SandboxError::from_datafusion(&e, limits);
             let dialect = state.config().options().sql_parser.dialect;
-            let statement = state.sql_to_statement(&sql, &dialect).map_err(failed)?;
+            let mut statement = state.sql_to_statement(&sql, &dialect).map_err(failed)?;
             check_plan_size(&statement, limits)?;
-            state.statement_to_plan(statement).await.map_err(failed)?
+            if params.is_some() {
+                number_question_marks(&mut statement);
+            }
+            let plan = state.statement_to_plan(statement).await.map_err(failed)?;
+            (plan, params.unwrap_or_default())
         }
-        Query::Plan(plan) => plan,
+        Query::Plan(plan) => (plan, Vec::new()),
     };
+    // What a statement does is judged before any value is bound to it.
     check_read_only(&plan).map_err(SandboxError::NotAllowed)?;
+    let plan = if values.is_empty() {
+        plan
+    } else {
+        plan.with_param_values(values).map_err(failed)?
+    };
     ctx.execute_logical_plan(plan)
         .await
         .map_err(|e| SandboxError::from_datafusion(&e, limits))
@@ -566,8 +680,11 @@ async fn hand_over(
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        // A runtime may not be dropped from inside another one: let it wind down alone.
-        if let Some(runtime) = self.runtime.take() {
+        // A runtime may not be dropped from inside another one: let each wind down alone.
+        for runtime in [self.runtime.take(), self.clock.take()]
+            .into_iter()
+            .flatten()
+        {
             runtime.shutdown_background();
         }
     }

@@ -10,6 +10,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 
 use crate::compute::{self, QueryEngine};
+use crate::decision::Policy;
 use crate::error::{EngineError, Result};
 use crate::rollup::{RefreshReport, Rollup};
 use crate::source::{self, BadFiles, Dataset, SetAside, SourceSummary};
@@ -67,7 +68,8 @@ impl Engine {
     pub async fn open_on(dataset: Dataset, bad: BadFiles, engine: &QueryEngine) -> Result<Self> {
         // A batch interrupted mid-publish is finished before anything reads the data.
         crate::ingest::recover(&dataset)?;
-        let ctx = compute::session_context(&QueryEngine::Local).await?;
+        let s3 = dataset.storage.s3_settings();
+        let ctx = compute::session_context(&QueryEngine::Local, &s3).await?;
         let sources = source::register_inputs(&ctx, &dataset, bad).await?;
         let latest_event = latest_event_time(&ctx)
             .await?
@@ -84,7 +86,7 @@ impl Engine {
         let rollup = Rollup::new(&dataset);
         rollup.register(&ctx).await?;
         let compute = if engine.is_ballista() {
-            let compute = compute::session_context(engine).await?;
+            let compute = compute::session_context(engine, &s3).await?;
             source::register_tables(&compute, &dataset).await?;
             rollup.register(&compute).await?;
             compute
@@ -107,7 +109,7 @@ impl Engine {
             approvals,
         };
         for ctx in engine.contexts() {
-            sql::register_views(ctx, &ViewParams::as_of(latest_event)).await?;
+            sql::register_views(ctx, &Policy::default().view_params(latest_event)).await?;
         }
         engine.register_decisions().await?;
         Ok(engine)
@@ -243,7 +245,7 @@ impl Engine {
         };
         if latest != self.latest_event() {
             for ctx in self.contexts() {
-                sql::register_views(ctx, &ViewParams::as_of(latest)).await?;
+                sql::register_views(ctx, &Policy::default().view_params(latest)).await?;
             }
             *self
                 .latest_event

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use assay_engine::rollup;
-use assay_engine::sql::{ViewParams, register_views};
+use assay_engine::decision::Policy;
+use assay_engine::sql::{register_views, style_daily_schema};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::datasource::MemTable;
@@ -38,7 +38,7 @@ impl AsyncDB for ViewsDb {
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DataFusionError> {
         if let Some(rest) = sql.trim().strip_prefix("ASSAY VIEWS AS OF ") {
             let as_of = parse_time(rest)?;
-            register_views(&self.ctx, &ViewParams::as_of(as_of)).await?;
+            register_views(&self.ctx, &Policy::default().view_params(as_of)).await?;
             return Ok(DBOutput::StatementComplete(0));
         }
         if let Some(rest) = sql.trim().strip_prefix("ASSAY ROLLUP FUNNEL AS OF ") {
@@ -54,7 +54,9 @@ impl AsyncDB for ViewsDb {
                 .as_primitive::<arrow::datatypes::Date32Type>()
                 .value_as_date(0)
                 .ok_or_else(|| DataFusionError::Plan("the rollup is empty".into()))?;
-            let text = ViewParams::as_of(as_of).style_funnel_over_rollup(through);
+            let text = Policy::default()
+                .view_params(as_of)
+                .style_funnel(Some(through));
             self.ctx.deregister_table("rollup_funnel")?;
             let view = self.ctx.sql(&text).await?.into_view();
             self.ctx.register_table("rollup_funnel", view)?;
@@ -98,10 +100,10 @@ impl ViewsDb {
     /// Replaces the rollup's rows from `from` on with freshly computed ones.
     async fn rollup_days(&self, from: NaiveDate, until: NaiveDate) -> Result<(), DataFusionError> {
         if !self.ctx.table_exist("style_daily")? {
-            let empty = MemTable::try_new(rollup::style_daily_schema(), vec![vec![]])?;
+            let empty = MemTable::try_new(style_daily_schema(), vec![vec![]])?;
             self.ctx.register_table("style_daily", Arc::new(empty))?;
         }
-        let params = ViewParams::as_of(Utc::now());
+        let params = Policy::default().view_params(Utc::now());
         let new_rows = self
             .ctx
             .sql(&params.style_daily_days(from, until))
@@ -116,7 +118,7 @@ impl ViewsDb {
             .await?
             .collect()
             .await?;
-        let schema = rollup::style_daily_schema();
+        let schema = style_daily_schema();
         let rows = kept
             .into_iter()
             .chain(new_rows)

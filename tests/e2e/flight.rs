@@ -38,6 +38,30 @@ with connect(os.environ["TOKEN"]) as conn, conn.cursor() as cur:
     out["errors"] = errors
     cur.execute("SELECT count(*) AS n FROM styles")
     out["after"] = cur.fetchone()[0]
+    # Bound parameters (ADBC prepares, binds and executes), in both placeholder styles,
+    # the same statement reused with other values.
+    bound = {}
+    for style, sql in (("qmark", "SELECT count(*) AS n FROM styles WHERE list_price > ? AND category = ?"),
+                       ("dollar", "SELECT count(*) AS n FROM styles WHERE list_price > $1 AND category = $2")):
+        for price in (20.0, 40.0):
+            cur.execute(sql, (price, "dresses"))
+            bound[f"{style}_{price:g}"] = cur.fetchone()[0]
+    for price in (20.0, 40.0):
+        cur.execute(f"SELECT count(*) AS n FROM styles WHERE list_price > {price} AND category = 'dresses'")
+        bound[f"literal_{price:g}"] = cur.fetchone()[0]
+    out["bound"] = bound
+    prepared_refused = {}
+    for name, (sql, params) in {
+        "insert": ("INSERT INTO styles SELECT * FROM styles WHERE list_price > ?", (1.0,)),
+        "copy": (f"COPY (SELECT style_id FROM styles WHERE list_price > ?) TO '{os.environ['WRITTEN']}'", (1.0,)),
+    }.items():
+        try:
+            cur.execute(sql, params)
+            cur.fetchall()
+            prepared_refused[name] = "ran"
+        except Exception as e:
+            prepared_refused[name] = str(e)
+    out["prepared_refused"] = prepared_refused
 for name, tok in [("viewer", os.environ["VIEWER"]), ("wrong", "assay_wrong")]:
     try:
         with connect(tok) as conn, conn.cursor() as cur:
@@ -90,6 +114,7 @@ async fn adbc_reads_the_same_rows_as_http_and_is_refused_what_http_refuses() {
             ("VIEWER", &viewer),
             ("QUERY", query),
             ("REFUSED", &refused.to_string()),
+            ("WRITTEN", &written.display().to_string()),
         ],
     );
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -132,6 +157,25 @@ async fn adbc_reads_the_same_rows_as_http_and_is_refused_what_http_refuses() {
             .unwrap()
             .contains(&Value::from("category"))
     );
+
+    // Bound parameters answer as the same query with the values written in.
+    let bound = &v["bound"];
+    for price in ["20", "40"] {
+        let literal = &bound[format!("literal_{price}")];
+        assert!(literal.as_u64().is_some(), "{bound}");
+        for style in ["qmark", "dollar"] {
+            assert_eq!(&bound[format!("{style}_{price}")], literal, "{bound}");
+        }
+    }
+    assert_ne!(
+        bound["literal_20"], bound["literal_40"],
+        "the values were bound: {bound}"
+    );
+    for (name, e) in v["prepared_refused"].as_object().unwrap() {
+        let e = e.as_str().unwrap();
+        assert!(e.contains("not allowed"), "a prepared {name}: {e}");
+    }
+    assert!(!written.exists(), "a prepared COPY wrote nothing");
 
     let errors = &v["errors"];
     for name in ["copy", "external", "insert", "set"] {

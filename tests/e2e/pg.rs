@@ -7,26 +7,32 @@ use serde_json::Value;
 
 use crate::server::{Server, sample_copy, token};
 use crate::sql::{sql, still_serving};
-use crate::support::run_python;
+use crate::support::{path_str, run_python};
 
 /// psql's result: (success, stdout, stderr). Unaligned, tuples only, verbose errors so
 /// the SQLSTATE is printed.
 fn psql(pg: &str, user: &str, password: &str, command: &str) -> (bool, String, String) {
+    psql_with(pg, user, password, "", command)
+}
+
+/// [`psql`] with more connection settings (`sslmode=…`), in libpq's `key=value` form.
+fn psql_with(
+    pg: &str,
+    user: &str,
+    password: &str,
+    settings: &str,
+    command: &str,
+) -> (bool, String, String) {
     let (host, port) = pg.rsplit_once(':').unwrap();
+    let conninfo = format!("host={host} port={port} user={user} dbname=assay {settings}");
     let out = Command::new("psql")
         .args([
             "-X",
             "-At",
             "-v",
             "VERBOSITY=verbose",
-            "-h",
-            host,
-            "-p",
-            port,
-            "-U",
-            user,
             "-d",
-            "assay",
+            &conninfo,
             "-c",
             command,
         ])
@@ -376,5 +382,155 @@ async fn refusals_and_limits_over_pgwire_leave_the_server_serving() {
     let _ = psql(&pg, "ana", &analyst, &deep);
     assert_eq!(psql_ok(&pg, "ana", &analyst, "SELECT 1"), "1\n");
     still_serving(&reqwest::Client::new(), &server.base).await;
+    server.stop();
+}
+
+/// A certificate authority and a server certificate for 127.0.0.1 it signed, made with
+/// the real openssl: (CA certificate, server certificate, server key).
+fn test_certificates(dir: &std::path::Path, ca_name: &str) -> [std::path::PathBuf; 3] {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs (installed by scripts/deps)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let subject = format!("/CN={ca_name}");
+    openssl(&[
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "2", "-subj", &subject,
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    ["ca.crt", "server.crt", "server.key"].map(|f| dir.join(f))
+}
+
+const ADBC_TLS: &str = r#"
+import json, os
+import adbc_driver_flightsql.dbapi as flight_sql
+from adbc_driver_flightsql import DatabaseOptions
+
+def count(uri, roots):
+    options = {DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer " + os.environ["TOKEN"]}
+    if roots:
+        options[DatabaseOptions.TLS_ROOT_CERTS.value] = open(roots).read()
+    try:
+        with flight_sql.connect(uri, db_kwargs=options) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) AS n FROM styles")
+            return cur.fetchone()[0]
+    except Exception as e:
+        return "error: " + str(e)
+
+tls, plain = os.environ["FLIGHT"], os.environ["FLIGHT"].replace("grpc+tls://", "grpc://")
+print(json.dumps({
+    "verified": count(tls, os.environ["CA"]),
+    "other_ca": count(tls, os.environ["OTHER_CA"]),
+    "plaintext": count(plain, None),
+}))
+"#;
+
+#[tokio::test]
+async fn tls_on_pgwire_and_flight_is_verified_and_plaintext_is_refused_when_required() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let certs = tempfile::tempdir().unwrap();
+    let [ca, cert, key] = test_certificates(certs.path(), "assay test CA");
+    let other = tempfile::tempdir().unwrap();
+    let [other_ca, _, _] = test_certificates(other.path(), "someone else's CA");
+    let server = Server::start_with(
+        data,
+        &[
+            "--pg-listen",
+            "127.0.0.1:0",
+            "--flight-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            path_str(&cert),
+            "--tls-key",
+            path_str(&key),
+            "--tls-required",
+        ],
+    );
+    let pg = server.pg.clone().unwrap();
+    let count = "SELECT count(*) FROM styles";
+    let verify =
+        |root: &std::path::Path| format!("sslmode=verify-full sslrootcert={}", path_str(root));
+
+    // The certificate checks out against its CA, for the address psql connected to.
+    let (ok, out, err) = psql_with(&pg, "ana", &analyst, &verify(&ca), count);
+    assert!(ok, "{err}");
+    let styles: u64 = out.trim().parse().unwrap();
+    assert!(styles > 100, "{out}");
+    // Against another CA it does not: the client refuses before sending the password.
+    let (ok, _, err) = psql_with(&pg, "ana", &analyst, &verify(&other_ca), count);
+    assert!(!ok && err.contains("certificate verify failed"), "{err}");
+    // Plaintext is refused, with what to do instead.
+    let (ok, _, err) = psql_with(&pg, "ana", &analyst, "sslmode=disable", count);
+    assert!(
+        !ok && err.contains("only TLS connections") && err.contains("sslmode=require"),
+        "{err}"
+    );
+    // sslmode=require encrypts without checking the name.
+    let (ok, out, _) = psql_with(&pg, "ana", &analyst, "sslmode=require", count);
+    assert!(ok && out.trim() == styles.to_string());
+
+    // Flight SQL speaks only TLS: ADBC with the CA reads the same count.
+    let flight = server.flight.clone().unwrap();
+    assert!(flight.starts_with("grpc+tls://"), "{flight}");
+    let out = run_python(
+        ADBC_TLS,
+        &[
+            ("FLIGHT", &flight),
+            ("TOKEN", &analyst),
+            ("CA", path_str(&ca)),
+            ("OTHER_CA", path_str(&other_ca)),
+        ],
+    );
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["verified"], styles, "{v}");
+    for refused in ["other_ca", "plaintext"] {
+        assert!(
+            v[refused].as_str().is_some_and(|e| e.starts_with("error")),
+            "{v}"
+        );
+    }
     server.stop();
 }

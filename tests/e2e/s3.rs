@@ -14,10 +14,6 @@ use serde_json::{Value, json};
 use crate::server::{Server, get_json};
 use crate::support::{assay_env, path_str, venv_python, walk};
 
-/// S3 settings are process-wide (`s3::set_options`): two tests, each with its own moto
-/// server, take turns.
-static ONE_MOTO_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// moto's server, stopped when dropped.
 struct Moto {
     child: Child,
@@ -65,8 +61,8 @@ impl Moto {
         ]
     }
 
-    /// The same settings, for this process's own S3 clients.
-    fn configure_this_process(&self) {
+    /// The same settings by `object_store`'s names, as `serve`'s `[s3]` table holds them.
+    fn settings_table(&self) -> Vec<(&'static str, &str)> {
         let names = [
             "endpoint",
             "allow_http",
@@ -74,8 +70,17 @@ impl Moto {
             "access_key_id",
             "secret_access_key",
         ];
-        let values = self.env();
-        s3::set_options(names.iter().zip(&values).map(|(n, (_, v))| (*n, *v))).unwrap();
+        names
+            .into_iter()
+            .zip(self.env())
+            .map(|(n, (_, v))| (n, v))
+            .collect()
+    }
+
+    /// The same settings, for this test's own S3 clients (nothing process-wide: each
+    /// test talks to its own server).
+    fn settings(&self) -> s3::S3Settings {
+        s3::S3Settings::parse(self.settings_table()).unwrap()
     }
 
     /// Creates a bucket with a plain `PUT /bucket` (moto takes it unsigned).
@@ -125,10 +130,8 @@ fn fingerprint(moto: &Moto, data: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_dataset_on_s3_ingests_decides_serves_and_answers_sql_like_a_local_one() {
-    let _turn = ONE_MOTO_AT_A_TIME.lock().await;
     let moto = Moto::start();
     moto.create_bucket("assay-e2e");
-    moto.configure_this_process();
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample");
     let receipts = std::fs::read(sample.join("stock_receipts.parquet")).unwrap();
     let events: Vec<String> = walk(&sample.join("events"))
@@ -142,7 +145,7 @@ async fn a_dataset_on_s3_ingests_decides_serves_and_answers_sql_like_a_local_one
     let local_data = path_str(local.path()).to_string();
     std::fs::write(local.path().join("stock_receipts.parquet"), &receipts).unwrap();
     let remote = "s3://assay-e2e/retail/launches";
-    Storage::parse(remote)
+    Storage::parse(remote, &moto.settings())
         .unwrap()
         .write("stock_receipts.parquet", receipts.into())
         .unwrap();
@@ -176,7 +179,7 @@ async fn a_dataset_on_s3_ingests_decides_serves_and_answers_sql_like_a_local_one
 
     // Everything the batch and the rollup wrote is in the bucket, and nothing
     // temporary is left.
-    let storage = Storage::parse(remote).unwrap();
+    let storage = Storage::parse(remote, &moto.settings()).unwrap();
     let keys: Vec<String> = storage
         .list("")
         .unwrap()
@@ -316,16 +319,24 @@ async fn a_dataset_on_s3_ingests_decides_serves_and_answers_sql_like_a_local_one
 
 #[tokio::test]
 async fn a_watched_prefix_on_s3_is_taken_in_and_marked() {
-    let _turn = ONE_MOTO_AT_A_TIME.lock().await;
     let moto = Moto::start();
     moto.create_bucket("assay-landing");
-    moto.configure_this_process();
     let data = crate::server::sample_copy();
     let admin = crate::server::token(data.path(), "admin", "ops");
-    let landing = Storage::parse("s3://assay-landing/drops").unwrap();
-    let server = Server::start_env(
-        path_str(data.path()),
+    let landing = Storage::parse("s3://assay-landing/drops", &moto.settings()).unwrap();
+    // The server's S3 settings come from its config file's [s3] table, not `AWS_*`.
+    let config = data.path().join("assay.toml");
+    let table: String = moto
+        .settings_table()
+        .iter()
+        .map(|(name, value)| format!("{name} = \"{value}\"\n"))
+        .collect();
+    std::fs::write(&config, format!("[s3]\n{table}")).unwrap();
+    let server = Server::start_with(
+        data.path(),
         &[
+            "--config",
+            path_str(&config),
             "--watch",
             "s3://assay-landing/drops",
             "--watch-format",
@@ -333,7 +344,6 @@ async fn a_watched_prefix_on_s3_is_taken_in_and_marked() {
             "--watch-interval-secs",
             "1",
         ],
-        &moto.env(),
     );
     // Three new events of a style the sample has.
     let client = reqwest::Client::new();

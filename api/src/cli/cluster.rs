@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use assay_engine::storage::s3::S3Settings;
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::utils::default_session_builder;
@@ -77,7 +78,8 @@ pub async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
         .with_override_session_builder(Arc::new(|config| {
             let state = default_session_builder(config)?;
             let session_id = state.session_id().to_string();
-            let runtime = assay_engine::compute::runtime_env()
+            // A cluster's processes read S3 with the `AWS_*` settings of their environment.
+            let runtime = assay_engine::compute::runtime_env(&S3Settings::default())
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             Ok(SessionStateBuilder::new_from_existing(state)
                 .with_session_id(session_id)
@@ -125,7 +127,7 @@ pub async fn run_executor(args: ExecutorArgs) -> anyhow::Result<()> {
         task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
         work_dir: Some(spill.clone()),
         override_runtime_producer: Some(Arc::new(move |_| {
-            let runtime = assay_engine::compute::runtime_builder()
+            let runtime = assay_engine::compute::runtime_builder(&S3Settings::default())
                 .with_temp_file_path(spill.clone())
                 .build()?;
             Ok(Arc::new(runtime))

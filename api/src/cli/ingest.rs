@@ -5,14 +5,13 @@ use anyhow::Context;
 use assay_engine::QueryEngine;
 use assay_engine::ingest::{self, Format, IngestRequest, IngestSummary};
 use assay_engine::rollup::RefreshReport;
-use assay_engine::sql::ViewParams;
 
 use super::decide::load_policy;
 
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
-    /// Source format: rees46, retailrocket, hm, events-csv or events-parquet.
-    #[arg(long, value_parser = |s: &str| s.parse::<Format>())]
+    /// Source format.
+    #[arg(long, value_enum)]
     pub format: Format,
     /// Files to ingest (CSV may be gzip: `.gz`), as one batch.
     #[arg(required = true)]
@@ -106,7 +105,7 @@ async fn refresh(
 ) -> anyhow::Result<RefreshReport> {
     let policy = load_policy(policy)?;
     let engine = super::open_engine(data, engine).await?;
-    let params = ViewParams::for_policy(engine.latest_event(), &policy);
+    let params = policy.view_params(engine.latest_event());
     Ok(engine.refresh_rollup(&params, rebuild).await?)
 }
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use assay_engine::progress::Progress;
 use assay_engine::source::{BadFiles, Dataset};
+use assay_engine::storage::s3::S3Settings;
 use assay_engine::{Engine, QueryEngine};
 use clap::{Parser, Subcommand};
 
@@ -103,9 +104,10 @@ pub fn data_location(data: Option<String>) -> anyhow::Result<String> {
     }
 }
 
-/// The dataset at a `--data` location: a folder or `s3://bucket/prefix`.
+/// The dataset at a `--data` location: a folder or `s3://bucket/prefix` (S3 settings
+/// from the `AWS_*` environment).
 fn dataset(location: &str) -> anyhow::Result<Dataset> {
-    Dataset::open(location).with_context(|| format!("dataset {location}"))
+    Dataset::open(location, &S3Settings::default()).with_context(|| format!("dataset {location}"))
 }
 
 /// Whether the error is stdout closed under us (`assay decide | head`): the reader has

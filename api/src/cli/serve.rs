@@ -8,12 +8,15 @@ use serde::Deserialize;
 use assay_engine::QueryEngine;
 use assay_engine::ingest::Format;
 use assay_engine::sandbox::SandboxLimits;
+use assay_engine::storage::Storage;
+use assay_engine::storage::s3::S3Settings;
 
 use crate::daily::schedule::DecideAt;
 use crate::daily::{DailyConfig, WatchConfig};
 use crate::server::state::{AutoApprove, ReorderSettings};
 
 use crate::server::{Application, Limits, ServeConfig, shutdown_signal};
+use crate::tls::TlsSettings;
 
 /// Settings win in this order: flag, `ASSAY_*` environment variable, config file, default.
 #[derive(Debug, clap::Args)]
@@ -35,7 +38,8 @@ pub struct ServeArgs {
     /// request_timeout_secs, max_body_bytes, max_connections, header_timeout_secs, sql_timeout_secs, sql_memory_mib, sql_max_rows,
     /// sql_max_concurrent, sql_max_concurrent_per_token, sql_idle_secs, watch, watch_format, watch_market,
     /// watch_interval_secs, decide_at, tz, decide_after_ingest, webhook_retry_hours,
-    /// auto_approve_min_p_keep, auto_approve_max_units, export_to, and an [s3] table (endpoint, region, access_key_id, …).
+    /// auto_approve_min_p_keep, auto_approve_max_units, export_to, tls_cert, tls_key, tls_required,
+    /// and an [s3] table (endpoint, region, access_key_id, …).
     #[arg(long, env = "ASSAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Decision policy file (TOML) [default: the built-in policy].
@@ -84,9 +88,8 @@ pub struct ServeArgs {
     /// `failed/` [default: off].
     #[arg(long, env = "ASSAY_WATCH")]
     pub watch: Option<String>,
-    /// Format of the watched files: rees46, retailrocket, hm, events-csv or
-    /// events-parquet.
-    #[arg(long, env = "ASSAY_WATCH_FORMAT", value_parser = |s: &str| s.parse::<Format>())]
+    /// Format of the watched files.
+    #[arg(long, env = "ASSAY_WATCH_FORMAT", value_enum)]
     pub watch_format: Option<Format>,
     /// The market of watched files whose format carries none.
     #[arg(long, env = "ASSAY_WATCH_MARKET")]
@@ -120,6 +123,16 @@ pub struct ServeArgs {
     /// [default: DATA/exports].
     #[arg(long, env = "ASSAY_EXPORT_TO")]
     pub export_to: Option<String>,
+    /// TLS certificate chain (PEM) for the pgwire and Flight SQL ports, with --tls-key;
+    /// Flight SQL then speaks only TLS [default: no TLS].
+    #[arg(long, env = "ASSAY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "ASSAY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse pgwire clients that do not ask for TLS.
+    #[arg(long, env = "ASSAY_TLS_REQUIRED")]
+    pub tls_required: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,7 +158,7 @@ struct ConfigFile {
     sql_max_concurrent_per_token: Option<usize>,
     sql_idle_secs: Option<u64>,
     watch: Option<String>,
-    watch_format: Option<String>,
+    watch_format: Option<Format>,
     watch_market: Option<String>,
     watch_interval_secs: Option<u64>,
     decide_at: Option<String>,
@@ -155,6 +168,9 @@ struct ConfigFile {
     auto_approve_min_p_keep: Option<f64>,
     auto_approve_max_units: Option<i64>,
     export_to: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_required: Option<bool>,
     engine: Option<String>,
     /// S3 settings by `object_store`'s names, over the `AWS_*` environment.
     s3: Option<std::collections::BTreeMap<String, String>>,
@@ -198,15 +214,17 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
         })?,
         (None, None) => QueryEngine::Local,
     };
-    if let Some(s3) = &file.s3 {
-        assay_engine::storage::s3::set_options(s3.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    let s3 = match &file.s3 {
+        Some(pairs) => S3Settings::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .with_context(|| {
                 format!(
                     "config file {}, [s3]",
                     args.config.as_deref().unwrap_or(Path::new("")).display()
                 )
-            })?;
-    }
+            })?,
+        None => S3Settings::default(),
+    };
+    let tls = tls_settings(&args, &file)?;
     let daily = daily_config(&args, &file).with_context(|| match &args.config {
         Some(path) => format!(
             "the daily loop's settings (flags, environment, {})",
@@ -233,7 +251,13 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
     };
     let reorders = ReorderSettings {
         auto_approve,
-        export_to: args.export_to.clone().or(file.export_to.clone()),
+        export_to: match args.export_to.clone().or(file.export_to.clone()) {
+            Some(location) => Some(
+                Storage::parse(&location, &s3)
+                    .with_context(|| format!("the reorder export's place {location}"))?,
+            ),
+            None => None,
+        },
     };
     let data = super::data_location(args.data.or(file.data))?;
     let policy = super::decide::load_policy(args.policy.or(file.policy).as_ref())?;
@@ -304,6 +328,8 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
         engine,
         daily,
         reorders,
+        s3,
+        tls,
         webhook_retry: crate::webhooks::RetryPolicy {
             give_up_after: args
                 .webhook_retry_hours
@@ -316,15 +342,35 @@ pub fn resolve(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<S
     })
 }
 
+/// The pair of files, from flags or the config file; one without the other, or
+/// `tls_required` without them, is an error that says so.
+fn tls_settings(args: &ServeArgs, file: &ConfigFile) -> anyhow::Result<Option<TlsSettings>> {
+    let cert = args.tls_cert.clone().or(file.tls_cert.clone());
+    let key = args.tls_key.clone().or(file.tls_key.clone());
+    let required = args.tls_required || file.tls_required == Some(true);
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsSettings {
+            cert,
+            key,
+            required,
+        })),
+        (None, None) if required => {
+            anyhow::bail!(
+                "--tls-required needs --tls-cert and --tls-key: there is no TLS to require"
+            )
+        }
+        (None, None) => Ok(None),
+        (Some(_), None) => {
+            anyhow::bail!("--tls-cert needs --tls-key (the certificate's private key)")
+        }
+        (None, Some(_)) => {
+            anyhow::bail!("--tls-key needs --tls-cert (the certificate it belongs to)")
+        }
+    }
+}
+
 fn daily_config(args: &ServeArgs, file: &ConfigFile) -> anyhow::Result<DailyConfig> {
-    let format = match (&args.watch_format, &file.watch_format) {
-        (Some(format), _) => Some(*format),
-        (None, Some(text)) => Some(
-            text.parse::<Format>()
-                .map_err(|e| anyhow::anyhow!("watch_format: {e}"))?,
-        ),
-        (None, None) => None,
-    };
+    let format = args.watch_format.or(file.watch_format);
     let watch = match (args.watch.clone().or(file.watch.clone()), format) {
         (Some(location), Some(format)) => Some(WatchConfig {
             location,
@@ -361,6 +407,11 @@ fn daily_config(args: &ServeArgs, file: &ConfigFile) -> anyhow::Result<DailyConf
 
 pub async fn run(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result<()> {
     let config = resolve(args, engine)?;
+    let flight_scheme = if config.tls.is_some() {
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
     let app = Application::build(config).await?;
     let addr = app.local_addr()?;
     if let Some(pg) = app.pg_addr() {
@@ -368,7 +419,7 @@ pub async fn run(args: ServeArgs, engine: Option<QueryEngine>) -> anyhow::Result
         tracing::info!(%pg, "pgwire listening");
     }
     if let Some(flight) = app.flight_addr() {
-        println!("assay flight listening on grpc://{flight}");
+        println!("assay flight listening on {flight_scheme}://{flight}");
         tracing::info!(%flight, "Flight SQL listening");
     }
     // Tests and scripts read this line to find the bound port; it comes last.
@@ -411,6 +462,9 @@ mod tests {
             auto_approve_min_p_keep: None,
             auto_approve_max_units: None,
             export_to: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_required: false,
         }
     }
 
@@ -442,6 +496,32 @@ mod tests {
         assert_eq!(flags.data, "/other");
         assert_eq!(flags.engine, QueryEngine::Local);
         assert_eq!(flags.listen.port(), 7000);
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs_and_required_needs_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("assay.toml");
+        std::fs::write(
+            &file,
+            "tls_cert = \"/etc/assay/cert.pem\"\ntls_key = \"/etc/assay/key.pem\"\ntls_required = true\n",
+        )
+        .unwrap();
+        let tls = resolve(args(None, None, Some(file)), None)
+            .unwrap()
+            .tls
+            .unwrap();
+        assert_eq!(tls.cert, PathBuf::from("/etc/assay/cert.pem"));
+        assert!(tls.required);
+        assert!(resolve(args(None, None, None), None).unwrap().tls.is_none());
+        let mut alone = args(None, None, None);
+        alone.tls_cert = Some("/etc/assay/cert.pem".into());
+        let err = format!("{:#}", resolve(alone, None).unwrap_err());
+        assert!(err.contains("--tls-cert needs --tls-key"), "{err}");
+        let mut nothing_to_require = args(None, None, None);
+        nothing_to_require.tls_required = true;
+        let err = format!("{:#}", resolve(nothing_to_require, None).unwrap_err());
+        assert!(err.contains("--tls-required needs"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use assay_engine::storage::s3::S3Settings;
 use assay_engine::storage::{Entry, Storage, join};
 
 /// Where taken files go.
@@ -47,9 +48,9 @@ impl Landing {
     ///
     /// # Errors
     /// A location that does not parse, or a folder that cannot be created.
-    pub fn open(location: &str) -> anyhow::Result<Self> {
+    pub fn open(location: &str, s3: &S3Settings) -> anyhow::Result<Self> {
         let storage =
-            Storage::parse(location).with_context(|| format!("watched location {location}"))?;
+            Storage::parse(location, s3).with_context(|| format!("watched location {location}"))?;
         if let Some(root) = storage.local_root() {
             std::fs::create_dir_all(root)
                 .with_context(|| format!("creating the watched folder {}", root.display()))?;
@@ -168,7 +169,8 @@ mod tests {
     #[test]
     fn a_file_is_taken_once_it_stops_changing_and_never_from_the_subfolders() {
         let dir = tempfile::tempdir().unwrap();
-        let mut landing = Landing::open(dir.path().to_str().unwrap()).unwrap();
+        let mut landing =
+            Landing::open(dir.path().to_str().unwrap(), &S3Settings::default()).unwrap();
         std::fs::write(dir.path().join("day1.csv"), "a").unwrap();
         std::fs::write(dir.path().join("day2.csv.part"), "a").unwrap();
         std::fs::write(dir.path().join(".hidden"), "a").unwrap();
@@ -203,7 +205,8 @@ mod tests {
     #[test]
     fn a_growing_file_waits() {
         let dir = tempfile::tempdir().unwrap();
-        let mut landing = Landing::open(dir.path().to_str().unwrap()).unwrap();
+        let mut landing =
+            Landing::open(dir.path().to_str().unwrap(), &S3Settings::default()).unwrap();
         let file = dir.path().join("day.csv");
         std::fs::write(&file, "a").unwrap();
         landing.ready().unwrap();
@@ -218,7 +221,8 @@ mod tests {
     #[test]
     fn a_failed_file_is_set_aside_with_its_reason() {
         let dir = tempfile::tempdir().unwrap();
-        let mut landing = Landing::open(dir.path().to_str().unwrap()).unwrap();
+        let mut landing =
+            Landing::open(dir.path().to_str().unwrap(), &S3Settings::default()).unwrap();
         std::fs::write(dir.path().join("bad.parquet"), "not parquet").unwrap();
         landing.ready().unwrap();
         let entry = landing.ready().unwrap().remove(0);

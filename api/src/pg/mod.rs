@@ -41,6 +41,7 @@ use datafusion_postgres::pgwire::tokio::server::{
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::{Framed, FramedParts};
 
 use crate::auth::{ScramSecret, TokenStore};
@@ -58,6 +59,15 @@ pub struct PgServer {
     auth: TokenAuthSource,
     sandbox: Arc<Sandbox>,
     cap: ConnectionCap,
+    tls: Option<PgTls>,
+}
+
+/// TLS on the port: offered to clients that ask (`SSLRequest`, or PostgreSQL 17's
+/// direct TLS), and when `required`, the only way in.
+#[derive(Clone)]
+pub struct PgTls {
+    pub acceptor: TlsAcceptor,
+    pub required: bool,
 }
 
 impl PgServer {
@@ -72,6 +82,7 @@ impl PgServer {
         sandbox: Arc<Sandbox>,
         tokens: Arc<TokenStore>,
         cap: ConnectionCap,
+        tls: Option<PgTls>,
     ) -> anyhow::Result<Self> {
         let catalog = ctx
             .state()
@@ -100,6 +111,7 @@ impl PgServer {
             auth: TokenAuthSource::new(tokens),
             sandbox,
             cap,
+            tls,
         })
     }
 
@@ -134,10 +146,11 @@ impl PgServer {
             };
             let limit = max_message_bytes(self.sandbox.limits().max_sql_bytes);
             let max_connections = self.cap.max();
+            let tls = self.tls.clone();
             self.sandbox.handle().spawn(async move {
                 let served = match place {
-                    Some(place) => serve_connection(socket, place, limit, handlers).await,
-                    None => turn_away(socket, max_connections).await,
+                    Some(place) => serve_connection(socket, place, limit, tls, handlers).await,
+                    None => turn_away(socket, max_connections, tls).await,
                 };
                 if let Err(e) = served {
                     tracing::info!(%peer, "pgwire connection ended: {e}");
@@ -167,16 +180,30 @@ async fn serve_connection(
     socket: TcpStream,
     place: OwnedSemaphorePermit,
     max_message: usize,
+    tls: Option<PgTls>,
     handlers: Connection,
 ) -> std::io::Result<()> {
     let startup_deadline = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(startup_deadline);
-    let Some(mut socket) = (tokio::select! {
+    let required = tls.as_ref().is_some_and(|t| t.required);
+    let Some((mut socket, encrypted)) = (tokio::select! {
         () = &mut startup_deadline => return Ok(()),
-        negotiated = negotiate(socket, place, max_message) => negotiated?,
+        negotiated = negotiate(socket, place, max_message, tls) => negotiated?,
     }) else {
         return Ok(());
     };
+    if required && !encrypted {
+        return refuse_after_startup(
+            &mut socket,
+            fatal(
+                "28000",
+                "this server accepts only TLS connections: connect with sslmode=require \
+                 (or verify-full)"
+                    .into(),
+            ),
+        )
+        .await;
+    }
     let Connection {
         simple,
         extended,
@@ -261,44 +288,62 @@ async fn discard(io: &mut Framing<Admitted<MaybeTls>>, mut bytes: usize) {
     let _ = tokio::time::timeout(Duration::from_secs(5), draining).await;
 }
 
-/// SSL negotiation (refused: no TLS yet), then the length check under pgwire's codec.
+/// TLS negotiation (offered when configured), then the length check under pgwire's
+/// codec. Says whether the connection is encrypted.
 async fn negotiate(
     socket: TcpStream,
     place: OwnedSemaphorePermit,
     max_message: usize,
-) -> std::io::Result<Option<Negotiated>> {
-    let Some(negotiated) = negotiate_tls::<Statement>(socket, None).await? else {
+    tls: Option<PgTls>,
+) -> std::io::Result<Option<(Negotiated, bool)>> {
+    let acceptor = tls.map(|t| t.acceptor);
+    let Some(negotiated) = negotiate_tls::<Statement>(socket, acceptor).await? else {
         return Ok(None);
     };
     let parts = negotiated.into_parts();
+    let encrypted = matches!(parts.io, MaybeTls::Tls(_));
     let mut io = Framing::new(Admitted::new(parts.io, place), max_message);
     // The startup packet's first bytes may already have been read.
     io.observe(&parts.read_buf);
     let mut framed = FramedParts::new(io, parts.codec);
     framed.read_buf = parts.read_buf;
     framed.write_buf = parts.write_buf;
-    Ok(Some(Framed::from_parts(framed)))
+    Ok(Some((Framed::from_parts(framed), encrypted)))
 }
 
-/// Past the connection cap: PostgreSQL's answer, after the client has said who it is.
-async fn turn_away(socket: TcpStream, max_connections: usize) -> std::io::Result<()> {
+/// Past the connection cap: PostgreSQL's answer, after the client has said who it is
+/// (over TLS when it asked: a client that requires TLS reads nothing in plaintext).
+async fn turn_away(
+    socket: TcpStream,
+    max_connections: usize,
+    tls: Option<PgTls>,
+) -> std::io::Result<()> {
     let refusing = async {
-        let Some(mut socket) = negotiate_tls::<Statement>(socket, None).await? else {
+        let acceptor = tls.map(|t| t.acceptor);
+        let Some(mut socket) = negotiate_tls::<Statement>(socket, acceptor).await? else {
             return Ok(());
         };
-        let _startup = socket.next().await;
         let refusal = fatal(
             "53300",
             format!("sorry, too many clients already ({max_connections} connections are open)"),
         );
-        socket
-            .send(PgWireBackendMessage::ErrorResponse(refusal.into()))
-            .await?;
-        socket.close().await
+        refuse_after_startup(&mut socket, refusal).await
     };
     tokio::time::timeout(Duration::from_secs(5), refusing)
         .await
         .unwrap_or(Ok(()))
+}
+
+/// Reads the client's startup message, answers it with `refusal` and closes.
+async fn refuse_after_startup<S>(socket: &mut S, refusal: ErrorInfo) -> std::io::Result<()>
+where
+    S: futures::Stream + futures::Sink<PgWireBackendMessage, Error = std::io::Error> + Unpin,
+{
+    let _startup = socket.next().await;
+    socket
+        .send(PgWireBackendMessage::ErrorResponse(refusal.into()))
+        .await?;
+    socket.close().await
 }
 
 fn fatal(code: &str, message: String) -> ErrorInfo {

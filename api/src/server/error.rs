@@ -83,6 +83,25 @@ impl ApiError {
     }
 }
 
+/// Runs work that blocks on storage (file system calls that flush, object-store round
+/// trips, footers and listings) on tokio's blocking pool: a slow disk or bucket then
+/// never holds the threads that answer every other request.
+///
+/// # Errors
+/// The work's own error, or an internal error if it panicked.
+pub async fn off_runtime<T, E>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(Into::into)
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         Self::of(e.kind(), e)

@@ -16,24 +16,27 @@ mod tests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use assay_engine::Engine;
 use assay_engine::decision::Policy;
 use assay_engine::progress::Progress;
 use assay_engine::source::{BadFiles, Dataset};
+use assay_engine::storage::s3::S3Settings;
 use assay_engine::store::jobs::JobStore;
 
 use crate::auth::{Role, TokenStore};
 use crate::connections::ConnectionCap;
 use crate::daily::DailyConfig;
 use crate::daily::watch::Landing;
-use crate::pg::PgServer;
+use crate::pg::{PgServer, PgTls};
+use crate::tls::TlsSettings;
 use crate::webhooks::{RetryPolicy, Webhooks};
 pub use routes::{Limits, openapi};
 use state::{AppState, Records, ReorderSettings};
@@ -61,6 +64,10 @@ pub struct ServeConfig {
     pub webhook_retry: RetryPolicy,
     /// Auto-approval and the export's place.
     pub reorders: ReorderSettings,
+    /// Settings of the S3 stores the dataset, the watched prefix and exports use.
+    pub s3: S3Settings,
+    /// TLS on the pgwire and Flight SQL ports.
+    pub tls: Option<TlsSettings>,
 }
 
 pub struct Application {
@@ -69,14 +76,18 @@ pub struct Application {
     limits: Limits,
     pg: Option<PgServer>,
     flight: Option<TcpListener>,
+    /// Flight SQL's TLS: with it the port speaks only TLS (gRPC cannot offer both).
+    flight_tls: Option<TlsAcceptor>,
     daily: DailyConfig,
     landing: Option<Landing>,
 }
 
-/// The process-wide Prometheus recorder (a recorder can be installed only once).
+/// The process-wide Prometheus recorder (a recorder can be installed only once: two
+/// apps built at once in one process, as tests do, must not both try).
 fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(h) = HANDLE.get() {
+    static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+    let mut installed = HANDLE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(h) = &*installed {
         return Ok(h.clone());
     }
     // Job durations as a histogram, so alerts can take quantiles over many servers.
@@ -88,7 +99,8 @@ fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
         .context("the job duration buckets")?
         .install_recorder()
         .context("installing the Prometheus metrics recorder")?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    *installed = Some(handle.clone());
+    Ok(handle)
 }
 
 impl Application {
@@ -100,8 +112,8 @@ impl Application {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         // One unreadable event file must not stop every buyer: it is set aside,
         // logged and reported by /readyz.
-        let dataset =
-            Dataset::open(&config.data).with_context(|| format!("dataset {}", config.data))?;
+        let dataset = Dataset::open(&config.data, &config.s3)
+            .with_context(|| format!("dataset {}", config.data))?;
         // Start-up on millions of events takes a while: say so on a terminal.
         let step = Progress::on_terminal().step(format!("opening {}", config.data));
         let engine = Engine::open_on(dataset, BadFiles::SetAside, &config.engine)
@@ -116,7 +128,7 @@ impl Application {
         engine.progress().show(true);
         // A watched location that cannot be used stops the start, not the first look.
         let landing = match &config.daily.watch {
-            Some(watch) => Some(Landing::open(&watch.location)?),
+            Some(watch) => Some(Landing::open(&watch.location, &config.s3)?),
             None => None,
         };
         let tokens = TokenStore::open(&config.tokens)?;
@@ -160,6 +172,18 @@ impl Application {
         // Serving: refreshes from here on are logged, not drawn between log lines.
         state.engine.progress().show(false);
         tracing::info!(run_id = %run.run_id, as_of = %run.as_of, "loaded decision run");
+        // Certificates that cannot be used stop the start, not the first client.
+        let pg_tls = match &config.tls {
+            Some(tls) => Some(PgTls {
+                acceptor: tls.acceptor(crate::tls::PG_ALPN)?,
+                required: tls.required,
+            }),
+            None => None,
+        };
+        let flight_tls = match &config.tls {
+            Some(tls) => Some(tls.acceptor(crate::tls::GRPC_ALPN)?),
+            None => None,
+        };
         let pg = match config.pg_listen {
             Some(addr) => {
                 let listener = TcpListener::bind(addr)
@@ -171,6 +195,7 @@ impl Application {
                     Arc::clone(&state.sandbox),
                     Arc::clone(&state.tokens),
                     ConnectionCap::new("pgwire", config.limits.max_connections),
+                    pg_tls,
                 )?)
             }
             None => None,
@@ -189,6 +214,7 @@ impl Application {
             limits: config.limits,
             pg,
             flight,
+            flight_tls,
             daily: config.daily,
             landing,
         })
@@ -241,6 +267,7 @@ impl Application {
                 Arc::clone(&self.state.sandbox),
                 Arc::clone(&self.state.tokens),
                 ConnectionCap::new("flight", max_connections),
+                self.flight_tls,
             )
         });
         let app = routes::router(self.state, self.limits);

@@ -11,6 +11,7 @@ use assay_engine::decision::style::expected_days_to_verdict;
 use assay_engine::decision::{ALL_MARKETS, Decision, Policy, Verdict};
 use assay_engine::rollup::RefreshReport;
 use assay_engine::sandbox::{Sandbox, SandboxLimits};
+use assay_engine::storage::Storage;
 use assay_engine::store::approvals::{DecideError, Reorder, ReorderStatus};
 use assay_engine::store::jobs::{JobKind, JobStore};
 use assay_engine::store::overrides::{Override, OverrideStore};
@@ -229,7 +230,7 @@ pub struct ReorderSettings {
     pub auto_approve: Option<AutoApprove>,
     /// Where exports go: a folder or `s3://bucket/prefix` (default: the dataset's
     /// `exports/`).
-    pub export_to: Option<String>,
+    pub export_to: Option<Storage>,
 }
 
 pub struct AppState {
@@ -342,8 +343,7 @@ impl AppState {
     /// The rollup cannot be read, computed or written.
     pub async fn refresh_rollup(&self, trigger: &str) -> Result<RefreshReport, EngineError> {
         self.run_job(JobKind::Rollup, trigger, None, async {
-            let params =
-                assay_engine::sql::ViewParams::for_policy(self.engine.latest_event(), &self.policy);
+            let params = self.policy.view_params(self.engine.latest_event());
             let report = self.engine.refresh_rollup(&params, false).await?;
             let outcome = JobOutcome {
                 rows: Some(report.rows_written as u64),

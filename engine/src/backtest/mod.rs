@@ -335,7 +335,7 @@ pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestR
         for (named, tracker) in request.policies.iter().zip(trackers.iter_mut()) {
             let key = window_key(&named.policy);
             if !by_window.contains_key(&key) {
-                let funnel = match engine.observations(as_of, &named.policy).await {
+                let funnel = match engine.observe_fresh(as_of, &named.policy).await {
                     Ok(f) => f,
                     Err(EngineError::NothingToDecide { .. }) => continue,
                     Err(e) => return Err(e),
@@ -930,7 +930,7 @@ async fn outcomes(
         .into_iter()
         .map(|s| (s.style_id, s.launch_at))
         .collect();
-    let funnel = engine.observations(data_end, policy).await?;
+    let funnel = engine.observe_fresh(data_end, policy).await?;
     let observations = &funnel.observations;
     let (decisions, _) = decision::decide_run(
         observations,

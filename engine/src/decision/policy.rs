@@ -8,8 +8,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::sql::{ViewParams, decay_per_day};
 
 /// Every setting of the keep/drop/test rule, resolved for one category.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -211,6 +214,23 @@ struct PolicyFile {
 }
 
 impl Policy {
+    /// The SQL views' parameters for a run of this policy as of `as_of`: its window,
+    /// early window and return maturity, every category on its fallback demand curve.
+    pub fn view_params(&self, as_of: DateTime<Utc>) -> ViewParams {
+        ViewParams {
+            as_of,
+            window_days: self.defaults.planned_life_days,
+            early_days: self.priors.launch_window_days,
+            maturity_days: self.defaults.return_maturity_days,
+            decay_per_day: self
+                .categories
+                .iter()
+                .map(|(c, r)| (c.clone(), decay_per_day(r.decay_half_life_days)))
+                .collect(),
+            default_decay_per_day: decay_per_day(self.defaults.decay_half_life_days),
+        }
+    }
+
     /// Checks that every `[categories.NAME]` table names a category of the catalog: a
     /// typo (`outerwaer`) would otherwise be accepted and silently never apply.
     ///

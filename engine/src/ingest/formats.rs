@@ -10,8 +10,10 @@ use crate::source::schema::EventType;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use sha2::{Digest, Sha256};
 
-/// The formats `assay ingest` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// The formats `assay ingest` reads. A new format is a variant here (its name on the
+/// command line and in config files follows), its columns below, and its parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// REES46 "eCommerce behavior data" CSV (optionally gzip).
@@ -24,25 +26,6 @@ pub enum Format {
     EventsCsv,
     /// assay's own columns as Parquet.
     EventsParquet,
-}
-
-impl std::str::FromStr for Format {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, String> {
-        Ok(match name {
-            "rees46" => Self::Rees46,
-            "retailrocket" => Self::Retailrocket,
-            "hm" => Self::Hm,
-            "events-csv" => Self::EventsCsv,
-            "events-parquet" => Self::EventsParquet,
-            _ => {
-                return Err(format!(
-                    "unknown format `{name}` (expected rees46, retailrocket, hm, events-csv or events-parquet)"
-                ));
-            }
-        })
-    }
 }
 
 impl Format {

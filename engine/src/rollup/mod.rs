@@ -32,53 +32,11 @@ use crate::error::{EngineError, Result};
 use crate::parquet_io::rollup_writer_properties;
 use crate::progress::Progress;
 use crate::source::{self, Dataset};
-use crate::sql::ViewParams;
+use crate::sql::{ViewParams, style_daily_schema};
 use crate::storage::{self, Storage};
 
 /// The rollup's table name in the session.
 pub const TABLE: &str = "style_daily";
-
-/// The rollup's columns after `style_id`, `market` and `day`, in the query's order:
-/// counts are integers (in-stock time in integer microseconds), money is a float.
-const COLUMNS: [(&str, DataType); 24] = [
-    ("views", DataType::Int64),
-    ("carts", DataType::Int64),
-    ("purchases", DataType::Int64),
-    ("units", DataType::Int64),
-    ("returns", DataType::Int64),
-    ("revenue", DataType::Float64),
-    ("exposure_hours", DataType::Float64),
-    ("restocked_units", DataType::Int64),
-    ("window_views", DataType::Int64),
-    ("window_views_in_stock", DataType::Int64),
-    ("window_carts", DataType::Int64),
-    ("window_purchases", DataType::Int64),
-    ("window_units", DataType::Int64),
-    ("window_returns", DataType::Int64),
-    ("window_revenue", DataType::Float64),
-    ("window_early_units", DataType::Int64),
-    ("window_non_size_returns", DataType::Int64),
-    ("window_unit_time_us", DataType::Int64),
-    ("exposure_us", DataType::Int64),
-    ("window_exposure_us", DataType::Int64),
-    ("window_early_exposure_us", DataType::Int64),
-    ("unknown_style_events", DataType::Int64),
-    ("bad_quantity_events", DataType::Int64),
-    ("unknown_type_events", DataType::Int64),
-];
-
-/// The columns of `style_daily` (see `sql/views/style_daily.sql`), `day` included.
-pub fn style_daily_schema() -> SchemaRef {
-    let mut fields = vec![
-        Field::new("style_id", DataType::Utf8, true),
-        Field::new("market", DataType::Utf8, true),
-        Field::new("day", DataType::Date32, true),
-    ];
-    for (name, data_type) in COLUMNS {
-        fields.push(Field::new(name, data_type, true));
-    }
-    Arc::new(Schema::new(fields))
-}
 
 /// The schema of a rollup file: the day lives in the folder name.
 fn file_schema() -> SchemaRef {
@@ -90,24 +48,6 @@ fn file_schema() -> SchemaRef {
         .map(|f| f.as_ref().clone())
         .collect();
     Arc::new(Schema::new(fields))
-}
-
-/// A relation with the rollup's columns and no rows, for queries over raw history only.
-pub(crate) fn empty_rows_sql() -> String {
-    let columns: Vec<String> = style_daily_schema()
-        .fields()
-        .iter()
-        .map(|f| {
-            let sql_type = match f.data_type() {
-                DataType::Utf8 => "VARCHAR",
-                DataType::Date32 => "DATE",
-                DataType::Int64 => "BIGINT",
-                _ => "DOUBLE",
-            };
-            format!("CAST(NULL AS {sql_type}) AS {}", f.name())
-        })
-        .collect();
-    format!("SELECT {} WHERE false", columns.join(", "))
 }
 
 /// What a refresh did.
@@ -126,6 +66,8 @@ pub struct RefreshReport {
 /// The rollup's folder in the dataset.
 const DIR: &str = "rollup";
 const CURRENT: &str = "rollup/CURRENT";
+/// How long a refresh waits for another process's refresh of the same dataset.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The rollup of one dataset, under `DATA/rollup/`.
 #[derive(Debug, Clone)]
@@ -228,7 +170,12 @@ impl Rollup {
         progress: &Progress,
     ) -> Result<RefreshReport> {
         let started = Instant::now();
-        let _lock = self.storage.lock(&storage::join(DIR, ".lock"), true)?;
+        // Another process refreshing (an `assay ingest`) is waited for without holding
+        // a runtime thread, and for a bounded time: then a conflict naming it.
+        let _lock = self
+            .storage
+            .lock_within(&storage::join(DIR, ".lock"), LOCK_PATIENCE)
+            .await?;
 
         let previous = self.register(ctx).await?;
         let listing = list_events(&data.storage)?;
@@ -237,11 +184,8 @@ impl Rollup {
                 path: data.storage.display(source::EVENTS),
             });
         };
-        let window_seconds = (params.window_days * 86400.0).round() as i64;
-        let early_seconds = (params.early_days * 86400.0).round() as i64;
-        let reusable = previous.as_ref().filter(|p| {
-            !rebuild && p.window_seconds == window_seconds && p.early_seconds == early_seconds
-        });
+        let (window_seconds, early_seconds) = RollupState::windows_of(params);
+        let reusable = previous.as_ref().filter(|p| !rebuild && p.cut_for(params));
         let from = match reusable {
             Some(prev) => {
                 let events = first_changed_day(&prev.events, &listing);
@@ -348,7 +292,7 @@ impl Rollup {
         }
         let scratch = SessionContext::new_with_config_rt(
             SessionConfig::new(),
-            crate::compute::runtime_env()?,
+            crate::compute::runtime_env(&self.storage.s3_settings())?,
         );
         for (name, table) in [
             ("styles", "prev_styles"),

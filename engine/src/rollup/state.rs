@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::source;
+use crate::sql::ViewParams;
 use crate::storage::Storage;
 
 /// One event file as the rollup saw it. A file rewritten in place changes its length
@@ -32,6 +33,21 @@ pub struct RollupState {
     /// The last day with events: rows exist for days up to and including it.
     pub through: NaiveDate,
     pub events: EventListing,
+}
+
+impl RollupState {
+    /// The windows (whole seconds) the `window_` columns of a rollup for `params` are
+    /// cut with.
+    pub fn windows_of(params: &ViewParams) -> (i64, i64) {
+        let seconds = |days: f64| (days * 86400.0).round() as i64;
+        (seconds(params.window_days), seconds(params.early_days))
+    }
+
+    /// Whether the `window_` columns were cut with `params`' windows: a funnel for
+    /// another policy's window must not read them.
+    pub fn cut_for(&self, params: &ViewParams) -> bool {
+        (self.window_seconds, self.early_seconds) == Self::windows_of(params)
+    }
 }
 
 /// Lists the dataset's event files.

@@ -15,6 +15,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{EngineError, Result};
+use crate::storage::s3::S3Settings;
 use crate::storage::{self, Entry, Storage};
 
 /// The partition column of `events/`.
@@ -45,13 +46,14 @@ impl Dataset {
         }
     }
 
-    /// A dataset in a local folder or at `s3://bucket/prefix`.
+    /// A dataset in a local folder or at `s3://bucket/prefix`, whose S3 stores are
+    /// built with `s3`.
     ///
     /// # Errors
     /// As [`Storage::parse`].
-    pub fn open(location: &str) -> Result<Self> {
+    pub fn open(location: &str, s3: &S3Settings) -> Result<Self> {
         Ok(Self {
-            storage: Storage::parse(location)?,
+            storage: Storage::parse(location, s3)?,
         })
     }
 

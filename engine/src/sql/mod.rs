@@ -5,16 +5,26 @@
 //! as views as of the latest event; a decision run as of another time renders the same
 //! text with its own `as_of`, so no event after it can leak in.
 
+mod style_daily_schema;
+
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
+
+use crate::source::schema::EventType;
+
+pub use style_daily_schema::style_daily_schema;
 
 const MOVEMENTS: &str = include_str!("views/movements.sql");
 const STOCK_LEVELS: &str = include_str!("views/stock_levels.sql");
 const STOCK_SPELLS: &str = include_str!("views/stock_spells.sql");
 const OPENING: &str = include_str!("views/opening.sql");
 const STYLE_DAILY: &str = include_str!("views/style_daily.sql");
+/// The funnel's per-market rows (ends with the `market_rows` expression) …
 const STYLE_FUNNEL: &str = include_str!("views/style_funnel.sql");
+/// … and its rows per market and pooled, from `market_rows`.
+const STYLE_FUNNEL_POOLED: &str = include_str!("views/style_funnel_pooled.sql");
+const DATA_WARNINGS: &str = include_str!("views/data_warnings.sql");
 const DAILY_SALES: &str = include_str!("views/daily_sales.sql");
 const DECISIONS: &str = include_str!("views/decisions.sql");
 const DECISION_RUNS: &str = include_str!("views/decision_runs.sql");
@@ -49,27 +59,6 @@ enum RawFrom {
 }
 
 impl ViewParams {
-    /// Parameters of the default policy.
-    pub fn as_of(as_of: DateTime<Utc>) -> Self {
-        Self::for_policy(as_of, &crate::decision::Policy::default())
-    }
-
-    /// Parameters of `policy`, every category on its fallback demand curve.
-    pub fn for_policy(as_of: DateTime<Utc>, policy: &crate::decision::Policy) -> Self {
-        Self {
-            as_of,
-            window_days: policy.defaults.planned_life_days,
-            early_days: policy.priors.launch_window_days,
-            maturity_days: policy.defaults.return_maturity_days,
-            decay_per_day: policy
-                .categories
-                .iter()
-                .map(|(c, r)| (c.clone(), decay_per_day(r.decay_half_life_days)))
-                .collect(),
-            default_decay_per_day: decay_per_day(policy.defaults.decay_half_life_days),
-        }
-    }
-
     /// The same parameters with each category's own decay (per day of age).
     pub fn with_decay(mut self, by_category: Vec<(String, f64)>, default: f64) -> Self {
         self.decay_per_day = by_category;
@@ -102,7 +91,8 @@ impl ViewParams {
         )
     }
 
-    fn render(&self, template: &str, from: RawFrom) -> String {
+    /// `template` with every parameter filled in, `extra` ones included.
+    fn render(&self, template: &str, from: RawFrom, extra: &[(&str, String)]) -> String {
         let timestamp = |t: DateTime<Utc>| {
             format!(
                 "arrow_cast('{}', {TIMESTAMP_TYPE})",
@@ -117,7 +107,7 @@ impl ViewParams {
         let (opening, past, from_day) = match from {
             RawFrom::Epoch => (
                 NO_OPENING.to_string(),
-                crate::rollup::empty_rows_sql(),
+                style_daily_schema::empty_rows_sql(),
                 DateTime::<Utc>::UNIX_EPOCH.date_naive(),
             ),
             RawFrom::Day(day) => (
@@ -158,23 +148,48 @@ impl ViewParams {
             ("{window_seconds}", seconds(self.window_days)),
             ("{early_seconds}", seconds(self.early_days)),
         ];
-        let mut text = template.to_string();
-        for (name, value) in &params {
-            text = text.replace(name, value);
+        fill(&fill(template, extra), &params)
+    }
+
+    /// The funnel (per market and pooled) as of these parameters, in its two steps:
+    /// from raw events only (`through` none), or reading whole days before as_of's own
+    /// from the registered `style_daily` rollup, whose last day is `through`, and only
+    /// the events after those days raw.
+    pub fn funnel_steps(&self, through: Option<NaiveDate>) -> FunnelSteps {
+        let from = match through {
+            Some(through) => RawFrom::Day(self.first_raw_day(through)),
+            None => RawFrom::Epoch,
+        };
+        FunnelSteps {
+            market_rows: self.render(
+                &format!("{STYLE_FUNNEL}\nSELECT * FROM market_rows"),
+                from,
+                &[],
+            ),
+            with_pooled: self.render(STYLE_FUNNEL_POOLED, from, &[]),
         }
-        text
     }
 
-    /// The funnel (per market and pooled) as of these parameters, from raw events only.
-    pub fn style_funnel(&self) -> String {
-        self.render(STYLE_FUNNEL, RawFrom::Epoch)
+    /// The funnel as one query, as the `style_funnel` view holds it.
+    pub fn style_funnel(&self, through: Option<NaiveDate>) -> String {
+        let from = match through {
+            Some(through) => RawFrom::Day(self.first_raw_day(through)),
+            None => RawFrom::Epoch,
+        };
+        self.render(&format!("{STYLE_FUNNEL}\n{STYLE_FUNNEL_POOLED}"), from, &[])
     }
 
-    /// The same funnel, reading whole days before as_of's own from the registered
-    /// `style_daily` rollup, whose last day is `through`, and only the events after
-    /// those days raw.
-    pub fn style_funnel_over_rollup(&self, through: NaiveDate) -> String {
-        self.render(STYLE_FUNNEL, RawFrom::Day(self.first_raw_day(through)))
+    /// The run's data checks (see `views/data_warnings.sql`): the rollup's counts
+    /// before `first_raw_day`, raw events from it.
+    pub fn data_warnings(&self, first_raw_day: NaiveDate) -> String {
+        let types = EventType::ALL
+            .map(|t| format!("'{}'", t.as_str()))
+            .join(", ");
+        self.render(
+            DATA_WARNINGS,
+            RawFrom::Day(first_raw_day),
+            &[("{event_types}", types)],
+        )
     }
 
     /// The first day a query as of these parameters reads raw, over a rollup whose
@@ -187,9 +202,14 @@ impl ViewParams {
     /// the registered `style_daily` rollup: what demand curves are fitted to.
     pub fn daily_sales(&self, lookback_days: f64) -> String {
         let lookback = format!("{}", (lookback_days * 86400.0).round() as i64);
-        self.render(DAILY_SALES, RawFrom::Epoch)
-            .replace("{lookback_days}", &lookback_days.to_string())
-            .replace("{lookback_seconds}", &lookback)
+        self.render(
+            DAILY_SALES,
+            RawFrom::Epoch,
+            &[
+                ("{lookback_days}", lookback_days.to_string()),
+                ("{lookback_seconds}", lookback),
+            ],
+        )
     }
 
     /// The rollup's rows for the days `[from, until)`, with stock carried in from the
@@ -199,7 +219,7 @@ impl ViewParams {
             as_of: until.and_time(NaiveTime::MIN).and_utc(),
             ..self.clone()
         };
-        end.render(STYLE_DAILY, RawFrom::Day(from))
+        end.render(STYLE_DAILY, RawFrom::Day(from), &[])
     }
 }
 
@@ -226,10 +246,6 @@ fn matured_before(cut: DateTime<Utc>) -> NaiveDate {
     }
 }
 
-/// Where the funnel's text splits: the per-market rows above, the pooled rows added
-/// below.
-const POOLED_STEP: &str = "-- step: pooled rows";
-
 /// A rendered funnel query in two steps. DataFusion computes a common table
 /// expression once per reference, and the pooled rows referred to the market rows a
 /// second time: every event and rollup scan ran twice.
@@ -241,26 +257,20 @@ pub struct FunnelSteps {
     pub with_pooled: String,
 }
 
-impl FunnelSteps {
-    /// Splits a funnel rendered by [`ViewParams::style_funnel`] or
-    /// [`ViewParams::style_funnel_over_rollup`].
-    pub fn split(funnel: &str) -> Self {
-        let (head, marked) = funnel
-            .split_once(POOLED_STEP)
-            .expect("the funnel template marks its pooled step");
-        // The rest of the marker's comment line stays out of the second step.
-        let tail = marked.split_once('\n').map_or("", |(_, rest)| rest);
-        Self {
-            market_rows: format!("{head}\nSELECT * FROM market_rows"),
-            with_pooled: tail.to_string(),
-        }
+/// `template` with each `{name}` of `params` replaced by its value, in order (a value
+/// may hold further names for later entries to fill).
+fn fill(template: &str, params: &[(&str, String)]) -> String {
+    let mut text = template.to_string();
+    for (name, value) in params {
+        text = text.replace(name, value);
     }
+    text
 }
 
 /// The views the session registers, rendered for `params`. Each is self-contained:
 /// the stock views it builds on are inlined as common table expressions.
 pub fn views(params: &ViewParams) -> Vec<(&'static str, String)> {
-    let raw = |template: &str| params.render(template, RawFrom::Epoch);
+    let raw = |template: &str| params.render(template, RawFrom::Epoch, &[]);
     vec![
         ("stock_levels", raw(STOCK_LEVELS)),
         (
@@ -269,7 +279,7 @@ pub fn views(params: &ViewParams) -> Vec<(&'static str, String)> {
                 "WITH stock_levels AS ({STOCK_LEVELS}) {STOCK_SPELLS}"
             )),
         ),
-        ("style_funnel", raw(STYLE_FUNNEL)),
+        ("style_funnel", params.style_funnel(None)),
     ]
 }
 
@@ -282,7 +292,10 @@ pub fn decision_views(published: Option<&str>) -> Vec<(&'static str, String)> {
     };
     [("decisions", DECISIONS), ("decision_runs", DECISION_RUNS)]
         .into_iter()
-        .map(|(name, template)| (name, template.replace("{is_published}", &is_published)))
+        .map(|(name, template)| {
+            let text = fill(template, &[("{is_published}", is_published.clone())]);
+            (name, text)
+        })
         .collect()
 }
 
@@ -306,11 +319,16 @@ mod tests {
 
     #[test]
     fn every_placeholder_is_rendered() {
-        let params = ViewParams::as_of(Utc::now());
+        let params = crate::decision::Policy::default().view_params(Utc::now());
         let today = Utc::now().date_naive();
+        let steps = params.funnel_steps(Some(today));
         let more = [
             ("style_daily", params.style_daily_days(today, today)),
-            ("funnel over rollup", params.style_funnel_over_rollup(today)),
+            ("funnel over rollup", params.style_funnel(Some(today))),
+            ("funnel's market rows", steps.market_rows),
+            ("funnel's pooled rows", steps.with_pooled),
+            ("data warnings", params.data_warnings(today)),
+            ("daily sales", params.daily_sales(28.0)),
         ];
         let decisions = decision_views(Some("r1")).into_iter();
         for (name, text) in views(&params).into_iter().chain(more).chain(decisions) {

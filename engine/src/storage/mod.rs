@@ -20,6 +20,7 @@ pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -74,15 +75,15 @@ impl Storage {
         Self::from(Backend::Local(local::LocalDir::new(root.into())))
     }
 
-    /// `s3://bucket/prefix` (endpoint, region and credentials from `AWS_*` variables or
-    /// [`s3::set_options`]), or else a local folder.
+    /// `s3://bucket/prefix` (endpoint, region and credentials from `AWS_*` variables
+    /// and `s3`), or else a local folder.
     ///
     /// # Errors
     /// A malformed URL, an unsupported scheme, or an S3 client that cannot be built.
-    pub fn parse(location: &str) -> Result<Self> {
+    pub fn parse(location: &str, s3: &s3::S3Settings) -> Result<Self> {
         match location.split_once("://") {
             Some(("s3", _)) => Ok(Self::from(Backend::Object(object::ObjectPrefix::s3(
-                location,
+                location, s3,
             )?))),
             Some((scheme, _)) if scheme.len() > 1 => Err(EngineError::BadLocation {
                 given: location.into(),
@@ -103,6 +104,14 @@ impl Storage {
         match &*self.backend {
             Backend::Local(l) => Some(l.root()),
             Backend::Object(_) => None,
+        }
+    }
+
+    /// The S3 settings this dataset's stores are built with (for its sessions' scans).
+    pub fn s3_settings(&self) -> s3::S3Settings {
+        match &*self.backend {
+            Backend::Local(_) => s3::S3Settings::default(),
+            Backend::Object(o) => o.settings().clone(),
         }
     }
 
@@ -284,6 +293,35 @@ impl Storage {
             Backend::Object(o) => Ok(o.lock(key, wait)?.map(Lock::Object)),
         }
     }
+
+    /// Takes the lock named `key` for async code: tries, and sleeps without holding a
+    /// runtime thread between tries, for at most `patience`; then a [`EngineError::Locked`]
+    /// naming the holder (a conflict, not a failure: retry when it is done).
+    ///
+    /// # Errors
+    /// The lock is still held after `patience`, or the storage fails.
+    pub async fn lock_within(&self, key: &str, patience: Duration) -> Result<Lock> {
+        let started = Instant::now();
+        loop {
+            if let Some(lock) = self.lock(key, false)? {
+                return Ok(lock);
+            }
+            if started.elapsed() >= patience {
+                let holder = match &*self.backend {
+                    Backend::Object(o) => o.holder(key)?,
+                    Backend::Local(_) => {
+                        "another process on this dataset (an `assay ingest`, `decide` or server)"
+                            .into()
+                    }
+                };
+                return Err(EngineError::Locked {
+                    path: self.display(key),
+                    holder,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 /// `dir/name`, or `name` at the root.
@@ -353,12 +391,45 @@ mod tests {
         assert!(storage.lock("ingest/.lock", false).unwrap().is_some());
     }
 
+    /// One runtime thread: the holder's release can only happen if waiting for the lock
+    /// does not hold that thread.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_async_wait_for_a_lock_frees_the_runtime_and_gives_up_with_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::local(dir.path());
+        let held = storage.lock("rollup/.lock", false).unwrap().unwrap();
+        let err = storage
+            .lock_within("rollup/.lock", Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Conflict);
+        assert!(err.to_string().contains("rollup/.lock"), "{err}");
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(held);
+        });
+        storage
+            .lock_within("rollup/.lock", Duration::from_secs(30))
+            .await
+            .unwrap();
+        release.await.unwrap();
+    }
+
     #[test]
     fn locations_are_folders_or_s3_urls() {
-        assert!(Storage::parse("/srv/data").unwrap().local_root().is_some());
-        let err = Storage::parse("gs://bucket/x").unwrap_err().to_string();
+        assert!(
+            Storage::parse("/srv/data", &s3::S3Settings::default())
+                .unwrap()
+                .local_root()
+                .is_some()
+        );
+        let err = Storage::parse("gs://bucket/x", &s3::S3Settings::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("gs://") && err.contains("s3://"), "{err}");
-        let err = Storage::parse("s3:///prefix").unwrap_err().to_string();
+        let err = Storage::parse("s3:///prefix", &s3::S3Settings::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("s3://BUCKET/PREFIX"), "{err}");
         assert_eq!(join("", "a"), "a");
         assert_eq!(join("dir/", "a"), "dir/a");

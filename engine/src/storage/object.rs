@@ -30,10 +30,11 @@ pub(super) struct ObjectPrefix {
     prefix: String,
     /// Local room for files built before they are uploaded.
     scratch: tempfile::TempDir,
+    settings: s3::S3Settings,
 }
 
 impl ObjectPrefix {
-    pub(super) fn s3(location: &str) -> Result<Self> {
+    pub(super) fn s3(location: &str, settings: &s3::S3Settings) -> Result<Self> {
         let bad = |message: &str| EngineError::BadLocation {
             given: location.into(),
             message: message.into(),
@@ -51,11 +52,16 @@ impl ObjectPrefix {
                 source: e,
             })?;
         Ok(Self {
-            store: Arc::new(s3::build(bucket)?),
+            store: Arc::new(settings.client(bucket)?),
             base: format!("s3://{bucket}"),
             prefix: url.path().trim_matches('/').to_string(),
             scratch,
+            settings: settings.clone(),
         })
+    }
+
+    pub(super) fn settings(&self) -> &s3::S3Settings {
+        &self.settings
     }
 
     pub(super) fn url(&self, key: &str) -> String {
@@ -246,17 +252,21 @@ impl ObjectPrefix {
                 return Ok(None);
             }
             if started.elapsed() > LOCK_WAIT {
-                let held_by = self
-                    .read_opt(key)?
-                    .map(|b| String::from_utf8_lossy(&b).to_string())
-                    .unwrap_or_default();
                 return Err(EngineError::Locked {
                     path: self.url(key),
-                    holder: held_by,
+                    holder: self.holder(key)?,
                 });
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Who holds the lock `key`, as its object says.
+    pub(super) fn holder(&self, key: &str) -> Result<String> {
+        Ok(self
+            .read_opt(key)?
+            .map(|b| String::from_utf8_lossy(&b).to_string())
+            .unwrap_or_default())
     }
 }
 

@@ -3,11 +3,11 @@
 //!
 //! Endpoint, region and credentials come from the usual `AWS_*` variables
 //! (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-//! `AWS_ALLOW_HTTP`, …), overridden by [`set_options`] (the `[s3]` table of `serve`'s
+//! `AWS_ALLOW_HTTP`, …), overridden by [`S3Settings`] (the `[s3]` table of `serve`'s
 //! config file).
 
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::Arc;
 
 use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
@@ -17,45 +17,48 @@ use url::Url;
 
 use crate::error::{EngineError, Result};
 
-fn options() -> &'static RwLock<Vec<(AmazonS3ConfigKey, String)>> {
-    static OPTIONS: OnceLock<RwLock<Vec<(AmazonS3ConfigKey, String)>>> = OnceLock::new();
-    OPTIONS.get_or_init(RwLock::default)
+/// Settings for the S3 stores one dataset (and its sessions) builds, by
+/// `object_store`'s names (`endpoint`, `region`, `access_key_id`, `allow_http`, …,
+/// with or without `aws_`), over the environment's. Passed to what builds a store,
+/// never kept process-wide: two datasets in one process may use two endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Settings {
+    pairs: Vec<(AmazonS3ConfigKey, String)>,
 }
 
-/// Settings for every S3 store this process builds from now on, by `object_store`'s
-/// names (`endpoint`, `region`, `access_key_id`, `allow_http`, …, with or without
-/// `aws_`), over the environment's.
-///
-/// # Errors
-/// A name `object_store` does not know, named.
-pub fn set_options<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<()> {
-    let mut parsed = Vec::new();
-    for (name, value) in pairs {
-        let key = AmazonS3ConfigKey::from_str(name).map_err(|_| EngineError::BadLocation {
-            given: format!("s3 setting `{name}`"),
-            message: "not an S3 setting (e.g. endpoint, region, access_key_id, \
-                      secret_access_key, allow_http)"
-                .into(),
-        })?;
-        parsed.push((key, value.to_string()));
+impl S3Settings {
+    /// Settings from `(name, value)` pairs (the `[s3]` table of `serve`'s config file).
+    ///
+    /// # Errors
+    /// A name `object_store` does not know, named.
+    pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
+        let mut parsed = Vec::new();
+        for (name, value) in pairs {
+            let key = AmazonS3ConfigKey::from_str(name).map_err(|_| EngineError::BadLocation {
+                given: format!("s3 setting `{name}`"),
+                message: "not an S3 setting (e.g. endpoint, region, access_key_id, \
+                          secret_access_key, allow_http)"
+                    .into(),
+            })?;
+            parsed.push((key, value.to_string()));
+        }
+        Ok(Self { pairs: parsed })
     }
-    *options().write().unwrap_or_else(|p| p.into_inner()) = parsed;
-    Ok(())
-}
 
-/// A client for `bucket`.
-///
-/// # Errors
-/// Settings `object_store` refuses (a bad endpoint URL, say).
-pub fn build(bucket: &str) -> Result<AmazonS3> {
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-    for (key, value) in options().read().unwrap_or_else(|p| p.into_inner()).iter() {
-        builder = builder.with_config(*key, value);
+    /// A client for `bucket`: the environment's `AWS_*` settings, then these.
+    ///
+    /// # Errors
+    /// Settings `object_store` refuses (a bad endpoint URL, say).
+    pub fn client(&self, bucket: &str) -> Result<AmazonS3> {
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        for (key, value) in &self.pairs {
+            builder = builder.with_config(*key, value);
+        }
+        builder.build().map_err(|source| EngineError::ObjectStore {
+            path: format!("s3://{bucket}"),
+            source,
+        })
     }
-    builder.build().map_err(|source| EngineError::ObjectStore {
-        path: format!("s3://{bucket}"),
-        source,
-    })
 }
 
 /// DataFusion's registry of object stores, which also builds an S3 store the first time
@@ -64,6 +67,17 @@ pub fn build(bucket: &str) -> Result<AmazonS3> {
 #[derive(Debug, Default)]
 pub struct Registry {
     known: DefaultObjectStoreRegistry,
+    settings: S3Settings,
+}
+
+impl Registry {
+    /// A registry whose S3 stores are built with `settings`.
+    pub fn new(settings: S3Settings) -> Self {
+        Self {
+            known: DefaultObjectStoreRegistry::default(),
+            settings,
+        }
+    }
 }
 
 impl ObjectStoreRegistry for Registry {
@@ -85,8 +99,11 @@ impl ObjectStoreRegistry for Registry {
         }
         match (url.scheme(), url.host_str()) {
             ("s3", Some(bucket)) => {
-                let store: Arc<dyn ObjectStore> =
-                    Arc::new(build(bucket).map_err(|e| DataFusionError::External(Box::new(e)))?);
+                let store: Arc<dyn ObjectStore> = Arc::new(
+                    self.settings
+                        .client(bucket)
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?,
+                );
                 self.known.register_store(url, Arc::clone(&store));
                 Ok(store)
             }

@@ -21,7 +21,8 @@ pub mod webhooks;
 
 pub use overrides_table::{OverridesTable, overrides_schema};
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use datafusion::datasource::empty::EmptyTable;
@@ -101,6 +102,9 @@ impl DecisionRun {
 
 pub struct DecisionStore {
     storage: Storage,
+    /// Summaries read from run footers, by key: a run file is never rewritten, so a
+    /// listing reads only the footers of runs it has not seen (on S3 each is a request).
+    summaries: Mutex<HashMap<String, RunSummary>>,
 }
 
 /// The runs' folder in the dataset.
@@ -110,7 +114,10 @@ const PUBLISHED: &str = "decisions/published";
 
 impl DecisionStore {
     pub fn new(storage: Storage) -> Self {
-        Self { storage }
+        Self {
+            storage,
+            summaries: Mutex::default(),
+        }
     }
 
     /// Where the runs are, for messages.
@@ -276,6 +283,21 @@ impl DecisionStore {
     }
 
     fn read_summary(&self, key: &str) -> Result<RunSummary> {
+        let cached = self.lock_summaries().get(key).cloned();
+        if let Some(summary) = cached {
+            return Ok(summary);
+        }
+        let summary = self.read_footer(key)?;
+        self.lock_summaries()
+            .insert(key.to_owned(), summary.clone());
+        Ok(summary)
+    }
+
+    fn lock_summaries(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunSummary>> {
+        self.summaries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read_footer(&self, key: &str) -> Result<RunSummary> {
         let path = self.storage.display(key);
         let reader = SerializedFileReader::new(self.storage.open(key)?)
             .map_err(|e| self.err(format!("{path}: {e}")))?;

@@ -7,10 +7,11 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
+use assay_engine::EngineError;
 use assay_engine::backtest::report;
 
 use crate::server::dto::BacktestList;
-use crate::server::error::{ApiError, Problem};
+use crate::server::error::{ApiError, Problem, off_runtime};
 use crate::server::state::AppState;
 
 #[utoipa::path(
@@ -26,18 +27,21 @@ use crate::server::state::AppState;
 pub async fn get_backtests(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<BacktestList>, ApiError> {
-    let storage = &state.engine.dataset().storage;
-    let stored = report::stored(storage)?;
-    let mut backtests = Vec::new();
-    for id in stored {
-        // An unreadable report is left out rather than failing all.
-        let scores = report::stored_file(storage, &id, "scores.json")
-            .ok()
-            .flatten();
-        if let Some(value) = scores.and_then(|t| serde_json::from_slice(&t).ok()) {
-            backtests.push(value);
+    let storage = state.engine.dataset().storage.clone();
+    let backtests = off_runtime(move || {
+        let mut backtests = Vec::new();
+        for id in report::stored(&storage)? {
+            // An unreadable report is left out rather than failing all.
+            let scores = report::stored_file(&storage, &id, "scores.json")
+                .ok()
+                .flatten();
+            if let Some(value) = scores.and_then(|t| serde_json::from_slice(&t).ok()) {
+                backtests.push(value);
+            }
         }
-    }
+        Ok::<_, EngineError>(backtests)
+    })
+    .await?;
     Ok(Json(BacktestList { backtests }))
 }
 
@@ -57,14 +61,18 @@ pub async fn get_backtest_report(
     State(state): State<Arc<AppState>>,
     Path(backtest_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let storage = &state.engine.dataset().storage;
-    if !report::stored(storage)?.contains(&backtest_id) {
-        return Err(ApiError::not_found(format!(
-            "backtest `{backtest_id}` not found; GET /v1/backtests lists them"
-        )));
-    }
-    let html = report::stored_file(storage, &backtest_id, "report.html")?
-        .map(|body| String::from_utf8_lossy(&body).into_owned())
-        .ok_or_else(|| ApiError::not_found(format!("backtest `{backtest_id}` has no report")))?;
+    let storage = state.engine.dataset().storage.clone();
+    let id = backtest_id.clone();
+    let html = off_runtime(move || {
+        if !report::stored(&storage)?.contains(&id) {
+            return Err(ApiError::not_found(format!(
+                "backtest `{id}` not found; GET /v1/backtests lists them"
+            )));
+        }
+        report::stored_file(&storage, &id, "report.html")?
+            .map(|body| String::from_utf8_lossy(&body).into_owned())
+            .ok_or_else(|| ApiError::not_found(format!("backtest `{id}` has no report")))
+    })
+    .await?;
     Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
 }

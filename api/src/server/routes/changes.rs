@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::server::dto::ChangeFeed;
-use crate::server::error::{ApiError, Problem};
+use crate::server::error::{ApiError, Problem, off_runtime};
 use crate::server::feed;
 use crate::server::state::AppState;
 
@@ -47,16 +47,9 @@ pub async fn get_changes(
     let engine = Arc::clone(&state.engine);
     let since = query.since.clone();
     // A run file is read whole: off the request threads.
-    let before = tokio::task::spawn_blocking(move || engine.store().read_run(&since))
+    let before = off_runtime(move || engine.store().read_run(&since))
         .await
-        .map_err(|e| ApiError::internal(format!("reading run `{}`: {e}", query.since)))?
-        .map_err(|e| match e {
-            assay_engine::EngineError::RunNotFound { .. } => ApiError::not_found(format!(
-                "run `{}` not found; GET /v1/runs lists them",
-                query.since
-            )),
-            other => other.into(),
-        })?;
+        .map_err(|e| super::runs::run_not_found(e, &query.since))?;
     let then = state.overrides.live_at(before.summary.created_at);
     let now = state.overrides.live(Utc::now());
     let items = feed::changes(

@@ -13,7 +13,7 @@ use assay_engine::store::overrides::NewOverride;
 
 use crate::auth::{Permission, Principal};
 use crate::server::dto::{NewOverrideBody, OverrideList, OverrideView};
-use crate::server::error::{ApiError, Problem};
+use crate::server::error::{ApiError, Problem, off_runtime};
 use crate::server::state::AppState;
 use assay_engine::store::webhooks::EventType;
 
@@ -93,7 +93,7 @@ pub async fn post_override(
     let now = Utc::now();
     // The writes flush to disk before they return: keep them off the async workers.
     // The event is in the outbox before the override is acknowledged.
-    let (o, created) = tokio::task::spawn_blocking(move || {
+    let (o, created) = off_runtime(move || {
         let (o, created) = writer.overrides.create(new, now)?;
         writer.webhooks.emit(
             EventType::OverrideCreated,
@@ -102,8 +102,7 @@ pub async fn post_override(
         )?;
         Ok::<_, ApiError>((o, created))
     })
-    .await
-    .map_err(ApiError::internal)??;
+    .await?;
     metrics::counter!("assay_overrides_created_total").increment(u64::from(created));
     let status = if created {
         StatusCode::CREATED
@@ -168,9 +167,7 @@ pub async fn delete_override(
     let store = Arc::clone(&state.overrides);
     let user = principal.name.clone();
     let now = Utc::now();
-    let o = tokio::task::spawn_blocking(move || store.revoke(&override_id, &user, now))
-        .await
-        .map_err(ApiError::internal)??;
+    let o = off_runtime(move || store.revoke(&override_id, &user, now)).await?;
     Ok(Json(OverrideView::new(&o, Utc::now())))
 }
 

@@ -17,7 +17,7 @@ use crate::auth::{Permission, Principal};
 use crate::server::dto::{
     ExportView, ReorderDecisionBody, ReorderDecisionKind, ReorderList, ReorderView,
 };
-use crate::server::error::{ApiError, Problem};
+use crate::server::error::{ApiError, Problem, off_runtime};
 use crate::server::state::{AppState, new_reorder};
 
 const MAX_COMMENT: usize = 2000;
@@ -180,9 +180,7 @@ pub async fn post_reorder(
         reorder.units = units;
     }
     let writer = Arc::clone(&state);
-    let reorder = tokio::task::spawn_blocking(move || writer.record_reorder(reorder))
-        .await
-        .map_err(ApiError::internal)??;
+    let reorder = off_runtime(move || writer.record_reorder(reorder)).await?;
     Ok((StatusCode::CREATED, Json(ReorderView::of(&reorder))))
 }
 
@@ -203,9 +201,7 @@ pub async fn post_export(
 ) -> Result<(StatusCode, Json<ExportView>), ApiError> {
     principal.require(Permission::Operate)?;
     let writer = Arc::clone(&state);
-    let view = tokio::task::spawn_blocking(move || export(&writer))
-        .await
-        .map_err(ApiError::internal)??;
+    let view = off_runtime(move || export(&writer)).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -220,10 +216,7 @@ fn export(state: &AppState) -> Result<ExportView, ApiError> {
     );
     let (csv, parquet) = export_files(&approved)?;
     let (storage, dir) = match &state.reorders.export_to {
-        Some(location) => (
-            assay_engine::storage::Storage::parse(location)?,
-            String::new(),
-        ),
+        Some(storage) => (storage.clone(), String::new()),
         None => (
             state.engine.dataset().storage.clone(),
             "exports".to_string(),

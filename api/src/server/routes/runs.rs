@@ -11,7 +11,7 @@ use assay_engine::EngineError;
 
 use crate::auth::{Permission, Principal};
 use crate::server::dto::{ChangeList, ChangeView, NewRunBody, RunList, RunView};
-use crate::server::error::{ApiError, Problem};
+use crate::server::error::{ApiError, Problem, off_runtime};
 use crate::server::state::AppState;
 
 #[utoipa::path(
@@ -25,8 +25,11 @@ use crate::server::state::AppState;
     security(("bearer" = []))
 )]
 pub async fn get_runs(State(state): State<Arc<AppState>>) -> Result<Json<RunList>, ApiError> {
-    let runs = state.engine.store().list_runs()?;
-    let published = state.published_id()?;
+    let reader = Arc::clone(&state);
+    let (runs, published) = off_runtime(move || {
+        Ok::<_, EngineError>((reader.engine.store().list_runs()?, reader.published_id()?))
+    })
+    .await?;
     Ok(Json(RunList {
         runs: runs
             .iter()
@@ -52,21 +55,24 @@ pub async fn get_run(
     State(state): State<Arc<AppState>>,
     Path(run_id): Path<String>,
 ) -> Result<Json<RunView>, ApiError> {
-    let run = state
-        .engine
-        .store()
-        .run_summary(&run_id)
-        .map_err(|e| not_found(e, &run_id))?;
-    let published = state.published_id()? == Some(run_id);
-    Ok(Json(RunView::of(&run, published)))
+    let (reader, id) = (Arc::clone(&state), run_id.clone());
+    let (run, published) = off_runtime(move || {
+        Ok::<_, EngineError>((
+            reader.engine.store().run_summary(&id)?,
+            reader.published_id()?,
+        ))
+    })
+    .await
+    .map_err(|e| run_not_found(e, &run_id))?;
+    Ok(Json(RunView::of(&run, published == Some(run_id))))
 }
 
-fn not_found(e: EngineError, run_id: &str) -> ApiError {
-    match e {
-        EngineError::RunNotFound { .. } => {
-            ApiError::not_found(format!("run `{run_id}` not found; GET /v1/runs lists them"))
-        }
-        other => other.into(),
+/// A missing run's 404 says where the runs are listed; other errors as they are.
+pub(super) fn run_not_found(e: ApiError, run_id: &str) -> ApiError {
+    if e.status == StatusCode::NOT_FOUND {
+        ApiError::not_found(format!("run `{run_id}` not found; GET /v1/runs lists them"))
+    } else {
+        e
     }
 }
 
@@ -89,10 +95,9 @@ pub async fn get_run_changes(
     let engine = Arc::clone(&state.engine);
     let id = run_id.clone();
     // A run file is read whole: off the request threads.
-    let run = tokio::task::spawn_blocking(move || engine.store().read_run(&id))
+    let run = off_runtime(move || engine.store().read_run(&id))
         .await
-        .map_err(|e| ApiError::internal(format!("reading run `{run_id}`: {e}")))?
-        .map_err(|e| not_found(e, &run_id))?;
+        .map_err(|e| run_not_found(e, &run_id))?;
     let mut items: Vec<ChangeView> = run.decisions.iter().filter_map(ChangeView::of).collect();
     items.sort_by(|a, b| (&a.style_id, &a.market).cmp(&(&b.style_id, &b.market)));
     Ok(Json(ChangeList {

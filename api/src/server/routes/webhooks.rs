@@ -12,7 +12,7 @@ use assay_engine::store::webhooks::EventType;
 
 use crate::auth::{Permission, Principal};
 use crate::server::dto::{DeliveryList, DeliveryView, NewWebhookBody, WebhookList, WebhookView};
-use crate::server::error::{ApiError, Problem};
+use crate::server::error::{ApiError, Problem, off_runtime};
 use crate::server::state::AppState;
 
 #[utoipa::path(
@@ -62,14 +62,13 @@ pub async fn post_webhook(
     };
     let writer = Arc::clone(&state);
     let by = principal.name.clone();
-    let sub = tokio::task::spawn_blocking(move || {
+    let sub = off_runtime(move || {
         writer
             .webhooks
             .store
             .subscribe(body.url, events, secret, &by, Utc::now())
     })
-    .await
-    .map_err(ApiError::internal)??;
+    .await?;
     Ok((StatusCode::CREATED, Json(WebhookView::of(&sub, true))))
 }
 

@@ -4,30 +4,39 @@
 //!
 //! Authentication is a bearer token in the `authorization` header of every call; a
 //! `Basic` handshake (user = token name, password = token) hands the bearer back for
-//! clients that log in with a user and password.
+//! clients that log in with a user and password. Prepared statements with parameters
+//! (`?` or `$1`) are served for ADBC's and JDBC's bound queries (see `prepared`).
+
+mod prepared;
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow::datatypes::Schema;
+use arrow::ipc::writer::IpcWriteOptions;
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
-use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    Any, CommandGetCatalogs, CommandGetDbSchemas, CommandGetTableTypes, CommandGetTables,
-    CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery, CommandStatementQuery,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
-    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
+    IpcMessage, SchemaAsIpc, Ticket,
 };
 use assay_engine::ErrorKind;
-use assay_engine::sandbox::{Sandbox, SandboxError};
+use assay_engine::sandbox::{Answer, Sandbox, SandboxError};
 use base64::Engine as _;
 use datafusion::prelude::SessionContext;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use prost::Message;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::Connected;
 
 use crate::connections::{Admitted, ConnectionCap};
@@ -47,47 +56,97 @@ pub struct FlightSqlServiceImpl {
     tokens: Arc<TokenStore>,
 }
 
-/// Serves Flight SQL on `listener` until the task is dropped. The gRPC server runs on
-/// the sandbox's runtime, whose threads have room for deep plans.
+/// Serves Flight SQL on `listener` until the task is dropped, over TLS when `tls` is
+/// set (then only over TLS). The gRPC server runs on the sandbox's runtime, whose
+/// threads have room for deep plans.
 pub fn serve(
     listener: TcpListener,
     ctx: SessionContext,
     sandbox: Arc<Sandbox>,
     tokens: Arc<TokenStore>,
     cap: ConnectionCap,
+    tls: Option<TlsAcceptor>,
 ) -> tokio::task::JoinHandle<()> {
     let handle = sandbox.handle().clone();
-    let service = FlightSqlServiceImpl {
+    let service = FlightServiceServer::new(FlightSqlServiceImpl {
         ctx,
         sandbox,
         tokens,
-    };
+    });
+    // Past the cap a connection is closed at once: gRPC clients see UNAVAILABLE and
+    // retry.
+    let admitted =
+        tonic::transport::server::TcpIncoming::from(listener).filter_map(move |accepted| {
+            let admitted = match accepted {
+                Ok(stream) => cap.admit().map(|place| Ok(Admitted::new(stream, place))),
+                Err(e) => Some(Err(e)),
+            };
+            std::future::ready(admitted)
+        });
     handle.spawn(async move {
-        // Past the cap a connection is closed at once: gRPC clients see UNAVAILABLE
-        // and retry.
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).filter_map(move |accepted| {
-                let admitted = match accepted {
-                    Ok(stream) => cap.admit().map(|place| Ok(Admitted::new(stream, place))),
-                    Err(e) => Some(Err(e)),
-                };
-                std::future::ready(admitted)
-            });
-        if let Err(e) = tonic::transport::Server::builder()
-            .add_service(FlightServiceServer::new(service))
-            .serve_with_incoming(incoming)
-            .await
-        {
+        let server = tonic::transport::Server::builder().add_service(service);
+        let served = match tls {
+            None => server.serve_with_incoming(admitted).await,
+            Some(acceptor) => {
+                server
+                    .serve_with_incoming(handshakes(admitted, acceptor))
+                    .await
+            }
+        };
+        if let Err(e) = served {
             tracing::error!("Flight SQL server stopped: {e}");
         }
     })
 }
 
-impl Connected for Admitted<tokio::net::TcpStream> {
-    type ConnectInfo = <tokio::net::TcpStream as Connected>::ConnectInfo;
+/// How long a client gets to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The admitted connections after their TLS handshakes. Each handshake runs in a task
+/// of its own, within [`HANDSHAKE_TIMEOUT`]: a client that never finishes one holds up
+/// nobody else's. A failed handshake is logged and its connection dropped.
+fn handshakes(
+    admitted: impl Stream<Item = std::io::Result<Admitted<TcpStream>>> + Send + 'static,
+    acceptor: TlsAcceptor,
+) -> impl Stream<Item = std::io::Result<TlsConnection>> {
+    let (done, ready) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut admitted = std::pin::pin!(admitted);
+        while let Some(accepted) = admitted.next().await {
+            let Ok(connection) = accepted else { continue };
+            let (acceptor, done) = (acceptor.clone(), done.clone());
+            tokio::spawn(async move {
+                let (stream, place) = connection.into_parts();
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = done.send(Ok(Admitted::new(tls, place))).await;
+                    }
+                    Ok(Err(e)) => tracing::info!("Flight SQL TLS handshake failed: {e}"),
+                    Err(_) => tracing::info!("Flight SQL TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    stream::unfold(ready, |mut ready| async move {
+        ready.recv().await.map(|connection| (connection, ready))
+    })
+}
+
+type TlsConnection = Admitted<tokio_rustls::server::TlsStream<TcpStream>>;
+
+impl Connected for Admitted<TcpStream> {
+    type ConnectInfo = <TcpStream as Connected>::ConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.get_ref().connect_info()
+    }
+}
+
+impl Connected for TlsConnection {
+    type ConnectInfo = <TcpStream as Connected>::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.get_ref().get_ref().0.connect_info()
     }
 }
 
@@ -148,6 +207,19 @@ impl FlightSqlServiceImpl {
             .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
             .with_descriptor(descriptor);
         Ok(Response::new(info))
+    }
+
+    /// A query's answer as it streams.
+    fn stream(answer: Answer) -> Response<DoGetStream> {
+        let schema = Arc::clone(&answer.schema);
+        let batches = answer
+            .into_stream()
+            .map_err(|e| FlightError::Tonic(Box::new(to_status(e))));
+        let stream = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_err(Status::from);
+        Response::new(Box::pin(stream))
     }
 
     fn one_batch(
@@ -298,15 +370,7 @@ impl FlightSqlService for FlightSqlServiceImpl {
             .run(&caller.name, sql)
             .await
             .map_err(to_status)?;
-        let schema = Arc::clone(&answer.schema);
-        let batches = answer
-            .into_stream()
-            .map_err(|e| FlightError::Tonic(Box::new(to_status(e))));
-        let stream = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(batches)
-            .map_err(Status::from);
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Self::stream(answer))
     }
 
     async fn get_flight_info_catalogs(
@@ -410,6 +474,127 @@ impl FlightSqlService for FlightSqlServiceImpl {
         Ok(Self::one_batch(schema, batch))
     }
 
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let caller = self.authorize(request.metadata())?;
+        let prepared = self
+            .sandbox
+            .prepare(&caller.name, query.query.clone())
+            .await
+            .map_err(to_status)?;
+        let parameters = Schema::new(
+            prepared
+                .parameters
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let data_type = t.clone().unwrap_or(arrow::datatypes::DataType::Null);
+                    arrow::datatypes::Field::new(format!("${}", i + 1), data_type, true)
+                })
+                .collect::<Vec<_>>(),
+        );
+        let handle = prepared::Handle {
+            sql: query.query,
+            params: None,
+        };
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.encode().map_err(bad_handle)?.into(),
+            dataset_schema: ipc_schema(&prepared.schema)?,
+            parameter_schema: ipc_schema(&parameters)?,
+        })
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        self.authorize(request.metadata())?;
+        let mut handle =
+            prepared::Handle::decode(&query.prepared_statement_handle).map_err(bad_handle)?;
+        let mut batches = FlightRecordBatchStream::new_from_flight_data(
+            request.into_inner().map_err(FlightError::from),
+        );
+        let mut bound = Vec::new();
+        let mut bytes = 0;
+        while let Some(batch) = batches.try_next().await.map_err(Status::from)? {
+            // Parameters are values, not data: as much as a statement's text, at most.
+            bytes += batch.get_array_memory_size();
+            if bytes > self.sandbox.limits().max_sql_bytes {
+                return Err(status_of(
+                    ErrorKind::TooLarge,
+                    format!(
+                        "the parameters take more than {} bytes",
+                        self.sandbox.limits().max_sql_bytes
+                    ),
+                ));
+            }
+            bound.push(batch);
+        }
+        handle.params = match bound.as_slice() {
+            [] => None,
+            [one] => Some(one.clone()),
+            _ => {
+                let schema = bound[0].schema();
+                Some(
+                    arrow::compute::concat_batches(&schema, &bound)
+                        .map_err(|e| status_of(ErrorKind::BadRequest, e))?,
+                )
+            }
+        };
+        handle.values().map_err(bad_handle)?;
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(handle.encode().map_err(bad_handle)?.into()),
+        })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.authorize(request.metadata())?;
+        let handle =
+            prepared::Handle::decode(&query.prepared_statement_handle).map_err(bad_handle)?;
+        let schema = self
+            .sandbox
+            .prepare(&caller.name, handle.sql)
+            .await
+            .map_err(to_status)?
+            .schema;
+        Self::info_for(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let caller = self.authorize(request.metadata())?;
+        let handle =
+            prepared::Handle::decode(&query.prepared_statement_handle).map_err(bad_handle)?;
+        let values = handle.values().map_err(bad_handle)?;
+        let answer = self
+            .sandbox
+            .run_with(&caller.name, handle.sql, values)
+            .await
+            .map_err(to_status)?;
+        Ok(Self::stream(answer))
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        _query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        // The handle is the client's: nothing is kept here to free.
+        self.authorize(request.metadata())?;
+        Ok(())
+    }
+
     async fn do_get_fallback(
         &self,
         request: Request<Ticket>,
@@ -417,12 +602,25 @@ impl FlightSqlService for FlightSqlServiceImpl {
     ) -> Result<Response<DoGetStream>, Status> {
         self.authorize(request.metadata())?;
         Err(Status::unimplemented(format!(
-            "{} is not supported: run statements (CommandStatementQuery) or read the catalog",
+            "{} is not supported: run statements (CommandStatementQuery), prepared statements, or read the catalog",
             message.type_url
         )))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// A handle this server did not make, or parameters it cannot bind.
+fn bad_handle(message: String) -> Status {
+    status_of(ErrorKind::BadRequest, message)
+}
+
+/// A schema as Flight SQL carries it in a message: Arrow IPC.
+fn ipc_schema(schema: &Schema) -> Result<bytes::Bytes, Status> {
+    let message: IpcMessage = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+        .try_into()
+        .map_err(|e: arrow::error::ArrowError| status_of(ErrorKind::Internal, e))?;
+    Ok(message.0)
 }
 
 fn table_types_schema() -> Schema {
