@@ -534,3 +534,153 @@ async fn tls_on_pgwire_and_flight_is_verified_and_plaintext_is_refused_when_requ
     }
     server.stop();
 }
+
+/// What a JDBC tool does on connecting, through the real pgjdbc (Debian's
+/// `libpostgresql-jdbc-java`) on the machine's Java: the catalog reads of a table
+/// browser, a prepared statement reused past the driver's server-side threshold (binary
+/// results), typed reads, and a refusal.
+#[tokio::test]
+async fn pgjdbc_reads_the_catalog_reuses_prepared_statements_and_reads_typed_values() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let server = Server::start_with(data, &["--pg-listen", "127.0.0.1:0"]);
+    let pg = server.pg.clone().unwrap();
+
+    let classes = tempfile::tempdir().unwrap();
+    let source =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/jdbc/JdbcProbe.java");
+    let javac = Command::new("javac")
+        .args(["-d", path_str(classes.path()), path_str(&source)])
+        .output()
+        .expect("javac runs (openjdk-17-jdk-headless, installed by scripts/deps)");
+    assert!(
+        javac.status.success(),
+        "{}",
+        String::from_utf8_lossy(&javac.stderr)
+    );
+    let jar = "/usr/share/java/postgresql.jar";
+    assert!(
+        std::path::Path::new(jar).exists(),
+        "{jar} (libpostgresql-jdbc-java, installed by scripts/deps)"
+    );
+    let run = Command::new("java")
+        .args([
+            "-cp",
+            &format!("{jar}:{}", path_str(classes.path())),
+            "JdbcProbe",
+        ])
+        .env("JDBC_URL", format!("jdbc:postgresql://{pg}/assay"))
+        .env("PGUSER", "ana")
+        .env("PGPASSWORD", &analyst)
+        .output()
+        .expect("java runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let texts = |step: &str| -> Vec<String> {
+        v[step]
+            .as_array()
+            .unwrap_or_else(|| panic!("{step}: {}", v[step]))
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .unwrap_or_else(|| panic!("{step}: {t} in {}", v[step]))
+                    .to_owned()
+            })
+            .collect()
+    };
+
+    assert!(
+        v["product"].as_str().unwrap().starts_with("PostgreSQL 16"),
+        "{v}"
+    );
+    assert!(texts("schemas").contains(&"public".to_owned()), "{v}");
+    let tables = texts("tables");
+    for table in [
+        "events",
+        "styles",
+        "stock_receipts",
+        "decisions",
+        "style_funnel",
+        "overrides",
+    ] {
+        assert!(tables.iter().any(|t| t == table), "{table} in {tables:?}");
+    }
+    let columns = texts("columns");
+    for column in [
+        "style_id:text",
+        "launch_at:timestamptz",
+        "list_price:float8",
+        "lead_time_days:int4",
+    ] {
+        assert!(
+            columns.iter().any(|c| c == column),
+            "{column} in {columns:?}"
+        );
+    }
+    // No keys or indexes: the empty answers PostgreSQL gives for such a table.
+    assert_eq!(texts("primary_keys"), Vec::<String>::new());
+    assert_eq!(texts("index_info"), Vec::<String>::new());
+    let types = texts("type_info");
+    for t in [
+        "bool",
+        "int4",
+        "int8",
+        "float8",
+        "text",
+        "date",
+        "timestamptz",
+    ] {
+        assert!(types.iter().any(|n| n == t), "{t} in getTypeInfo");
+    }
+
+    // The reused statement answers as the same query over HTTP, every time.
+    let count = |price: &str| {
+        format!("SELECT count(*) FROM styles WHERE list_price > {price} AND category = 'dresses'")
+    };
+    let (above_20, above_40) = (
+        http_rows(&server.base, &analyst, &count("20.0")).await,
+        http_rows(&server.base, &analyst, &count("40.0")).await,
+    );
+    assert_ne!(above_20, above_40);
+    let expected: Vec<String> = (0..8)
+        .map(|i| {
+            if i % 2 == 0 { &above_20 } else { &above_40 }
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(texts("prepared"), expected);
+
+    let typed: Vec<String> = v["typed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_owned())
+                .collect();
+            cells.join("|")
+        })
+        .collect();
+    let over_http = http_rows(
+        &server.base,
+        &analyst,
+        "SELECT style_id, list_price, CAST(date_part('epoch', launch_at) AS BIGINT) AS launched, lead_time_days \
+         FROM styles ORDER BY style_id LIMIT 3",
+    )
+    .await;
+    assert_eq!(typed.join("\n") + "\n", over_http);
+
+    let refused = v["refused"].as_str().unwrap();
+    assert!(refused.starts_with("42501"), "{refused}");
+    still_serving(&reqwest::Client::new(), &server.base).await;
+    server.stop();
+}

@@ -138,7 +138,13 @@ impl ExtendedQueryHandler for ExtendedQueries {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
     {
-        ExtendedQueryHandler::do_query(self.service.as_ref(), client, portal, max_rows).await
+        let format = portal.result_column_format.clone();
+        hook::RESULT_FORMAT
+            .scope(
+                format,
+                ExtendedQueryHandler::do_query(self.service.as_ref(), client, portal, max_rows),
+            )
+            .await
     }
 }
 

@@ -142,6 +142,11 @@ pub fn register_functions(ctx: &SessionContext) {
         }),
     ));
     ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject::default()));
+    ctx.register_udf(ScalarUDF::new_from_impl(PgExpandArray::default()));
+    // No index or constraint exists; PostgreSQL answers NULL for an OID that names none.
+    for name in ["pg_get_indexdef", "pg_get_constraintdef"] {
+        ctx.register_udf(ScalarUDF::new_from_impl(NoDefinition::new(name)));
+    }
     // Every collation there is (none but the default) is visible.
     ctx.register_udf(create_udf(
         "pg_collation_is_visible",
@@ -249,6 +254,120 @@ impl ScalarUDFImpl for JsonBuildObject {
             })
             .collect::<datafusion::common::Result<StringArray>>()?;
         Ok(ColumnarValue::Array(Arc::new(rows)))
+    }
+}
+
+/// `information_schema._pg_expandarray(keys)`: pgjdbc's primary-key and index queries
+/// read `(…).x` and `(…).n` of it over `pg_index.indkey`. In PostgreSQL it returns a row
+/// per key; a scalar function cannot, so this answers the first key (`n` = 1): exact for
+/// one-column keys. assay's own tables have no keys, so the queries' joins reach no row
+/// of theirs and the answers are the empty ones PostgreSQL gives for such tables.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgExpandArray {
+    signature: Signature,
+}
+
+impl Default for PgExpandArray {
+    fn default() -> Self {
+        Self {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl PgExpandArray {
+    fn fields() -> datafusion::arrow::datatypes::Fields {
+        use datafusion::arrow::datatypes::Field;
+        vec![
+            Field::new("x", DataType::Int64, true),
+            Field::new("n", DataType::Int64, true),
+        ]
+        .into()
+    }
+}
+
+impl ScalarUDFImpl for PgExpandArray {
+    fn name(&self) -> &str {
+        "_pg_expandarray"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Struct(Self::fields()))
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
+        use datafusion::arrow::array::{Int64Array, StructArray};
+        use datafusion::arrow::buffer::NullBuffer;
+        let keys = ColumnarValue::values_to_arrays(&args.args)?;
+        let keys = &keys[0];
+        // The first key of each row: `int2vector` text ("1 2") or a list's first element.
+        let first: Vec<Option<i64>> = (0..keys.len())
+            .map(|row| {
+                if keys.is_null(row) {
+                    return Ok(None);
+                }
+                let text = array_value_to_string(keys, row)?;
+                Ok(text
+                    .trim_matches(|c| c == '[' || c == ']' || c == '{' || c == '}')
+                    .split([' ', ','])
+                    .find(|t| !t.is_empty())
+                    .and_then(|t| t.trim().parse().ok()))
+            })
+            .collect::<datafusion::common::Result<_>>()?;
+        let nulls = NullBuffer::from(first.iter().map(Option::is_some).collect::<Vec<_>>());
+        let n: Int64Array = first.iter().map(|k| k.map(|_| 1)).collect();
+        let x: Int64Array = first.into_iter().collect();
+        let rows = StructArray::try_new(
+            Self::fields(),
+            vec![Arc::new(x) as ArrayRef, Arc::new(n)],
+            Some(nulls),
+        )?;
+        Ok(ColumnarValue::Array(Arc::new(rows)))
+    }
+}
+
+/// A `pg_get_…def(oid [, …])` for objects assay has none of: NULL for every OID, with
+/// any of the argument lists PostgreSQL accepts.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NoDefinition {
+    name: &'static str,
+    signature: Signature,
+}
+
+impl NoDefinition {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            signature: Signature::variadic_any(Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for NoDefinition {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        _args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))
     }
 }
 

@@ -27,6 +27,7 @@ use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::{StreamExt, stream};
 
+use super::catalog_rewrite;
 use crate::error_codes::{codes, public_message};
 
 /// Session variables a client may set: each is kept per connection by
@@ -197,7 +198,21 @@ fn caller(client: &dyn HookClient) -> &str {
     client.metadata().get("user").map_or("", String::as_str)
 }
 
-/// Turns a sandbox answer into pgwire rows, in text format.
+tokio::task_local! {
+    /// The result formats the portal being executed asked for (Bind's result format
+    /// codes). datafusion-postgres's hook API does not pass the portal, so the extended
+    /// handler sets this around the execution it hands over (see `extended.rs`).
+    pub static RESULT_FORMAT: Format;
+}
+
+/// The result format of the portal being executed; text outside the extended protocol.
+fn result_format() -> Format {
+    RESULT_FORMAT
+        .try_with(Format::clone)
+        .unwrap_or(Format::UnifiedText)
+}
+
+/// Turns a sandbox answer into pgwire rows, in the format the client asked for.
 fn respond(
     answer: Result<Answer, SandboxError>,
     client: &(dyn ClientInfo + Send + Sync),
@@ -207,7 +222,9 @@ fn respond(
     encode(&schema, answer.into_stream(), client)
 }
 
-/// Batches as pgwire rows, in text format.
+/// Batches as pgwire rows, in the portal's result format (text for the simple
+/// protocol): pgjdbc asks for binary columns once it has prepared a statement on the
+/// server, and reads text sent in their place as garbage.
 fn encode(
     schema: &Schema,
     batches: impl futures::Stream<Item = Result<RecordBatch, SandboxError>> + Send + 'static,
@@ -216,7 +233,7 @@ fn encode(
     let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
     let fields = Arc::new(arrow_schema_to_pg_fields(
         schema,
-        &Format::UnifiedText,
+        &result_format(),
         Some(options),
     )?);
     let row_fields = Arc::clone(&fields);
@@ -270,30 +287,43 @@ impl QueryHook for SandboxHook {
             Route::Refuse(what) => Some(Err(not_allowed(&what))),
             Route::Show { name, value } => Some(one_value(&name, &value, client)),
             Route::Done(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
-            Route::Sandbox => Some(respond(
-                self.sandbox
-                    .run(caller(client), statement.to_string())
-                    .await,
-                client,
-            )),
+            Route::Sandbox => {
+                let statement =
+                    catalog_rewrite::plannable(statement).unwrap_or_else(|| statement.clone());
+                Some(respond(
+                    self.sandbox
+                        .run(caller(client), statement.to_string())
+                        .await,
+                    client,
+                ))
+            }
         }
     }
 
     async fn handle_extended_parse_query(
         &self,
         statement: &Statement,
-        _session_context: &SessionContext,
+        session_context: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
         match route(statement) {
             Route::Refuse(what) => Some(Err(not_allowed(&what))),
             // datafusion-postgres plans it next, outside the sandbox: what would make
-            // that planning explode is refused first.
-            Route::Sandbox => self
-                .sandbox
-                .check_statement(statement)
-                .err()
-                .map(|e| Err(to_pg_error(e))),
+            // that planning explode is refused first. A driver's catalog query that
+            // DataFusion cannot plan as written is planned here in its equivalent form.
+            Route::Sandbox => {
+                if let Err(e) = self.sandbox.check_statement(statement) {
+                    return Some(Err(to_pg_error(e)));
+                }
+                let rewritten = catalog_rewrite::plannable(statement)?;
+                let planned = session_context
+                    .state()
+                    .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                        rewritten,
+                    )))
+                    .await;
+                Some(planned.map_err(|e| to_pg_error(SandboxError::Query(e.to_string()))))
+            }
             Route::PassOn => None,
             Route::Show { name, .. } => Some(plan_of_schema(vec![Field::new(
                 name,

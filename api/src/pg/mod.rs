@@ -8,10 +8,12 @@
 //! handlers.
 
 mod auth;
+mod catalog_rewrite;
 mod extended;
 mod framing;
 mod functions;
 mod hook;
+mod pg_index;
 
 use std::sync::Arc;
 
@@ -93,6 +95,8 @@ impl PgServer {
             .clone();
         setup_pg_catalog(ctx, &catalog, EmptyContextProvider)
             .map_err(|e| anyhow::anyhow!("setting up pg_catalog: {e}"))?;
+        pg_index::replace_pg_index(ctx, &catalog)
+            .map_err(|e| anyhow::anyhow!("setting up pg_catalog.pg_index: {e}"))?;
         functions::register_functions(ctx);
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(SandboxHook::new(Arc::clone(&sandbox))),
