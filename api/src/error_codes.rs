@@ -34,6 +34,12 @@ pub const fn codes(kind: ErrorKind) -> Codes {
             "42000",
             Code::InvalidArgument,
         ),
+        K::UnknownTable => (StatusCode::UNPROCESSABLE_ENTITY, "42P01", Code::NotFound),
+        K::UnknownColumn => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "42703",
+            Code::InvalidArgument,
+        ),
         K::Unprocessable => (
             StatusCode::UNPROCESSABLE_ENTITY,
             "55000",
@@ -113,6 +119,8 @@ mod tests {
             (K::BadRequest, 400, "22023", Code::InvalidArgument),
             (K::Syntax, 422, "42601", Code::InvalidArgument),
             (K::InvalidQuery, 422, "42000", Code::InvalidArgument),
+            (K::UnknownTable, 422, "42P01", Code::NotFound),
+            (K::UnknownColumn, 422, "42703", Code::InvalidArgument),
             (K::Unprocessable, 422, "55000", Code::FailedPrecondition),
             (K::NotFound, 404, "42704", Code::NotFound),
             (K::Conflict, 409, "40001", Code::Aborted),

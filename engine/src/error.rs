@@ -1,6 +1,7 @@
 //! The engine's errors: each names the file, table or setting it concerns, and says
 //! which [`ErrorKind`] it is, so that every protocol answers it the same way.
 
+use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 
 use crate::decision::PolicyError;
@@ -13,9 +14,13 @@ pub enum ErrorKind {
     BadRequest,
     /// SQL text that does not parse.
     Syntax,
-    /// SQL that parses but does not plan or fails on its data (an unknown column, a
-    /// bad cast).
+    /// SQL that parses but does not plan or fails on its data (a bad cast, a function
+    /// that does not exist).
     InvalidQuery,
+    /// SQL that names a table or view that does not exist.
+    UnknownTable,
+    /// SQL that names a column its tables do not have.
+    UnknownColumn,
     /// A well-formed request the current state cannot serve (nothing launched by the
     /// as-of, an override the rules refuse).
     Unprocessable,
@@ -46,10 +51,12 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for the tables that map them and the tests that check those tables.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 17] = [
         Self::BadRequest,
         Self::Syntax,
         Self::InvalidQuery,
+        Self::UnknownTable,
+        Self::UnknownColumn,
         Self::Unprocessable,
         Self::NotFound,
         Self::Conflict,
@@ -70,6 +77,8 @@ impl ErrorKind {
             Self::BadRequest => "bad-request",
             Self::Syntax => "syntax",
             Self::InvalidQuery => "invalid-query",
+            Self::UnknownTable => "unknown-table",
+            Self::UnknownColumn => "unknown-column",
             Self::Unprocessable => "unprocessable",
             Self::NotFound => "not-found",
             Self::Conflict => "conflict",
@@ -91,6 +100,11 @@ impl ErrorKind {
         match e.find_root() {
             DataFusionError::ResourcesExhausted(_) => Self::MemoryLimit,
             DataFusionError::SQL(..) => Self::Syntax,
+            DataFusionError::SchemaError(e, _)
+                if matches!(e.as_ref(), SchemaError::FieldNotFound { .. }) =>
+            {
+                Self::UnknownColumn
+            }
             DataFusionError::Plan(_)
             | DataFusionError::SchemaError(..)
             | DataFusionError::NotImplemented(_)

@@ -111,6 +111,10 @@ pub enum SandboxError {
     Syntax(String),
     #[error("{0}")]
     Query(String),
+    #[error("relation \"{0}\" does not exist")]
+    UnknownTable(String),
+    #[error("{0}")]
+    UnknownColumn(String),
     /// The server failed, not the query: the message is for the log only.
     #[error("{0}")]
     Internal(String),
@@ -126,6 +130,7 @@ impl SandboxError {
                 detail: message,
             },
             ErrorKind::Syntax => Self::Syntax(message),
+            ErrorKind::UnknownColumn => Self::UnknownColumn(message),
             ErrorKind::Internal => Self::Internal(message),
             _ => Self::Query(message),
         }
@@ -142,6 +147,8 @@ impl SandboxError {
             Self::Memory { .. } | Self::ServerMemory { .. } => ErrorKind::MemoryLimit,
             Self::Syntax(_) => ErrorKind::Syntax,
             Self::Query(_) => ErrorKind::InvalidQuery,
+            Self::UnknownTable(_) => ErrorKind::UnknownTable,
+            Self::UnknownColumn(_) => ErrorKind::UnknownColumn,
             Self::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -307,6 +314,29 @@ impl Sandbox {
             params: Some(params),
         };
         Answer::begin(self.start(caller, query)?).await
+    }
+
+    /// Plans a parsed statement on the shared session, its errors told apart as a
+    /// query's are: the PostgreSQL extended protocol plans at Parse, before any value
+    /// is bound, and runs the plan later with [`Sandbox::run_plan`].
+    ///
+    /// # Errors
+    /// The statement does not plan (unknown table or column, bad types, …).
+    pub async fn plan_statement(
+        &self,
+        statement: datafusion::sql::sqlparser::ast::Statement,
+    ) -> Result<LogicalPlan, SandboxError> {
+        let state = self.ctx.state();
+        let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
+        let plan = match state.statement_to_plan(statement.clone()).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                return Err(unknown_table(&state, &statement)
+                    .unwrap_or_else(|| SandboxError::from_datafusion(&e, &self.limits)));
+            }
+        };
+        check_read_only(&plan).map_err(SandboxError::NotAllowed)?;
+        Ok(plan)
     }
 
     /// Starts a plan someone else planned against this sandbox's session (the
@@ -573,6 +603,25 @@ async fn watch_memory(ceiling: MemoryCeiling, running: Weak<RunningQueries>) {
     }
 }
 
+/// The first table `statement` names that the session does not have, once its
+/// planning has failed: checked against the catalog, not read from the error's text.
+fn unknown_table(
+    state: &datafusion::execution::SessionState,
+    statement: &datafusion::sql::parser::Statement,
+) -> Option<SandboxError> {
+    let references = state.resolve_table_references(statement).ok()?;
+    references.into_iter().find_map(|reference| {
+        if reference.schema().is_none() && state.table_functions().contains_key(reference.table()) {
+            return None;
+        }
+        let exists = state
+            .schema_for_ref(reference.clone())
+            .map(|schema| schema.table_exist(reference.table()))
+            .unwrap_or(false);
+        (!exists).then(|| SandboxError::UnknownTable(reference.to_string()))
+    })
+}
+
 /// Plans `query` read-only in a session with its own memory pool.
 async fn plan_query(
     state: &datafusion::execution::SessionState,
@@ -606,7 +655,12 @@ async fn plan_query(
             if params.is_some() {
                 number_question_marks(&mut statement);
             }
-            let plan = state.statement_to_plan(statement).await.map_err(failed)?;
+            let plan = match state.statement_to_plan(statement.clone()).await {
+                Ok(plan) => plan,
+                Err(e) => {
+                    return Err(unknown_table(&state, &statement).unwrap_or_else(|| failed(e)));
+                }
+            };
             (plan, params.unwrap_or_default())
         }
         Query::Plan(plan) => (plan, Vec::new()),
@@ -722,6 +776,17 @@ mod tests {
         assert_eq!(kind("SELEC 1").await, Some(ErrorKind::Syntax));
         assert_eq!(
             kind("SELECT no_such FROM t").await,
+            Some(ErrorKind::UnknownColumn)
+        );
+        assert_eq!(
+            kind("SELECT * FROM t JOIN no_such ON true").await,
+            Some(ErrorKind::UnknownTable)
+        );
+        // A table function is not an unknown table; a function that is missing is
+        // the query's fault.
+        assert_eq!(kind("SELECT * FROM generate_series(1, 2)").await, None);
+        assert_eq!(
+            kind("SELECT no_such_function(1)").await,
             Some(ErrorKind::InvalidQuery)
         );
         assert_eq!(

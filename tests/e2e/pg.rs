@@ -216,6 +216,41 @@ with engine.connect() as conn:
 inspector = sa.inspect(engine)
 out["schemas"] = inspector.get_schema_names()
 out["tables"] = sorted(inspector.get_table_names())
+out["views"] = sorted(inspector.get_view_names())
+# What Superset and a schema browser read of every relation.
+out["columns"] = {t: [[c["name"], str(c["type"])] for c in inspector.get_columns(t)]
+                  for t in out["tables"] + out["views"]}
+out["styles_keys"] = [inspector.get_pk_constraint("styles")["constrained_columns"],
+                      inspector.get_indexes("styles"), inspector.get_unique_constraints("styles"),
+                      inspector.get_foreign_keys("styles")]
+styles = sa.Table("styles", sa.MetaData(), autoload_with=engine)
+with engine.connect() as conn:
+    out["reflected"] = [[r.style_id, float(r.list_price)] for r in conn.execute(
+        sa.select(styles.c.style_id, styles.c.list_price)
+        .where(styles.c.list_price >= 40.0).order_by(styles.c.style_id))]
+    # A server-side cursor: rows come in parts as they are fetched.
+    streamed = conn.execution_options(stream_results=True, max_row_buffer=7).execute(
+        sa.text("SELECT style_id FROM styles ORDER BY style_id"))
+    out["streamed"] = [len(part) for part in streamed.partitions(50)]
+with psycopg.connect(host=os.environ["PGHOST"], port=os.environ["PGPORT"], user=os.environ["PGUSER"],
+                     password=os.environ["PGPASSWORD"], dbname="assay") as conn:
+    with conn.cursor(name="dear") as cur:
+        cur.itersize = 7
+        cur.execute("SELECT style_id, list_price FROM styles WHERE list_price >= %s ORDER BY style_id", (40.0,))
+        out["named_cursor"] = [[r[0], r[1]] for r in cur]
+    conn.rollback()
+    codes = {}
+    for name, stmt in [("unknown_table", "SELECT * FROM no_such_table WHERE 1 = %s"),
+                       ("unknown_column", "SELECT no_such_column FROM styles WHERE 1 = %s"),
+                       ("unknown_cursor", "FETCH 1 FROM no_such_cursor"),
+                       ("write_cursor", "DECLARE w CURSOR FOR INSERT INTO styles SELECT * FROM styles WHERE 1 = %s")]:
+        try:
+            conn.execute(stmt, (1,) if "%s" in stmt else None)
+            codes[name] = "ran"
+        except psycopg.Error as e:
+            codes[name] = e.sqlstate
+        conn.rollback()
+    out["codes"] = codes
 # psycopg prepares a statement once it has run five times; after an error, its rollback
 # deallocates them, and the connection goes on.
 with psycopg.connect(host=os.environ["PGHOST"], port=os.environ["PGPORT"], user=os.environ["PGUSER"],
@@ -235,7 +270,7 @@ print(json.dumps(out))
 "#;
 
 #[tokio::test]
-async fn sqlalchemy_connects_reads_with_parameters_and_lists_the_tables() {
+async fn sqlalchemy_connects_inspects_reflects_streams_and_reads_with_parameters() {
     let tmp = sample_copy();
     let data = tmp.path();
     let analyst = token(data, "analyst", "ana");
@@ -287,6 +322,73 @@ async fn sqlalchemy_connects_reads_with_parameters_and_lists_the_tables() {
         "overrides",
     ] {
         assert!(tables.contains(&table), "{table} in {tables:?}");
+    }
+    // Every table and view is inspected; the styles table with the types HTTP serves.
+    let columns = v["columns"].as_object().unwrap();
+    for relation in ["events", "styles", "decisions", "style_funnel", "overrides"] {
+        let of = columns[relation].as_array().unwrap();
+        assert!(!of.is_empty(), "{relation}: {of:?}");
+    }
+    let styles: Vec<String> = columns["styles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}:{}", c[0].as_str().unwrap(), c[1].as_str().unwrap()))
+        .collect();
+    for column in [
+        "style_id:TEXT",
+        "launch_at:TIMESTAMP",
+        "list_price:DOUBLE PRECISION",
+        "lead_time_days:INTEGER",
+    ] {
+        assert!(
+            styles.contains(&column.to_owned()),
+            "{column} in {styles:?}"
+        );
+    }
+    // No keys, indexes or constraints: PostgreSQL's answer for such a table.
+    assert_eq!(v["styles_keys"], serde_json::json!([[], [], [], []]));
+    let pairs = |key: &str| -> String {
+        v[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key}: {v}"))
+            .iter()
+            .map(|r| format!("{}|{}\n", r[0].as_str().unwrap(), r[1]))
+            .collect()
+    };
+    assert_eq!(pairs("reflected"), dear);
+    assert_eq!(pairs("named_cursor"), dear);
+    // 200 styles streamed through a server-side cursor in parts of at most 50.
+    let parts: Vec<u64> = v["streamed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert_eq!(parts, vec![50, 50, 50, 50], "{v}");
+    assert_eq!(
+        v["codes"],
+        serde_json::json!({
+            "unknown_table": "42P01",
+            "unknown_column": "42703",
+            "unknown_cursor": "34000",
+            "write_cursor": "42501",
+        })
+    );
+    // The same kinds over HTTP.
+    let client = reqwest::Client::new();
+    for (text, kind) in [
+        ("SELECT * FROM no_such_table", "unknown-table"),
+        ("SELECT no_such_column FROM styles", "unknown-column"),
+    ] {
+        let r = sql(&client, &server.base, &analyst, text, "application/json").await;
+        assert_eq!(r.status(), 422);
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(
+            problem["type"],
+            format!("tag:assay,2026:problem:{kind}"),
+            "{problem}"
+        );
     }
     assert_eq!(v["after_rollback"], 200);
     // Text that does not parse is a syntax error on both protocols, not a server fault.

@@ -42,7 +42,7 @@ pub fn plannable(statement: &Statement) -> Option<Statement> {
         match expr {
             Expr::Subquery(query) => {
                 if let Some(aggregated) = aggregated(query) {
-                    **query = aggregated;
+                    *expr = aggregated;
                     changed = true;
                 }
             }
@@ -68,6 +68,18 @@ pub fn plannable(statement: &Statement) -> Option<Statement> {
                     }
                 }
             }
+            Expr::CompoundIdentifier(parts) if is_pg_class_reloptions(parts) => {
+                if let Some(none) = parse_expr("CAST(NULL AS TEXT[])") {
+                    *expr = none;
+                    changed = true;
+                }
+            }
+            Expr::Function(f) if is_generate_subscripts(f) => {
+                if let Some(series) = subscripts_series(f) {
+                    *expr = series;
+                    changed = true;
+                }
+            }
             Expr::BinaryOp {
                 left,
                 op: BinaryOperator::Eq | BinaryOperator::NotEq,
@@ -90,6 +102,43 @@ pub fn plannable(statement: &Statement) -> Option<Statement> {
         ControlFlow::<()>::Continue(())
     });
     changed.then_some(rewritten)
+}
+
+/// `pg_class.reloptions`, which datafusion-pg-catalog's `pg_class` lacks: no relation
+/// of assay's has storage options, so it is NULL (SQLAlchemy's `get_indexes` reads it).
+fn is_pg_class_reloptions(parts: &[datafusion::sql::sqlparser::ast::Ident]) -> bool {
+    matches!(parts, [.., table, column]
+        if table.value.eq_ignore_ascii_case("pg_class")
+            && column.value.eq_ignore_ascii_case("reloptions"))
+}
+
+fn is_generate_subscripts(f: &datafusion::sql::sqlparser::ast::Function) -> bool {
+    f.name
+        .0
+        .last()
+        .is_some_and(|n| n.to_string().eq_ignore_ascii_case("generate_subscripts"))
+}
+
+/// `generate_subscripts(a, 1)` as `unnest(generate_series(1, cardinality(a)))`: the
+/// subscripts of a one-dimensional array, from 1, a row each beside `unnest(a)`'s.
+/// Every array in the catalog has one dimension: any other dimension has no
+/// subscripts. The dimension stays in the statement, since it is often a bound
+/// parameter that must keep its place.
+fn subscripts_series(f: &datafusion::sql::sqlparser::ast::Function) -> Option<Expr> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let [
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(array)),
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(dimension)),
+    ] = list.args.as_slice()
+    else {
+        return None;
+    };
+    parse_expr(&format!(
+        "unnest(generate_series(1, CASE WHEN {dimension} = 1 THEN CAST(cardinality({array}) AS BIGINT) ELSE 0 END))"
+    ))
 }
 
 /// `pg_type`'s `regproc` columns, which datafusion-pg-catalog holds as names.
@@ -155,7 +204,15 @@ fn proc_oid_lookup(expr: &Expr) -> Option<String> {
 
 /// The subquery with its one selected value in `max(…)`, when it reads only catalog
 /// relations and aggregates nothing yet.
-fn aggregated(query: &Query) -> Option<Query> {
+///
+/// DataFusion cannot decorrelate a subquery whose *selected value* reads the outer row
+/// (SQLAlchemy's `get_columns`: `(SELECT json_build_object(…, pg_attribute.attidentity
+/// = 'a', …, pg_sequence.seqstart) FROM pg_sequence WHERE …)`). For such a value, each
+/// of the subquery's own columns in it becomes its own aggregated lookup, and the value
+/// is computed outside, where the outer row is: `CASE WHEN (SELECT count(*) FROM … WHERE
+/// …) > 0 THEN json_build_object(…, pg_attribute.attidentity = 'a', …, (SELECT
+/// max(pg_sequence.seqstart) FROM … WHERE …)) END`, the same at most one row.
+fn aggregated(query: &Query) -> Option<Expr> {
     let SetExpr::Select(select) = query.body.as_ref() else {
         return None;
     };
@@ -174,12 +231,21 @@ fn aggregated(query: &Query) -> Option<Query> {
         .from
         .iter()
         .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
+    // The names the subquery's own columns are qualified with.
+    let mut own = Vec::new();
     for relation in relations {
-        let TableFactor::Table { name, .. } = relation else {
+        let TableFactor::Table { name, alias, .. } = relation else {
             return None;
         };
         if !is_catalog(&name.to_string()) {
             return None;
+        }
+        own.push(name.to_string().to_ascii_lowercase());
+        if let Some(last) = name.0.last() {
+            own.push(last.to_string().to_ascii_lowercase());
+        }
+        if let Some(alias) = alias {
+            own.push(alias.name.value.to_ascii_lowercase());
         }
     }
     let (value, alias) = match &select.projection[0] {
@@ -190,22 +256,158 @@ fn aggregated(query: &Query) -> Option<Query> {
     if is_aggregate(value) {
         return None;
     }
-    let wrapped = Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&format!("max({value})"))
-        .and_then(|mut p| p.parse_expr())
-        .ok()?;
+    // Conditions on the outer row alone are tested outside: DataFusion cannot
+    // decorrelate them under a CASE (SQLAlchemy's `WHERE pg_attribute.atthasdef AND …`).
+    let (outer_only, own_filter) = split_outer_only(select.selection.as_ref(), &own);
     let mut query = query.clone();
     let SetExpr::Select(select) = query.body.as_mut() else {
         return None;
     };
-    select.projection[0] = match alias {
-        Some(alias) => SelectItem::ExprWithAlias {
-            expr: wrapped,
-            alias: alias.clone(),
-        },
-        None => SelectItem::UnnamedExpr(wrapped),
+    select.selection = own_filter;
+    let inner = if reads_outer_row(value, &own) {
+        computed_outside(value, select, &own)?
+    } else {
+        let wrapped = parse_expr(&format!("max({value})"))?;
+        select.projection[0] = match alias {
+            Some(alias) => SelectItem::ExprWithAlias {
+                expr: wrapped,
+                alias: alias.clone(),
+            },
+            None => SelectItem::UnnamedExpr(wrapped),
+        };
+        Expr::Subquery(Box::new(query))
     };
-    Some(query)
+    match outer_only {
+        Some(condition) => parse_expr(&format!("CASE WHEN {condition} THEN {inner} END")),
+        None => Some(inner),
+    }
+}
+
+/// `filter`'s conjuncts split into those that read only the outer row (joined with
+/// AND) and the rest.
+fn split_outer_only(filter: Option<&Expr>, own: &[String]) -> (Option<Expr>, Option<Expr>) {
+    fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => {
+                conjuncts(left, out);
+                conjuncts(right, out);
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    let and = |parts: Vec<Expr>| {
+        parts.into_iter().reduce(|l, r| Expr::BinaryOp {
+            left: Box::new(l),
+            op: BinaryOperator::And,
+            right: Box::new(r),
+        })
+    };
+    let mut all = Vec::new();
+    if let Some(filter) = filter {
+        conjuncts(filter, &mut all);
+    }
+    let (outer, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| reads_only_outer(c, own));
+    (and(outer), and(rest))
+}
+
+/// Whether `e` names columns, all of them qualified by relations the subquery does not
+/// read, and holds no subquery.
+fn reads_only_outer(e: &Expr, own: &[String]) -> bool {
+    let (mut outer, mut other) = (0, 0);
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(e, |e| {
+        match e {
+            Expr::CompoundIdentifier(_) => match qualifier(e) {
+                Some(q) if !own.contains(&q) => outer += 1,
+                _ => other += 1,
+            },
+            Expr::Identifier(_)
+            | Expr::Subquery(_)
+            | Expr::Exists { .. }
+            | Expr::InSubquery { .. } => other += 1,
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    outer > 0 && other == 0
+}
+
+fn parse_expr(sql: &str) -> Option<Expr> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
+}
+
+/// The qualifier of a qualified column (`pg_catalog.pg_attribute` of
+/// `pg_catalog.pg_attribute.attname`), lower case; `None` for a bare name.
+fn qualifier(expr: &Expr) -> Option<String> {
+    let Expr::CompoundIdentifier(parts) = expr else {
+        return None;
+    };
+    let (_, qualifier) = parts.split_last()?;
+    (!qualifier.is_empty()).then(|| {
+        qualifier
+            .iter()
+            .map(|p| p.value.to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join(".")
+    })
+}
+
+/// Whether `value` names a column qualified by a relation the subquery does not read.
+fn reads_outer_row(value: &Expr, own: &[String]) -> bool {
+    let mut outer = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(value, |e| {
+        if let Some(q) = qualifier(e)
+            && !own.contains(&q)
+        {
+            outer = true;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    outer
+}
+
+/// `value` evaluated where the outer row is (see [`aggregated`]).
+fn computed_outside(
+    value: &Expr,
+    select: &datafusion::sql::sqlparser::ast::Select,
+    own: &[String],
+) -> Option<Expr> {
+    let from = select
+        .from
+        .iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filter = select
+        .selection
+        .as_ref()
+        .map(|w| format!(" WHERE {w}"))
+        .unwrap_or_default();
+    let mut outside = value.clone();
+    let mut failed = false;
+    let _ = visit_expressions_mut(&mut outside, |e| {
+        if let Some(q) = qualifier(e)
+            && own.contains(&q)
+        {
+            match parse_expr(&format!("(SELECT max({e}) FROM {from}{filter})")) {
+                Some(lookup) => *e = lookup,
+                None => failed = true,
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if failed {
+        return None;
+    }
+    parse_expr(&format!(
+        "CASE WHEN (SELECT count(*) FROM {from}{filter}) > 0 THEN {outside} END"
+    ))
 }
 
 /// A relation of the system catalogs (`pg_catalog.pg_class`, `information_schema.…`,
@@ -311,5 +513,71 @@ mod tests {
         )
         .unwrap();
         assert!(got.contains("p.oid = (SELECT max(oid)"), "{got}");
+    }
+
+    #[test]
+    fn generate_subscripts_becomes_a_series_beside_unnest() {
+        let got = rewrite(
+            "SELECT unnest(i.indkey) AS attnum, generate_subscripts(i.indkey, $1) AS ord \
+             FROM pg_catalog.pg_index i",
+        )
+        .unwrap();
+        assert!(
+            got.contains(
+                "unnest(generate_series(1, CASE WHEN $1 = 1 THEN CAST(cardinality(i.indkey) AS BIGINT) ELSE 0 END)) AS ord"
+            ),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn pg_class_reloptions_is_null() {
+        let got =
+            rewrite("SELECT pg_catalog.pg_class.reloptions, x.reloptions FROM pg_catalog.pg_class")
+                .unwrap();
+        assert!(
+            got.contains("SELECT CAST(NULL AS TEXT[]), x.reloptions"),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn conditions_on_the_outer_row_alone_are_tested_outside() {
+        // SQLAlchemy 2.1's get_columns: the column default.
+        let got = rewrite(
+            "SELECT CASE WHEN a.atthasdef THEN (SELECT pg_catalog.pg_get_expr(d.adbin, \
+             d.adrelid) FROM pg_catalog.pg_attrdef AS d WHERE a.atthasdef AND d.adrelid = \
+             a.attrelid) END FROM pg_catalog.pg_attribute AS a",
+        )
+        .unwrap();
+        assert!(
+            got.contains(
+                "THEN CASE WHEN a.atthasdef THEN (SELECT max(pg_catalog.pg_get_expr(d.adbin, \
+                 d.adrelid)) FROM pg_catalog.pg_attrdef AS d WHERE d.adrelid = a.attrelid) END"
+            ),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn a_selected_value_that_reads_the_outer_row_is_computed_outside() {
+        // SQLAlchemy 2.1's get_columns, shortened.
+        let got = rewrite(
+            "SELECT CASE WHEN (a.attidentity != '') THEN (SELECT json_build_object('always', \
+             a.attidentity = 'a', 'start', pg_catalog.pg_sequence.seqstart) AS j FROM \
+             pg_catalog.pg_sequence WHERE pg_catalog.pg_sequence.seqrelid = a.attrelid) END \
+             FROM pg_catalog.pg_attribute AS a",
+        )
+        .unwrap();
+        assert!(
+            got.contains(
+                "CASE WHEN (SELECT count(*) FROM pg_catalog.pg_sequence WHERE \
+                 pg_catalog.pg_sequence.seqrelid = a.attrelid) > 0 THEN \
+                 json_build_object('always', a.attidentity = 'a', 'start', (SELECT \
+                 max(pg_catalog.pg_sequence.seqstart) FROM pg_catalog.pg_sequence WHERE \
+                 pg_catalog.pg_sequence.seqrelid = a.attrelid)) END"
+            ),
+            "{got}"
+        );
     }
 }

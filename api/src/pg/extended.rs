@@ -20,7 +20,13 @@ use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::{DfSessionService, Parser};
 
+use super::cursors::Cursors;
 use super::hook;
+use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
+use datafusion_postgres::pgwire::api::query::send_describe_response;
+use datafusion_postgres::pgwire::api::results::DescribePortalResponse;
+use datafusion_postgres::pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_PORTAL};
+use datafusion_postgres::pgwire::types::format::FormatOptions;
 
 type Statement = <Parser as QueryParser>::Statement;
 
@@ -96,13 +102,19 @@ fn holds_more_than_one_statement(sql: &str) -> bool {
 pub struct ExtendedQueries {
     service: Arc<DfSessionService>,
     parser: Arc<GuardedParser>,
+    cursors: Arc<Cursors>,
 }
 
 impl ExtendedQueries {
-    pub fn new(service: Arc<DfSessionService>, sandbox: Arc<Sandbox>) -> Self {
+    pub fn new(
+        service: Arc<DfSessionService>,
+        sandbox: Arc<Sandbox>,
+        cursors: Arc<Cursors>,
+    ) -> Self {
         let inner = ExtendedQueryHandler::query_parser(service.as_ref());
         Self {
             service,
+            cursors,
             parser: Arc::new(GuardedParser {
                 inner,
                 sandbox,
@@ -119,6 +131,32 @@ impl ExtendedQueryHandler for ExtendedQueries {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         Arc::clone(&self.parser)
+    }
+
+    /// A cursor `DECLARE`d on the connection is a portal too, and psycopg describes it
+    /// by name to learn its columns before it fetches.
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo
+            + ClientPortalStore
+            + futures::Sink<PgWireBackendMessage>
+            + Unpin
+            + Send
+            + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or("");
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL
+            && client.portal_store().get_portal(name).is_none()
+            && let Ok(schema) = self.cursors.schema(client.socket_addr(), name)
+        {
+            let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+            let fields = arrow_schema_to_pg_fields(&schema, &Format::UnifiedText, Some(options))?;
+            return send_describe_response(client, &DescribePortalResponse::new(fields)).await;
+        }
+        self._on_describe(client, message).await
     }
 
     async fn do_query<C>(

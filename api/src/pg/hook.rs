@@ -12,10 +12,12 @@ use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ParamValues;
 use datafusion::common::ToDFSchema;
-use datafusion::logical_expr::EmptyRelation;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{EmptyRelation, Projection};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Set, Statement};
+use datafusion::sql::sqlparser::ast::{
+    CloseCursor, Declare, Ident, Query, Set, SetExpr, Statement,
+};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
@@ -28,6 +30,7 @@ use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::{StreamExt, stream};
 
 use super::catalog_rewrite;
+use super::cursors::{self, Cursor, CursorError, Cursors};
 use crate::error_codes::{codes, public_message};
 
 /// Session variables a client may set: each is kept per connection by
@@ -48,16 +51,143 @@ const CLIENT_VARIABLES: &[&str] = &[
 
 pub struct SandboxHook {
     sandbox: Arc<Sandbox>,
+    cursors: Arc<Cursors>,
 }
 
 impl SandboxHook {
-    pub fn new(sandbox: Arc<Sandbox>) -> Self {
-        Self { sandbox }
+    pub fn new(sandbox: Arc<Sandbox>, cursors: Arc<Cursors>) -> Self {
+        Self { sandbox, cursors }
+    }
+
+    /// Runs `DECLARE … CURSOR`, `FETCH` or `CLOSE`. `bound` is a `DECLARE`'s query as
+    /// planned at Parse, its parameters bound (extended protocol).
+    async fn cursor_statement(
+        &self,
+        statement: &Statement,
+        bound: Option<LogicalPlan>,
+        client: &mut dyn HookClient,
+    ) -> PgWireResult<Response> {
+        let connection = client.socket_addr();
+        match statement {
+            Statement::Declare { stmts } => {
+                let (name, query) = declared_cursor(stmts)?;
+                let answer = match bound {
+                    Some(plan) => self.sandbox.run_plan(caller(client), plan).await,
+                    None => {
+                        let query = Statement::Query(Box::new(query.clone()));
+                        let query = catalog_rewrite::plannable(&query).unwrap_or(query);
+                        self.sandbox.run(caller(client), query.to_string()).await
+                    }
+                };
+                let cursor = Cursor::new(answer.map_err(to_pg_error)?);
+                self.cursors
+                    .open(connection, &name, cursor)
+                    .map_err(cursor_error)?;
+                Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+            }
+            Statement::Fetch {
+                name, direction, ..
+            } => {
+                let rows = cursors::rows_asked(direction).map_err(cursor_error)?;
+                let name = cursor_name(name);
+                let mut cursor = self.cursors.take(connection, &name).map_err(cursor_error)?;
+                // A cursor whose query failed is gone, as in PostgreSQL's aborted
+                // transaction.
+                let batches = cursor.fetch(rows).await.map_err(to_pg_error)?;
+                let schema = cursor.schema();
+                self.cursors.put_back(connection, &name, cursor);
+                encode(&schema, stream::iter(batches.into_iter().map(Ok)), client)
+            }
+            Statement::Close { cursor } => {
+                let name = match cursor {
+                    CloseCursor::All => None,
+                    CloseCursor::Specific { name } => Some(cursor_name(name)),
+                };
+                self.cursors
+                    .close(connection, name.as_deref())
+                    .map_err(cursor_error)?;
+                Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
+            }
+            _ => Err(not_allowed(&first_words(statement))),
+        }
+    }
+
+    /// What a cursor statement is planned as at Parse: a `DECLARE`'s query under a
+    /// projection of no columns (it returns no rows, but its parameters are typed from
+    /// it), a `FETCH` as the cursor's rows.
+    async fn plan_cursor_statement(
+        &self,
+        statement: &Statement,
+        client: &(dyn ClientInfo + Send + Sync),
+    ) -> PgWireResult<LogicalPlan> {
+        match statement {
+            Statement::Declare { stmts } => {
+                let (_, query) = declared_cursor(stmts)?;
+                let query = Statement::Query(Box::new(query.clone()));
+                self.sandbox.check_statement(&query).map_err(to_pg_error)?;
+                let query = catalog_rewrite::plannable(&query).unwrap_or(query);
+                let plan = self
+                    .sandbox
+                    .plan_statement(query)
+                    .await
+                    .map_err(to_pg_error)?;
+                Projection::try_new(vec![], Arc::new(plan))
+                    .map(LogicalPlan::Projection)
+                    .map_err(|e| to_pg_error(SandboxError::Query(e.to_string())))
+            }
+            Statement::Fetch { name, .. } => {
+                let schema = self
+                    .cursors
+                    .schema(client.socket_addr(), &cursor_name(name))
+                    .map_err(cursor_error)?;
+                plan_of_schema(schema.fields().iter().map(|f| f.as_ref().clone()).collect())
+            }
+            _ => plan_of_schema(vec![]),
+        }
+    }
+}
+
+/// The one cursor a `DECLARE` names, and its query.
+fn declared_cursor(stmts: &[Declare]) -> PgWireResult<(String, &Query)> {
+    let [declare] = stmts else {
+        return Err(not_allowed("DECLARE of more than one cursor"));
+    };
+    match (declare.names.as_slice(), declare.for_query.as_deref()) {
+        (_, Some(query))
+            if matches!(
+                query.body.as_ref(),
+                SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_)
+            ) =>
+        {
+            Err(not_allowed("a cursor over INSERT, UPDATE, DELETE or MERGE"))
+        }
+        ([name], Some(query)) if declare.binary != Some(true) => Ok((cursor_name(name), query)),
+        _ => Err(not_allowed(
+            "DECLARE other than `DECLARE name [NO SCROLL] CURSOR [WITH[OUT] HOLD] FOR query`",
+        )),
+    }
+}
+
+/// A cursor's name as PostgreSQL folds it: lower case unless quoted.
+fn cursor_name(name: &Ident) -> String {
+    match name.quote_style {
+        Some(_) => name.value.clone(),
+        None => name.value.to_lowercase(),
+    }
+}
+
+fn cursor_error(e: CursorError) -> PgWireError {
+    match (e.sqlstate(), e) {
+        (Some(code), e) => user_error(code, e.to_string()),
+        (None, CursorError::Query(e)) => to_pg_error(e),
+        (None, e) => pg_error(ErrorKind::Internal, e),
     }
 }
 
 /// What to do with one statement.
 enum Route {
+    /// `DECLARE … CURSOR`, `FETCH`, `CLOSE`: see `cursors.rs`.
+    Cursor,
     /// A query: run it in the sandbox.
     Sandbox,
     /// Harmless session bookkeeping (`SET search_path`, `SHOW`, `BEGIN`): left to
@@ -118,7 +248,7 @@ fn route(statement: &Statement) -> Route {
             )),
         },
         Statement::Declare { .. } | Statement::Fetch { .. } | Statement::Close { .. } => {
-            Route::Refuse("server-side cursors are not supported; fetch the rows".into())
+            Route::Cursor
         }
         other => Route::Refuse(first_words(other)),
     }
@@ -287,6 +417,7 @@ impl QueryHook for SandboxHook {
             Route::Refuse(what) => Some(Err(not_allowed(&what))),
             Route::Show { name, value } => Some(one_value(&name, &value, client)),
             Route::Done(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
+            Route::Cursor => Some(self.cursor_statement(statement, None, client).await),
             Route::Sandbox => {
                 let statement =
                     catalog_rewrite::plannable(statement).unwrap_or_else(|| statement.clone());
@@ -303,26 +434,28 @@ impl QueryHook for SandboxHook {
     async fn handle_extended_parse_query(
         &self,
         statement: &Statement,
-        session_context: &SessionContext,
-        _client: &(dyn ClientInfo + Send + Sync),
+        _session_context: &SessionContext,
+        client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
         match route(statement) {
             Route::Refuse(what) => Some(Err(not_allowed(&what))),
-            // datafusion-postgres plans it next, outside the sandbox: what would make
-            // that planning explode is refused first. A driver's catalog query that
-            // DataFusion cannot plan as written is planned here in its equivalent form.
+            Route::Cursor => Some(self.plan_cursor_statement(statement, client).await),
+            // Planned here, not by datafusion-postgres: what would make planning explode
+            // is refused first, a driver's catalog query DataFusion cannot plan as
+            // written is planned in its equivalent form, and an error gets the SQLSTATE
+            // the simple protocol would give it (datafusion-postgres answers XX000).
             Route::Sandbox => {
                 if let Err(e) = self.sandbox.check_statement(statement) {
                     return Some(Err(to_pg_error(e)));
                 }
-                let rewritten = catalog_rewrite::plannable(statement)?;
-                let planned = session_context
-                    .state()
-                    .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
-                        rewritten,
-                    )))
-                    .await;
-                Some(planned.map_err(|e| to_pg_error(SandboxError::Query(e.to_string()))))
+                let statement =
+                    catalog_rewrite::plannable(statement).unwrap_or_else(|| statement.clone());
+                Some(
+                    self.sandbox
+                        .plan_statement(statement)
+                        .await
+                        .map_err(to_pg_error),
+                )
             }
             Route::PassOn => None,
             Route::Show { name, .. } => Some(plan_of_schema(vec![Field::new(
@@ -347,6 +480,21 @@ impl QueryHook for SandboxHook {
             Route::Refuse(what) => Some(Err(not_allowed(&what))),
             Route::Show { name, value } => Some(one_value(&name, &value, client)),
             Route::Done(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
+            Route::Cursor => {
+                // A DECLARE's query is the input of the projection it was planned as.
+                let bound = match logical_plan {
+                    LogicalPlan::Projection(p)
+                        if matches!(statement, Statement::Declare { .. }) =>
+                    {
+                        match p.input.as_ref().clone().replace_params_with_values(params) {
+                            Ok(plan) => Some(plan),
+                            Err(e) => return Some(Err(pg_error(ErrorKind::BadRequest, e))),
+                        }
+                    }
+                    _ => None,
+                };
+                Some(self.cursor_statement(statement, bound, client).await)
+            }
             Route::Sandbox => {
                 let plan = match logical_plan.clone().replace_params_with_values(params) {
                     Ok(plan) => plan,
@@ -373,6 +521,7 @@ mod tests {
             .remove(0);
         match route(&statement) {
             Route::Sandbox => "sandbox",
+            Route::Cursor => "cursor",
             Route::PassOn => "pass",
             Route::Show { .. } => "show",
             Route::Done(_) => "done",
@@ -406,7 +555,9 @@ mod tests {
         assert_eq!(route_of("COPY (SELECT 1) TO '/tmp/x.csv'"), "refuse");
         assert_eq!(route_of("INSERT INTO styles VALUES (1)"), "refuse");
         assert_eq!(route_of("DROP TABLE styles"), "refuse");
-        assert_eq!(route_of("DECLARE c CURSOR FOR SELECT 1"), "refuse");
+        assert_eq!(route_of("DECLARE c CURSOR FOR SELECT 1"), "cursor");
+        assert_eq!(route_of("FETCH FORWARD 10 FROM c"), "cursor");
+        assert_eq!(route_of("CLOSE c"), "cursor");
         assert!(
             datafusion_only_statement(
                 "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'"

@@ -9,6 +9,7 @@
 
 mod auth;
 mod catalog_rewrite;
+mod cursors;
 mod extended;
 mod framing;
 mod functions;
@@ -31,6 +32,8 @@ use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore};
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::{DfSessionService, QueryHook};
+
+use cursors::Cursors;
 use std::time::Duration;
 
 use assay_engine::ErrorKind;
@@ -60,6 +63,8 @@ pub struct PgServer {
     service: Arc<DfSessionService>,
     auth: TokenAuthSource,
     sandbox: Arc<Sandbox>,
+    /// Every connection's server-side cursors, ended with the connection.
+    cursors: Arc<Cursors>,
     cap: ConnectionCap,
     tls: Option<PgTls>,
 }
@@ -98,8 +103,9 @@ impl PgServer {
         pg_index::replace_pg_index(ctx, &catalog)
             .map_err(|e| anyhow::anyhow!("setting up pg_catalog.pg_index: {e}"))?;
         functions::register_functions(ctx);
+        let cursors = Arc::new(Cursors::default());
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
-            Arc::new(SandboxHook::new(Arc::clone(&sandbox))),
+            Arc::new(SandboxHook::new(Arc::clone(&sandbox), Arc::clone(&cursors))),
             // datafusion-postgres's own, for SET/SHOW and transactions; every statement
             // that reaches them has passed the sandbox hook.
             Arc::new(datafusion_postgres::hooks::set_show::SetShowHook),
@@ -114,6 +120,7 @@ impl PgServer {
             service,
             auth: TokenAuthSource::new(tokens),
             sandbox,
+            cursors,
             cap,
             tls,
         })
@@ -145,17 +152,21 @@ impl PgServer {
                 extended: Arc::new(ExtendedQueries::new(
                     Arc::clone(&self.service),
                     Arc::clone(&self.sandbox),
+                    Arc::clone(&self.cursors),
                 )),
                 startup: Arc::new(startup_handler(&self.auth)),
             };
             let limit = max_message_bytes(self.sandbox.limits().max_sql_bytes);
             let max_connections = self.cap.max();
             let tls = self.tls.clone();
+            let cursors = Arc::clone(&self.cursors);
             self.sandbox.handle().spawn(async move {
                 let served = match place {
                     Some(place) => serve_connection(socket, place, limit, tls, handlers).await,
                     None => turn_away(socket, max_connections, tls).await,
                 };
+                // Its cursors end with it, and their queries stop.
+                let _ = cursors.close(peer, None);
                 if let Err(e) = served {
                     tracing::info!(%peer, "pgwire connection ended: {e}");
                 }
