@@ -786,3 +786,93 @@ async fn pgjdbc_reads_the_catalog_reuses_prepared_statements_and_reads_typed_val
     still_serving(&reqwest::Client::new(), &server.base).await;
     server.stop();
 }
+
+#[tokio::test]
+async fn node_postgres_binds_parameters_reuses_named_statements_and_reads_types() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let server = Server::start_with(data, &["--pg-listen", "127.0.0.1:0"]);
+    let pg = server.pg.clone().expect("the pgwire address is reported");
+    let (host, port) = pg.rsplit_once(':').unwrap();
+    let modules = std::env::var("ASSAY_NODE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/assay-node")
+        })
+        .join("node_modules");
+    assert!(
+        modules.join("pg").exists(),
+        "{} (node-postgres, installed by scripts/deps)",
+        modules.display()
+    );
+    let probe =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/node/pg_probe.js");
+    let run = Command::new("node")
+        .arg(&probe)
+        .env("NODE_PATH", &modules)
+        .env("PGHOST", host)
+        .env("PGPORT", port)
+        .env("PGUSER", "ana")
+        .env("PGPASSWORD", &analyst)
+        .output()
+        .expect("node runs (installed by scripts/deps)");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: Value = serde_json::from_slice(&run.stdout).unwrap();
+
+    // Bound parameters answer as the same query over HTTP.
+    let dear = http_rows(
+        &server.base,
+        &analyst,
+        "SELECT style_id, list_price FROM styles WHERE list_price >= 40.0 ORDER BY style_id",
+    )
+    .await;
+    let from_node: String = v["dear"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|r| format!("{}|{}\n", r[0].as_str().unwrap(), r[1]))
+        .collect();
+    assert!(!dear.is_empty());
+    assert_eq!(from_node, dear);
+    // The named statement, bound four times, answers each time as HTTP does.
+    let count = |price: &str| {
+        format!("SELECT count(*) FROM styles WHERE list_price > {price} AND category = 'dresses'")
+    };
+    let (above_20, above_40) = (
+        http_rows(&server.base, &analyst, &count("20.0")).await,
+        http_rows(&server.base, &analyst, &count("40.0")).await,
+    );
+    assert_ne!(above_20, above_40);
+    let (above_20, above_40) = (above_20.trim(), above_40.trim());
+    assert_eq!(
+        v["named"],
+        serde_json::json!([above_20, above_40, above_20, above_40]),
+        "{v}"
+    );
+    // A timestamptz is a Date at the instant HTTP gives; an int a number.
+    let launched = http_rows(
+        &server.base,
+        &analyst,
+        "SELECT style_id, CAST(date_part('epoch', launch_at) AS BIGINT) FROM styles ORDER BY style_id LIMIT 2",
+    )
+    .await;
+    let typed: String = v["typed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|r| {
+            assert_eq!(r[2], "number", "{v}");
+            format!("{}|{}\n", r[0].as_str().unwrap(), r[1].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(typed, launched);
+    assert_eq!(v["unknown_table"], serde_json::json!({"error": "42P01"}));
+    assert_eq!(v["refused"], serde_json::json!({"error": "42501"}));
+    assert_eq!(v["after"], "200");
+    server.stop();
+}
