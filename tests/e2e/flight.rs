@@ -27,6 +27,8 @@ with connect(os.environ["TOKEN"]) as conn, conn.cursor() as cur:
                            for s in c["catalog_db_schemas"] or []
                            for t in s["db_schema_tables"] or [])
     out["styles_schema"] = conn.adbc_get_table_schema("styles").names
+    info = conn.adbc_get_info()
+    out["info"] = [info["vendor_name"], info["vendor_version"]]
     errors = {}
     for name, stmt in json.loads(os.environ["REFUSED"]).items():
         try:
@@ -157,6 +159,13 @@ async fn adbc_reads_the_same_rows_as_http_and_is_refused_what_http_refuses() {
             .unwrap()
             .contains(&Value::from("category"))
     );
+    // The driver's GetSqlInfo: who the server is.
+    assert_eq!(v["info"][0], "assay", "{}", v["info"]);
+    assert!(
+        v["info"][1].as_str().unwrap().contains("Apache DataFusion"),
+        "{}",
+        v["info"]
+    );
 
     // Bound parameters answer as the same query with the values written in.
     let bound = &v["bound"];
@@ -219,5 +228,123 @@ async fn adbc_reads_the_same_rows_as_http_and_is_refused_what_http_refuses() {
         v["wrong"]
     );
     still_serving(&client, &server.base).await;
+    server.stop();
+}
+
+/// What a JDBC bridge or BI tool asks over Flight SQL before any query, through
+/// arrow-flight's own Flight SQL client: the server's info, the types its answers
+/// hold, and the (no) primary keys of a table.
+#[tokio::test]
+async fn flight_sql_metadata_answers_sql_info_types_and_keys() {
+    use arrow::array::AsArray;
+    use arrow_flight::sql::client::FlightSqlServiceClient;
+    use arrow_flight::sql::{CommandGetPrimaryKeys, CommandGetXdbcTypeInfo, SqlInfo};
+    use futures::TryStreamExt;
+
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let server = Server::start_with(data, &["--flight-listen", "127.0.0.1:0"]);
+    let flight = server
+        .flight
+        .clone()
+        .expect("the Flight SQL address is reported");
+    let flight = flight.trim_start_matches("grpc://").to_owned();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{flight}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = FlightSqlServiceClient::new(channel);
+    client.set_header("authorization", format!("Bearer {analyst}"));
+    async fn fetch(
+        client: &mut FlightSqlServiceClient<tonic::transport::Channel>,
+        info: arrow_flight::FlightInfo,
+    ) -> arrow::record_batch::RecordBatch {
+        let schema = std::sync::Arc::new(info.clone().try_decode_schema().unwrap());
+        let ticket = info.endpoint[0].ticket.clone().unwrap();
+        let batches: Vec<arrow::record_batch::RecordBatch> = client
+            .do_get(ticket)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        arrow::compute::concat_batches(&schema, &batches).unwrap()
+    }
+
+    let info = client
+        .get_sql_info(vec![
+            SqlInfo::FlightSqlServerName,
+            SqlInfo::FlightSqlServerReadOnly,
+        ])
+        .await
+        .unwrap();
+    let info = fetch(&mut client, info).await;
+    assert_eq!(info.num_rows(), 2);
+    let names: Vec<u32> = info
+        .column(0)
+        .as_primitive::<arrow::datatypes::UInt32Type>()
+        .values()
+        .to_vec();
+    assert_eq!(
+        names,
+        vec![
+            SqlInfo::FlightSqlServerName as u32,
+            SqlInfo::FlightSqlServerReadOnly as u32
+        ]
+    );
+    let values = info.column(1).as_union();
+    assert_eq!(values.value(0).as_string::<i32>().value(0), "assay");
+    assert!(values.value(1).as_boolean().value(0), "read-only");
+
+    let types = client
+        .get_xdbc_type_info(CommandGetXdbcTypeInfo { data_type: None })
+        .await
+        .unwrap();
+    let types = fetch(&mut client, types).await;
+    let names: Vec<&str> = types
+        .column(0)
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .collect();
+    for t in [
+        "BOOLEAN",
+        "INTEGER",
+        "BIGINT",
+        "DOUBLE",
+        "VARCHAR",
+        "DATE",
+        "TIMESTAMP WITH TIME ZONE",
+    ] {
+        assert!(names.contains(&t), "{t} in {names:?}");
+    }
+
+    let keys = client
+        .get_primary_keys(CommandGetPrimaryKeys {
+            catalog: None,
+            db_schema: None,
+            table: "styles".into(),
+        })
+        .await
+        .unwrap();
+    let keys = fetch(&mut client, keys).await;
+    assert_eq!(keys.num_rows(), 0, "assay's tables have no primary keys");
+    assert_eq!(keys.schema().field(2).name(), "table_name");
+
+    // No token, no metadata.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{flight}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut anonymous = FlightSqlServiceClient::new(channel);
+    assert!(
+        anonymous
+            .get_sql_info(vec![SqlInfo::FlightSqlServerName])
+            .await
+            .is_err()
+    );
     server.stop();
 }

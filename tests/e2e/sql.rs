@@ -186,7 +186,11 @@ async fn writes_files_settings_and_enormous_sql_are_refused_and_the_server_keeps
             "SetVariable",
         ),
         ("CREATE VIEW v AS SELECT 1".to_string(), 403, "DDL"),
-        ("SELECT * FROM '/etc/passwd'".to_string(), 422, "does not exist"),
+        (
+            "SELECT * FROM '/etc/passwd'".to_string(),
+            422,
+            "does not exist",
+        ),
         ("SELEC nonsense".to_string(), 422, ""),
         (String::new(), 422, "No SQL statements"),
     ];

@@ -7,6 +7,7 @@
 //! clients that log in with a user and password. Prepared statements with parameters
 //! (`?` or `$1`) are served for ADBC's and JDBC's bound queries (see `prepared`).
 
+mod metadata;
 mod prepared;
 
 use std::pin::Pin;
@@ -22,7 +23,8 @@ use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
-    CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery, CommandStatementQuery,
+    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
+    CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementQuery,
     DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
@@ -446,6 +448,79 @@ impl FlightSqlService for FlightSqlServiceImpl {
                 .map_err(Status::from)?;
         }
         Ok(Self::one_batch(builder.schema(), builder.build()))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(request.metadata())?;
+        Self::info_for(query, &metadata::sql_info().schema(), request.into_inner())
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authorize(request.metadata())?;
+        let builder = query.into_builder(metadata::sql_info());
+        Ok(Self::one_batch(
+            builder.schema(),
+            builder.build().map_err(FlightError::from),
+        ))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(request.metadata())?;
+        Self::info_for(
+            query,
+            &metadata::xdbc_types().schema(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authorize(request.metadata())?;
+        let builder = query.into_builder(metadata::xdbc_types());
+        Ok(Self::one_batch(
+            builder.schema(),
+            builder.build().map_err(FlightError::from),
+        ))
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(request.metadata())?;
+        Self::info_for(
+            query,
+            &metadata::primary_keys_schema(),
+            request.into_inner(),
+        )
+    }
+
+    /// No table of assay's has a primary key.
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authorize(request.metadata())?;
+        let schema = metadata::primary_keys_schema();
+        let none = arrow::record_batch::RecordBatch::new_empty(Arc::clone(&schema));
+        Ok(Self::one_batch(schema, Ok(none)))
     }
 
     async fn get_flight_info_table_types(
