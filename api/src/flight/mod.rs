@@ -466,10 +466,7 @@ impl FlightSqlService for FlightSqlServiceImpl {
     ) -> Result<Response<DoGetStream>, Status> {
         self.authorize(request.metadata())?;
         let builder = query.into_builder(metadata::sql_info());
-        Ok(Self::one_batch(
-            builder.schema(),
-            builder.build().map_err(FlightError::from),
-        ))
+        Ok(Self::one_batch(builder.schema(), builder.build()))
     }
 
     async fn get_flight_info_xdbc_type_info(
@@ -492,10 +489,7 @@ impl FlightSqlService for FlightSqlServiceImpl {
     ) -> Result<Response<DoGetStream>, Status> {
         self.authorize(request.metadata())?;
         let builder = query.into_builder(metadata::xdbc_types());
-        Ok(Self::one_batch(
-            builder.schema(),
-            builder.build().map_err(FlightError::from),
-        ))
+        Ok(Self::one_batch(builder.schema(), builder.build()))
     }
 
     async fn get_flight_info_primary_keys(
