@@ -99,6 +99,8 @@ pub enum SandboxError {
     Timeout(Duration),
     #[error("the client took no rows for {0:?}; the query was stopped to free its slot")]
     ClientIdle(Duration),
+    #[error("canceling statement due to user request")]
+    Canceled,
     #[error(
         "the query needed more than its memory limit of {limit_mib} MiB and was stopped: {detail}"
     )]
@@ -143,7 +145,8 @@ impl SandboxError {
             Self::TooComplex { .. } => ErrorKind::TooComplex,
             Self::NotAllowed(_) => ErrorKind::PermissionDenied,
             Self::Busy(_) | Self::CallerBusy(_) => ErrorKind::Busy,
-            Self::Timeout(_) | Self::ClientIdle(_) => ErrorKind::Timeout,
+            // PostgreSQL's query_canceled (57014) is both.
+            Self::Timeout(_) | Self::ClientIdle(_) | Self::Canceled => ErrorKind::Timeout,
             Self::Memory { .. } | Self::ServerMemory { .. } => ErrorKind::MemoryLimit,
             Self::Syntax(_) => ErrorKind::Syntax,
             Self::Query(_) => ErrorKind::InvalidQuery,
@@ -206,6 +209,15 @@ impl Answer {
 struct Running {
     abort: tokio::task::AbortHandle,
     errors: mpsc::Sender<QueryMessage>,
+    /// The client connection it runs for, where its protocol can cancel it.
+    connection: Option<u64>,
+}
+
+tokio::task_local! {
+    /// The client connection the queries started within run for: a protocol with a
+    /// cancel request (the PostgreSQL wire's) sets it around each message it handles,
+    /// and [`Sandbox::cancel_connection`] stops that connection's queries.
+    pub static CONNECTION: u64;
 }
 
 type RunningQueries = Mutex<HashMap<u64, Running>>;
@@ -314,6 +326,28 @@ impl Sandbox {
             params: Some(params),
         };
         Answer::begin(self.start(caller, query)?).await
+    }
+
+    /// Stops every running query of `connection` (see [`CONNECTION`]); each answers
+    /// [`SandboxError::Canceled`]. Returns how many were stopped.
+    pub fn cancel_connection(&self, connection: u64) -> usize {
+        let running = lock(&self.running);
+        let mut stopped = 0;
+        for query in running
+            .values()
+            .filter(|q| q.connection == Some(connection))
+        {
+            query.abort.abort();
+            let errors = query.errors.clone();
+            // Told, not dropped: an answer that just ends would read as complete.
+            self.clock().spawn(async move {
+                let _ = errors
+                    .send(QueryMessage::Error(SandboxError::Canceled))
+                    .await;
+            });
+            stopped += 1;
+        }
+        stopped
     }
 
     /// Plans a parsed statement on the shared session, its errors told apart as a
@@ -477,6 +511,7 @@ impl Sandbox {
             Running {
                 abort: abort.clone(),
                 errors: errors.clone(),
+                connection: CONNECTION.try_with(|c| *c).ok(),
             },
         );
         let running = Arc::clone(&self.running);

@@ -876,3 +876,68 @@ async fn node_postgres_binds_parameters_reuses_named_statements_and_reads_types(
     assert_eq!(v["after"], "200");
     server.stop();
 }
+
+const CANCEL: &str = r#"
+import json, os, socket, struct, threading, time, psycopg
+conn = psycopg.connect(host=os.environ["PGHOST"], port=os.environ["PGPORT"], user=os.environ["PGUSER"],
+                       password=os.environ["PGPASSWORD"], dbname="assay", autocommit=True)
+out = {}
+def forged_cancel():
+    # The connection's process id with a wrong key: must stop nothing.
+    with socket.create_connection((os.environ["PGHOST"], int(os.environ["PGPORT"]))) as s:
+        s.sendall(struct.pack("!iiii", 16, 80877102, conn.info.backend_pid, 12345))
+        s.recv(1)
+started = time.monotonic()
+def run():
+    try:
+        conn.execute("SELECT sum(value % 7) FROM range(1000000000000)").fetchall()
+        out["query"] = "ran"
+    except psycopg.Error as e:
+        out["query"] = e.sqlstate
+        out["message"] = str(e)
+    out["seconds"] = time.monotonic() - started
+worker = threading.Thread(target=run)
+worker.start()
+time.sleep(1.5)
+forged_cancel()
+time.sleep(2.0)
+out["running_after_forged"] = worker.is_alive()
+conn.cancel()
+worker.join(60)
+out["after"] = conn.execute("SELECT count(*) FROM styles").fetchone()[0]
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn a_cancel_request_with_the_connections_key_stops_its_query_and_a_forged_one_does_not() {
+    let tmp = sample_copy();
+    let data = tmp.path();
+    let analyst = token(data, "analyst", "ana");
+    let server = Server::start_with(
+        data,
+        &["--pg-listen", "127.0.0.1:0", "--sql-timeout-secs", "300"],
+    );
+    let pg = server.pg.clone().expect("the pgwire address is reported");
+    let (host, port) = pg.rsplit_once(':').unwrap();
+    let out = run_python(
+        CANCEL,
+        &[
+            ("PGHOST", host),
+            ("PGPORT", port),
+            ("PGUSER", "ana"),
+            ("PGPASSWORD", &analyst),
+        ],
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["running_after_forged"], true, "{v}");
+    assert_eq!(v["query"], "57014", "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("user request"),
+        "{v}"
+    );
+    // Stopped by the cancel, long before its 300 s limit.
+    assert!(v["seconds"].as_f64().unwrap() < 60.0, "{v}");
+    assert_eq!(v["after"], 200);
+    still_serving(&reqwest::Client::new(), &server.base).await;
+    server.stop();
+}

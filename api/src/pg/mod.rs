@@ -8,6 +8,7 @@
 //! handlers.
 
 mod auth;
+mod cancel;
 mod catalog_rewrite;
 mod cursors;
 mod extended;
@@ -33,6 +34,7 @@ use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::{DfSessionService, QueryHook};
 
+use cancel::{CancelKeys, CancelQueries};
 use cursors::Cursors;
 use std::time::Duration;
 
@@ -65,6 +67,8 @@ pub struct PgServer {
     sandbox: Arc<Sandbox>,
     /// Every connection's server-side cursors, ended with the connection.
     cursors: Arc<Cursors>,
+    /// Every connection's cancel key.
+    cancel_keys: Arc<CancelKeys>,
     cap: ConnectionCap,
     tls: Option<PgTls>,
 }
@@ -121,6 +125,7 @@ impl PgServer {
             auth: TokenAuthSource::new(tokens),
             sandbox,
             cursors,
+            cancel_keys: Arc::default(),
             cap,
             tls,
         })
@@ -155,7 +160,13 @@ impl PgServer {
                     Arc::clone(&self.cursors),
                 )),
                 startup: Arc::new(startup_handler(&self.auth)),
+                cancel: Arc::new(CancelQueries {
+                    keys: Arc::clone(&self.cancel_keys),
+                    sandbox: Arc::clone(&self.sandbox),
+                }),
+                id: self.cancel_keys.next_connection(),
             };
+            let (id, cancel_keys) = (handlers.id, Arc::clone(&self.cancel_keys));
             let limit = max_message_bytes(self.sandbox.limits().max_sql_bytes);
             let max_connections = self.cap.max();
             let tls = self.tls.clone();
@@ -167,6 +178,7 @@ impl PgServer {
                 };
                 // Its cursors end with it, and their queries stop.
                 let _ = cursors.close(peer, None);
+                cancel_keys.forget(id);
                 if let Err(e) = served {
                     tracing::info!(%peer, "pgwire connection ended: {e}");
                 }
@@ -223,7 +235,10 @@ async fn serve_connection(
         simple,
         extended,
         startup,
+        cancel,
+        id,
     } = handlers;
+    let mut cancellable = false;
     let nothing = Arc::new(NoopHandler);
     loop {
         let logging_in = matches!(
@@ -260,19 +275,30 @@ async fn serve_connection(
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => message.is_extended_query(),
         };
-        if let Err(e) = process_message(
-            message,
-            &mut socket,
-            Arc::clone(&startup),
-            Arc::clone(&simple),
-            Arc::clone(&extended),
-            Arc::clone(&nothing),
-            Arc::clone(&nothing),
-        )
-        .await
-        {
+        let processed = assay_engine::sandbox::CONNECTION
+            .scope(
+                id,
+                process_message(
+                    message,
+                    &mut socket,
+                    Arc::clone(&startup),
+                    Arc::clone(&simple),
+                    Arc::clone(&extended),
+                    Arc::clone(&nothing),
+                    Arc::clone(&cancel),
+                ),
+            )
+            .await;
+        if let Err(e) = processed {
             let e = name_the_user(e, &socket);
             process_error(&mut socket, e, is_extended).await?;
+        }
+        // Logged in: the key the login sent the client now cancels this connection's
+        // queries.
+        if !cancellable && matches!(socket.state(), PgWireConnectionState::ReadyForQuery) {
+            let (pid, key) = socket.pid_and_secret_key();
+            cancel.keys.register(pid, &key, id);
+            cancellable = true;
         }
     }
 }
@@ -382,6 +408,10 @@ struct Connection {
     simple: Arc<SimpleQueries>,
     extended: Arc<ExtendedQueries>,
     startup: Arc<Startup>,
+    cancel: Arc<CancelQueries>,
+    /// This connection's id: its queries are tagged with it, and a cancel request
+    /// with its key stops them.
+    id: u64,
 }
 
 /// psql's path: refuses DataFusion-only statements before the PostgreSQL parser
