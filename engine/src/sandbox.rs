@@ -360,15 +360,8 @@ impl Sandbox {
         &self,
         statement: datafusion::sql::sqlparser::ast::Statement,
     ) -> Result<LogicalPlan, SandboxError> {
-        let state = self.ctx.state();
         let statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
-        let plan = match state.statement_to_plan(statement.clone()).await {
-            Ok(plan) => plan,
-            Err(e) => {
-                return Err(unknown_table(&state, &statement)
-                    .unwrap_or_else(|| SandboxError::from_datafusion(&e, &self.limits)));
-            }
-        };
+        let plan = plan_statement(&self.ctx.state(), statement, &self.limits).await?;
         check_read_only(&plan).map_err(SandboxError::NotAllowed)?;
         Ok(plan)
     }
@@ -638,8 +631,23 @@ async fn watch_memory(ceiling: MemoryCeiling, running: Weak<RunningQueries>) {
     }
 }
 
+/// `statement` planned, or why not: a table it names that the session does not have
+/// (checked against the catalog, not read from the error's text), else DataFusion's
+/// error by its type.
+async fn plan_statement(
+    state: &datafusion::execution::SessionState,
+    statement: datafusion::sql::parser::Statement,
+    limits: &SandboxLimits,
+) -> Result<LogicalPlan, SandboxError> {
+    match state.statement_to_plan(statement.clone()).await {
+        Ok(plan) => Ok(plan),
+        Err(e) => Err(unknown_table(state, &statement)
+            .unwrap_or_else(|| SandboxError::from_datafusion(&e, limits))),
+    }
+}
+
 /// The first table `statement` names that the session does not have, once its
-/// planning has failed: checked against the catalog, not read from the error's text.
+/// planning has failed.
 fn unknown_table(
     state: &datafusion::execution::SessionState,
     statement: &datafusion::sql::parser::Statement,
@@ -690,12 +698,7 @@ async fn plan_query(
             if params.is_some() {
                 number_question_marks(&mut statement);
             }
-            let plan = match state.statement_to_plan(statement.clone()).await {
-                Ok(plan) => plan,
-                Err(e) => {
-                    return Err(unknown_table(&state, &statement).unwrap_or_else(|| failed(e)));
-                }
-            };
+            let plan = plan_statement(&state, statement, limits).await?;
             (plan, params.unwrap_or_default())
         }
         Query::Plan(plan) => (plan, Vec::new()),

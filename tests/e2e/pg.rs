@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::server::{Server, sample_copy, token};
 use crate::sql::{sql, still_serving};
-use crate::support::{path_str, run_python};
+use crate::support::{path_str, run_python, stdout_of};
 
 /// psql's result: (success, stdout, stderr). Unaligned, tuples only, verbose errors so
 /// the SQLSTATE is printed.
@@ -81,6 +81,22 @@ async fn http_rows(base: &str, token: &str, text: &str) -> String {
             cells.join("|") + "\n"
         })
         .collect()
+}
+
+/// Over HTTP, what the clients ask with a bound parameter (`list_price >= 40.0`).
+const DEAR: &str =
+    "SELECT style_id, list_price FROM styles WHERE list_price >= 40.0 ORDER BY style_id";
+
+/// Over HTTP, the counts the clients' reused prepared statements ask for (dresses above
+/// 20 and above 40), which must differ for the test to see the values bound.
+async fn dresses_above_20_and_40(base: &str, token: &str) -> (String, String) {
+    let count = |price: &str| {
+        format!("SELECT count(*) FROM styles WHERE list_price > {price} AND category = 'dresses'")
+    };
+    let above_20 = http_rows(base, token, &count("20.0")).await;
+    let above_40 = http_rows(base, token, &count("40.0")).await;
+    assert_ne!(above_20, above_40);
+    (above_20.trim().to_owned(), above_40.trim().to_owned())
 }
 
 const PSYCOPG: &str = r#"
@@ -293,12 +309,7 @@ async fn sqlalchemy_connects_inspects_reflects_streams_and_reads_with_parameters
     assert!(version.starts_with("PostgreSQL 16.6 (assay "), "{version}");
     assert_eq!(v["version_num"], "160006");
     // Bound parameters give what the same query over HTTP gives.
-    let dear = http_rows(
-        &server.base,
-        &analyst,
-        "SELECT style_id, list_price FROM styles WHERE list_price >= 40.0 ORDER BY style_id",
-    )
-    .await;
+    let dear = http_rows(&server.base, &analyst, DEAR).await;
     let from_pandas: String = v["dear"]
         .as_array()
         .unwrap()
@@ -666,23 +677,16 @@ async fn pgjdbc_reads_the_catalog_reuses_prepared_statements_and_reads_typed_val
         std::path::Path::new(jar).exists(),
         "{jar} (libpostgresql-jdbc-java, installed by scripts/deps)"
     );
-    let run = Command::new("java")
-        .args([
-            "-cp",
-            &format!("{jar}:{}", path_str(classes.path())),
-            "JdbcProbe",
-        ])
-        .env("JDBC_URL", format!("jdbc:postgresql://{pg}/assay"))
-        .env("PGUSER", "ana")
-        .env("PGPASSWORD", &analyst)
-        .output()
-        .expect("java runs");
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let v: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let mut run = Command::new("java");
+    run.args([
+        "-cp",
+        &format!("{jar}:{}", path_str(classes.path())),
+        "JdbcProbe",
+    ])
+    .env("JDBC_URL", format!("jdbc:postgresql://{pg}/assay"))
+    .env("PGUSER", "ana")
+    .env("PGPASSWORD", &analyst);
+    let v: Value = serde_json::from_str(&stdout_of(run, "java")).unwrap();
     let texts = |step: &str| -> Vec<String> {
         v[step]
             .as_array()
@@ -741,20 +745,9 @@ async fn pgjdbc_reads_the_catalog_reuses_prepared_statements_and_reads_typed_val
     }
 
     // The reused statement answers as the same query over HTTP, every time.
-    let count = |price: &str| {
-        format!("SELECT count(*) FROM styles WHERE list_price > {price} AND category = 'dresses'")
-    };
-    let (above_20, above_40) = (
-        http_rows(&server.base, &analyst, &count("20.0")).await,
-        http_rows(&server.base, &analyst, &count("40.0")).await,
-    );
-    assert_ne!(above_20, above_40);
+    let (above_20, above_40) = dresses_above_20_and_40(&server.base, &analyst).await;
     let expected: Vec<String> = (0..8)
-        .map(|i| {
-            if i % 2 == 0 { &above_20 } else { &above_40 }
-                .trim()
-                .to_owned()
-        })
+        .map(|i| if i % 2 == 0 { &above_20 } else { &above_40 }.clone())
         .collect();
     assert_eq!(texts("prepared"), expected);
 
@@ -808,29 +801,17 @@ async fn node_postgres_binds_parameters_reuses_named_statements_and_reads_types(
     );
     let probe =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/node/pg_probe.js");
-    let run = Command::new("node")
-        .arg(&probe)
+    let mut run = Command::new("node");
+    run.arg(&probe)
         .env("NODE_PATH", &modules)
         .env("PGHOST", host)
         .env("PGPORT", port)
         .env("PGUSER", "ana")
-        .env("PGPASSWORD", &analyst)
-        .output()
-        .expect("node runs (installed by scripts/deps)");
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let v: Value = serde_json::from_slice(&run.stdout).unwrap();
+        .env("PGPASSWORD", &analyst);
+    let v: Value = serde_json::from_str(&stdout_of(run, "node")).unwrap();
 
     // Bound parameters answer as the same query over HTTP.
-    let dear = http_rows(
-        &server.base,
-        &analyst,
-        "SELECT style_id, list_price FROM styles WHERE list_price >= 40.0 ORDER BY style_id",
-    )
-    .await;
+    let dear = http_rows(&server.base, &analyst, DEAR).await;
     let from_node: String = v["dear"]
         .as_array()
         .unwrap_or_else(|| panic!("{v}"))
@@ -840,15 +821,7 @@ async fn node_postgres_binds_parameters_reuses_named_statements_and_reads_types(
     assert!(!dear.is_empty());
     assert_eq!(from_node, dear);
     // The named statement, bound four times, answers each time as HTTP does.
-    let count = |price: &str| {
-        format!("SELECT count(*) FROM styles WHERE list_price > {price} AND category = 'dresses'")
-    };
-    let (above_20, above_40) = (
-        http_rows(&server.base, &analyst, &count("20.0")).await,
-        http_rows(&server.base, &analyst, &count("40.0")).await,
-    );
-    assert_ne!(above_20, above_40);
-    let (above_20, above_40) = (above_20.trim(), above_40.trim());
+    let (above_20, above_40) = dresses_above_20_and_40(&server.base, &analyst).await;
     assert_eq!(
         v["named"],
         serde_json::json!([above_20, above_40, above_20, above_40]),

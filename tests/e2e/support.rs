@@ -116,15 +116,19 @@ pub fn venv_python() -> PathBuf {
 
 /// Runs a Python script with the venv's Python; panics with its stderr if it fails.
 pub fn run_python(script: &str, env: &[(&str, &str)]) -> String {
-    let out = std::process::Command::new(venv_python())
-        .arg("-c")
-        .arg(script)
-        .envs(env.iter().copied())
+    let mut python = std::process::Command::new(venv_python());
+    python.arg("-c").arg(script).envs(env.iter().copied());
+    stdout_of(python, "python")
+}
+
+/// What a client program (`what`: python, java, node) printed; it must succeed.
+pub fn stdout_of(mut command: std::process::Command, what: &str) -> String {
+    let out = command
         .output()
-        .expect("python runs");
+        .unwrap_or_else(|e| panic!("{what} runs (installed by scripts/deps): {e}"));
     assert!(
         out.status.success(),
-        "python failed:\n{}",
+        "{what} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()

@@ -145,7 +145,8 @@ pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(PgExpandArray::default()));
     // No index or constraint exists; PostgreSQL answers NULL for an OID that names none.
     for name in ["pg_get_indexdef", "pg_get_constraintdef"] {
-        ctx.register_udf(ScalarUDF::new_from_impl(NoDefinition::new(name)));
+        let any_arguments = Signature::variadic_any(Volatility::Stable);
+        ctx.register_udf(ScalarUDF::new_from_impl(NoneHere::new(name, any_arguments)));
     }
     // Every collation there is (none but the default) is visible.
     ctx.register_udf(create_udf(
@@ -156,13 +157,10 @@ pub fn register_functions(ctx: &SessionContext) {
         Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
     ));
     // No column here is fed by a sequence.
-    ctx.register_udf(create_udf(
+    ctx.register_udf(ScalarUDF::new_from_impl(NoneHere::new(
         "pg_get_serial_sequence",
-        vec![DataType::Utf8, DataType::Utf8],
-        DataType::Utf8,
-        Volatility::Immutable,
-        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
-    ));
+        Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Immutable),
+    )));
     ctx.register_udf(create_udf(
         "current_setting",
         vec![DataType::Utf8],
@@ -333,24 +331,22 @@ impl ScalarUDFImpl for PgExpandArray {
     }
 }
 
-/// A `pg_get_…def(oid [, …])` for objects assay has none of: NULL for every OID, with
-/// any of the argument lists PostgreSQL accepts.
+/// A catalog function about objects assay has none of (an index's or constraint's
+/// definition, a column's sequence): text NULL for every argument, as PostgreSQL answers
+/// for an object that does not exist.
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct NoDefinition {
+struct NoneHere {
     name: &'static str,
     signature: Signature,
 }
 
-impl NoDefinition {
-    fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            signature: Signature::variadic_any(Volatility::Stable),
-        }
+impl NoneHere {
+    fn new(name: &'static str, signature: Signature) -> Self {
+        Self { name, signature }
     }
 }
 
-impl ScalarUDFImpl for NoDefinition {
+impl ScalarUDFImpl for NoneHere {
     fn name(&self) -> &str {
         self.name
     }
