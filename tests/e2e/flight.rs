@@ -22,6 +22,9 @@ with connect(os.environ["TOKEN"]) as conn, conn.cursor() as cur:
     table = cur.fetch_arrow_table()
     out["columns"] = table.column_names
     out["rows"] = table.to_pylist()
+    # Polars over the same ADBC connection.
+    import polars as pl
+    out["polars_rows"] = pl.read_database(os.environ["QUERY"], connection=conn).to_dicts()
     objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
     out["tables"] = sorted(t["table_name"] for c in objects
                            for s in c["catalog_db_schemas"] or []
@@ -132,6 +135,7 @@ async fn adbc_reads_the_same_rows_as_http_and_is_refused_what_http_refuses() {
         v["rows"], http["rows"],
         "the same rows over Flight SQL and HTTP"
     );
+    assert_eq!(v["polars_rows"], http["rows"], "and through Polars");
     assert_eq!(
         v["columns"],
         serde_json::json!(["style_id", "market", "verdict", "p_keep", "reorder_units"])

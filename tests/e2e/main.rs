@@ -3,8 +3,10 @@
 mod attacks;
 mod backtest;
 mod bad_input;
+mod clients;
 mod daily;
 mod decide;
+mod escapes;
 mod flight;
 mod ingest;
 mod notebooks;

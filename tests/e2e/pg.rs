@@ -5,9 +5,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::clients::{jdbc_probe, node_probe};
 use crate::server::{Server, sample_copy, token};
 use crate::sql::{sql, still_serving};
-use crate::support::{path_str, run_python, stdout_of};
+use crate::support::{path_str, run_python};
 
 /// psql's result: (success, stdout, stderr). Unaligned, tuples only, verbose errors so
 /// the SQLSTATE is printed.
@@ -229,6 +230,11 @@ with engine.connect() as conn:
     frame = pd.read_sql(sa.text("SELECT style_id, list_price FROM styles WHERE list_price >= :p ORDER BY style_id"),
                         conn, params={"p": 40.0})
     out["dear"] = [[r.style_id, float(r.list_price)] for r in frame.itertuples()]
+# Polars reads through the same engine, with bound parameters.
+import polars as pl
+out["polars"] = [list(r) for r in pl.read_database(
+    sa.text("SELECT style_id, list_price FROM styles WHERE list_price >= :p ORDER BY style_id"),
+    engine, execute_options={"parameters": {"p": 40.0}}).rows()]
 inspector = sa.inspect(engine)
 out["schemas"] = inspector.get_schema_names()
 out["tables"] = sorted(inspector.get_table_names())
@@ -368,6 +374,7 @@ async fn sqlalchemy_connects_inspects_reflects_streams_and_reads_with_parameters
             .collect()
     };
     assert_eq!(pairs("reflected"), dear);
+    assert_eq!(pairs("polars"), dear);
     assert_eq!(pairs("named_cursor"), dear);
     // 200 styles streamed through a server-side cursor in parts of at most 50.
     let parts: Vec<u64> = v["streamed"]
@@ -660,33 +667,7 @@ async fn pgjdbc_reads_the_catalog_reuses_prepared_statements_and_reads_typed_val
     let server = Server::start_with(data, &["--pg-listen", "127.0.0.1:0"]);
     let pg = server.pg.clone().unwrap();
 
-    let classes = tempfile::tempdir().unwrap();
-    let source =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/jdbc/JdbcProbe.java");
-    let javac = Command::new("javac")
-        .args(["-d", path_str(classes.path()), path_str(&source)])
-        .output()
-        .expect("javac runs (openjdk-17-jdk-headless, installed by scripts/deps)");
-    assert!(
-        javac.status.success(),
-        "{}",
-        String::from_utf8_lossy(&javac.stderr)
-    );
-    let jar = "/usr/share/java/postgresql.jar";
-    assert!(
-        std::path::Path::new(jar).exists(),
-        "{jar} (libpostgresql-jdbc-java, installed by scripts/deps)"
-    );
-    let mut run = Command::new("java");
-    run.args([
-        "-cp",
-        &format!("{jar}:{}", path_str(classes.path())),
-        "JdbcProbe",
-    ])
-    .env("JDBC_URL", format!("jdbc:postgresql://{pg}/assay"))
-    .env("PGUSER", "ana")
-    .env("PGPASSWORD", &analyst);
-    let v: Value = serde_json::from_str(&stdout_of(run, "java")).unwrap();
+    let v = jdbc_probe(&pg, "ana", &analyst, &[], &[]);
     let texts = |step: &str| -> Vec<String> {
         v[step]
             .as_array()
@@ -774,6 +755,12 @@ async fn pgjdbc_reads_the_catalog_reuses_prepared_statements_and_reads_typed_val
     .await;
     assert_eq!(typed.join("\n") + "\n", over_http);
 
+    let last = http_rows(&server.base, &analyst, "SELECT max(style_id) FROM styles").await;
+    assert_eq!(
+        v["fetch_size"],
+        serde_json::json!(["200", last.trim()]),
+        "every row, read in parts"
+    );
     let refused = v["refused"].as_str().unwrap();
     assert!(refused.starts_with("42501"), "{refused}");
     still_serving(&reqwest::Client::new(), &server.base).await;
@@ -787,28 +774,7 @@ async fn node_postgres_binds_parameters_reuses_named_statements_and_reads_types(
     let analyst = token(data, "analyst", "ana");
     let server = Server::start_with(data, &["--pg-listen", "127.0.0.1:0"]);
     let pg = server.pg.clone().expect("the pgwire address is reported");
-    let (host, port) = pg.rsplit_once(':').unwrap();
-    let modules = std::env::var("ASSAY_NODE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/assay-node")
-        })
-        .join("node_modules");
-    assert!(
-        modules.join("pg").exists(),
-        "{} (node-postgres, installed by scripts/deps)",
-        modules.display()
-    );
-    let probe =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/node/pg_probe.js");
-    let mut run = Command::new("node");
-    run.arg(&probe)
-        .env("NODE_PATH", &modules)
-        .env("PGHOST", host)
-        .env("PGPORT", port)
-        .env("PGUSER", "ana")
-        .env("PGPASSWORD", &analyst);
-    let v: Value = serde_json::from_str(&stdout_of(run, "node")).unwrap();
+    let v = node_probe(&pg, "ana", &analyst, &[], &[]);
 
     // Bound parameters answer as the same query over HTTP.
     let dear = http_rows(&server.base, &analyst, DEAR).await;

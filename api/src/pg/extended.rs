@@ -1,6 +1,8 @@
 //! The extended query protocol (Parse, Bind, Execute: psycopg's, pgjdbc's and
-//! node-postgres's path) with three checks before datafusion-postgres parses the text:
-//! its size, that it holds one statement, and that it parses (a syntax error, 42601). datafusion-postgres keeps the first
+//! node-postgres's path) with four checks before datafusion-postgres parses the text:
+//! its size, that it holds one statement, that it is none of DataFusion's own writes
+//! (`COPY … TO`, `CREATE EXTERNAL TABLE`: 42501, as over the simple protocol), and that
+//! it parses (a syntax error, 42601). datafusion-postgres keeps the first
 //! statement of a Parse and silently drops the rest; PostgreSQL refuses them
 //! ("cannot insert multiple commands into a prepared statement"), and so does assay.
 
@@ -57,6 +59,11 @@ impl QueryParser for GuardedParser {
             return Err(hook::syntax_error(
                 "a Parse message holds one statement; send the others in their own Parse (or use the simple query protocol)",
             ));
+        }
+        // Refused as the simple protocol and HTTP refuse it, before the PostgreSQL
+        // grammar calls it a syntax error.
+        if let Some(what) = hook::datafusion_only_statement(sql) {
+            return Err(hook::not_allowed(&what));
         }
         self.syntax.check(sql)?;
         self.inner.parse_sql(client, sql, types).await

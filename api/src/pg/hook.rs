@@ -263,20 +263,24 @@ fn first_words(statement: &Statement) -> String {
 }
 
 /// DataFusion's own statements (`CREATE EXTERNAL TABLE`, `COPY … TO`) in the text, if
-/// any. The PostgreSQL parser that runs before the hooks cannot even parse some of them,
-/// so they would fail with a parse error instead of the refusal they deserve.
+/// any, also under `EXPLAIN`. The PostgreSQL parser that runs before the hooks cannot
+/// even parse some of them, and plans the others as its own `COPY`, so they would fail
+/// with a parse or planning error instead of the refusal they meet over HTTP.
 pub fn datafusion_only_statement(sql: &str) -> Option<String> {
     use datafusion::sql::parser::{DFParser, Statement as DfStatement};
-    let statements = DFParser::parse_sql(sql).ok()?;
-    statements.iter().find_map(|s| match s {
-        DfStatement::CreateExternalTable(t) => Some(format!(
-            "`CREATE EXTERNAL TABLE {} … LOCATION '{}'`",
-            t.name,
-            t.locations.join("', '")
-        )),
-        DfStatement::CopyTo(c) => Some(format!("`COPY … TO '{}'`", c.target)),
-        _ => None,
-    })
+    fn refused(s: &DfStatement) -> Option<String> {
+        match s {
+            DfStatement::CreateExternalTable(t) => Some(format!(
+                "`CREATE EXTERNAL TABLE {} … LOCATION '{}'`",
+                t.name,
+                t.locations.join("', '")
+            )),
+            DfStatement::CopyTo(c) => Some(format!("`COPY … TO '{}'`", c.target)),
+            DfStatement::Explain(e) => refused(&e.statement),
+            _ => None,
+        }
+    }
+    DFParser::parse_sql(sql).ok()?.iter().find_map(refused)
 }
 
 fn user_error(code: &str, message: String) -> PgWireError {
@@ -564,6 +568,11 @@ mod tests {
             )
             .is_some()
         );
+        assert!(
+            datafusion_only_statement("EXPLAIN ANALYZE COPY (SELECT 1) TO '/tmp/x.csv'")
+                .is_some_and(|what| what.contains("/tmp/x.csv"))
+        );
         assert!(datafusion_only_statement("SELECT 1").is_none());
+        assert!(datafusion_only_statement("EXPLAIN SELECT 1").is_none());
     }
 }

@@ -4,6 +4,10 @@
 //
 //   JDBC_URL=jdbc:postgresql://127.0.0.1:PORT/assay PGUSER=… PGPASSWORD=… \
 //     java -cp /usr/share/java/postgresql.jar:. JdbcProbe
+//
+// With the argument `escapes`, it runs instead each statement of the file named by
+// ESCAPES (one per line) over the simple query protocol and as a server-prepared
+// statement, and prints the SQLSTATE each was refused with ("ran" if it was not).
 
 import java.sql.*;
 import java.util.*;
@@ -45,10 +49,57 @@ public class JdbcProbe {
         return values;
     }
 
-    public static void main(String[] args) throws Exception {
+    static Properties login() {
         Properties login = new Properties();
         login.setProperty("user", System.getenv("PGUSER"));
         login.setProperty("password", System.getenv("PGPASSWORD"));
+        return login;
+    }
+
+    static String sqlState(SQLException e) {
+        return quote(e.getSQLState() == null ? e.getMessage() : e.getSQLState());
+    }
+
+    static void escapes() throws Exception {
+        List<String> statements = java.nio.file.Files.readAllLines(java.nio.file.Path.of(System.getenv("ESCAPES")));
+        Properties simpleLogin = login();
+        simpleLogin.setProperty("preferQueryMode", "simple");
+        Properties preparedLogin = login();
+        // Named on the server from the first execution.
+        preparedLogin.setProperty("prepareThreshold", "1");
+        List<String> simple = new ArrayList<>(), prepared = new ArrayList<>();
+        String after;
+        try (Connection s = DriverManager.getConnection(System.getenv("JDBC_URL"), simpleLogin);
+             Connection p = DriverManager.getConnection(System.getenv("JDBC_URL"), preparedLogin)) {
+            for (String sql : statements) {
+                try (Statement st = s.createStatement()) {
+                    st.execute(sql);
+                    simple.add(quote("ran"));
+                } catch (SQLException e) {
+                    simple.add(sqlState(e));
+                }
+                try (PreparedStatement ps = p.prepareStatement(sql)) {
+                    ps.execute();
+                    prepared.add(quote("ran"));
+                } catch (SQLException e) {
+                    prepared.add(sqlState(e));
+                }
+            }
+            try (Statement st = p.createStatement(); ResultSet r = st.executeQuery("SELECT count(*) FROM styles")) {
+                r.next();
+                after = quote(String.valueOf(r.getLong(1)));
+            }
+        }
+        System.out.println("{\"simple\":" + list(simple) + ",\"prepared\":" + list(prepared)
+                + ",\"after\":" + after + "}");
+    }
+
+    public static void main(String[] args) throws Exception {
+        if (args.length > 0 && args[0].equals("escapes")) {
+            escapes();
+            return;
+        }
+        Properties login = login();
         StringBuilder out = new StringBuilder("{");
         try (Connection c = DriverManager.getConnection(System.getenv("JDBC_URL"), login)) {
             DatabaseMetaData md = c.getMetaData();
@@ -98,6 +149,26 @@ public class JdbcProbe {
                     }
                 }
                 return list(rows);
+            });
+            // A fetch size inside a transaction: pgjdbc reads through a portal, 40 rows
+            // per round trip.
+            step(out, "fetch_size", () -> {
+                c.setAutoCommit(false);
+                try (Statement st = c.createStatement()) {
+                    st.setFetchSize(40);
+                    long n = 0;
+                    String last = null;
+                    try (ResultSet r = st.executeQuery("SELECT style_id FROM styles ORDER BY style_id")) {
+                        while (r.next()) {
+                            n++;
+                            last = r.getString(1);
+                        }
+                    }
+                    c.commit();
+                    return list(List.of(quote(String.valueOf(n)), quote(last)));
+                } finally {
+                    c.setAutoCommit(true);
+                }
             });
             step(out, "refused", () -> {
                 try (PreparedStatement ps = c.prepareStatement(

@@ -2,7 +2,34 @@
 // JSON object for tests/e2e/pg.rs to check. Each step records its answer or its error.
 //
 //   PGHOST=127.0.0.1 PGPORT=… PGUSER=… PGPASSWORD=… node pg_probe.js
+//
+// With the argument `escapes`, it runs instead each statement of the file named by
+// ESCAPES (one per line) as a simple query and as a named prepared statement, and
+// prints the SQLSTATE each was refused with ("ran" if it was not).
+const fs = require("fs");
 const { Client } = require("pg");
+
+async function escapes() {
+  const client = new Client({ database: "assay" });
+  await client.connect();
+  const statements = fs.readFileSync(process.env.ESCAPES, "utf8").split("\n").filter((l) => l);
+  const outcome = async (query) => {
+    try {
+      await client.query(query);
+      return "ran";
+    } catch (e) {
+      return e.code || String(e.message);
+    }
+  };
+  const out = { simple: [], prepared: [] };
+  for (const [i, text] of statements.entries()) {
+    out.simple.push(await outcome(text));
+    out.prepared.push(await outcome({ name: `escape-${i}`, text }));
+  }
+  out.after = String((await client.query("SELECT count(*) AS n FROM styles")).rows[0].n);
+  await client.end();
+  console.log(JSON.stringify(out));
+}
 
 async function main() {
   const client = new Client({ database: "assay" });
@@ -64,7 +91,7 @@ async function main() {
   console.log(JSON.stringify(out));
 }
 
-main().catch((e) => {
+(process.argv[2] === "escapes" ? escapes() : main()).catch((e) => {
   console.error(e);
   process.exit(1);
 });
