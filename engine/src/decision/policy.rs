@@ -64,11 +64,6 @@ pub struct Rules {
     pub day_dispersion: f64,
     /// Probability that the best reorder makes money needed to keep (`profit` rule).
     pub profit_probability: f64,
-    /// The reorder a keep places is cut to the largest that makes money with this
-    /// probability (absent: `profit_probability`). Lower orders more on the styles
-    /// kept, without keeping more of them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub order_probability: Option<f64>,
     /// The `profit` rule keeps testing while deciding this many days later is expected
     /// to earn more than deciding now (0, the default: never weighed; see BENCHMARKS.md
     /// for where it pays)...
@@ -111,7 +106,6 @@ impl Default for Rules {
             decay_half_life_days: 28.0,
             day_dispersion: 5.0,
             profit_probability: 0.8,
-            order_probability: None,
             wait_days: 0.0,
             waiting_value_share: 0.005,
             reversal_probability: 0.9,
@@ -395,9 +389,6 @@ impl Policy {
                 }
             }
             prob("profit_probability", r.profit_probability)?;
-            if let Some(p) = r.order_probability {
-                prob("order_probability", p)?;
-            }
             prob("reversal_probability", r.reversal_probability)?;
         }
         let p = &self.priors;

@@ -52,12 +52,9 @@ pub struct PlanInputs<'a> {
     pub unit_cost: f64,
     pub salvage_value: f64,
     pub moq: i64,
-    /// A keep needs an order that makes money with at least this probability
-    /// ([`ReorderPlan::confident_units`]; 0: any order that is expected to pay)...
+    /// The order is cut to the largest one that makes money with at least this
+    /// probability (0: no cut).
     pub min_p_profit: f64,
-    /// ...and the order placed is cut to the largest one that makes money with at least
-    /// this probability (0: no cut).
-    pub order_p_profit: f64,
     /// Days of waiting whose worth the plan weighs (0: not weighed).
     pub wait_days: f64,
     pub seed: u64,
@@ -68,10 +65,6 @@ pub struct PlanInputs<'a> {
 pub struct ReorderPlan {
     /// 0, or at least the MOQ.
     pub units: i64,
-    /// The largest order (0, or at least the MOQ) that makes money with probability
-    /// `min_p_profit`, and that probability: a keep needs one.
-    pub confident_units: i64,
-    pub confident_p_profit: f64,
     /// Expected profit of the reorder over the season, against not reordering.
     pub expected_profit: f64,
     /// Probability that it makes money.
@@ -264,56 +257,45 @@ pub fn plan_reorder(i: &PlanInputs<'_>) -> ReorderPlan {
     };
     let critical = (margin - overage) / margin;
     let index = ((critical * n).ceil() as usize).clamp(1, DRAWS) - 1;
-    let best = unmet[index].ceil() as i64;
+    let mut units = unmet[index].ceil() as i64;
+    // Cutting the order to the largest that still pays with probability
+    // `min_p_profit` gives up little expected profit (it is flat near its peak) and
+    // turns a wide posterior into a smaller order rather than no order at all.
+    if i.min_p_profit > 0.0 {
+        let pays = ((i.min_p_profit.min(1.0) * n).ceil() as usize).clamp(1, DRAWS);
+        let mut cap = (unmet[DRAWS - pays] * margin / overage).floor() as i64;
+        while cap > 0 && p_profit(cap as f64) < i.min_p_profit {
+            cap -= 1;
+        }
+        units = units.min(cap.max(0));
+    }
     // The smallest order allowed, and how likely it is to make money at all.
     let p_reorder_pays = p_profit(i.moq.max(1) as f64);
-    // Cutting the order to the largest that still pays with probability `min_p`
-    // gives up little expected profit (it is flat near its peak) and turns a wide
-    // posterior into a smaller order rather than no order at all.
-    let order_at = |min_p: f64| {
-        let mut units = best;
-        if min_p > 0.0 {
-            let pays = ((min_p.min(1.0) * n).ceil() as usize).clamp(1, DRAWS);
-            let mut cap = (unmet[DRAWS - pays] * margin / overage).floor() as i64;
-            while cap > 0 && p_profit(cap as f64) < min_p {
-                cap -= 1;
-            }
-            units = units.min(cap.max(0));
-        }
-        if units > 0 && units < i.moq {
-            units = if p_reorder_pays >= min_p { i.moq } else { 0 };
-        }
-        if units > 0 && profit(units as f64) <= 0.0 {
-            units = 0;
-        }
-        units
-    };
-    let units = order_at(i.order_p_profit);
-    let confident_units = if i.order_p_profit == i.min_p_profit {
-        units
-    } else {
-        order_at(i.min_p_profit)
-    };
+    if units > 0 && units < i.moq {
+        units = if p_reorder_pays >= i.min_p_profit {
+            i.moq
+        } else {
+            0
+        };
+    }
+    if units > 0 && profit(units as f64) <= 0.0 {
+        units = 0;
+    }
     let expected_profit = if units > 0 { profit(units as f64) } else { 0.0 };
     let value_of_waiting = if i.wait_days > 0.0 {
         super::waiting::value_of_waiting(i, &params, &unmet).max(0.0)
     } else {
         0.0
     };
-    let p_profit_of = |units: i64| {
-        if units > 0 {
+    ReorderPlan {
+        units,
+        expected_profit,
+        value_of_waiting,
+        p_profit: if units > 0 {
             p_profit(units as f64)
         } else {
             0.0
-        }
-    };
-    ReorderPlan {
-        units,
-        confident_units,
-        confident_p_profit: p_profit_of(confident_units),
-        expected_profit,
-        value_of_waiting,
-        p_profit: p_profit_of(units),
+        },
         p_reorder_pays,
         by_market: allocate(units, &unmet_by_market),
         ..forecast
@@ -413,7 +395,6 @@ pub(super) mod tests {
             salvage_value: 5.0,
             moq: 50,
             min_p_profit: 0.0,
-            order_p_profit: 0.0,
             wait_days: 0.0,
             seed: 7,
         }
@@ -491,7 +472,6 @@ pub(super) mod tests {
         let free = plan_reorder(&wide);
         let cut = plan_reorder(&PlanInputs {
             min_p_profit: 0.9,
-            order_p_profit: 0.9,
             ..wide.clone()
         });
         assert!(free.p_profit < 0.9, "{free:?}");
@@ -508,38 +488,6 @@ pub(super) mod tests {
             cut.expected_profit > 0.8 * free.expected_profit,
             "{cut:?} vs {free:?}"
         );
-    }
-
-    #[test]
-    fn a_lower_order_probability_orders_more_on_the_same_confidence() {
-        let markets = [MarketState {
-            rate_shape: 4.0,
-            rate_rate: 0.4,
-            exposure_days: 10.0,
-            on_hand: 40,
-        }];
-        let at = |order_p_profit: f64| {
-            plan_reorder(&PlanInputs {
-                unit_cost: 15.0,
-                min_p_profit: 0.9,
-                order_p_profit,
-                ..inputs(&markets)
-            })
-        };
-        let strict = at(0.9);
-        assert_eq!(strict.units, strict.confident_units);
-        let mut last = strict.units;
-        for p in [0.8, 0.7, 0.6, 0.5] {
-            let plan = at(p);
-            // The keep's evidence is the same order as before...
-            assert_eq!(plan.confident_units, strict.confident_units, "{p}");
-            assert_eq!(plan.confident_p_profit, strict.confident_p_profit, "{p}");
-            // ...and the order placed grows, paying less often.
-            assert!(plan.units >= last, "{p}: {} < {last}", plan.units);
-            assert!(plan.p_profit >= p, "{p}: {plan:?}");
-            last = plan.units;
-        }
-        assert!(last > strict.units, "{last} vs {}", strict.units);
     }
 
     /// Share of the plan's draws whose unmet demand exceeds `breakeven`.

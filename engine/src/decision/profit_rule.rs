@@ -11,8 +11,7 @@
 //! that sold out early counts at the rate it sold at while in stock.
 //!
 //! The call is the reorder's: **keep** when the best reorder ([`plan_reorder`]) is
-//! expected to make money with probability at least `profit_probability` (the order
-//! placed is cut at `order_probability`, by default the same); **drop** when
+//! expected to make money with probability at least `profit_probability`; **drop** when
 //! no reorder is likely to pay (P ≤ 1 − `drop_probability`), when returns are too high,
 //! or when a reorder would arrive after the season; at the test deadline, or once sold
 //! out everywhere (no more can be learnt), keep if the best reorder's expected profit is
@@ -185,7 +184,6 @@ fn decide_style(
         salvage_value: salvage,
         moq: obs.moq,
         min_p_profit: rules.profit_probability,
-        order_p_profit: rules.order_probability.unwrap_or(rules.profit_probability),
         wait_days: if could_wait(obs, rules) {
             rules.wait_days
         } else {
@@ -294,11 +292,7 @@ fn rule(
         || obs.days_live < rules.min_days_live
         || obs.exposure_days < rules.min_exposure_days;
     if too_early {
-        if obs.sold_out
-            && plan.units > 0
-            && plan.confident_units > 0
-            && plan.confident_p_profit >= rules.sold_out_keep_probability
-        {
+        if obs.sold_out && plan.units > 0 && plan.p_profit >= rules.sold_out_keep_probability {
             return keep(reasons);
         }
         reasons.push(Reason::TooEarly);
@@ -313,17 +307,13 @@ fn rule(
     let tolerance =
         rules.waiting_value_share * obs.test_batch_units.max(0) as f64 * obs.unit_cost.max(0.0);
     let worth_waiting = could_wait(obs, rules) && plan.value_of_waiting > tolerance;
-    // A keep needs an order that pays with `profit_probability`; the order it places
-    // may be larger (`order_probability`).
-    let pays = plan.units > 0
-        && plan.confident_units > 0
-        && plan.confident_p_profit >= rules.profit_probability;
-    let calls = pays || plan.p_reorder_pays <= 1.0 - rules.drop_probability;
+    let calls = (plan.units > 0 && plan.p_profit >= rules.profit_probability)
+        || plan.p_reorder_pays <= 1.0 - rules.drop_probability;
     if calls && worth_waiting {
         reasons.push(Reason::Uncertain);
         return (Verdict::Test, reasons, 0.0);
     }
-    if pays {
+    if plan.units > 0 && plan.p_profit >= rules.profit_probability {
         return keep(reasons);
     }
     if plan.p_reorder_pays <= 1.0 - rules.drop_probability {
