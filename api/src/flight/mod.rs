@@ -76,9 +76,11 @@ pub fn serve(
         tokens,
     });
     // Past the cap a connection is closed at once: gRPC clients see UNAVAILABLE and
-    // retry.
-    let admitted =
-        tonic::transport::server::TcpIncoming::from(listener).filter_map(move |accepted| {
+    // retry. No Nagle: a call's small frames would otherwise wait for the client's
+    // delayed ACK (~40 ms each; a prepared statement's five calls took 88 ms).
+    let admitted = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .filter_map(move |accepted| {
             let admitted = match accepted {
                 Ok(stream) => cap.admit().map(|place| Ok(Admitted::new(stream, place))),
                 Err(e) => Some(Err(e)),
