@@ -147,6 +147,9 @@ impl PgServer {
                     continue;
                 }
             };
+            // As pgwire's own loop does: a reply's last small frame must not wait for
+            // the client's delayed ACK.
+            let _ = socket.set_nodelay(true);
             let place = self.cap.admit();
             let handlers = Connection {
                 simple: Arc::new(SimpleQueries {
