@@ -25,7 +25,14 @@ pub(super) fn value_of_waiting(i: &PlanInputs<'_>, params: &[DrawParams], now: &
     if margin <= overage || params.is_empty() || i.wait_days <= 0.0 {
         return 0.0;
     }
-    let (_, deciding_now) = best_order(now, &vec![1.0; now.len()], margin, overage, i.moq);
+    let (_, deciding_now) = best_order(
+        now,
+        &ascending(now),
+        &vec![1.0; now.len()],
+        margin,
+        overage,
+        i.moq,
+    );
     if arrival >= i.season_days {
         // A reorder placed after waiting would come too late: waiting loses it all.
         return -deciding_now;
@@ -62,6 +69,12 @@ pub(super) fn value_of_waiting(i: &PlanInputs<'_>, params: &[DrawParams], now: &
         unmet.push((short - open).max(0.0));
     }
     let k = i.curve.day_dispersion;
+    // Shared by every scenario: each reweighs the same draws.
+    let ln_expected: Vec<f64> = expected
+        .iter()
+        .map(|&mu| if mu > 0.0 { mu.ln() } else { 0.0 })
+        .collect();
+    let by_unmet = ascending(&unmet);
     let scenarios: Vec<f64> = (0..n)
         .map(|truth| {
             let seen = shown[truth];
@@ -77,12 +90,13 @@ pub(super) fn value_of_waiting(i: &PlanInputs<'_>, params: &[DrawParams], now: &
             let weights: Vec<f64> = {
                 let log_weights: Vec<f64> = expected
                     .iter()
+                    .zip(&ln_expected)
                     .enumerate()
-                    .map(|(d, &mu)| {
+                    .map(|(d, (&mu, &ln_mu))| {
                         if d == truth {
                             f64::NEG_INFINITY
                         } else if mu > 0.0 {
-                            (seen * mu.ln() - mu) / phi
+                            (seen * ln_mu - mu) / phi
                         } else if seen > 0.0 {
                             f64::NEG_INFINITY
                         } else {
@@ -96,26 +110,39 @@ pub(super) fn value_of_waiting(i: &PlanInputs<'_>, params: &[DrawParams], now: &
                     .fold(f64::NEG_INFINITY, f64::max);
                 log_weights.iter().map(|lw| (lw - top).exp()).collect()
             };
-            let (q, _) = best_order(&unmet, &weights, margin, overage, i.moq);
+            let (q, _) = best_order(&unmet, &by_unmet, &weights, margin, overage, i.moq);
             margin * unmet[truth].min(q) - overage * q
         })
         .collect();
     scenarios.iter().sum::<f64>() / scenarios.len() as f64 - deciding_now
 }
 
-/// The best order against weighted draws of unmet demand — the newsvendor quantile,
-/// raised to the MOQ, or 0 when that does not pay — and its expected profit.
-fn best_order(unmet: &[f64], weights: &[f64], margin: f64, overage: f64, moq: i64) -> (f64, f64) {
+/// The indices of `values`, smallest value first (ties in index order).
+fn ascending(values: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    order
+}
+
+/// The best order against weighted draws of unmet demand (`order`: their indices,
+/// smallest first) — the newsvendor quantile, raised to the MOQ, or 0 when that does
+/// not pay — and its expected profit.
+fn best_order(
+    unmet: &[f64],
+    order: &[usize],
+    weights: &[f64],
+    margin: f64,
+    overage: f64,
+    moq: i64,
+) -> (f64, f64) {
     let total: f64 = weights.iter().sum();
     if total <= 0.0 || !total.is_finite() {
         return (0.0, 0.0);
     }
-    let mut order: Vec<usize> = (0..unmet.len()).collect();
-    order.sort_by(|&a, &b| unmet[a].total_cmp(&unmet[b]));
     let critical = (margin - overage) / margin * total;
     let mut cumulative = 0.0;
     let mut q = 0.0;
-    for &d in &order {
+    for &d in order {
         cumulative += weights[d];
         if cumulative >= critical {
             q = unmet[d].ceil();
@@ -196,7 +223,7 @@ mod tests {
     fn the_best_value_is_the_best_order() {
         let unmet: Vec<f64> = (0..100).map(f64::from).collect();
         let weights = vec![1.0; 100];
-        let (_, best) = best_order(&unmet, &weights, 20.0, 5.0, 1);
+        let (_, best) = best_order(&unmet, &ascending(&unmet), &weights, 20.0, 5.0, 1);
         let brute = (0..=100)
             .map(|q| {
                 let q = f64::from(q);
