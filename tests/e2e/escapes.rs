@@ -6,13 +6,13 @@
 //! untouched, and the server goes on serving each client.
 
 use std::path::Path;
-use std::process::Command;
 
 use assay_api::error_codes::codes;
 use assay_engine::ErrorKind;
 use serde_json::Value;
 
 use crate::clients::{jdbc_probe, node_probe};
+use crate::pg::{http_rows, psql};
 use crate::server::{Server, sample_copy, token};
 use crate::sql::{sql, still_serving};
 use crate::support::{path_str, run_python};
@@ -23,8 +23,8 @@ struct Escape {
     kind: ErrorKind,
 }
 
-/// Writes, reads outside the data, DDL, session settings — alone, inside `EXPLAIN` and
-/// behind a harmless first statement. `victim` is a file no statement may create.
+/// Writes, reads outside the data, DDL, session settings — alone and inside `EXPLAIN
+/// ANALYZE`. `victim` is a file no statement may create.
 fn escapes(victim: &Path) -> Vec<Escape> {
     let victim = victim.display();
     let refused = |sql: String| Escape {
@@ -60,31 +60,17 @@ fn escapes(victim: &Path) -> Vec<Escape> {
     list
 }
 
-/// psql's SQLSTATE for `statement` over the simple query protocol ("ran" if none).
+/// psql's SQLSTATE for `statement` over the simple query protocol ("ran" if none):
+/// the code its verbose error names (`ERROR:  42501: …`).
 fn psql_state(pg: &str, password: &str, statement: &str) -> String {
-    let (host, port) = pg.rsplit_once(':').unwrap();
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-At",
-            "-v",
-            "VERBOSITY=verbose",
-            "-d",
-            &format!("host={host} port={port} user=ana dbname=assay"),
-            "-c",
-            statement,
-        ])
-        .env("PGPASSWORD", password)
-        .output()
-        .expect("psql runs (postgresql-client, installed by scripts/deps)");
-    if out.status.success() {
+    let (ok, _, err) = psql(pg, "ana", password, statement);
+    if ok {
         return "ran".into();
     }
-    let err = String::from_utf8_lossy(&out.stderr);
     err.split("ERROR:  ")
         .nth(1)
         .and_then(|rest| rest.split(':').next())
-        .map_or_else(|| err.to_string(), str::to_owned)
+        .map_or_else(|| err.clone(), str::to_owned)
 }
 
 const PYTHON_CLIENTS: &str = r#"
@@ -144,17 +130,7 @@ async fn every_client_is_refused_every_escape_in_its_own_protocols_code() {
     std::fs::write(&file, lines).unwrap();
     let client = reqwest::Client::new();
     let settings = "SELECT name, value FROM information_schema.df_settings ORDER BY name";
-    let settings_before: Value = sql(
-        &client,
-        &server.base,
-        &analyst,
-        settings,
-        "application/json",
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let settings_before = http_rows(&server.base, &analyst, settings).await;
 
     // What each client met, per statement, in its own terms.
     let mut met: Vec<(String, Vec<String>)> = Vec::new();
@@ -230,18 +206,11 @@ async fn every_client_is_refused_every_escape_in_its_own_protocols_code() {
         wrong.join("\n")
     );
     assert!(!victim.exists(), "an escape wrote {}", victim.display());
-    let settings_after: Value = sql(
-        &client,
-        &server.base,
-        &analyst,
-        settings,
-        "application/json",
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    assert_eq!(settings_after["rows"], settings_before["rows"]);
+    assert_eq!(
+        http_rows(&server.base, &analyst, settings).await,
+        settings_before,
+        "the shared session's settings are untouched"
+    );
     still_serving(&client, &server.base).await;
     server.stop();
 }

@@ -12,7 +12,7 @@ use crate::support::{path_str, run_python};
 
 /// psql's result: (success, stdout, stderr). Unaligned, tuples only, verbose errors so
 /// the SQLSTATE is printed.
-fn psql(pg: &str, user: &str, password: &str, command: &str) -> (bool, String, String) {
+pub(crate) fn psql(pg: &str, user: &str, password: &str, command: &str) -> (bool, String, String) {
     psql_with(pg, user, password, "", command)
 }
 
@@ -55,7 +55,7 @@ fn psql_ok(pg: &str, user: &str, password: &str, command: &str) -> String {
 }
 
 /// The HTTP answer as psql's unaligned text: `a|b` per row.
-async fn http_rows(base: &str, token: &str, text: &str) -> String {
+pub(crate) async fn http_rows(base: &str, token: &str, text: &str) -> String {
     let client = reqwest::Client::new();
     let r = sql(&client, base, token, text, "application/json").await;
     assert_eq!(r.status(), 200);
