@@ -17,7 +17,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 
-use super::formats::{self, Event, Format, Header, Reject};
+use super::formats::{Event, Format, Header, Reject, RowFormat, RowMemory};
 use super::{columnar, io_err, rows};
 use crate::error::{EngineError, Result};
 
@@ -346,7 +346,8 @@ pub(crate) fn decode_row_group(group: &RowGroup) -> Result<Decoded> {
         .map_err(|e| unreadable(format!("not a readable Parquet file: {e}")))?;
     let options = FormatOptions::default().with_null("");
     let mut out = Decoded::new(source);
-    let mut unused = HashMap::new();
+    let rows = Format::EventsParquet.rows();
+    let mut unused = RowMemory::default();
     let mut first_line = group.first_line;
     for batch in reader {
         let batch = batch.map_err(|e| unreadable(format!("corrupt data: {e}")))?;
@@ -375,8 +376,7 @@ pub(crate) fn decode_row_group(group: &RowGroup) -> Result<Decoded> {
                         }
                     })
                     .collect();
-                let format = Format::EventsParquet;
-                match formats::parse_record(format, &group.header, &record, "", &mut unused) {
+                match rows.parse(&group.header, &record, "", &mut unused) {
                     Ok(event) => out.push_event(&event),
                     Err(reject) => out.reject(first_line + row as u64, &record, &reject)?,
                 }
@@ -403,12 +403,12 @@ fn csv_reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
 /// How to read the records of one CSV source.
 pub(crate) struct CsvSource {
     pub source: Arc<PathBuf>,
-    pub format: Format,
+    pub rows: &'static dyn RowFormat,
     pub header: Header,
     pub market: String,
-    /// H&M counts identical lines of a day across rows (each is one more unit sold),
-    /// so its pieces must be decoded in order, by one worker, with this state.
-    pub occurrences: Mutex<(String, HashMap<[u8; 16], u32>)>,
+    /// What an ordered format remembers across rows: its pieces are decoded in order,
+    /// by one worker, with this.
+    pub memory: Mutex<RowMemory>,
 }
 
 impl CsvSource {
@@ -441,28 +441,28 @@ impl CsvSource {
             .map_err(|m| unreadable(format!("not a {format:?} file: {m}")))?;
         Ok(Self {
             source: Arc::new(path.to_path_buf()),
-            format,
+            rows: format.rows(),
             header,
             market: market.to_string(),
-            occurrences: Mutex::new((String::new(), HashMap::new())),
+            memory: Mutex::new(RowMemory::default()),
         })
     }
 
     /// Whether pieces may be decoded on several workers at once.
     pub(crate) fn parallel(&self) -> bool {
-        self.format != Format::Hm
+        !self.rows.ordered()
     }
 
     pub(crate) fn decode(&self, piece: CsvPiece) -> Result<Decoded> {
         let mut out = Decoded::new(&self.source);
-        // Only H&M's pieces share state: the others must not wait on each other here.
-        let mut unshared = (String::new(), HashMap::new());
-        let mut shared = (self.format == Format::Hm)
-            .then(|| self.occurrences.lock().expect("no decoder panicked"));
-        let (occurrence_day, occurrences) = match shared.as_deref_mut() {
-            Some(state) => (&mut state.0, &mut state.1),
-            None => (&mut unshared.0, &mut unshared.1),
-        };
+        // Only an ordered format's pieces share memory: the others must not wait on
+        // each other here.
+        let mut unshared = RowMemory::default();
+        let mut shared = self
+            .rows
+            .ordered()
+            .then(|| self.memory.lock().expect("no decoder panicked"));
+        let memory = shared.as_deref_mut().unwrap_or(&mut unshared);
         let mut reader = csv_reader(&piece.bytes);
         let mut record = csv::StringRecord::new();
         // The line a record starts on, in the whole file.
@@ -488,21 +488,7 @@ impl CsvSource {
                     return Err(EngineError::Ingest(message));
                 }
             }
-            // H&M's file is sorted by day: identical lines are counted within their day.
-            if self.format == Format::Hm {
-                let day = record.get(0).unwrap_or_default();
-                if day != occurrence_day {
-                    occurrences.clear();
-                    *occurrence_day = day.to_string();
-                }
-            }
-            let parsed = formats::parse_record(
-                self.format,
-                &self.header,
-                &record,
-                &self.market,
-                occurrences,
-            );
+            let parsed = self.rows.parse(&self.header, &record, &self.market, memory);
             match parsed {
                 Ok(event) => out.push_event(&event),
                 Err(reject) => out.reject(line_of(record.position()), &record, &reject)?,
@@ -675,6 +661,7 @@ impl<R: std::io::Read> Iterator for CsvPieces<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::formats::blank_event;
 
     fn records(bytes: &[u8]) -> Vec<Vec<String>> {
         csv_reader(bytes)
@@ -737,7 +724,7 @@ mod tests {
         for (i, s) in seconds.iter().enumerate() {
             let id = format!("{name}-{i}");
             let at = start.to_utc() + chrono::Duration::seconds(*s);
-            let mut e = formats::blank_event(id.as_str().into(), at, "S1".into());
+            let mut e = blank_event(id.as_str().into(), at, "S1".into());
             e.market = "US";
             columns.push(&e);
         }

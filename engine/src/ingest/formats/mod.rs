@@ -1,7 +1,14 @@
 //! Event-log formats and how each row maps onto assay's `events` (DESIGN.md §1).
 //!
-//! Every parser turns one CSV record into an [`Event`] or a reason the row is rejected;
-//! none of them fails the whole batch for one bad row.
+//! Each format is one file here: a [`RowFormat`] that turns one CSV record into an
+//! [`Event`] or a reason the row is rejected; none of them fails the whole batch for
+//! one bad row. A new format is that file plus its variant in [`Format`] (its name on
+//! the command line and in config files follows) and its line in [`Format::rows`].
+
+mod canonical;
+mod hm;
+mod rees46;
+mod retailrocket;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -10,8 +17,7 @@ use crate::source::schema::EventType;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use sha2::{Digest, Sha256};
 
-/// The formats `assay ingest` reads. A new format is a variant here (its name on the
-/// command line and in config files follows), its columns below, and its parser.
+/// The formats `assay ingest` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
@@ -29,42 +35,78 @@ pub enum Format {
 }
 
 impl Format {
-    /// The header columns a CSV file of this format must have.
-    pub fn required_columns(self) -> &'static [&'static str] {
+    /// How rows of this format are read. Parquet files of assay's own columns are read
+    /// column by column, but a row that needs checking goes through the CSV reader.
+    pub fn rows(self) -> &'static dyn RowFormat {
         match self {
-            Self::Rees46 => &[
-                "event_time",
-                "event_type",
-                "product_id",
-                "category_id",
-                "category_code",
-                "brand",
-                "price",
-                "user_id",
-                "user_session",
-            ],
-            Self::Retailrocket => &["timestamp", "visitorid", "event", "itemid", "transactionid"],
-            Self::Hm => &[
-                "t_dat",
-                "customer_id",
-                "article_id",
-                "price",
-                "sales_channel_id",
-            ],
-            Self::EventsCsv | Self::EventsParquet => &[
-                "event_id",
-                "event_time",
-                "event_type",
-                "style_id",
-                "quantity",
-                "market",
-            ],
+            Self::Rees46 => &rees46::Rees46,
+            Self::Retailrocket => &retailrocket::Retailrocket,
+            Self::Hm => &hm::Hm,
+            Self::EventsCsv | Self::EventsParquet => &canonical::Canonical,
         }
+    }
+
+    /// The header columns a file of this format must have.
+    pub fn required_columns(self) -> &'static [&'static str] {
+        self.rows().required_columns()
     }
 
     /// Whether the format carries a market of its own.
     pub fn has_market(self) -> bool {
-        matches!(self, Self::EventsCsv | Self::EventsParquet)
+        self.rows().has_market()
+    }
+}
+
+/// One source format's rows.
+pub trait RowFormat: Sync {
+    /// The header columns a file of this format must have.
+    fn required_columns(&self) -> &'static [&'static str];
+
+    /// Whether rows carry a market of their own; without one, the batch names it.
+    fn has_market(&self) -> bool {
+        false
+    }
+
+    /// Whether a row's meaning depends on the rows before it (see [`RowMemory`]): then
+    /// a file is decoded in order by one worker, else in pieces on several.
+    fn ordered(&self) -> bool {
+        false
+    }
+
+    /// Maps one record onto an event. `market` is the batch's market for formats
+    /// without one; `memory` is what an [`ordered`](Self::ordered) format keeps of the
+    /// rows before.
+    ///
+    /// # Errors
+    /// Why the row is rejected, naming the field and value.
+    fn parse<'r>(
+        &self,
+        header: &Header,
+        record: &'r csv::StringRecord,
+        market: &'r str,
+        memory: &mut RowMemory,
+    ) -> Result<Event<'r>, Reject>;
+}
+
+/// What an ordered format remembers of the rows before the current one: the group
+/// they were in (e.g. a day) and how often each distinct row was seen in it.
+#[derive(Debug, Default)]
+pub struct RowMemory {
+    group: String,
+    seen: HashMap<[u8; 16], u32>,
+}
+
+impl RowMemory {
+    /// Counts one more sighting of the row with digest `key` in `group`, forgetting the
+    /// previous group's rows when the group changes; returns the count.
+    fn count(&mut self, group: &str, key: [u8; 16]) -> u32 {
+        if group != self.group {
+            self.seen.clear();
+            self.group = group.to_string();
+        }
+        let n = self.seen.entry(key).or_insert(0);
+        *n += 1;
+        *n
     }
 }
 
@@ -164,23 +206,6 @@ impl Header {
     fn required<'r>(&self, record: &'r csv::StringRecord, name: &str) -> Result<&'r str, Reject> {
         self.get(record, name)
             .ok_or_else(|| Reject::new("missing field", format!("`{name}` is empty")))
-    }
-}
-
-/// Parses one record of `format`. `market` is the market for formats without one.
-/// `occurrence` counts identical H&M lines of a day (each is one more unit sold).
-pub fn parse_record<'r>(
-    format: Format,
-    header: &Header,
-    record: &'r csv::StringRecord,
-    market: &'r str,
-    occurrences: &mut HashMap<[u8; 16], u32>,
-) -> Result<Event<'r>, Reject> {
-    match format {
-        Format::Rees46 => rees46(header, record, market),
-        Format::Retailrocket => retailrocket(header, record, market),
-        Format::Hm => hm(header, record, market, occurrences),
-        Format::EventsCsv | Format::EventsParquet => canonical(header, record),
     }
 }
 
@@ -317,196 +342,20 @@ fn parse_utc_fast(value: &str) -> Option<DateTime<Utc>> {
     ok.then(|| date.and_time(time).and_utc())
 }
 
-fn rees46<'r>(h: &Header, r: &'r csv::StringRecord, market: &'r str) -> Result<Event<'r>, Reject> {
-    let time = parse_time(h.required(r, "event_time")?)?;
-    let kind = event_type(h.required(r, "event_type")?)?;
-    let style = h.required(r, "product_id")?;
-    let (id, _) = row_id("rees46", r);
-    let mut e = blank_event(id.into(), time, style.into());
-    e.event_type = kind;
-    e.user_id = Some(h.required(r, "user_id")?);
-    e.session_id = h.get(r, "user_session");
-    // A REES46 purchase has no order id; the session groups one checkout.
-    if kind == EventType::Purchase {
-        e.order_id = e.session_id;
-    }
-    e.price = price(h.get(r, "price"))?;
-    e.market = market;
-    e.category_hint = h
-        .get(r, "category_code")
-        .or_else(|| h.get(r, "category_id"));
-    e.brand_hint = h.get(r, "brand");
-    Ok(e)
-}
-
-fn retailrocket<'r>(
-    h: &Header,
-    r: &'r csv::StringRecord,
-    market: &'r str,
-) -> Result<Event<'r>, Reject> {
-    let raw_time = h.required(r, "timestamp")?;
-    let millis: i64 = raw_time.parse().map_err(|_| {
-        Reject::new(
-            "bad time",
-            format!("timestamp `{raw_time}` is not milliseconds since the epoch"),
-        )
-    })?;
-    let time = DateTime::from_timestamp_millis(millis).ok_or_else(|| {
-        Reject::new(
-            "bad time",
-            format!("timestamp `{raw_time}` is out of range"),
-        )
-    })?;
-    let kind = match h.required(r, "event")? {
-        "view" => EventType::View,
-        "addtocart" => EventType::Cart,
-        "transaction" => EventType::Purchase,
-        other => {
-            return Err(Reject::new(
-                "unknown event type",
-                format!("`{other}` (expected view, addtocart or transaction)"),
-            ));
-        }
-    };
-    let (id, _) = row_id("retailrocket", r);
-    let mut e = blank_event(id.into(), time, h.required(r, "itemid")?.into());
-    e.event_type = kind;
-    e.user_id = Some(h.required(r, "visitorid")?);
-    e.order_id = h.get(r, "transactionid");
-    e.market = market;
-    Ok(e)
-}
-
-fn hm<'r>(
-    h: &Header,
-    r: &'r csv::StringRecord,
-    market: &'r str,
-    occurrences: &mut HashMap<[u8; 16], u32>,
-) -> Result<Event<'r>, Reject> {
-    let day = h.required(r, "t_dat")?;
-    let time = NaiveDate::parse_from_str(day, "%Y-%m-%d")
-        .map_err(|_| Reject::new("bad time", format!("t_dat `{day}` is not YYYY-MM-DD")))?
-        .and_time(chrono::NaiveTime::MIN)
-        .and_utc();
-    let article = h.required(r, "article_id")?;
-    if !article.bytes().all(|b| b.is_ascii_digit()) || article.len() > 10 {
-        return Err(Reject::new(
-            "bad id",
-            format!("article_id `{article}` is not up to 10 digits"),
-        ));
-    }
-    // Spreadsheets drop the leading zero of H&M's 10-digit article ids.
-    let article = format!("{article:0>10}");
-    let (id, key) = row_id("hm", r);
-    // Identical lines are several units of one article bought the same day.
-    let n = occurrences.entry(key).or_insert(0);
-    *n += 1;
-    let mut e = blank_event(
-        format!("{id}#{n}").into(),
-        time,
-        article[..7].to_string().into(),
-    );
-    e.event_type = EventType::Purchase;
-    e.sku_id = Some(article.into());
-    e.user_id = Some(h.required(r, "customer_id")?);
-    e.price = Some(price(Some(h.required(r, "price")?))?.unwrap_or_default());
-    e.channel = match h.required(r, "sales_channel_id")? {
-        "1" => "store",
-        "2" => "web",
-        other => {
-            return Err(Reject::new(
-                "bad channel",
-                format!("sales_channel_id `{other}` is not 1 or 2"),
-            ));
-        }
-    };
-    e.market = market;
-    Ok(e)
-}
-
-fn canonical<'r>(h: &Header, r: &'r csv::StringRecord) -> Result<Event<'r>, Reject> {
-    let time = parse_time(h.required(r, "event_time")?)?;
-    let kind = event_type(h.required(r, "event_type")?)?;
-    let mut e = blank_event(
-        h.required(r, "event_id")?.into(),
-        time,
-        h.required(r, "style_id")?.into(),
-    );
-    e.event_type = kind;
-    let quantity = h.required(r, "quantity")?;
-    e.quantity = match quantity.parse::<i32>() {
-        Ok(q) if q >= 1 => q,
-        _ => {
-            return Err(Reject::new(
-                "bad quantity",
-                format!("`{quantity}` is not a whole number ≥ 1"),
-            ));
-        }
-    };
-    e.price = price(h.get(r, "price"))?;
-    e.market = h.required(r, "market")?;
-    if e.market == "ALL" {
-        return Err(Reject::new(
-            "bad market",
-            "`ALL` is reserved for the pooled rows",
-        ));
-    }
-    if let Some(channel) = h.get(r, "channel") {
-        e.channel = channel;
-    }
-    let text = |name: &str| h.get(r, name);
-    e.sku_id = text("sku_id").map(Cow::Borrowed);
-    (e.size, e.user_id) = (text("size"), text("user_id"));
-    (e.session_id, e.order_id) = (text("session_id"), text("order_id"));
-    e.return_reason = text("return_reason");
-    if let Some(reason) = e.return_reason
-        && !RETURN_REASONS.contains(&reason)
-    {
-        return Err(Reject::new(
-            "bad return reason",
-            format!("`{reason}` is not one of {}", RETURN_REASONS.join(", ")),
-        ));
-    }
-    Ok(e)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn record(fields: &[&str]) -> csv::StringRecord {
+    pub(super) fn record(fields: &[&str]) -> csv::StringRecord {
         csv::StringRecord::from(fields.to_vec())
     }
 
-    #[test]
-    fn rees46_times_and_types() {
-        let h = Header::new(&record(Format::Rees46.required_columns()), Format::Rees46).unwrap();
-        let row = record(&[
-            "2019-10-01 00:00:04 UTC",
-            "purchase",
-            "0044600062",
-            "2103807459595387724",
-            "",
-            "shiseido",
-            "35.79",
-            "541312140",
-            "72d76fde-8bb3-4e00-8c23-a032dfed738c",
-        ]);
-        let e = parse_record(Format::Rees46, &h, &row, "US", &mut HashMap::new()).unwrap();
-        assert_eq!(e.event_time.to_rfc3339(), "2019-10-01T00:00:04+00:00");
-        assert_eq!(e.style_id, "0044600062");
-        assert_eq!(e.order_id, Some("72d76fde-8bb3-4e00-8c23-a032dfed738c"));
-        assert_eq!(e.category_hint, Some("2103807459595387724"));
-        let mut bad = row.clone();
-        bad = record(
-            &bad.iter()
-                .enumerate()
-                .map(|(i, f)| if i == 6 { "abc" } else { f })
-                .collect::<Vec<_>>(),
-        );
-        let err = parse_record(Format::Rees46, &h, &bad, "US", &mut HashMap::new()).unwrap_err();
-        assert_eq!(err.kind, "bad price");
-        assert!(err.detail.contains("`abc`"), "{err}");
+    /// Parses `row` of `format` under a header of its required columns, in market US.
+    pub(super) fn parse(format: Format, row: &csv::StringRecord) -> Result<Event<'_>, Reject> {
+        let header = Header::new(&record(format.required_columns()), format).unwrap();
+        format
+            .rows()
+            .parse(&header, row, "US", &mut RowMemory::default())
     }
 
     #[test]
@@ -556,17 +405,5 @@ mod tests {
             "2019-09-30T22:00:04+00:00"
         );
         assert!(parse_time("2019-02-29 00:00:00").is_err());
-    }
-
-    #[test]
-    fn identical_hm_lines_are_separate_units() {
-        let h = Header::new(&record(Format::Hm.required_columns()), Format::Hm).unwrap();
-        let row = record(&["2018-09-20", "c1", "663713001", "0.0508", "2"]);
-        let mut seen = HashMap::new();
-        let a = parse_record(Format::Hm, &h, &row, "SE", &mut seen).unwrap();
-        let b = parse_record(Format::Hm, &h, &row, "SE", &mut seen).unwrap();
-        assert_ne!(a.event_id, b.event_id);
-        assert_eq!(a.style_id, "0663713");
-        assert_eq!(a.sku_id.as_deref(), Some("0663713001"));
     }
 }
