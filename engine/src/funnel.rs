@@ -58,15 +58,15 @@ impl Engine {
     /// receipts up to then, with each category's demand curve fitted to the in-stock
     /// daily sales of the launches before it.
     ///
-    /// A read: it writes nothing. It reads the rollup as it stands when that was cut
-    /// for the policy's window, and raw events otherwise; bring the rollup up to date
-    /// first ([`Engine::observe_fresh`]) for a run.
+    /// A read: it writes nothing. It reads the rollup as it stands when its rows can be
+    /// cut to the policy's windows (whole days), and raw events otherwise; bring the
+    /// rollup up to date first ([`Engine::observe_fresh`]) for a run.
     ///
     /// # Errors
     /// The query fails, or a column comes back with a type that cannot be read.
     pub async fn observations(&self, as_of: DateTime<Utc>, policy: &Policy) -> Result<Funnel> {
         let params = policy.view_params(as_of);
-        let state = self.rollup().state()?.filter(|s| s.cut_for(&params));
+        let state = self.rollup().state()?.filter(|s| s.serves(&params));
         let curves = match &state {
             Some(_) => self.demand_curves(&params, policy).await?,
             None => DemandCurves::uniform(fallback_curve(policy)),
@@ -81,15 +81,14 @@ impl Engine {
         })
     }
 
-    /// Brings the rollup up to date for `policy`'s window, then reads the funnel as of
+    /// Brings the rollup up to date, then reads the funnel as of
     /// `as_of`: what a decision run (or a backtest's day) observes.
     ///
     /// # Errors
     /// As [`Engine::refresh_rollup`] and [`Engine::observations`].
     pub async fn observe_fresh(&self, as_of: DateTime<Utc>, policy: &Policy) -> Result<Funnel> {
         let started = std::time::Instant::now();
-        self.refresh_rollup(&policy.view_params(as_of), false)
-            .await?;
+        self.refresh_rollup(false).await?;
         tracing::debug!(
             seconds = started.elapsed().as_secs_f64(),
             "rollup up to date"

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::decision::{self, ALL_MARKETS, Changes, Policy, PreviousCalls, Verdict};
 use crate::error::{EngineError, Result};
+use crate::rollup::RollupState;
 use crate::session::Engine;
 use crate::source::schema::EventType;
 use crate::store::{DecisionRun, RunSummary};
@@ -139,7 +140,8 @@ impl Engine {
     /// by the rollup for past days and read raw for the rest, like the funnel.
     async fn data_warnings(&self, as_of: DateTime<Utc>, policy: &Policy) -> Result<Vec<String>> {
         let params = policy.view_params(as_of);
-        let first_raw_day = match self.rollup().state()? {
+        let current = self.rollup().state()?.filter(RollupState::is_current);
+        let first_raw_day = match current {
             Some(state) => params.first_raw_day(state.through),
             None => DateTime::<Utc>::UNIX_EPOCH.date_naive(),
         };

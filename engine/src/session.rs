@@ -14,7 +14,7 @@ use crate::decision::Policy;
 use crate::error::{EngineError, Result};
 use crate::rollup::{RefreshReport, Rollup};
 use crate::source::{self, BadFiles, Dataset, SetAside, SourceSummary};
-use crate::sql::{self, ViewParams};
+use crate::sql;
 use crate::store::approvals::ApprovalStore;
 use crate::store::overrides::OverrideStore;
 use crate::store::{DecisionStore, OverridesTable};
@@ -155,25 +155,15 @@ impl Engine {
         &self.overrides
     }
 
-    /// Brings the daily rollup up to date for the window of `params` (see [`Rollup`]).
+    /// Brings the daily rollup up to date (see [`Rollup`]); it serves every policy.
     ///
     /// # Errors
     /// I/O or a query failure while recomputing.
-    pub async fn refresh_rollup(
-        &self,
-        params: &ViewParams,
-        rebuild: bool,
-    ) -> Result<RefreshReport> {
+    pub async fn refresh_rollup(&self, rebuild: bool) -> Result<RefreshReport> {
         self.check_new_event_files()?;
         let report = self
             .rollup
-            .refresh(
-                &self.compute,
-                &self.dataset,
-                params,
-                rebuild,
-                &self.progress,
-            )
+            .refresh(&self.compute, &self.dataset, rebuild, &self.progress)
             .await?;
         if self.query_engine.is_ballista() {
             // Ballista ships only listing tables to its executors: the compute session

@@ -5,6 +5,9 @@
 //! then says `ASSAY VIEWS AS OF '<time>'`, which registers assay's views as of that time,
 //! exactly as the engine does for a decision run.
 //!
+//! Either may end in `WINDOW <days> EARLY <days>`: a policy with that planned life
+//! and early window.
+//!
 //! `ASSAY ROLLUP FROM '<day>' UNTIL '<day>'` computes the daily rollup's rows for those
 //! days, carrying stock in from the rows already there, and keeps the earlier rows, as
 //! an incremental refresh does; `ASSAY ROLLUP FUNNEL AS OF '<time>'` registers
@@ -18,7 +21,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use assay_engine::decision::Policy;
-use assay_engine::sql::{register_views, style_daily_schema};
+use assay_engine::sql::{register_views, style_daily_days, style_daily_schema};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::datasource::MemTable;
@@ -37,12 +40,12 @@ impl AsyncDB for ViewsDb {
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DataFusionError> {
         if let Some(rest) = sql.trim().strip_prefix("ASSAY VIEWS AS OF ") {
-            let as_of = parse_time(rest)?;
-            register_views(&self.ctx, &Policy::default().view_params(as_of)).await?;
+            let (as_of, policy) = parse_as_of(rest)?;
+            register_views(&self.ctx, &policy.view_params(as_of)).await?;
             return Ok(DBOutput::StatementComplete(0));
         }
         if let Some(rest) = sql.trim().strip_prefix("ASSAY ROLLUP FUNNEL AS OF ") {
-            let as_of = parse_time(rest)?;
+            let (as_of, policy) = parse_as_of(rest)?;
             let through = self
                 .ctx
                 .sql("SELECT MAX(day) AS d FROM style_daily")
@@ -54,9 +57,7 @@ impl AsyncDB for ViewsDb {
                 .as_primitive::<arrow::datatypes::Date32Type>()
                 .value_as_date(0)
                 .ok_or_else(|| DataFusionError::Plan("the rollup is empty".into()))?;
-            let text = Policy::default()
-                .view_params(as_of)
-                .style_funnel(Some(through));
+            let text = policy.view_params(as_of).style_funnel(Some(through));
             self.ctx.deregister_table("rollup_funnel")?;
             let view = self.ctx.sql(&text).await?.into_view();
             self.ctx.register_table("rollup_funnel", view)?;
@@ -103,10 +104,9 @@ impl ViewsDb {
             let empty = MemTable::try_new(style_daily_schema(), vec![vec![]])?;
             self.ctx.register_table("style_daily", Arc::new(empty))?;
         }
-        let params = Policy::default().view_params(Utc::now());
         let new_rows = self
             .ctx
-            .sql(&params.style_daily_days(from, until))
+            .sql(&style_daily_days(from, until))
             .await?
             .collect()
             .await?;
@@ -135,6 +135,20 @@ impl ViewsDb {
 
 fn unquote(text: &str) -> &str {
     text.trim().trim_end_matches(';').trim_matches('\'')
+}
+
+/// `'<time>'`, optionally followed by `WINDOW <days> EARLY <days>`: the policy's
+/// planned life and early window (the built-in policy's otherwise).
+fn parse_as_of(text: &str) -> Result<(DateTime<Utc>, Policy), DataFusionError> {
+    let mut policy = Policy::default();
+    let Some((time, windows)) = text.split_once(" WINDOW ") else {
+        return Ok((parse_time(text)?, policy));
+    };
+    let bad = || DataFusionError::Plan(format!("expected WINDOW <days> EARLY <days>: {text}"));
+    let (window, early) = windows.split_once(" EARLY ").ok_or_else(bad)?;
+    policy.defaults.planned_life_days = window.trim().parse().map_err(|_| bad())?;
+    policy.priors.launch_window_days = early.trim().parse().map_err(|_| bad())?;
+    Ok((parse_time(time)?, policy))
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, DataFusionError> {

@@ -6,8 +6,6 @@ use assay_engine::QueryEngine;
 use assay_engine::ingest::{self, Format, IngestRequest, IngestSummary};
 use assay_engine::rollup::RefreshReport;
 
-use super::decide::load_policy;
-
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
     /// Source format.
@@ -25,9 +23,6 @@ pub struct IngestArgs {
     /// A catalog (Parquet with `styles.parquet`'s columns) to merge into the dataset's.
     #[arg(long)]
     pub styles: Option<PathBuf>,
-    /// Policy whose window the rollup is cut with [default: the built-in policy].
-    #[arg(long, env = "ASSAY_POLICY")]
-    pub policy: Option<PathBuf>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -53,9 +48,6 @@ pub struct RollupArgs {
     /// Recompute every day from `events/` instead of only the changed ones.
     #[arg(long)]
     pub rebuild: bool,
-    /// Policy whose window the rollup is cut with [default: the built-in policy].
-    #[arg(long, env = "ASSAY_POLICY")]
-    pub policy: Option<PathBuf>,
 }
 
 pub async fn run(args: IngestArgs, engine: &QueryEngine) -> anyhow::Result<()> {
@@ -77,7 +69,7 @@ pub async fn run(args: IngestArgs, engine: &QueryEngine) -> anyhow::Result<()> {
         .await?
         .context("ingest failed; the dataset is unchanged")?;
     let rollup = if summary.events_added > 0 && !args.no_rollup {
-        Some(refresh(&data, args.policy.as_ref(), false, engine).await?)
+        Some(refresh(&data, false, engine).await?)
     } else {
         None
     };
@@ -92,21 +84,14 @@ pub async fn run(args: IngestArgs, engine: &QueryEngine) -> anyhow::Result<()> {
 
 pub async fn run_rollup(args: RollupArgs, engine: &QueryEngine) -> anyhow::Result<()> {
     let data = super::data_location(args.data)?;
-    let report = refresh(&data, args.policy.as_ref(), args.rebuild, engine).await?;
+    let report = refresh(&data, args.rebuild, engine).await?;
     print_report(&report);
     Ok(())
 }
 
-async fn refresh(
-    data: &str,
-    policy: Option<&PathBuf>,
-    rebuild: bool,
-    engine: &QueryEngine,
-) -> anyhow::Result<RefreshReport> {
-    let policy = load_policy(policy)?;
+async fn refresh(data: &str, rebuild: bool, engine: &QueryEngine) -> anyhow::Result<RefreshReport> {
     let engine = super::open_engine(data, engine).await?;
-    let params = policy.view_params(engine.latest_event());
-    Ok(engine.refresh_rollup(&params, rebuild).await?)
+    Ok(engine.refresh_rollup(rebuild).await?)
 }
 
 fn print_summary(s: &IngestSummary, rollup: Option<&RefreshReport>) {

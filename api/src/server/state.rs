@@ -343,8 +343,7 @@ impl AppState {
     /// The rollup cannot be read, computed or written.
     pub async fn refresh_rollup(&self, trigger: &str) -> Result<RefreshReport, EngineError> {
         self.run_job(JobKind::Rollup, trigger, None, async {
-            let params = self.policy.view_params(self.engine.latest_event());
-            let report = self.engine.refresh_rollup(&params, false).await?;
+            let report = self.engine.refresh_rollup(false).await?;
             let outcome = JobOutcome {
                 rows: Some(report.rows_written as u64),
                 note: Some(match report.from {

@@ -391,6 +391,15 @@ impl Policy {
             prob("profit_probability", r.profit_probability)?;
             prob("reversal_probability", r.reversal_probability)?;
         }
+        // The daily rollup cuts a style's windows at the launch's time of day, so they
+        // must be whole days (see `sql/views/window_days.sql`).
+        let whole_days = |v: f64| v > 0.0 && v.fract() == 0.0;
+        range(
+            "defaults.planned_life_days".into(),
+            self.defaults.planned_life_days,
+            whole_days(self.defaults.planned_life_days),
+            "a whole number of days (it is every style's funnel window)",
+        )?;
         let p = &self.priors;
         range(
             "priors.lookback_days".into(),
@@ -401,8 +410,8 @@ impl Policy {
         range(
             "priors.launch_window_days".into(),
             p.launch_window_days,
-            p.launch_window_days > 0.0,
-            "a positive number",
+            whole_days(p.launch_window_days),
+            "a whole number of days",
         )?;
         range(
             "priors.max_rate_strength".into(),
@@ -472,6 +481,15 @@ mod tests {
         );
         let err = Policy::from_toml("[defaults]\ndrop_sell_through = 0.9\n", "p.toml").unwrap_err();
         assert!(err.to_string().contains("below keep_sell_through"), "{err}");
+        // Windows are whole days; a category's planned life (no window) need not be.
+        for text in [
+            "[defaults]\nplanned_life_days = 20.5\n",
+            "[priors]\nlaunch_window_days = 3.5\n",
+        ] {
+            let err = Policy::from_toml(text, "p.toml").unwrap_err();
+            assert!(err.to_string().contains("whole number of days"), "{err}");
+        }
+        Policy::from_toml("[categories.tops]\nplanned_life_days = 20.5\n", "p.toml").unwrap();
     }
 
     #[test]

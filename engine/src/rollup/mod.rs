@@ -32,7 +32,7 @@ use crate::error::{EngineError, Result};
 use crate::parquet_io::rollup_writer_properties;
 use crate::progress::Progress;
 use crate::source::{self, Dataset};
-use crate::sql::{ViewParams, style_daily_schema};
+use crate::sql::{style_daily_days, style_daily_schema};
 use crate::storage::{self, Storage};
 
 /// The rollup's table name in the session.
@@ -108,7 +108,7 @@ impl Rollup {
     }
 
     /// Registers the published generation as `style_daily` in `ctx` (no rows when none
-    /// has been built).
+    /// has been built, or when its rows are of an older layout).
     ///
     /// # Errors
     /// The state cannot be read or the table cannot be registered.
@@ -116,11 +116,11 @@ impl Rollup {
         let state = self.state()?;
         ctx.deregister_table(TABLE)?;
         match &state {
-            Some(s) => {
+            Some(s) if s.is_current() => {
                 self.register_dir(ctx, &Self::generation_dir(s.generation))
                     .await?
             }
-            None => register_empty(ctx)?,
+            _ => register_empty(ctx)?,
         }
         Ok(state)
     }
@@ -133,7 +133,7 @@ impl Rollup {
     /// # Errors
     /// The rows cannot be read.
     pub async fn hold_in_memory(&self, ctx: &SessionContext) -> Result<()> {
-        let Some(state) = self.state()? else {
+        let Some(state) = self.state()?.filter(RollupState::is_current) else {
             return Ok(());
         };
         let bytes: u64 = self
@@ -153,9 +153,10 @@ impl Rollup {
         Ok(())
     }
 
-    /// Brings the rollup up to date with `events/`, the catalog and the receipts, for the
-    /// window of `params`, and registers it in `ctx`. Recomputes everything when
-    /// `rebuild` is set, when none exists, or when it was built for another window.
+    /// Brings the rollup up to date with `events/`, the catalog and the receipts, and
+    /// registers it in `ctx`. Recomputes everything when `rebuild` is set, when none
+    /// exists, or when its rows are of an older layout. No policy plays a part: every
+    /// policy's funnel reads the same rows.
     ///
     /// Refreshes of one dataset are serialised by a lock, across processes.
     ///
@@ -165,7 +166,6 @@ impl Rollup {
         &self,
         ctx: &SessionContext,
         data: &Dataset,
-        params: &ViewParams,
         rebuild: bool,
         progress: &Progress,
     ) -> Result<RefreshReport> {
@@ -184,8 +184,7 @@ impl Rollup {
                 path: data.storage.display(source::EVENTS),
             });
         };
-        let (window_seconds, early_seconds) = RollupState::windows_of(params);
-        let reusable = previous.as_ref().filter(|p| !rebuild && p.cut_for(params));
+        let reusable = previous.as_ref().filter(|p| !rebuild && p.is_current());
         let from = match reusable {
             Some(prev) => {
                 let events = first_changed_day(&prev.events, &listing);
@@ -229,7 +228,7 @@ impl Rollup {
             // A week at a time: memory follows a week's events, not the whole history
             // (the query's hash joins cannot spill).
             let chunk_until = (chunk_from + Days::new(CHUNK_DAYS)).min(until);
-            let sql = params.style_daily_days(chunk_from, chunk_until);
+            let sql = style_daily_days(chunk_from, chunk_until);
             let (days, rows) = write_days(ctx, &sql, &self.storage, &dir).await?;
             days_written += days;
             rows_written += rows;
@@ -249,8 +248,7 @@ impl Rollup {
 
         let state = RollupState {
             generation,
-            window_seconds,
-            early_seconds,
+            layout: RollupState::LAYOUT,
             through,
             events: listing,
         };

@@ -1,5 +1,5 @@
 //! What a rollup generation was built from, so the next refresh knows which days
-//! changed: the event files of every partition, and the window it was built for.
+//! changed: the event files of every partition, and the layout of its rows.
 
 use std::collections::BTreeMap;
 
@@ -27,26 +27,29 @@ pub type EventListing = BTreeMap<NaiveDate, Vec<FileStamp>>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollupState {
     pub generation: u64,
-    /// The window the `window_` columns were cut with.
-    pub window_seconds: i64,
-    pub early_seconds: i64,
+    /// The shape of the rows (see [`RollupState::LAYOUT`]); 0 for rollups written
+    /// before it was recorded, whose rows were cut to one policy's window.
+    #[serde(default)]
+    pub layout: u32,
     /// The last day with events: rows exist for days up to and including it.
     pub through: NaiveDate,
     pub events: EventListing,
 }
 
 impl RollupState {
-    /// The windows (whole seconds) the `window_` columns of a rollup for `params` are
-    /// cut with.
-    pub fn windows_of(params: &ViewParams) -> (i64, i64) {
-        let seconds = |days: f64| (days * 86400.0).round() as i64;
-        (seconds(params.window_days), seconds(params.early_days))
+    /// The layout this build writes: rows cut at each style's launch and its time of
+    /// day, for any policy's whole-day windows.
+    pub const LAYOUT: u32 = 1;
+
+    /// Whether the rows are of this build's layout: others are rebuilt, never read.
+    pub fn is_current(&self) -> bool {
+        self.layout == Self::LAYOUT
     }
 
-    /// Whether the `window_` columns were cut with `params`' windows: a funnel for
-    /// another policy's window must not read them.
-    pub fn cut_for(&self, params: &ViewParams) -> bool {
-        (self.window_seconds, self.early_seconds) == Self::windows_of(params)
+    /// Whether a funnel for `params` can read this rollup: rows of this layout, and
+    /// windows of whole days to cut them with.
+    pub fn serves(&self, params: &ViewParams) -> bool {
+        self.is_current() && params.whole_day_windows()
     }
 }
 

@@ -20,6 +20,8 @@ const STOCK_LEVELS: &str = include_str!("views/stock_levels.sql");
 const STOCK_SPELLS: &str = include_str!("views/stock_spells.sql");
 const OPENING: &str = include_str!("views/opening.sql");
 const STYLE_DAILY: &str = include_str!("views/style_daily.sql");
+/// The rollup's days cut to a policy's windows, before `{window_days_before}`.
+const WINDOW_DAYS: &str = include_str!("views/window_days.sql");
 /// The funnel's per-market rows (ends with the `market_rows` expression) …
 const STYLE_FUNNEL: &str = include_str!("views/style_funnel.sql");
 /// … and its rows per market and pooled, from `market_rows`.
@@ -107,12 +109,12 @@ impl ViewParams {
         let (opening, past, from_day) = match from {
             RawFrom::Epoch => (
                 NO_OPENING.to_string(),
-                style_daily_schema::empty_rows_sql(),
+                style_daily_schema::no_window_days_sql(),
                 DateTime::<Utc>::UNIX_EPOCH.date_naive(),
             ),
             RawFrom::Day(day) => (
                 OPENING.to_string(),
-                "SELECT * FROM style_daily WHERE day < {from_date}".to_string(),
+                WINDOW_DAYS.replace("{window_days_before}", "{from_date}"),
                 day,
             ),
         };
@@ -147,6 +149,10 @@ impl ViewParams {
             ("{day_us}", "86400000000.0".to_string()),
             ("{window_seconds}", seconds(self.window_days)),
             ("{early_seconds}", seconds(self.early_days)),
+            (
+                "{early_units_seconds}",
+                seconds(self.early_days.min(self.window_days)),
+            ),
         ];
         fill(&fill(template, extra), &params)
     }
@@ -192,6 +198,13 @@ impl ViewParams {
         )
     }
 
+    /// Whether the windows are whole days, so the rollup's days can be cut to them
+    /// (see `views/window_days.sql`); else a funnel reads raw events alone.
+    pub fn whole_day_windows(&self) -> bool {
+        let whole = |days: f64| (days * 86400.0).round() as i64 % 86400 == 0;
+        whole(self.window_days) && whole(self.early_days)
+    }
+
     /// The first day a query as of these parameters reads raw, over a rollup whose
     /// last day is `through`: as_of's own day, or the day after the rollup's last.
     pub fn first_raw_day(&self, through: NaiveDate) -> NaiveDate {
@@ -206,21 +219,29 @@ impl ViewParams {
             DAILY_SALES,
             RawFrom::Epoch,
             &[
+                (
+                    "{window_days}",
+                    WINDOW_DAYS.replace("{window_days_before}", "{until_date}"),
+                ),
                 ("{lookback_days}", lookback_days.to_string()),
                 ("{lookback_seconds}", lookback),
             ],
         )
     }
+}
 
-    /// The rollup's rows for the days `[from, until)`, with stock carried in from the
-    /// registered `style_daily` rows before `from`. `as_of` plays no part.
-    pub fn style_daily_days(&self, from: NaiveDate, until: NaiveDate) -> String {
-        let end = Self {
-            as_of: until.and_time(NaiveTime::MIN).and_utc(),
-            ..self.clone()
-        };
-        end.render(STYLE_DAILY, RawFrom::Day(from), &[])
-    }
+/// The rollup's rows for the days `[from, until)`, with stock carried in from the
+/// registered `style_daily` rows before `from`. No policy plays a part.
+pub fn style_daily_days(from: NaiveDate, until: NaiveDate) -> String {
+    let params = ViewParams {
+        as_of: until.and_time(NaiveTime::MIN).and_utc(),
+        window_days: 0.0,
+        early_days: 0.0,
+        maturity_days: 0.0,
+        decay_per_day: Vec::new(),
+        default_decay_per_day: 0.0,
+    };
+    params.render(STYLE_DAILY, RawFrom::Day(from), &[])
 }
 
 /// Decay per day of age of a curve that halves every `half_life_days` (0 for `inf`).
@@ -323,7 +344,7 @@ mod tests {
         let today = Utc::now().date_naive();
         let steps = params.funnel_steps(Some(today));
         let more = [
-            ("style_daily", params.style_daily_days(today, today)),
+            ("style_daily", style_daily_days(today, today)),
             ("funnel over rollup", params.style_funnel(Some(today))),
             ("funnel's market rows", steps.market_rows),
             ("funnel's pooled rows", steps.with_pooled),

@@ -9,9 +9,8 @@ SELECT d.style_id, d.market, s.category,
        CAST(date_part('dow', d.day) AS BIGINT) AS weekday,
        CAST(d.window_units AS DOUBLE) AS units,
        CAST(d.window_exposure_us AS DOUBLE) / {day_us} AS exposure_days
-FROM style_daily d
+FROM ({window_days}) d
 JOIN styles s ON d.style_id = s.style_id
-WHERE d.day < {until_date}
-  AND d.window_exposure_us > 0
+WHERE d.window_exposure_us > 0
   AND s.launch_at <= {until}
   AND s.launch_at >= {until} - INTERVAL '{lookback_seconds} seconds'

@@ -11,6 +11,7 @@ FROM (
 ) r
 FULL OUTER JOIN (
     SELECT style_id, market, SUM(units - restocked_units) AS net_out
-    FROM ({past}) past
+    FROM style_daily
+    WHERE day < {from_date}
     GROUP BY style_id, market
 ) p ON r.style_id = p.style_id AND r.market = p.market

@@ -1,15 +1,19 @@
 -- The daily rollup: per style × market × day of the days asked for, the day's
 -- activity and in-stock time, plus the pieces of the launch funnel that add up over
--- days (the `window_` columns: only events inside the style's window
--- [launch_at, launch_at + planned life]). A decision run sums these over past days and
--- reads raw events only from its own day on, so its cost follows new data, not history.
+-- days: the `life_` columns count only what happened at or after the style's launch,
+-- and the `cut_` columns the same up to the launch's time of day, for the day a
+-- whole-day window [launch_at, launch_at + N days] ends on. A decision run sums these
+-- over past days (see `window_days.sql`) and reads raw events only from its own day
+-- on, so its cost follows new data, not history; and no policy's window is cut into
+-- the rows, so one rollup serves every policy.
 -- Stock carries from day to day: the opening stock is each pair's at the first day.
 WITH stock_levels AS ({stock_levels}),
 stock_spells AS ({stock_spells}),
 catalog AS (
     SELECT style_id, launch_at,
-           launch_at + INTERVAL '{window_seconds} seconds' AS window_end,
-           launch_at + INTERVAL '{early_seconds} seconds' AS early_end
+           arrow_cast(launch_at, 'Int64')
+               - arrow_cast(arrow_cast(CAST(launch_at AS DATE), {timestamp_type}), 'Int64')
+               AS launch_time_us
     FROM styles
 ),
 calendar AS (
@@ -23,9 +27,11 @@ calendar AS (
 day_events AS (
     SELECT e.style_id, e.market, e.event_date AS day, e.event_type, e.event_time,
            e.quantity, e.price, e.return_reason,
-           COALESCE(e.event_time >= c.launch_at AND e.event_time <= c.window_end, false)
-               AS in_window,
-           COALESCE(e.event_time <= c.early_end, false) AS early,
+           COALESCE(e.event_time >= c.launch_at, false) AS live,
+           COALESCE(e.event_time >= c.launch_at
+                    AND arrow_cast(e.event_time, 'Int64')
+                        - arrow_cast(arrow_cast(e.event_date, {timestamp_type}), 'Int64')
+                        <= c.launch_time_us, false) AS cut,
            arrow_cast(e.event_time, 'Int64')
                - arrow_cast(arrow_cast(e.event_date, {timestamp_type}), 'Int64')
                AS since_day_start_us
@@ -47,37 +53,53 @@ activity AS (
            SUM(CASE WHEN event_type = 'return'
                      AND COALESCE(return_reason, '') NOT IN ('damaged', 'quality')
                     THEN quantity ELSE 0 END) AS restocked_units,
-           SUM(CASE WHEN in_window AND event_type = 'view' THEN 1 ELSE 0 END) AS window_views,
-           SUM(CASE WHEN in_window AND event_type = 'cart' THEN 1 ELSE 0 END) AS window_carts,
-           SUM(CASE WHEN in_window AND event_type = 'purchase' THEN 1 ELSE 0 END)
-               AS window_purchases,
-           SUM(CASE WHEN in_window AND event_type = 'purchase' THEN quantity ELSE 0 END)
-               AS window_units,
-           SUM(CASE WHEN in_window AND event_type = 'return' THEN quantity ELSE 0 END)
-               AS window_returns,
-           CAST(SUM(CASE WHEN in_window AND event_type = 'purchase'
+           SUM(CASE WHEN live AND event_type = 'view' THEN 1 ELSE 0 END) AS life_views,
+           SUM(CASE WHEN live AND event_type = 'cart' THEN 1 ELSE 0 END) AS life_carts,
+           SUM(CASE WHEN live AND event_type = 'purchase' THEN 1 ELSE 0 END)
+               AS life_purchases,
+           SUM(CASE WHEN live AND event_type = 'purchase' THEN quantity ELSE 0 END)
+               AS life_units,
+           SUM(CASE WHEN live AND event_type = 'return' THEN quantity ELSE 0 END)
+               AS life_returns,
+           CAST(SUM(CASE WHEN live AND event_type = 'purchase'
                          THEN CAST(round(quantity * COALESCE(price, 0.0) * 1000000) AS BIGINT)
-                         ELSE 0 END) AS DOUBLE) / 1000000.0 AS window_revenue,
-           SUM(CASE WHEN in_window AND early AND event_type = 'purchase' THEN quantity ELSE 0 END)
-               AS window_early_units,
-           SUM(CASE WHEN in_window AND event_type = 'return'
+                         ELSE 0 END) AS DOUBLE) / 1000000.0 AS life_revenue,
+           SUM(CASE WHEN live AND event_type = 'return'
                      AND COALESCE(return_reason, '') NOT IN ('size_small', 'size_large')
-                    THEN quantity ELSE 0 END) AS window_non_size_returns,
+                    THEN quantity ELSE 0 END) AS life_non_size_returns,
            -- Σ units × time since midnight: with the day, the exact age of every unit
            -- sold that day, for the maturity weighting of the return test.
-           SUM(CASE WHEN in_window AND event_type = 'purchase'
+           SUM(CASE WHEN live AND event_type = 'purchase'
                     THEN CAST(quantity AS BIGINT) * since_day_start_us ELSE 0 END)
-               AS window_unit_time_us
+               AS life_unit_time_us,
+           SUM(CASE WHEN cut AND event_type = 'view' THEN 1 ELSE 0 END) AS cut_views,
+           SUM(CASE WHEN cut AND event_type = 'cart' THEN 1 ELSE 0 END) AS cut_carts,
+           SUM(CASE WHEN cut AND event_type = 'purchase' THEN 1 ELSE 0 END)
+               AS cut_purchases,
+           SUM(CASE WHEN cut AND event_type = 'purchase' THEN quantity ELSE 0 END)
+               AS cut_units,
+           SUM(CASE WHEN cut AND event_type = 'return' THEN quantity ELSE 0 END)
+               AS cut_returns,
+           CAST(SUM(CASE WHEN cut AND event_type = 'purchase'
+                         THEN CAST(round(quantity * COALESCE(price, 0.0) * 1000000) AS BIGINT)
+                         ELSE 0 END) AS DOUBLE) / 1000000.0 AS cut_revenue,
+           SUM(CASE WHEN cut AND event_type = 'return'
+                     AND COALESCE(return_reason, '') NOT IN ('size_small', 'size_large')
+                    THEN quantity ELSE 0 END) AS cut_non_size_returns,
+           SUM(CASE WHEN cut AND event_type = 'purchase'
+                    THEN CAST(quantity AS BIGINT) * since_day_start_us ELSE 0 END)
+               AS cut_unit_time_us
     FROM day_events
     GROUP BY style_id, market, day
 ),
 in_stock_views AS (
-    SELECT v.style_id, v.market, v.day, COUNT(*) AS window_views_in_stock
+    SELECT v.style_id, v.market, v.day, COUNT(*) AS life_views_in_stock,
+           SUM(CASE WHEN v.cut THEN 1 ELSE 0 END) AS cut_views_in_stock
     FROM day_events v
     JOIN stock_spells sp
       ON v.style_id = sp.style_id AND v.market = sp.market
      AND v.event_time >= sp.in_stock_from AND v.event_time < sp.in_stock_to
-    WHERE v.event_type = 'view' AND v.in_window
+    WHERE v.event_type = 'view' AND v.live
     GROUP BY v.style_id, v.market, v.day
 ),
 -- In-stock time in integer microseconds: integer sums are exact in any order.
@@ -86,13 +108,14 @@ exposure AS (
            SUM(arrow_cast(LEAST(sp.in_stock_to, c.day_end), 'Int64')
                - arrow_cast(GREATEST(sp.in_stock_from, c.day_start), 'Int64')) AS exposure_us,
            SUM(CASE WHEN k.launch_at IS NULL THEN 0 ELSE GREATEST(0,
-               arrow_cast(LEAST(sp.in_stock_to, c.day_end, k.window_end), 'Int64')
+               arrow_cast(LEAST(sp.in_stock_to, c.day_end), 'Int64')
                - arrow_cast(GREATEST(sp.in_stock_from, c.day_start, k.launch_at), 'Int64'))
-               END) AS window_exposure_us,
+               END) AS life_exposure_us,
            SUM(CASE WHEN k.launch_at IS NULL THEN 0 ELSE GREATEST(0,
-               arrow_cast(LEAST(sp.in_stock_to, c.day_end, k.early_end), 'Int64')
+               LEAST(arrow_cast(LEAST(sp.in_stock_to, c.day_end), 'Int64'),
+                     arrow_cast(c.day_start, 'Int64') + k.launch_time_us)
                - arrow_cast(GREATEST(sp.in_stock_from, c.day_start, k.launch_at), 'Int64'))
-               END) AS window_early_exposure_us
+               END) AS cut_exposure_us
     FROM stock_spells sp
     JOIN calendar c ON c.day_start < sp.in_stock_to AND c.day_end > sp.in_stock_from
     LEFT JOIN catalog k ON k.style_id = sp.style_id
@@ -131,19 +154,27 @@ SELECT k.style_id, k.market, k.day,
        COALESCE(a.revenue, 0.0) AS revenue,
        CAST(COALESCE(x.exposure_us, 0) AS DOUBLE) / 3600000000.0 AS exposure_hours,
        COALESCE(a.restocked_units, 0) AS restocked_units,
-       COALESCE(a.window_views, 0) AS window_views,
-       COALESCE(v.window_views_in_stock, 0) AS window_views_in_stock,
-       COALESCE(a.window_carts, 0) AS window_carts,
-       COALESCE(a.window_purchases, 0) AS window_purchases,
-       COALESCE(a.window_units, 0) AS window_units,
-       COALESCE(a.window_returns, 0) AS window_returns,
-       COALESCE(a.window_revenue, 0.0) AS window_revenue,
-       COALESCE(a.window_early_units, 0) AS window_early_units,
-       COALESCE(a.window_non_size_returns, 0) AS window_non_size_returns,
-       COALESCE(a.window_unit_time_us, 0) AS window_unit_time_us,
        COALESCE(x.exposure_us, 0) AS exposure_us,
-       COALESCE(x.window_exposure_us, 0) AS window_exposure_us,
-       COALESCE(x.window_early_exposure_us, 0) AS window_early_exposure_us,
+       COALESCE(a.life_views, 0) AS life_views,
+       COALESCE(v.life_views_in_stock, 0) AS life_views_in_stock,
+       COALESCE(a.life_carts, 0) AS life_carts,
+       COALESCE(a.life_purchases, 0) AS life_purchases,
+       COALESCE(a.life_units, 0) AS life_units,
+       COALESCE(a.life_returns, 0) AS life_returns,
+       COALESCE(a.life_revenue, 0.0) AS life_revenue,
+       COALESCE(a.life_non_size_returns, 0) AS life_non_size_returns,
+       COALESCE(a.life_unit_time_us, 0) AS life_unit_time_us,
+       COALESCE(x.life_exposure_us, 0) AS life_exposure_us,
+       COALESCE(a.cut_views, 0) AS cut_views,
+       COALESCE(v.cut_views_in_stock, 0) AS cut_views_in_stock,
+       COALESCE(a.cut_carts, 0) AS cut_carts,
+       COALESCE(a.cut_purchases, 0) AS cut_purchases,
+       COALESCE(a.cut_units, 0) AS cut_units,
+       COALESCE(a.cut_returns, 0) AS cut_returns,
+       COALESCE(a.cut_revenue, 0.0) AS cut_revenue,
+       COALESCE(a.cut_non_size_returns, 0) AS cut_non_size_returns,
+       COALESCE(a.cut_unit_time_us, 0) AS cut_unit_time_us,
+       COALESCE(x.cut_exposure_us, 0) AS cut_exposure_us,
        COALESCE(q.unknown_style_events, 0) AS unknown_style_events,
        COALESCE(q.bad_quantity_events, 0) AS bad_quantity_events,
        COALESCE(q.unknown_type_events, 0) AS unknown_type_events
