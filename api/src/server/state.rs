@@ -311,8 +311,10 @@ impl AppState {
     pub async fn load_published(&self) -> Result<RunSummary, EngineError> {
         let _guard = self.recompute.lock().await;
         // The style page's daily series come from the rollup: a dataset that never had
-        // one (the bundled sample, a copied directory) gets it on first start.
-        if self.engine.rollup().state()?.is_none() {
+        // one (the bundled sample, a copied directory), or has one of an older layout,
+        // gets it on first start.
+        let current = self.engine.rollup().state()?;
+        if !current.is_some_and(|s| s.is_current()) {
             let report = self.refresh_rollup("assay serve").await?;
             tracing::info!(?report, "built the daily rollup");
         }
