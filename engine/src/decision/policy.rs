@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::sql::{ViewParams, decay_per_day};
+use crate::sql::{ViewParams, decay_per_day, whole_days};
 
 /// Every setting of the keep/drop/test rule, resolved for one category.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -393,11 +393,11 @@ impl Policy {
         }
         // The daily rollup cuts a style's windows at the launch's time of day, so they
         // must be whole days (see `sql/views/window_days.sql`).
-        let whole_days = |v: f64| v > 0.0 && v.fract() == 0.0;
+        let whole = |v: f64| v > 0.0 && whole_days(v);
         range(
             "defaults.planned_life_days".into(),
             self.defaults.planned_life_days,
-            whole_days(self.defaults.planned_life_days),
+            whole(self.defaults.planned_life_days),
             "a whole number of days (it is every style's funnel window)",
         )?;
         let p = &self.priors;
@@ -410,7 +410,7 @@ impl Policy {
         range(
             "priors.launch_window_days".into(),
             p.launch_window_days,
-            whole_days(p.launch_window_days),
+            whole(p.launch_window_days),
             "a whole number of days",
         )?;
         range(

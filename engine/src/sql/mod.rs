@@ -201,8 +201,7 @@ impl ViewParams {
     /// Whether the windows are whole days, so the rollup's days can be cut to them
     /// (see `views/window_days.sql`); else a funnel reads raw events alone.
     pub fn whole_day_windows(&self) -> bool {
-        let whole = |days: f64| (days * 86400.0).round() as i64 % 86400 == 0;
-        whole(self.window_days) && whole(self.early_days)
+        whole_days(self.window_days) && whole_days(self.early_days)
     }
 
     /// The first day a query as of these parameters reads raw, over a rollup whose
@@ -242,6 +241,12 @@ pub fn style_daily_days(from: NaiveDate, until: NaiveDate) -> String {
         default_decay_per_day: 0.0,
     };
     params.render(STYLE_DAILY, RawFrom::Day(from), &[])
+}
+
+/// Whether a window of `days` is whole days as the templates render it (in whole
+/// seconds): only then can the rollup's days be cut to it.
+pub fn whole_days(days: f64) -> bool {
+    days.is_finite() && (days * 86400.0).round() as i64 % 86400 == 0
 }
 
 /// Decay per day of age of a curve that halves every `half_life_days` (0 for `inf`).
