@@ -798,14 +798,22 @@ mod tests {
             .await
             .unwrap();
         let sandbox = Sandbox::new(ctx, SandboxLimits::default()).unwrap();
+        // Each answer is read to its end: the query's slot is given back only then, and
+        // the next call (the same caller, two slots) must not find its own slots taken
+        // by answers it walked away from.
         let kind = |sql: &'static str| {
             let sandbox = &sandbox;
             async move {
                 match sandbox.run("analyst", sql.to_string()).await {
-                    Ok(mut answer) => match answer.next().await {
-                        Some(Err(e)) => Some(e.kind()),
-                        _ => None,
-                    },
+                    Ok(mut answer) => {
+                        let mut failed = None;
+                        while let Some(message) = answer.next().await {
+                            if let Err(e) = message {
+                                failed.get_or_insert(e.kind());
+                            }
+                        }
+                        failed
+                    }
                     Err(e) => Some(e.kind()),
                 }
             }
