@@ -11,7 +11,7 @@
 #   - duckdb     the same SQL text over the same Parquet files
 #   - polars     the same funnel in Polars' lazy API, streaming engine
 # alternating engines: one warm-up each, then RUNS (default 5) timed rounds. Every
-# engine's answer is checked equal to assay's (revenue to 1e-9 relative). Wall time and
+# engine's answer is checked equal to assay's (bench/same_answer.py). Wall time and
 # peak RSS come from /usr/bin/time and include process start, as a user would see.
 # Then bench/ingest-rollup.sh on the same datasets: a full decision run from raw
 # events, a decision run after one new day (against DuckDB's funnel time from above),
@@ -57,26 +57,9 @@ for n in "${sizes[@]}"; do
   events=$("$assay" sql --data "$data" --format csv "SELECT COUNT(*) FROM events" | tail -1)
   declare -A times=() rss=()
   for e in "${engines[@]}"; do run_engine "$e" "$data" >/dev/null; done   # warm-up
-  for e in assay duckdb polars; do cp "$work/funnel/$e.csv" "$work/funnel/$e.answer.csv"; done
-  "$venv/bin/python" - "$work/funnel" <<'PY'
-import csv, sys
-folder = sys.argv[1]
-def load(e):
-    return list(csv.DictReader(open(f"{folder}/{e}.answer.csv")))
-ref = load("assay")
-assert ref, "assay returned no rows"
-for other in ("duckdb", "polars"):
-    rows = load(other)
-    assert len(rows) == len(ref), f"{other}: {len(rows)} rows, assay {len(ref)}"
-    for a, b in zip(ref, rows):
-        for k in a:
-            if k == "revenue":
-                x, y = float(a[k]), float(b[k])
-                assert abs(x - y) <= 1e-9 * max(1.0, abs(x)), (other, a["style_id"], k, x, y)
-            else:
-                assert a[k] == b[k], (other, a["style_id"], k, a[k], b[k])
-print(f"answers equal: {len(ref)} styles")
-PY
+  for e in duckdb polars; do
+    "$venv/bin/python" bench/same_answer.py "$work/funnel/assay.csv" "$work/funnel/$e.csv" "funnel at $n events, $e"
+  done
   for ((i = 0; i < runs; i++)); do
     for e in "${engines[@]}"; do
       read -r s mb < <(run_engine "$e" "$data")

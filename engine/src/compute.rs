@@ -113,10 +113,16 @@ pub fn runtime_builder(s3: &S3Settings) -> RuntimeEnvBuilder {
 /// cannot be reached.
 pub async fn session_context(engine: &QueryEngine, s3: &S3Settings) -> Result<SessionContext> {
     match engine {
-        QueryEngine::Local => Ok(SessionContext::new_with_config_rt(
-            base_config(SessionConfig::new()),
-            runtime_env(s3)?,
-        )),
+        QueryEngine::Local => {
+            let ctx = SessionContext::new_with_config_rt(
+                base_config(SessionConfig::new()),
+                runtime_env(s3)?,
+            );
+            // Faster, same answers (see the module). Not on Ballista, whose scheduler
+            // plans again with its own rules.
+            ctx.add_optimizer_rule(Arc::new(crate::day_intervals::DayIntervalsAsDurations));
+            Ok(ctx)
+        }
         #[cfg(feature = "ballista")]
         QueryEngine::BallistaStandalone | QueryEngine::Ballista { .. } => {
             ballista_context(engine, s3).await

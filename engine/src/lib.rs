@@ -11,6 +11,7 @@ pub mod backtest;
 mod bounded_functions;
 mod columns;
 pub mod compute;
+mod day_intervals;
 pub mod decision;
 pub mod error;
 pub mod funnel;
