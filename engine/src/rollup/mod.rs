@@ -436,7 +436,15 @@ async fn write_days(
     };
     let (mut days, mut rows) = (0, 0);
     while let Some(batch) = stream.next().await {
-        let batch = RecordBatch::try_new(Arc::clone(&schema), batch?.columns().to_vec())?;
+        // The query's strings come as views (the events table reads them so); the
+        // files keep the rollup's own types.
+        let columns = batch?
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
         let day_col = batch
             .column(day_index)
             .as_any()

@@ -220,7 +220,7 @@ pub async fn register_tables(ctx: &SessionContext, data: &Dataset) -> Result<()>
         "events",
         storage.table_url(EVENTS)?,
         options,
-        Some(schema::events_file_schema()),
+        Some(schema::events_table_schema()),
         None,
     )
     .await?;

@@ -70,6 +70,21 @@ pub fn events_file_schema() -> SchemaRef {
     ]))
 }
 
+/// The `events` table as queries see it: the files' columns, strings read as
+/// `Utf8View`. Short ids (styles, markets, event types) then sit inline in each row's
+/// view, so a join or a grouping on them neither copies nor chases string buffers.
+pub fn events_table_schema() -> SchemaRef {
+    let fields: Vec<Field> = events_file_schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
 /// `styles.parquet`, the catalog.
 pub fn styles_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
