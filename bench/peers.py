@@ -87,14 +87,14 @@ def funnel(pl, events, styles, days: int, every_style: bool):
     return counts.sort("style_id")
 
 
-def cohort_curves(pl, events, styles):
+def cohort_curves(pl, events, styles, data: Path):
     sold = (
         in_window(pl, events.filter(pl.col("event_type") == "purchase"), styles, 28)
         .with_columns(age_days=((pl.col("event_time") - pl.col("launch_at")).dt.total_seconds() // 86400).cast(pl.Int32))
         .group_by("category", "age_days")
         .agg(units=pl.col("quantity").sum())
     )
-    receipts = pl.scan_parquet(f"{DATA}/stock_receipts.parquet")
+    receipts = pl.scan_parquet(f"{data}/stock_receipts.parquet")
     received = (
         receipts.join(styles.select("style_id", "category"), on="style_id")
         .group_by("category")
@@ -122,7 +122,7 @@ def top_styles(pl, events, styles):
     )
 
 
-def decisions_report(pl, events, styles, published: str):
+def decisions_report(pl, events, styles, data: Path, published: str):
     kind = pl.col("event_type")
     funnel = events.group_by("style_id").agg(
         views=(kind == "view").sum(),
@@ -131,7 +131,7 @@ def decisions_report(pl, events, styles, published: str):
         returned=pl.col("quantity").filter(kind == "return").sum(),
     )
     decisions = (
-        pl.scan_parquet(f"{DATA}/decisions/*.parquet")
+        pl.scan_parquet(f"{data}/decisions/*.parquet")
         .filter(pl.col("run_id") == published)
         # A decision row holds its own funnel counts: keep only what the report takes.
         .select("style_id", "market", "verdict", "reorder_units", "p_keep")
@@ -170,16 +170,16 @@ def polars_answer(data: Path, query: str, published: str | None) -> None:
         "funnel_where": lambda: funnel(pl, events, styles, 14, every_style=False),
         "funnel_on": lambda: funnel(pl, events, styles, 14, every_style=False),
         "funnel_cte": lambda: funnel(pl, events, styles, 14, every_style=True),
-        "cohort_curves": lambda: cohort_curves(pl, events, styles),
+        "cohort_curves": lambda: cohort_curves(pl, events, styles, data),
         "top_styles": lambda: top_styles(pl, events, styles),
-        "decisions_report": lambda: decisions_report(pl, events, styles, published),
+        "decisions_report": lambda: decisions_report(pl, events, styles, data, published),
         "market_scan": lambda: market_scan(pl, events),
     }
     plans[query]().collect(engine="streaming").write_csv(sys.stdout)
 
 
 if __name__ == "__main__":
-    engine, DATA = sys.argv[1], Path(sys.argv[2]).resolve()
+    engine, data = sys.argv[1], Path(sys.argv[2]).resolve()
     query = sys.argv[3] if len(sys.argv) > 3 else "funnel"
     published = sys.argv[4] if len(sys.argv) > 4 else None
-    {"duckdb": duckdb_answer, "polars": polars_answer}[engine](DATA, query, published)
+    {"duckdb": duckdb_answer, "polars": polars_answer}[engine](data, query, published)
