@@ -27,27 +27,21 @@ sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10000000 100000000)
 styles="${STYLES:-2000}"
 runs="${RUNS:-5}"
-venv="${ASSAY_BENCH_VENV:-$HOME/.cache/assay-bench-venv}"
 
 cargo build --release -p assay-api
 assay="$CARGO_TARGET_DIR/release/assay"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c "import duckdb, polars" 2>/dev/null ||
-  "$venv/bin/pip" install --quiet "duckdb==2.0.0" "polars==2.1.0"
 work="${ASSAY_BENCH_DIR:-$PWD/bench/out/ingest}"
 mkdir -p "$work/funnel"
 . bench/lib.sh
+python=$(peers_python)
 
 # One timed run: "SECONDS MIB", the answer in $work/funnel/ENGINE.csv.
 run_engine() {
   local engine=$1 data=$2 out="$work/funnel/$1.csv"
   case $engine in
-    assay) /usr/bin/time -f "%e %M" -o "$work/funnel/time.txt" \
-             "$assay" sql --data "$data" --format csv -- "$(cat bench/funnel.sql)" > "$out" ;;
-    *) /usr/bin/time -f "%e %M" -o "$work/funnel/time.txt" \
-         "$venv/bin/python" bench/peers.py "$engine" "$data" > "$out" ;;
+    assay) timed "$out" "$assay" sql --data "$data" --format csv -- "$(cat bench/funnel.sql)" ;;
+    *) timed "$out" "$python" bench/peers.py "$engine" "$data" ;;
   esac
-  awk '{printf "%.3f %.0f\n", $1, $2 / 1024}' "$work/funnel/time.txt"
 }
 
 engines=(assay duckdb polars)
@@ -58,7 +52,7 @@ for n in "${sizes[@]}"; do
   declare -A times=() rss=()
   for e in "${engines[@]}"; do run_engine "$e" "$data" >/dev/null; done   # warm-up
   for e in duckdb polars; do
-    "$venv/bin/python" bench/same_answer.py "$work/funnel/assay.csv" "$work/funnel/$e.csv" "funnel at $n events, $e"
+    "$python" bench/same_answer.py "$work/funnel/assay.csv" "$work/funnel/$e.csv" "funnel at $n events, $e"
   done
   for ((i = 0; i < runs; i++)); do
     for e in "${engines[@]}"; do
@@ -68,9 +62,9 @@ for n in "${sizes[@]}"; do
     done
   done
   # DuckDB's median funnel time, for the decision-run comparison that follows.
-  "$venv/bin/python" -c 'import statistics, sys; print(statistics.median(map(float, sys.argv[1].split())))' \
+  "$python" -c 'import statistics, sys; print(statistics.median(map(float, sys.argv[1].split())))' \
     "${times[duckdb]}" > "$work/funnel/duckdb-$n.median"
-  rows+=$("$venv/bin/python" - "$events" "${times[assay]}" "${rss[assay]}" "${times[duckdb]}" \
+  rows+=$("$python" - "$events" "${times[assay]}" "${rss[assay]}" "${times[duckdb]}" \
     "${rss[duckdb]}" "${times[polars]}" "${rss[polars]}" <<'PY'
 import statistics, sys
 events = int(sys.argv[1])

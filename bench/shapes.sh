@@ -21,29 +21,23 @@ sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10000000 100000000)
 styles="${STYLES:-2000}"
 runs="${RUNS:-5}"
-venv="${ASSAY_BENCH_VENV:-$HOME/.cache/assay-bench-venv}"
 read -r -a shapes <<< "${SHAPES:-$(cd bench/shapes && ls *.sql | sed 's/\.sql$//' | tr '\n' ' ')}"
 
 cargo build --release --all-features -p assay-api
 assay="$CARGO_TARGET_DIR/release/assay"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c "import duckdb, polars" 2>/dev/null ||
-  "$venv/bin/pip" install --quiet "duckdb==2.0.0" "polars==2.1.0"
 work="${ASSAY_BENCH_DIR:-$PWD/bench/out/ingest}"
 out="$work/shapes"
 mkdir -p "$out"
 . bench/lib.sh
+python=$(peers_python)
 
 # One timed run of SHAPE on ENGINE: prints "SECONDS MIB", the answer in $out/SHAPE.ENGINE.csv.
 run_engine() {
   local engine=$1 shape=$2 data=$3 published=$4 answer="$out/$2.$1.csv"
   case $engine in
-    assay) /usr/bin/time -f "%e %M" -o "$out/time.txt" \
-             "$assay" sql --data "$data" --format csv -- "$(cat "bench/shapes/$shape.sql")" > "$answer" ;;
-    *) /usr/bin/time -f "%e %M" -o "$out/time.txt" \
-         "$venv/bin/python" bench/peers.py "$engine" "$data" "$shape" "$published" > "$answer" ;;
+    assay) timed "$answer" "$assay" sql --data "$data" --format csv -- "$(cat "bench/shapes/$shape.sql")" ;;
+    *) timed "$answer" "$python" bench/peers.py "$engine" "$data" "$shape" "$published" ;;
   esac
-  awk '{printf "%.3f %.0f\n", $1, $2 / 1024}' "$out/time.txt"
 }
 
 engines=(assay duckdb polars)
@@ -57,7 +51,7 @@ for n in "${sizes[@]}"; do
   for shape in "${shapes[@]}"; do
     for e in "${engines[@]}"; do run_engine "$e" "$shape" "$data" "$published" > /dev/null; done
     for e in duckdb polars; do
-      "$venv/bin/python" bench/same_answer.py "$out/$shape.assay.csv" "$out/$shape.$e.csv" "$shape at $n events, $e"
+      "$python" bench/same_answer.py "$out/$shape.assay.csv" "$out/$shape.$e.csv" "$shape at $n events, $e"
     done
     declare -A times=() rss=()
     for ((i = 0; i < runs; i++)); do
@@ -67,7 +61,7 @@ for n in "${sizes[@]}"; do
         rss[$e]+="$mb "
       done
     done
-    row=$("$venv/bin/python" - "$n" "$shape" "${times[assay]}" "${rss[assay]}" "${times[duckdb]}" \
+    row=$("$python" - "$n" "$shape" "${times[assay]}" "${rss[assay]}" "${times[duckdb]}" \
       "${rss[duckdb]}" "${times[polars]}" "${rss[polars]}" <<'PY'
 import statistics, sys
 events, shape = int(sys.argv[1]), sys.argv[2]
