@@ -113,6 +113,7 @@ impl Engine {
     /// Each category's demand curve, fitted to the rollup's in-stock daily sales of the
     /// launches in the priors' lookback.
     async fn demand_curves(&self, params: &ViewParams, policy: &Policy) -> Result<DemandCurves> {
+        let started = std::time::Instant::now();
         let sql = params.daily_sales(policy.priors.lookback_days);
         let mut rows = Vec::new();
         for batch in &self.run_compute(&sql).await? {
@@ -143,17 +144,22 @@ impl Engine {
                 });
             }
         }
+        let queried = started.elapsed().as_secs_f64();
         // A fixed order: the fit sums floats, and the same data must give the same curve.
         rows.sort_by(|a, b| {
             (&a.style_id, &a.market)
                 .cmp(&(&b.style_id, &b.market))
                 .then(a.age_days.total_cmp(&b.age_days))
         });
-        Ok(DemandCurves::estimate(
-            &rows,
-            policy.priors.min_launches,
-            fallback_curve(policy),
-        ))
+        let curves =
+            DemandCurves::estimate(&rows, policy.priors.min_launches, fallback_curve(policy));
+        tracing::debug!(
+            query_s = queried,
+            fit_s = started.elapsed().as_secs_f64() - queried,
+            days = rows.len(),
+            "demand curves"
+        );
+        Ok(curves)
     }
 
     async fn observations_from(&self, steps: &FunnelSteps) -> Result<Vec<StyleObservation>> {

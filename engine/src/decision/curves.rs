@@ -177,10 +177,22 @@ impl DemandCurves {
     }
 }
 
-/// One style × market's days.
-struct Series<'a> {
-    days: Vec<&'a DailySales>,
+/// One style × market's days: a range of the fit's [`Days`], and what the likelihood
+/// needs of them whatever the curve (ln g(a) = −θ·a, so Σ u·ln g is −θ·Σ u·a).
+struct Series {
+    days: std::ops::Range<usize>,
     units: f64,
+    units_by_weekday: [f64; 7],
+    /// Σ units × age.
+    unit_age: f64,
+}
+
+/// The fit's in-stock days, column by column, each series' days together.
+struct Days {
+    age: Vec<f64>,
+    weekday: Vec<usize>,
+    units: Vec<f64>,
+    exposure: Vec<f64>,
 }
 
 /// How far (σ of log half-life) the fit may stray from the policy's curve on thin data.
@@ -198,25 +210,56 @@ fn log_half_life(h: f64) -> f64 {
     }
 }
 
-fn fit(rows: &[&DailySales], min_launches: usize, prior: &Curve) -> Option<Curve> {
-    let mut series: BTreeMap<(&str, &str), Series<'_>> = BTreeMap::new();
+/// The series (style × market, in that order) with sales on more than one day, and
+/// their days: only those say anything about the shape.
+fn series_of(rows: &[&DailySales]) -> (Vec<Series>, Days, usize) {
+    let mut grouped: BTreeMap<(&str, &str), Vec<&DailySales>> = BTreeMap::new();
     for r in rows {
-        let s = series
+        grouped
             .entry((r.style_id.as_str(), r.market.as_str()))
-            .or_insert(Series {
-                days: Vec::new(),
-                units: 0.0,
-            });
-        s.days.push(r);
-        s.units += r.units;
+            .or_default()
+            .push(r);
     }
-    // Only series with sales and more than one day say anything about the shape.
-    series.retain(|_, s| s.units > 0.0 && s.days.len() > 1);
-    let launches = series
+    grouped.retain(|_, days| days.len() > 1 && days.iter().map(|d| d.units).sum::<f64>() > 0.0);
+    let launches = grouped
         .keys()
         .map(|(style, _)| *style)
         .collect::<std::collections::BTreeSet<_>>()
         .len();
+    let mut days = Days {
+        age: Vec::new(),
+        weekday: Vec::new(),
+        units: Vec::new(),
+        exposure: Vec::new(),
+    };
+    let series = grouped
+        .into_values()
+        .map(|rows| {
+            let start = days.age.len();
+            let (mut units, mut units_by_weekday, mut unit_age) = (0.0, [0.0; 7], 0.0);
+            for d in rows {
+                let age = d.age_days.max(0.0);
+                days.age.push(age);
+                days.weekday.push(d.weekday);
+                days.units.push(d.units);
+                days.exposure.push(d.exposure_days);
+                units += d.units;
+                units_by_weekday[d.weekday] += d.units;
+                unit_age += d.units * age;
+            }
+            Series {
+                days: start..days.age.len(),
+                units,
+                units_by_weekday,
+                unit_age,
+            }
+        })
+        .collect();
+    (series, days, launches)
+}
+
+fn fit(rows: &[&DailySales], min_launches: usize, prior: &Curve) -> Option<Curve> {
+    let (series, days, launches) = series_of(rows);
     if launches < min_launches.max(1) {
         return None;
     }
@@ -225,18 +268,18 @@ fn fit(rows: &[&DailySales], min_launches: usize, prior: &Curve) -> Option<Curve
     let prior_centre = log_half_life(prior.half_life_days);
     let log_prior = |x: f64| -0.5 * ((x - prior_centre) / HALF_LIFE_PRIOR_SD).powi(2);
     // Each series' log-likelihood at every half-life of the grid, its rate profiled out
-    // (the weekday factors refitted at each half-life).
-    let by_half_life: Vec<Vec<f64>> = grid
-        .iter()
-        .map(|&h| {
-            let curve = Curve::fallback(h, f64::INFINITY);
-            let weekday = weekday_factors(&series, &curve);
-            series
-                .values()
-                .map(|s| series_log_likelihood(s, &curve, &weekday))
-                .collect()
-        })
-        .collect();
+    // (the weekday factors refitted at each half-life); the half-lives on all cores.
+    let by_half_life: Vec<Vec<f64>> = super::map_in_chunks(&grid, 8, |&h| {
+        let theta = crate::sql::decay_per_day(h);
+        let exposure = weekday_exposure(&series, &days, theta);
+        let weekday = weekday_factors(&series, &exposure);
+        let log_weekday = weekday.map(f64::ln);
+        series
+            .iter()
+            .zip(&exposure)
+            .map(|(s, e)| series_log_likelihood(s, e, theta, &weekday, &log_weekday))
+            .collect()
+    });
     // One half-life for every style: what the day noise is measured against.
     let common = (0..grid.len())
         .max_by(|&a, &b| {
@@ -244,15 +287,15 @@ fn fit(rows: &[&DailySales], min_launches: usize, prior: &Curve) -> Option<Curve
             score(a).total_cmp(&score(b))
         })
         .unwrap_or(0);
-    let dispersion = day_dispersion(&series, &Curve::fallback(grid[common], f64::INFINITY));
+    let dispersion = day_dispersion(&series, &days, crate::sql::decay_per_day(grid[common]));
     // Each style's own half-life is log-normal around the category's: the category's
     // centre and spread maximise the likelihood with each style's half-life integrated
     // out. Noisy days flatten each style's likelihood (quasi-likelihood: ÷ φ).
     let relative: Vec<Vec<f64>> = series
-        .values()
+        .iter()
         .enumerate()
         .map(|(i, s)| {
-            let in_stock: f64 = s.days.iter().map(|d| d.exposure_days).sum();
+            let in_stock: f64 = days.exposure[s.days.clone()].iter().sum();
             let phi = if dispersion.is_finite() {
                 1.0 + s.units / in_stock.max(1.0) / dispersion
             } else {
@@ -266,24 +309,23 @@ fn fit(rows: &[&DailySales], min_launches: usize, prior: &Curve) -> Option<Curve
                 .collect()
         })
         .collect();
-    let mut scored = Vec::with_capacity(grid.len() * STYLE_SPREADS.len());
-    for (centre, &x) in xs.iter().enumerate() {
-        for &spread in &STYLE_SPREADS {
-            let weights = spread_weights(&xs, centre, spread);
-            let ll: f64 = relative
-                .iter()
-                .map(|e| {
-                    e.iter()
-                        .zip(&weights)
-                        .map(|(e, w)| e * w)
-                        .sum::<f64>()
-                        .max(1e-300)
-                        .ln()
-                })
-                .sum();
-            scored.push((centre, spread, ll + log_prior(x)));
-        }
-    }
+    let centres: Vec<usize> = (0..xs.len()).collect();
+    let scored: Vec<(usize, f64, f64)> = super::map_in_chunks(&centres, 8, |&centre| {
+        STYLE_SPREADS
+            .iter()
+            .map(|&spread| {
+                let weights = spread_weights(&xs, centre, spread);
+                let ll: f64 = relative
+                    .iter()
+                    .map(|e| dot(e, &weights).max(1e-300).ln())
+                    .sum();
+                (centre, spread, ll + log_prior(xs[centre]))
+            })
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     let (centre, spread, best) =
         scored
             .iter()
@@ -311,27 +353,51 @@ fn fit(rows: &[&DailySales], min_launches: usize, prior: &Curve) -> Option<Curve
     })
 }
 
-/// A series' Poisson log-likelihood under `curve` and the weekday factors, its own
-/// rate profiled out (up to a constant).
-fn series_log_likelihood(s: &Series<'_>, curve: &Curve, weekday: &[f64; 7]) -> f64 {
-    let shape = |d: &DailySales| curve.at(d.age_days) * weekday[d.weekday];
-    let weighted: f64 = s.days.iter().map(|d| d.exposure_days * shape(d)).sum();
-    let log_mean: f64 = s.days.iter().map(|d| d.units * shape(d).ln()).sum();
+/// Each series' in-stock days weighed by the curve, per weekday: Σ e·g(a) with
+/// g(a) = exp(−θ·a). The one step of the fit that reads every day.
+fn weekday_exposure(series: &[Series], days: &Days, theta: f64) -> Vec<[f64; 7]> {
+    series
+        .iter()
+        .map(|s| {
+            let mut by_weekday = [0.0; 7];
+            for i in s.days.clone() {
+                by_weekday[days.weekday[i]] += days.exposure[i] * (-theta * days.age[i]).exp();
+            }
+            by_weekday
+        })
+        .collect()
+}
+
+/// A series' Poisson log-likelihood under the curve (decay θ per day) and the weekday
+/// factors, its own rate profiled out (up to a constant): Σ u·ln(g·w) − U·ln Σ e·g·w.
+fn series_log_likelihood(
+    s: &Series,
+    exposure: &[f64; 7],
+    theta: f64,
+    weekday: &[f64; 7],
+    log_weekday: &[f64; 7],
+) -> f64 {
+    let weighted: f64 = (0..7).map(|w| exposure[w] * weekday[w]).sum();
+    let log_mean = -theta * s.unit_age
+        + (0..7)
+            .map(|w| s.units_by_weekday[w] * log_weekday[w])
+            .sum::<f64>();
     log_mean - s.units * weighted.max(1e-12).ln()
 }
 
 /// Day noise beyond Poisson (the Gamma shape k), over whole in-stock days, each style
 /// at its own profiled rate: 1/k = Σ[(u − μ)² − u] / Σ μ².
-fn day_dispersion(series: &BTreeMap<(&str, &str), Series<'_>>, curve: &Curve) -> f64 {
-    let weekday = weekday_factors(series, curve);
+fn day_dispersion(series: &[Series], days: &Days, theta: f64) -> f64 {
+    let exposure = weekday_exposure(series, days, theta);
+    let weekday = weekday_factors(series, &exposure);
     let (mut excess, mut squares) = (0.0, 0.0);
-    for s in series.values() {
-        let shape = |d: &DailySales| curve.at(d.age_days) * weekday[d.weekday];
-        let weighted: f64 = s.days.iter().map(|d| d.exposure_days * shape(d)).sum();
+    for (s, e) in series.iter().zip(&exposure) {
+        let weighted: f64 = (0..7).map(|w| e[w] * weekday[w]).sum();
         let rate = s.units / weighted.max(1e-12);
-        for d in s.days.iter().filter(|d| d.exposure_days >= 0.999) {
-            let mean = rate * shape(d) * d.exposure_days;
-            excess += (d.units - mean).powi(2) - d.units;
+        for i in s.days.clone().filter(|&i| days.exposure[i] >= 0.999) {
+            let shape = (-theta * days.age[i]).exp() * weekday[days.weekday[i]];
+            let mean = rate * shape * days.exposure[i];
+            excess += (days.units[i] - mean).powi(2) - days.units[i];
             squares += mean * mean;
         }
     }
@@ -340,6 +406,24 @@ fn day_dispersion(series: &BTreeMap<(&str, &str), Series<'_>>, curve: &Curve) ->
     } else {
         f64::INFINITY
     }
+}
+
+/// Σ a·b, in four lanes the compiler can keep in one vector register.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut lanes = [0.0; 4];
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = a4
+        .remainder()
+        .iter()
+        .zip(b4.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a4.zip(b4) {
+        for k in 0..4 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
 }
 
 /// A normal density on the log half-life grid around its `centre` point, summing to 1
@@ -374,23 +458,24 @@ fn grid_variance(points: impl Iterator<Item = (f64, f64)>) -> f64 {
     (wxx / w - mean * mean).max(0.0)
 }
 
-/// Each weekday's traffic factor (mean 1) under `curve`: units over expected units on
-/// that weekday, each style at its own profiled rate (a few rounds of alternating
-/// between the rates and the factors).
-fn weekday_factors(series: &BTreeMap<(&str, &str), Series<'_>>, curve: &Curve) -> [f64; 7] {
+/// Each weekday's traffic factor (mean 1) under the curve, from each series' weighed
+/// exposure per weekday: units over expected units on that weekday, each style at its
+/// own profiled rate (a few rounds of alternating between the rates and the factors).
+fn weekday_factors(series: &[Series], exposure: &[[f64; 7]]) -> [f64; 7] {
+    let mut units = [0.0; 7];
+    for s in series {
+        for (total, u) in units.iter_mut().zip(&s.units_by_weekday) {
+            *total += u;
+        }
+    }
     let mut factors = [1.0; 7];
     for _ in 0..3 {
-        let (mut units, mut expected) = ([0.0; 7], [0.0; 7]);
-        for s in series.values() {
-            let weighted: f64 = s
-                .days
-                .iter()
-                .map(|d| d.exposure_days * curve.at(d.age_days) * factors[d.weekday])
-                .sum();
+        let mut expected = [0.0; 7];
+        for (s, e) in series.iter().zip(exposure) {
+            let weighted: f64 = (0..7).map(|w| e[w] * factors[w]).sum();
             let rate = s.units / weighted.max(1e-12);
-            for d in &s.days {
-                units[d.weekday] += d.units;
-                expected[d.weekday] += rate * d.exposure_days * curve.at(d.age_days);
+            for w in 0..7 {
+                expected[w] += rate * e[w];
             }
         }
         let mut next = [1.0; 7];

@@ -420,9 +420,19 @@ pub(crate) fn map_on_all_cores<T: Sync, R: Send>(
     items: &[T],
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
+    // Below a few hundred styles a thread costs more than it saves.
+    map_in_chunks(items, 256, f)
+}
+
+/// `f` of every item, in order, on all cores in contiguous chunks of at least
+/// `min_chunk` items (fewer items: on this thread).
+pub(crate) fn map_in_chunks<T: Sync, R: Send>(
+    items: &[T],
+    min_chunk: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    // Below a few hundred items a thread costs more than it saves.
-    let chunk = items.len().div_ceil(cores).max(256);
+    let chunk = items.len().div_ceil(cores).max(min_chunk.max(1));
     if chunk >= items.len() {
         return items.iter().map(f).collect();
     }
@@ -434,7 +444,7 @@ pub(crate) fn map_on_all_cores<T: Sync, R: Send>(
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().expect("deciding a style does not panic"))
+            .flat_map(|h| h.join().expect("a worker does not panic"))
             .collect()
     })
 }
