@@ -65,8 +65,8 @@ pub struct Rules {
     /// Probability that the best reorder makes money needed to keep (`profit` rule).
     pub profit_probability: f64,
     /// The `profit` rule keeps testing while deciding this many days later is expected
-    /// to earn more than deciding now (0, the default: never weighed; see BENCHMARKS.md
-    /// for where it pays)...
+    /// to earn more than deciding now (0: never weighed; BENCHMARKS.md has what it
+    /// earns)...
     pub wait_days: f64,
     /// ...by more than this share of the test batch's cost.
     pub waiting_value_share: f64,
@@ -91,8 +91,8 @@ impl Default for Rules {
             drop_sell_through: 0.4,
             keep_probability: 0.8,
             drop_probability: 0.8,
-            min_days_live: 7.0,
-            min_exposure_days: 5.0,
+            min_days_live: 6.5,
+            min_exposure_days: 4.5,
             sold_out_keep_probability: 0.9,
             max_days_to_verdict: 21.0,
             return_rate_limit: 0.35,
@@ -106,7 +106,7 @@ impl Default for Rules {
             decay_half_life_days: 28.0,
             day_dispersion: 5.0,
             profit_probability: 0.8,
-            wait_days: 0.0,
+            wait_days: 2.0,
             waiting_value_share: 0.005,
             reversal_probability: 0.9,
         }

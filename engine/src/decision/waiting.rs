@@ -29,6 +29,7 @@ pub(super) fn value_of_waiting(i: &PlanInputs<'_>, params: &[DrawParams], now: &
         now,
         &ascending(now),
         &vec![1.0; now.len()],
+        None,
         margin,
         overage,
         i.moq,
@@ -75,45 +76,72 @@ pub(super) fn value_of_waiting(i: &PlanInputs<'_>, params: &[DrawParams], now: &
         .map(|&mu| if mu > 0.0 { mu.ln() } else { 0.0 })
         .collect();
     let by_unmet = ascending(&unmet);
-    let scenarios: Vec<f64> = (0..n)
-        .map(|truth| {
-            let seen = shown[truth];
-            // Noisy days say less: the likelihood is flattened as in the posterior.
-            let phi = if k.is_finite() {
-                1.0 + seen / i.wait_days / k
+    // How every draw is weighed once `seen` units have sold (`skip`: a draw left out).
+    let weights_for = |seen: f64, skip: Option<usize>| -> Vec<f64> {
+        // Noisy days say less: the likelihood is flattened as in the posterior.
+        let phi = if k.is_finite() {
+            1.0 + seen / i.wait_days / k
+        } else {
+            1.0
+        };
+        let log_weights: Vec<f64> = expected
+            .iter()
+            .zip(&ln_expected)
+            .enumerate()
+            .map(|(d, (&mu, &ln_mu))| {
+                if Some(d) == skip {
+                    f64::NEG_INFINITY
+                } else if mu > 0.0 {
+                    (seen * ln_mu - mu) / phi
+                } else if seen > 0.0 {
+                    f64::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let top = log_weights
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        log_weights.iter().map(|lw| (lw - top).exp()).collect()
+    };
+    // The scenario's own draw is left out of the weights and is what the order is then
+    // scored against: the order is chosen on what the waiting days show, not on the
+    // outcome they cannot show. Sales shown are whole units, so many scenarios show the
+    // same number: their weights are computed once and each leaves out its own draw.
+    let mut by_shown: Vec<usize> = (0..n).collect();
+    by_shown.sort_by(|&a, &b| shown[a].total_cmp(&shown[b]));
+    let mut scenarios = vec![0.0; n];
+    for group in by_shown.chunk_by(|&a, &b| shown[a] == shown[b]) {
+        let shared = weights_for(shown[group[0]], None);
+        for &truth in group {
+            let rest: f64 = shared
+                .iter()
+                .enumerate()
+                .filter(|&(d, _)| d != truth)
+                .map(|(_, w)| w)
+                .sum();
+            // Where the own draw outweighs all others past f64's range, weigh afresh.
+            let own;
+            let weights = if rest > 1e-200 {
+                &shared
             } else {
-                1.0
+                own = weights_for(shown[truth], Some(truth));
+                &own
             };
-            // The scenario's own draw is left out of the weights and is what the order
-            // is then scored against: the order is chosen on what the waiting days
-            // show, not on the outcome they cannot show.
-            let weights: Vec<f64> = {
-                let log_weights: Vec<f64> = expected
-                    .iter()
-                    .zip(&ln_expected)
-                    .enumerate()
-                    .map(|(d, (&mu, &ln_mu))| {
-                        if d == truth {
-                            f64::NEG_INFINITY
-                        } else if mu > 0.0 {
-                            (seen * ln_mu - mu) / phi
-                        } else if seen > 0.0 {
-                            f64::NEG_INFINITY
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
-                let top = log_weights
-                    .iter()
-                    .copied()
-                    .fold(f64::NEG_INFINITY, f64::max);
-                log_weights.iter().map(|lw| (lw - top).exp()).collect()
-            };
-            let (q, _) = best_order(&unmet, &by_unmet, &weights, margin, overage, i.moq);
-            margin * unmet[truth].min(q) - overage * q
-        })
-        .collect();
+            let (q, _) = best_order(
+                &unmet,
+                &by_unmet,
+                weights,
+                Some(truth),
+                margin,
+                overage,
+                i.moq,
+            );
+            scenarios[truth] = margin * unmet[truth].min(q) - overage * q;
+        }
+    }
     scenarios.iter().sum::<f64>() / scenarios.len() as f64 - deciding_now
 }
 
@@ -125,17 +153,19 @@ fn ascending(values: &[f64]) -> Vec<usize> {
 }
 
 /// The best order against weighted draws of unmet demand (`order`: their indices,
-/// smallest first) — the newsvendor quantile, raised to the MOQ, or 0 when that does
-/// not pay — and its expected profit.
+/// smallest first; `skip`: a draw weighed as 0) — the newsvendor quantile, raised to
+/// the MOQ, or 0 when that does not pay — and its expected profit.
 fn best_order(
     unmet: &[f64],
     order: &[usize],
     weights: &[f64],
+    skip: Option<usize>,
     margin: f64,
     overage: f64,
     moq: i64,
 ) -> (f64, f64) {
-    let total: f64 = weights.iter().sum();
+    let weight = |d: usize| if Some(d) == skip { 0.0 } else { weights[d] };
+    let total: f64 = (0..weights.len()).map(weight).sum();
     if total <= 0.0 || !total.is_finite() {
         return (0.0, 0.0);
     }
@@ -143,7 +173,7 @@ fn best_order(
     let mut cumulative = 0.0;
     let mut q = 0.0;
     for &d in order {
-        cumulative += weights[d];
+        cumulative += weight(d);
         if cumulative >= critical {
             q = unmet[d].ceil();
             break;
@@ -155,8 +185,8 @@ fn best_order(
     let q = q.max(moq.max(1) as f64);
     let value = unmet
         .iter()
-        .zip(weights)
-        .map(|(y, w)| w * (margin * y.min(q) - overage * q))
+        .enumerate()
+        .map(|(d, y)| weight(d) * (margin * y.min(q) - overage * q))
         .sum::<f64>()
         / total;
     if value > 0.0 { (q, value) } else { (0.0, 0.0) }
@@ -223,7 +253,7 @@ mod tests {
     fn the_best_value_is_the_best_order() {
         let unmet: Vec<f64> = (0..100).map(f64::from).collect();
         let weights = vec![1.0; 100];
-        let (_, best) = best_order(&unmet, &ascending(&unmet), &weights, 20.0, 5.0, 1);
+        let (_, best) = best_order(&unmet, &ascending(&unmet), &weights, None, 20.0, 5.0, 1);
         let brute = (0..=100)
             .map(|q| {
                 let q = f64::from(q);
