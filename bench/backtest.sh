@@ -20,8 +20,8 @@ section=$(cat <<MD
 ## Backtest
 
 \`bench/backtest.sh $events\`, $(date -u +%F), release build, $(nproc) cores. A 60-day
-replay (one decision run per day for the default policy, the two baselines and
-hindsight) over $events generated events, the rollup built from scratch first:
+replay (one decision run per day for each built-in policy — the default and the
+first release's sell-through rule — then the baselines and hindsight) over $events generated events, the rollup built from scratch first:
 **${secs} s** wall, peak RSS $(( kb / 1024 )) MiB.
 
 \`\`\`
