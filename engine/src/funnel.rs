@@ -31,6 +31,7 @@ pub struct StyleInfo {
 
 /// One style × market × day of the `style_daily` view.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DailyRow {
     pub style_id: String,
     pub market: String,

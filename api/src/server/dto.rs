@@ -210,69 +210,20 @@ pub struct DecisionPage {
     pub next_cursor: Option<String>,
 }
 
-/// A decision run's summary.
+/// A decision run's summary: the engine's, and whether it is the run served.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunView {
-    pub run_id: String,
     /// Whether this is the run served (`GET /v1/decisions`, the `decisions` table).
     pub published: bool,
-    pub as_of: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub policy_version: String,
-    pub model_version: String,
-    pub styles: usize,
-    pub rows: usize,
-    pub keep: usize,
-    pub drop: usize,
-    pub test: usize,
-    /// Sum over the run's keeps of P(wrong): the expected number of wrong keeps.
-    pub expected_wrong_keeps: f64,
-    pub expected_wrong_drops: f64,
-    /// Calls held back to test by the bound on the share of wrong calls.
-    pub demoted_keeps: usize,
-    pub demoted_drops: usize,
-    /// The published run this one followed (its calls stand unless reversed); absent
-    /// for a first run or a look back.
-    pub previous_run_id: Option<String>,
-    /// Keeps and drops that run did not hold (reversals included): the calls the
-    /// wrong-call bound applies to, and their expected wrong ones.
-    pub new_keeps: usize,
-    pub new_drops: usize,
-    pub expected_wrong_new_keeps: f64,
-    pub expected_wrong_new_drops: f64,
-    /// Calls turned the other way, and calls the model no longer makes that stand
-    /// because nothing reversed them (`GET /v1/runs/{run_id}/changes` lists them).
-    pub reversed: usize,
-    pub held: usize,
-    pub warnings: Vec<String>,
+    #[serde(flatten)]
+    pub run: RunSummary,
 }
 
 impl RunView {
     pub fn of(s: &RunSummary, published: bool) -> Self {
         Self {
-            run_id: s.run_id.clone(),
             published,
-            as_of: s.as_of,
-            created_at: s.created_at,
-            policy_version: s.policy_version.clone(),
-            model_version: s.model_version.clone(),
-            styles: s.styles,
-            rows: s.rows,
-            keep: s.keep,
-            drop: s.drop,
-            test: s.test,
-            expected_wrong_keeps: s.wrong_calls.expected_wrong_keeps,
-            expected_wrong_drops: s.wrong_calls.expected_wrong_drops,
-            demoted_keeps: s.wrong_calls.demoted_keeps,
-            demoted_drops: s.wrong_calls.demoted_drops,
-            previous_run_id: s.previous_run_id.clone(),
-            new_keeps: s.wrong_calls.new_keeps,
-            new_drops: s.wrong_calls.new_drops,
-            expected_wrong_new_keeps: s.wrong_calls.expected_wrong_new_keeps,
-            expected_wrong_new_drops: s.wrong_calls.expected_wrong_new_drops,
-            reversed: s.changes.reversed,
-            held: s.changes.held,
-            warnings: s.warnings.clone(),
+            run: s.clone(),
         }
     }
 }
@@ -362,15 +313,8 @@ pub struct RunList {
 /// One day of a style in one market.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DailyPoint {
-    pub market: String,
-    pub day: NaiveDate,
-    pub views: i64,
-    pub carts: i64,
-    pub purchases: i64,
-    pub units: i64,
-    pub returns: i64,
-    pub revenue: f64,
-    pub exposure_hours: f64,
+    #[serde(flatten)]
+    pub day: DailyRow,
     /// Out of stock for part of a day the style was on sale (neither its launch day nor
     /// the partial day of `as_of`).
     pub stocked_out: bool,
@@ -380,15 +324,7 @@ impl DailyPoint {
     pub fn new(d: &DailyRow, launch_day: Option<NaiveDate>, as_of: DateTime<Utc>) -> Self {
         let on_sale_all_day = launch_day.is_some_and(|l| d.day > l) && d.day < as_of.date_naive();
         Self {
-            market: d.market.clone(),
-            day: d.day,
-            views: d.views,
-            carts: d.carts,
-            purchases: d.purchases,
-            units: d.units,
-            returns: d.returns,
-            revenue: d.revenue,
-            exposure_hours: d.exposure_hours,
+            day: d.clone(),
             stocked_out: on_sale_all_day && d.exposure_hours < 23.99,
         }
     }

@@ -25,10 +25,14 @@ pub type PreviousCalls = HashMap<(String, String), Verdict>;
 /// How a run's pooled calls differ from the run it followed, beyond the new calls
 /// [`super::WrongCalls`] counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Changes {
     /// Calls turned the other way.
+    #[serde(default)]
     pub reversed: usize,
-    /// Calls the model no longer makes, standing because nothing reversed them.
+    /// Calls the model no longer makes, standing because nothing reversed them
+    /// (`GET /v1/runs/{run_id}/changes` lists them).
+    #[serde(default)]
     pub held: usize,
 }
 

@@ -21,13 +21,16 @@ use super::{Decision, Reason, Verdict};
 /// A run's expected wrong calls, after control: over its whole list, and over the
 /// calls new in it (the ones the bound applies to).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WrongCalls {
+    /// Sum over the run's keeps of P(wrong): the expected number of wrong keeps.
     pub expected_wrong_keeps: f64,
     pub expected_wrong_drops: f64,
     /// Calls demoted to test by the bound.
     pub demoted_keeps: usize,
     pub demoted_drops: usize,
-    /// Keeps and drops new in this run, and their expected wrong ones.
+    /// Keeps and drops the run it followed did not hold (reversals included): the
+    /// calls the bound applies to, and their expected wrong ones.
     #[serde(default)]
     pub new_keeps: usize,
     #[serde(default)]

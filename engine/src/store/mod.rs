@@ -44,8 +44,10 @@ const SUMMARY_KEY: &str = "assay.run";
 /// Every run's rows, as a table.
 const HISTORY: &str = "decision_history";
 
-/// What a run decided, in numbers.
+/// What a run decided, in numbers: stored as JSON in the run file's footer, and served
+/// as it is (`GET /v1/runs`, `assay decide --format json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunSummary {
     pub run_id: String,
     pub as_of: DateTime<Utc>,
@@ -59,16 +61,34 @@ pub struct RunSummary {
     pub keep: usize,
     pub drop: usize,
     pub test: usize,
+    #[serde(flatten)]
     pub wrong_calls: WrongCalls,
     /// Problems in the input that did not stop the run.
     pub warnings: Vec<String>,
     /// The published run this one followed: its calls were held unless reversed, and
-    /// the rows' `previous_verdict` are its verdicts.
+    /// the rows' `previous_verdict` are its verdicts (absent for a first run or a look
+    /// back).
     #[serde(default)]
     pub previous_run_id: Option<String>,
     /// How the calls differ from that run's.
-    #[serde(default)]
+    #[serde(flatten)]
     pub changes: Changes,
+}
+
+impl RunSummary {
+    /// Reads a summary as a footer holds it. Footers written before the summary was
+    /// flat hold `wrong_calls` and `changes` as objects of their own.
+    fn from_footer(text: &str) -> serde_json::Result<Self> {
+        let mut value: serde_json::Value = serde_json::from_str(text)?;
+        if let Some(fields) = value.as_object_mut() {
+            for nested in ["wrong_calls", "changes"] {
+                if let Some(serde_json::Value::Object(inner)) = fields.remove(nested) {
+                    fields.extend(inner);
+                }
+            }
+        }
+        serde_json::from_value(value)
+    }
 }
 
 /// A run made the one buying systems and merchandisers see.
@@ -311,7 +331,7 @@ impl DecisionStore {
                     .and_then(|e| e.value.clone())
             })
             .ok_or_else(|| self.err(format!("{path}: no run summary in its footer")))?;
-        serde_json::from_str(&text).map_err(|e| self.err(format!("{path}: run summary: {e}")))
+        RunSummary::from_footer(&text).map_err(|e| self.err(format!("{path}: run summary: {e}")))
     }
 
     /// Registers `decision_history` (every run's rows), `decisions` (the published
@@ -399,5 +419,37 @@ mod tests {
         assert_eq!(before("b").as_deref(), Some("a"));
         assert_eq!(before("a"), None);
         assert_eq!(store.published().unwrap().unwrap().run_id, "c");
+    }
+
+    #[test]
+    fn a_summary_reads_back_flat_and_from_the_nested_footers_of_earlier_runs() {
+        let now = "2026-09-28T00:00:00Z";
+        let nested = format!(
+            r#"{{"run_id":"r","as_of":"{now}","created_at":"{now}","policy_version":"p",
+            "model_version":"m","styles":2,"rows":4,"keep":1,"drop":1,"test":0,
+            "wrong_calls":{{"expected_wrong_keeps":0.25,"expected_wrong_drops":0.5,
+            "demoted_keeps":1,"demoted_drops":0,"new_keeps":1}},"warnings":["w"],
+            "changes":{{"reversed":1,"held":2}}}}"#
+        );
+        let old = RunSummary::from_footer(&nested).unwrap();
+        assert_eq!(old.wrong_calls.expected_wrong_drops, 0.5);
+        assert_eq!(
+            (old.wrong_calls.demoted_keeps, old.wrong_calls.new_keeps),
+            (1, 1)
+        );
+        assert_eq!((old.changes.reversed, old.changes.held), (1, 2));
+        let flat = serde_json::to_value(&old).unwrap();
+        assert_eq!(flat["expected_wrong_keeps"], 0.25);
+        assert_eq!(flat["held"], 2);
+        assert!(flat.get("wrong_calls").is_none() && flat.get("changes").is_none());
+        let again = RunSummary::from_footer(&flat.to_string()).unwrap();
+        assert_eq!(again, old);
+        // A run stored before the changes were counted holds none.
+        let first = nested.replace(r#""changes":{"reversed":1,"held":2}"#, r#""other":0"#);
+        assert_ne!(first, nested);
+        assert_eq!(
+            RunSummary::from_footer(&first).unwrap().changes,
+            Changes::default()
+        );
     }
 }
