@@ -9,7 +9,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::errors::ParquetError;
 use parquet::file::reader::{ChunkReader, Length};
 
-use super::bridge::block_on;
+use super::bridge::IoRuntime;
 
 /// A local file, or an object: a footer check fetches the footer alone; reading rows
 /// fetches the object once.
@@ -21,6 +21,7 @@ pub enum Blob {
 
 #[derive(Debug)]
 pub struct RemoteFile {
+    pub(super) io: Arc<IoRuntime>,
     pub(super) store: Arc<dyn ObjectStore>,
     pub(super) path: Path,
     pub(super) size: u64,
@@ -41,7 +42,8 @@ impl RemoteFile {
 
     fn range(&self, start: u64, end: u64) -> parquet::errors::Result<Bytes> {
         let (store, path) = (Arc::clone(&self.store), self.path.clone());
-        block_on(async move { store.get_range(&path, start..end).await })
+        self.io
+            .block_on(async move { store.get_range(&path, start..end).await })
             .map_err(|e| ParquetError::External(Box::new(e)))
     }
 }

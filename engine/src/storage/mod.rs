@@ -8,9 +8,10 @@
 //! or append to a file, so the protocols use only what both can do: whole-object puts,
 //! create-if-absent, copy and delete, with a small object written last as the commit.
 //!
-//! The methods block, like the `std::fs` calls they stand for; object-store calls run
-//! on a runtime of their own (`bridge`), so sync code inside any tokio runtime can make
-//! them.
+//! The methods block, like the `std::fs` calls they stand for. Called from async code
+//! on a multi-threaded runtime, they first hand the worker's other tasks to another
+//! thread, and object-store calls run on a runtime of the store's own (`bridge`): sync
+//! code anywhere can make them, and none of them stalls a runtime's workers.
 
 mod blob;
 mod bridge;
@@ -152,28 +153,30 @@ impl Storage {
 
     /// Whether the root exists (an object-store prefix exists when it holds anything).
     pub fn root_exists(&self) -> Result<bool> {
-        match &*self.backend {
+        bridge::blocking(|| match &*self.backend {
             Backend::Local(l) => Ok(l.root().is_dir()),
             Backend::Object(o) => o.any_under(""),
-        }
+        })
     }
 
     pub fn exists(&self, key: &str) -> Result<bool> {
-        match &*self.backend {
+        bridge::blocking(|| match &*self.backend {
             Backend::Local(l) => Ok(l.path(key).is_file()),
             Backend::Object(o) => o.exists(key),
-        }
+        })
     }
 
     /// Every file under the folder `dir`, at any depth, sorted by key. A missing folder
     /// has none.
     pub fn list(&self, dir: &str) -> Result<Vec<Entry>> {
-        let mut entries = match &*self.backend {
-            Backend::Local(l) => l.list(dir)?,
-            Backend::Object(o) => o.list(dir)?,
-        };
-        entries.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(entries)
+        bridge::blocking(|| {
+            let mut entries = match &*self.backend {
+                Backend::Local(l) => l.list(dir)?,
+                Backend::Object(o) => o.list(dir)?,
+            };
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(entries)
+        })
     }
 
     pub fn read(&self, key: &str) -> Result<Bytes> {
@@ -185,92 +188,92 @@ impl Storage {
 
     /// The whole file, or `None` when there is none.
     pub fn read_opt(&self, key: &str) -> Result<Option<Bytes>> {
-        match &*self.backend {
+        bridge::blocking(|| match &*self.backend {
             Backend::Local(l) => l.read_opt(key),
             Backend::Object(o) => o.read_opt(key),
-        }
+        })
     }
 
     /// A file to read parts of (a Parquet footer, some column chunks) without fetching
     /// the rest.
     pub fn open(&self, key: &str) -> Result<Blob> {
-        match &*self.backend {
+        bridge::blocking(|| match &*self.backend {
             Backend::Local(l) => l.open(key),
             Backend::Object(o) => o.open(key),
-        }
+        })
     }
 
     /// Writes `key` whole, replacing what was there; readers see the old or the new.
     pub fn write(&self, key: &str, body: Bytes) -> Result<()> {
-        match &*self.backend {
+        bridge::blocking(|| match &*self.backend {
             Backend::Local(l) => l.write(key, &body),
             Backend::Object(o) => o.write(key, body),
-        }
+        })
     }
 
     /// Writes `key` only if nothing is there: `false` when it was taken. Two writers
     /// racing for one key cannot both win.
     pub fn create(&self, key: &str, body: Bytes) -> Result<bool> {
-        match &*self.backend {
+        bridge::blocking(|| match &*self.backend {
             Backend::Local(l) => l.create(key, &body),
             Backend::Object(o) => o.create(key, body),
-        }
+        })
     }
 
     /// A local path to build the file `key` at before [`Storage::put_file`]: the file's
     /// own place in a local dataset, a scratch folder for an object store.
     pub fn work_path(&self, key: &str) -> Result<PathBuf> {
-        match &*self.backend {
+        bridge::blocking(|| match &*self.backend {
             Backend::Local(l) => l.work_path(key),
             Backend::Object(o) => o.work_path(key),
-        }
+        })
     }
 
     /// Stores the finished local file `path` (from [`Storage::work_path`]) as `key`,
     /// durably; the local file is gone afterwards.
     pub fn put_file(&self, path: &Path, key: &str) -> Result<()> {
-        match &*self.backend {
+        bridge::blocking(|| match &*self.backend {
             Backend::Local(l) => l.put_file(path, key),
             Backend::Object(o) => o.put_file(path, key),
-        }
+        })
     }
 
     /// Moves `from` to `to` (on an object store: a copy, then a delete).
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
-        match &*self.backend {
+        bridge::blocking(|| match &*self.backend {
             Backend::Local(l) => l.rename(from, to),
             Backend::Object(o) => o.rename(from, to),
-        }
+        })
     }
 
     /// Makes `to` a copy of `from`, which may change later.
     pub fn copy(&self, from: &str, to: &str) -> Result<()> {
-        match &*self.backend {
+        bridge::blocking(|| match &*self.backend {
             Backend::Local(l) => l.copy(from, to),
             Backend::Object(o) => o.copy(from, to),
-        }
+        })
     }
 
     /// Makes `to` a copy of `from`, when neither will ever change: a local dataset
     /// hard-links.
     pub fn link(&self, from: &str, to: &str) -> Result<()> {
-        match &*self.backend {
+        bridge::blocking(|| match &*self.backend {
             Backend::Local(l) => l.link(from, to),
             Backend::Object(o) => o.copy(from, to),
-        }
+        })
     }
 
     /// Removes `key`; a missing one is not an error.
     pub fn delete(&self, key: &str) -> Result<()> {
-        match &*self.backend {
+        bridge::blocking(|| match &*self.backend {
             Backend::Local(l) => l.delete(key),
             Backend::Object(o) => o.delete(key),
-        }
+        })
     }
 
     /// Removes everything under the folder `dir`.
     pub fn delete_all(&self, dir: &str) -> Result<()> {
-        match &*self.backend {
+        bridge::blocking(|| match &*self.backend {
             Backend::Local(l) => l.delete_all(dir),
             Backend::Object(o) => {
                 for entry in o.list(dir)? {
@@ -278,7 +281,7 @@ impl Storage {
                 }
                 Ok(())
             }
-        }
+        })
     }
 
     /// Takes the lock named `key`, across processes (and machines, on an object store),
@@ -288,10 +291,10 @@ impl Storage {
     /// holder; a holder that died leaves it behind, and the error after waiting says
     /// which object to remove.
     pub fn lock(&self, key: &str, wait: bool) -> Result<Option<Lock>> {
-        match &*self.backend {
+        bridge::blocking(|| match &*self.backend {
             Backend::Local(l) => Ok(l.lock(key, wait)?.map(Lock::File)),
             Backend::Object(o) => Ok(o.lock(key, wait)?.map(Lock::Object)),
-        }
+        })
     }
 
     /// Takes the lock named `key` for async code: tries, and sleeps without holding a

@@ -12,7 +12,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 
 use super::blob::RemoteFile;
-use super::bridge::block_on;
+use super::bridge::IoRuntime;
 use super::{Blob, Entry, join, s3};
 use crate::error::{EngineError, Result};
 
@@ -31,6 +31,8 @@ pub(super) struct ObjectPrefix {
     /// Local room for files built before they are uploaded.
     scratch: tempfile::TempDir,
     settings: s3::S3Settings,
+    /// Where this store's calls run; shared with the files and locks it hands out.
+    io: Arc<IoRuntime>,
 }
 
 impl ObjectPrefix {
@@ -51,7 +53,12 @@ impl ObjectPrefix {
                 path: std::env::temp_dir().display().to_string(),
                 source: e,
             })?;
+        let io = IoRuntime::start().map_err(|e| EngineError::Io {
+            path: location.into(),
+            source: e,
+        })?;
         Ok(Self {
+            io: Arc::new(io),
             store: Arc::new(settings.client(bucket)?),
             base: format!("s3://{bucket}"),
             prefix: url.path().trim_matches('/').to_string(),
@@ -86,14 +93,15 @@ impl ObjectPrefix {
 
     pub(super) fn any_under(&self, dir: &str) -> Result<bool> {
         let (store, path) = (Arc::clone(&self.store), self.path(dir)?);
-        block_on(async move { store.list(Some(&path)).try_next().await })
+        self.io
+            .block_on(async move { store.list(Some(&path)).try_next().await })
             .map(|first| first.is_some())
             .map_err(self.err(dir))
     }
 
     pub(super) fn exists(&self, key: &str) -> Result<bool> {
         let (store, path) = (Arc::clone(&self.store), self.path(key)?);
-        match block_on(async move { store.head(&path).await }) {
+        match self.io.block_on(async move { store.head(&path).await }) {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(self.err(key)(e)),
@@ -102,7 +110,9 @@ impl ObjectPrefix {
 
     pub(super) fn list(&self, dir: &str) -> Result<Vec<Entry>> {
         let (store, path) = (Arc::clone(&self.store), self.path(dir)?);
-        let metas = block_on(async move { store.list(Some(&path)).try_collect::<Vec<_>>().await })
+        let metas = self
+            .io
+            .block_on(async move { store.list(Some(&path)).try_collect::<Vec<_>>().await })
             .map_err(self.err(dir))?;
         let root = if self.prefix.is_empty() {
             String::new()
@@ -124,7 +134,10 @@ impl ObjectPrefix {
 
     pub(super) fn read_opt(&self, key: &str) -> Result<Option<Bytes>> {
         let (store, path) = (Arc::clone(&self.store), self.path(key)?);
-        match block_on(async move { store.get(&path).await?.bytes().await }) {
+        match self
+            .io
+            .block_on(async move { store.get(&path).await?.bytes().await })
+        {
             Ok(body) => Ok(Some(body)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.err(key)(e)),
@@ -133,8 +146,12 @@ impl ObjectPrefix {
 
     pub(super) fn open(&self, key: &str) -> Result<Blob> {
         let (store, path) = (Arc::clone(&self.store), self.path(key)?);
-        let meta = block_on(async move { store.head(&path).await }).map_err(self.err(key))?;
+        let meta = self
+            .io
+            .block_on(async move { store.head(&path).await })
+            .map_err(self.err(key))?;
         Ok(Blob::Remote(RemoteFile {
+            io: Arc::clone(&self.io),
             store: Arc::clone(&self.store),
             path: meta.location,
             size: meta.size,
@@ -144,7 +161,8 @@ impl ObjectPrefix {
 
     pub(super) fn write(&self, key: &str, body: Bytes) -> Result<()> {
         let (store, path) = (Arc::clone(&self.store), self.path(key)?);
-        block_on(async move { store.put(&path, PutPayload::from(body)).await })
+        self.io
+            .block_on(async move { store.put(&path, PutPayload::from(body)).await })
             .map(|_| ())
             .map_err(self.err(key))
     }
@@ -156,7 +174,10 @@ impl ObjectPrefix {
             mode: PutMode::Create,
             ..PutOptions::default()
         };
-        match block_on(async move { store.put_opts(&path, body.into(), options).await }) {
+        match self
+            .io
+            .block_on(async move { store.put_opts(&path, body.into(), options).await })
+        {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(self.err(key)(e)),
@@ -187,7 +208,7 @@ impl ObjectPrefix {
         } else {
             let (store, path) = (Arc::clone(&self.store), self.path(key)?);
             let mut reader = std::fs::File::open(file).map_err(local_err)?;
-            let uploaded = block_on(async move {
+            let uploaded = self.io.block_on(async move {
                 let mut upload = WriteMultipart::new_with_chunk_size(
                     store.put_multipart(&path).await?,
                     PART_BYTES,
@@ -216,18 +237,22 @@ impl ObjectPrefix {
     pub(super) fn rename(&self, from: &str, to: &str) -> Result<()> {
         let store = Arc::clone(&self.store);
         let (a, b) = (self.path(from)?, self.path(to)?);
-        block_on(async move { store.rename(&a, &b).await }).map_err(self.err(from))
+        self.io
+            .block_on(async move { store.rename(&a, &b).await })
+            .map_err(self.err(from))
     }
 
     pub(super) fn copy(&self, from: &str, to: &str) -> Result<()> {
         let store = Arc::clone(&self.store);
         let (a, b) = (self.path(from)?, self.path(to)?);
-        block_on(async move { store.copy(&a, &b).await }).map_err(self.err(from))
+        self.io
+            .block_on(async move { store.copy(&a, &b).await })
+            .map_err(self.err(from))
     }
 
     pub(super) fn delete(&self, key: &str) -> Result<()> {
         let (store, path) = (Arc::clone(&self.store), self.path(key)?);
-        match block_on(async move { store.delete(&path).await }) {
+        match self.io.block_on(async move { store.delete(&path).await }) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.err(key)(e)),
         }
@@ -244,6 +269,7 @@ impl ObjectPrefix {
         loop {
             if self.create(key, Bytes::from(holder.clone()))? {
                 return Ok(Some(ObjectLock {
+                    io: Arc::clone(&self.io),
                     store: Arc::clone(&self.store),
                     path: self.path(key)?,
                 }));
@@ -273,6 +299,7 @@ impl ObjectPrefix {
 /// Deletes its object when dropped.
 #[derive(Debug)]
 pub struct ObjectLock {
+    io: Arc<IoRuntime>,
     store: Arc<dyn ObjectStore>,
     path: Path,
 }
@@ -280,7 +307,7 @@ pub struct ObjectLock {
 impl Drop for ObjectLock {
     fn drop(&mut self) {
         let (store, path) = (Arc::clone(&self.store), self.path.clone());
-        if let Err(e) = block_on(async move { store.delete(&path).await }) {
+        if let Err(e) = self.io.block_on(async move { store.delete(&path).await }) {
             tracing::warn!(lock = %self.path, error = %e, "could not release a lock");
         }
     }
