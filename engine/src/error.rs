@@ -143,10 +143,26 @@ pub enum EngineError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("writing Parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
-    #[error("backtest: {0}")]
-    Backtest(String),
-    #[error("ingest: {0}")]
-    Ingest(String),
+    /// A command-line option or request field that cannot be acted on as given.
+    #[error("{option}: {message}")]
+    BadOption {
+        option: &'static str,
+        message: String,
+    },
+    /// An input file the caller handed in (events to ingest, a catalog) that cannot be
+    /// read as what it claims to be; `message` says where in it and what was expected.
+    #[error("{path}: {message}")]
+    BadInput { path: String, message: String },
+    /// The ingest journal, which finishes an interrupted batch, cannot be followed.
+    #[error("ingest journal {path}: {message}")]
+    Journal { path: String, message: String },
+    /// A day writer of an ingest batch failed (its error is logged); nothing of the
+    /// batch is published.
+    #[error("ingest: a day's writer failed, so the batch was not published")]
+    WriterFailed,
+    /// The rejects file an ingest writes next to its input.
+    #[error("{path}: writing rejected rows: {source}")]
+    Rejects { path: String, source: csv::Error },
     #[error("SQL not allowed: {0}")]
     NotAllowed(String),
     #[error("column `{column}` of {query}: {message}")]
@@ -197,8 +213,8 @@ impl EngineError {
             Self::NotAllowed(_) => K::PermissionDenied,
             Self::Locked { .. } => K::Conflict,
             Self::Policy(_)
-            | Self::Backtest(_)
-            | Self::Ingest(_)
+            | Self::BadOption { .. }
+            | Self::BadInput { .. }
             | Self::BadEngine { .. }
             | Self::BallistaNotBuilt { .. }
             | Self::BadLocation { .. } => K::BadRequest,
@@ -218,6 +234,9 @@ impl EngineError {
             | Self::Store { .. }
             | Self::Ballista { .. }
             | Self::ObjectStore { .. }
+            | Self::Journal { .. }
+            | Self::WriterFailed
+            | Self::Rejects { .. }
             | Self::Io { .. } => K::Internal,
         }
     }

@@ -298,15 +298,18 @@ const BASELINE_DAYS: [f64; 5] = [7.0, 10.0, 14.0, 21.0, 28.0];
 pub async fn run(engine: &Engine, request: &BacktestRequest) -> Result<BacktestReport> {
     let started = Instant::now();
     if request.from > request.to {
-        return Err(EngineError::Backtest(format!(
-            "--from {} is after --to {}",
-            request.from, request.to
-        )));
+        return Err(EngineError::BadOption {
+            option: "--from",
+            message: format!("{} is after --to {}", request.from, request.to),
+        });
     }
     let reference = request
         .policies
         .first()
-        .ok_or_else(|| EngineError::Backtest("no policy to test".into()))?;
+        .ok_or_else(|| EngineError::BadOption {
+            option: "--policy",
+            message: "no policy to test: name one".into(),
+        })?;
     for named in &request.policies {
         engine.check_policy(&named.policy).await?;
     }

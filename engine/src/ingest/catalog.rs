@@ -104,8 +104,11 @@ fn placeholders(missing: &[&String], seen: &StyleNotes) -> Result<RecordBatch> {
 }
 
 fn read(file: Blob, path: &str) -> Result<RecordBatch> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| EngineError::Ingest(format!("{path}: not a readable Parquet catalog: {e}")))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| EngineError::BadInput {
+            path: path.into(),
+            message: format!("not a readable Parquet catalog: {e}"),
+        })?;
     let expected = schema::styles_schema();
     let problems = schema::check_schema(builder.schema(), &expected);
     if !problems.is_empty() {

@@ -97,7 +97,7 @@ impl Decoded {
             .from_writer(Vec::new());
         encoded
             .write_record(raw)
-            .map_err(|e| EngineError::Ingest(e.to_string()))?;
+            .expect("a record is written to memory: no I/O, one record");
         let raw = encoded
             .into_inner()
             .map(|bytes| String::from_utf8_lossy(&bytes).trim_end().to_string())
@@ -247,7 +247,10 @@ pub(crate) fn parquet_row_groups(
     let mut groups = Vec::new();
     let mut horizon = Some(BTreeMap::new());
     for path in sources {
-        let unreadable = |m: String| EngineError::Ingest(format!("{}: {m}", path.display()));
+        let unreadable = |message: String| EngineError::BadInput {
+            path: path.display().to_string(),
+            message,
+        };
         let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
         let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::default())
             .map_err(|e| unreadable(format!("not a readable Parquet file: {e}")))?;
@@ -337,7 +340,10 @@ fn day_ranges(metadata: &ArrowReaderMetadata) -> Option<Vec<Option<(i64, i64)>>>
 /// by one like canonical CSV rows, so the rules and reject reasons are the same.
 pub(crate) fn decode_row_group(group: &RowGroup) -> Result<Decoded> {
     let source = &group.source;
-    let unreadable = |m: String| EngineError::Ingest(format!("{}: {m}", source.display()));
+    let unreadable = |message: String| EngineError::BadInput {
+        path: source.display().to_string(),
+        message,
+    };
     let file = std::fs::File::open(source.as_path()).map_err(|e| io_err(source, e))?;
     let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, group.metadata.clone())
         .with_row_groups(vec![group.index])
@@ -422,8 +428,10 @@ impl CsvSource {
         format: Format,
         market: &str,
     ) -> Result<Self> {
-        let unreadable =
-            |message: String| EngineError::Ingest(format!("{}: {message}", path.display()));
+        let unreadable = |message: String| EngineError::BadInput {
+            path: path.display().to_string(),
+            message,
+        };
         let mut record = csv::StringRecord::new();
         // Blank lines before the header are no records: skip them as the CSV reader does.
         loop {
@@ -484,8 +492,10 @@ impl CsvSource {
                 }
                 Err(e) => {
                     let line = line_of(e.position());
-                    let message = format!("{}: line {line}: {e}", self.source.display());
-                    return Err(EngineError::Ingest(message));
+                    return Err(EngineError::BadInput {
+                        path: self.source.display().to_string(),
+                        message: format!("line {line}: {e}"),
+                    });
                 }
             }
             let parsed = self.rows.parse(&self.header, &record, &self.market, memory);
@@ -587,11 +597,13 @@ impl<R: std::io::Read> CsvPieces<R> {
         } else {
             "without a line end"
         };
-        Err(EngineError::Ingest(format!(
-            "{}: line {line}: the record starting there runs past {} bytes {why}; no record may be longer (--max-record-bytes)",
-            self.path.display(),
-            self.max_record
-        )))
+        Err(EngineError::BadInput {
+            path: self.path.display().to_string(),
+            message: format!(
+                "line {line}: the record starting there runs past {} bytes {why}; no record may be longer (--max-record-bytes)",
+                self.max_record
+            ),
+        })
     }
 
     fn fill(&mut self) -> Result<()> {
@@ -602,10 +614,10 @@ impl<R: std::io::Read> CsvPieces<R> {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    return Err(EngineError::Ingest(format!(
-                        "{}: cannot read: {e}",
-                        self.path.display()
-                    )));
+                    return Err(EngineError::BadInput {
+                        path: self.path.display().to_string(),
+                        message: format!("cannot read: {e}"),
+                    });
                 }
             }
         };

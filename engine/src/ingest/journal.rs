@@ -72,12 +72,11 @@ pub(crate) fn recover_locked(data: &Dataset) -> Result<()> {
         let relative = entry.under(DIR);
         if relative.starts_with("journal-") && relative.ends_with(".json") {
             let text = storage.read(&entry.key)?;
-            let journal: Journal = serde_json::from_slice(&text).map_err(|e| {
-                EngineError::Ingest(format!(
-                    "{}: unreadable journal: {e}",
-                    storage.display(&entry.key)
-                ))
-            })?;
+            let journal: Journal =
+                serde_json::from_slice(&text).map_err(|e| EngineError::Journal {
+                    path: storage.display(&entry.key),
+                    message: format!("not a readable journal: {e}"),
+                })?;
             apply(storage, &journal)?;
             tracing::info!(batch = %journal.batch_id, "finished publishing an interrupted batch");
             storage.delete(&entry.key)?;
@@ -105,12 +104,14 @@ fn apply(storage: &Storage, journal: &Journal) -> Result<()> {
         if storage.exists(from)? {
             storage.rename(from, to)?;
         } else if !storage.exists(to)? {
-            return Err(EngineError::Ingest(format!(
-                "batch {}: {} is missing and {} was never published",
-                journal.batch_id,
-                storage.display(from),
-                storage.display(to)
-            )));
+            return Err(EngineError::Journal {
+                path: storage.display(from),
+                message: format!(
+                    "batch {}: the file is missing and {} was never published",
+                    journal.batch_id,
+                    storage.display(to)
+                ),
+            });
         }
     }
     Ok(())
@@ -162,10 +163,9 @@ pub(crate) fn write_days(
         }
         let write = |day: DayRows| {
             if failed.load(Ordering::Relaxed) {
-                return Err(EngineError::Ingest("a day failed to be written".into()));
+                return Err(EngineError::WriterFailed);
             }
-            tx.send(day)
-                .map_err(|_| EngineError::Ingest("the day writers stopped".into()))
+            tx.send(day).map_err(|_| EngineError::WriterFailed)
         };
         let fed = feed(&write);
         drop(tx);

@@ -99,17 +99,21 @@ pub fn ingest(data: &Dataset, request: &IngestRequest) -> Result<IngestSummary> 
     let started = Instant::now();
     let market = match (&request.market, request.format.has_market()) {
         (Some(m), _) if m == "ALL" => {
-            return Err(EngineError::Ingest(
-                "--market ALL is reserved for the pooled rows; name a real market".into(),
-            ));
+            return Err(EngineError::BadOption {
+                option: "--market",
+                message: "ALL is reserved for the pooled rows; name a real market".into(),
+            });
         }
         (Some(m), _) => m.clone(),
         (None, true) => String::new(),
         (None, false) => {
-            return Err(EngineError::Ingest(format!(
-                "{:?} rows carry no market: say which with --market (e.g. --market US)",
-                request.format
-            )));
+            return Err(EngineError::BadOption {
+                option: "--market",
+                message: format!(
+                    "{:?} rows carry no market: say which (e.g. --market US)",
+                    request.format
+                ),
+            });
         }
     };
     let _lock = journal::lock(&data.storage)?;
@@ -118,7 +122,10 @@ pub fn ingest(data: &Dataset, request: &IngestRequest) -> Result<IngestSummary> 
     let batch_id = batch_id(request)?;
     if let Some(text) = data.storage.read_opt(&journal::summary_key(&batch_id))? {
         let mut summary: IngestSummary =
-            serde_json::from_slice(&text).map_err(|e| EngineError::Ingest(e.to_string()))?;
+            serde_json::from_slice(&text).map_err(|e| EngineError::Journal {
+                path: data.storage.display(&journal::summary_key(&batch_id)),
+                message: format!("not a readable batch summary: {e}"),
+            })?;
         summary.already_ingested = true;
         return Ok(summary);
     }
@@ -247,6 +254,9 @@ pub(crate) struct DayRows {
 /// Holds decoded rows by day until a day is complete, within [`BUFFER_BYTES`]: past
 /// that, every day's rows in memory are spilled to the staging folder. Also counts
 /// rows, stores rejects and notes styles.
+/// Rows an ingest turned away, with the reason, next to its staged days.
+const REJECTS_FILE: &str = "rejects.csv";
+
 pub(crate) struct Stager {
     dir: PathBuf,
     days: BTreeMap<NaiveDate, DayRows>,
@@ -264,12 +274,15 @@ pub(crate) struct Stager {
 
 impl Stager {
     fn new(dir: &Path) -> Result<Self> {
-        let path = dir.join("rejects.csv");
-        let mut rejects = csv::Writer::from_path(&path)
-            .map_err(|e| EngineError::Ingest(format!("{}: {e}", path.display())))?;
+        let path = dir.join(REJECTS_FILE);
+        let failed = |source| EngineError::Rejects {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut rejects = csv::Writer::from_path(&path).map_err(failed)?;
         rejects
             .write_record(["file", "line", "reason", "raw"])
-            .map_err(|e| EngineError::Ingest(e.to_string()))?;
+            .map_err(failed)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             days: BTreeMap::new(),
@@ -309,14 +322,20 @@ impl Stager {
                     reject.reason.as_str(),
                     reject.raw.as_str(),
                 ])
-                .map_err(|e| EngineError::Ingest(e.to_string()))?;
+                .map_err(|source| EngineError::Rejects {
+                    path: self.dir.join(REJECTS_FILE).display().to_string(),
+                    source,
+                })?;
         }
         for (day, batch) in decoded.days {
             if self.handed_on.contains(&day) {
-                return Err(EngineError::Ingest(format!(
-                    "{file}: has rows of {day}, which the row group statistics of the files \
-                     before it said were all read: are those statistics wrong?"
-                )));
+                return Err(EngineError::BadInput {
+                    path: file.to_string(),
+                    message: format!(
+                        "has rows of {day}, which the row group statistics of the files \
+                         before it said were all read: are those statistics wrong?"
+                    ),
+                });
             }
             let bytes = batch.get_array_memory_size();
             let rows = self.days.entry(day).or_insert_with(|| DayRows {

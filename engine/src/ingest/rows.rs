@@ -136,7 +136,10 @@ pub(crate) fn read_ids(file: Blob, path: &str, ids: &mut IdSet) -> Result<()> {
             .column(0)
             .as_any()
             .downcast_ref::<StringArray>()
-            .ok_or_else(|| EngineError::Ingest(format!("{path}: event_id is not text")))?;
+            .ok_or_else(|| EngineError::BadInput {
+                path: path.to_string(),
+                message: "event_id is not text".into(),
+            })?;
         for id in column.iter().flatten() {
             ids.insert(id);
         }
