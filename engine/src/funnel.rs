@@ -265,10 +265,7 @@ impl Engine {
     /// # Errors
     /// The query fails.
     pub async fn daily(&self, as_of: DateTime<Utc>) -> Result<Vec<DailyRow>> {
-        let sql = format!(
-            "SELECT * FROM style_daily WHERE day <= DATE '{}' ORDER BY style_id, market, day",
-            as_of.date_naive()
-        );
+        let sql = crate::sql::daily_series(as_of.date_naive());
         let mut out = Vec::new();
         for batch in &self.run_internal(&sql).await? {
             let c = Columns {

@@ -424,8 +424,7 @@ async fn write_days(
     storage: &Storage,
     dir: &str,
 ) -> Result<(usize, usize)> {
-    let ordered = format!("SELECT * FROM ({sql}) r ORDER BY day, style_id, market");
-    let mut stream = ctx.sql(&ordered).await?.execute_stream().await?;
+    let mut stream = ctx.sql(sql).await?.execute_stream().await?;
     let schema = style_daily_schema();
     let day_index = schema.index_of("day").expect("day column");
     let mut current: Option<(NaiveDate, ArrowWriter<Vec<u8>>)> = None;

@@ -28,6 +28,7 @@ const STYLE_FUNNEL: &str = include_str!("views/style_funnel.sql");
 const STYLE_FUNNEL_POOLED: &str = include_str!("views/style_funnel_pooled.sql");
 const DATA_WARNINGS: &str = include_str!("views/data_warnings.sql");
 const DAILY_SALES: &str = include_str!("views/daily_sales.sql");
+const DAILY_SERIES: &str = include_str!("views/daily_series.sql");
 const DECISIONS: &str = include_str!("views/decisions.sql");
 const DECISION_RUNS: &str = include_str!("views/decision_runs.sql");
 
@@ -230,17 +231,29 @@ impl ViewParams {
 }
 
 /// The rollup's rows for the days `[from, until)`, with stock carried in from the
-/// registered `style_daily` rows before `from`. No policy plays a part.
+/// registered `style_daily` rows before `from`, ordered by day (the rollup writes a
+/// file per day). No policy plays a part.
 pub fn style_daily_days(from: NaiveDate, until: NaiveDate) -> String {
-    let params = ViewParams {
+    let rows = day_params(until).render(STYLE_DAILY, RawFrom::Day(from), &[]);
+    format!("SELECT * FROM ({rows}) r ORDER BY day, style_id, market")
+}
+
+/// The registered rollup's rows through `through`, by style, market and day.
+pub fn daily_series(through: NaiveDate) -> String {
+    day_params(through).render(DAILY_SERIES, RawFrom::Day(through), &[])
+}
+
+/// Parameters of the queries that need no policy: only the day they run up to (its
+/// start is `{until}`, the day itself `{until_date}`).
+fn day_params(until: NaiveDate) -> ViewParams {
+    ViewParams {
         as_of: until.and_time(NaiveTime::MIN).and_utc(),
         window_days: 0.0,
         early_days: 0.0,
         maturity_days: 0.0,
         decay_per_day: Vec::new(),
         default_decay_per_day: 0.0,
-    };
-    params.render(STYLE_DAILY, RawFrom::Day(from), &[])
+    }
 }
 
 /// Whether a window of `days` is whole days as the templates render it (in whole
@@ -350,6 +363,7 @@ mod tests {
         let steps = params.funnel_steps(Some(today));
         let more = [
             ("style_daily", style_daily_days(today, today)),
+            ("daily series", daily_series(today)),
             ("funnel over rollup", params.style_funnel(Some(today))),
             ("funnel's market rows", steps.market_rows),
             ("funnel's pooled rows", steps.with_pooled),
