@@ -202,6 +202,7 @@ fn truth_tables() -> [(&'static str, &'static str, SchemaRef); 2] {
 pub async fn register_tables(ctx: &SessionContext, data: &Dataset) -> Result<()> {
     let storage = &data.storage;
     for (key, table, expected) in catalog_tables() {
+        let expected = schema::with_views(&expected);
         let options = ParquetReadOptions::default().schema(&expected);
         ctx.register_parquet(table, storage.file_url(key)?, options)
             .await?;

@@ -74,7 +74,14 @@ pub fn events_file_schema() -> SchemaRef {
 /// `Utf8View`. Short ids (styles, markets, event types) then sit inline in each row's
 /// view, so a join or a grouping on them neither copies nor chases string buffers.
 pub fn events_table_schema() -> SchemaRef {
-    let fields: Vec<Field> = events_file_schema()
+    with_views(&events_file_schema())
+}
+
+/// `schema` with its strings as `Utf8View`: how every input table is read. A join of
+/// events to the catalog then takes the catalog's ids and categories into each joined
+/// row as 16-byte views, not as copied strings.
+pub fn with_views(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| match f.data_type() {
