@@ -12,7 +12,8 @@
 # one warm-up each, whose answers must be equal (bench/same_answer.py: the script stops
 # on a wrong answer, never on a slow one), then RUNS (default 5) timed rounds with the
 # engines alternating. Wall time and peak RSS of the whole process from /usr/bin/time.
-# Writes BENCHMARKS.md (section "Analyst query shapes"). Not a test: the numbers depend
+# Writes BENCHMARKS.md (section "Analyst query shapes"; the notes after its
+# `<!-- notes -->` line stay, see bench/write-section.py). Not a test: the numbers depend
 # on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
