@@ -251,12 +251,12 @@ pub(crate) struct DayRows {
     bytes: usize,
 }
 
-/// Holds decoded rows by day until a day is complete, within [`BUFFER_BYTES`]: past
-/// that, every day's rows in memory are spilled to the staging folder. Also counts
-/// rows, stores rejects and notes styles.
 /// Rows an ingest turned away, with the reason, next to its staged days.
 const REJECTS_FILE: &str = "rejects.csv";
 
+/// Holds decoded rows by day until a day is complete, within [`BUFFER_BYTES`]: past
+/// that, every day's rows in memory are spilled to the staging folder. Also counts
+/// rows, stores rejects and notes styles.
 pub(crate) struct Stager {
     dir: PathBuf,
     days: BTreeMap<NaiveDate, DayRows>,

@@ -234,8 +234,7 @@ impl ViewParams {
 /// registered `style_daily` rows before `from`, ordered by day (the rollup writes a
 /// file per day). No policy plays a part.
 pub fn style_daily_days(from: NaiveDate, until: NaiveDate) -> String {
-    let rows = day_params(until).render(STYLE_DAILY, RawFrom::Day(from), &[]);
-    format!("SELECT * FROM ({rows}) r ORDER BY day, style_id, market")
+    day_params(until).render(STYLE_DAILY, RawFrom::Day(from), &[])
 }
 
 /// The registered rollup's rows through `through`, by style, market and day.

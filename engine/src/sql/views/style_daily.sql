@@ -184,3 +184,5 @@ LEFT JOIN exposure x ON x.style_id = k.style_id AND x.market = k.market AND x.da
 LEFT JOIN in_stock_views v
        ON v.style_id = k.style_id AND v.market = k.market AND v.day = k.day
 LEFT JOIN quality q ON q.style_id = k.style_id AND q.market = k.market AND q.day = k.day
+-- By day: the rollup writes a file per day as the rows arrive.
+ORDER BY k.day, k.style_id, k.market
